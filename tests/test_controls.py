@@ -1,0 +1,450 @@
+"""Controls: every canonical address, each controller dialect, and every kind of bad input, as raw datagram bytes."""
+
+from __future__ import annotations
+
+import math
+import struct
+import threading
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
+from pythonosc.osc_message_builder import OscMessageBuilder
+
+from vrae_live.errors import ConfigError
+from vrae_live.live.controls import (
+    CANONICAL,
+    MAX_BUNDLE_DEPTH,
+    Z_LIMIT,
+    ControlState,
+    Controls,
+    controller_from_dict,
+    list_controllers,
+    load_controller,
+    split_packet,
+)
+
+# -- building datagrams
+
+
+def message(address: str, *args, types: str | None = None):
+    """An OscMessage; ``types`` forces type tags (e.g. "d" for a double), else python-osc infers them."""
+    builder = OscMessageBuilder(address=address)
+    for i, arg in enumerate(args):
+        builder.add_arg(arg, types[i] if types else None)
+    return builder.build()
+
+
+def dgram(address: str, *args, types: str | None = None) -> bytes:
+    return message(address, *args, types=types).dgram
+
+
+def bundle(*contents) -> bytes:
+    builder = OscBundleBuilder(IMMEDIATELY)
+    for content in contents:
+        builder.add_content(content)
+    return builder.build().dgram
+
+
+def bundle_bytes(*elements: bytes) -> bytes:
+    """A bundle framed by hand, so element sizes can lie."""
+    body = b"".join(struct.pack(">i", len(e)) + e for e in elements)
+    return b"#bundle\x00" + struct.pack(">Q", 1) + body
+
+
+def fed(*datagrams: bytes, controls: Controls | None = None) -> Controls:
+    controls = controls or Controls()
+    for data in datagrams:
+        controls.handle_datagram(data)
+    return controls
+
+
+def bad_counts(controls: Controls) -> dict[str, int]:
+    return {k: v for k, v in controls.stats.items() if k not in ("datagrams", "accepted")}
+
+
+# -- canonical addresses
+
+
+def test_defaults():
+    state = Controls().snapshot()
+    assert state == ControlState()
+    assert (state.x, state.y, state.z, state.density, state.hold, state.version) == (0.5, 0.5, None, 0.5, False, 0)
+
+
+def test_xy_sets_position_and_bumps_version():
+    controls = fed(dgram("/vrae/xy", 0.25, 0.75))
+    state = controls.snapshot()
+    assert (state.x, state.y, state.version) == (0.25, 0.75, 1)
+    assert controls.stats["accepted"] == 1 and bad_counts(controls) == {}
+
+
+@pytest.mark.parametrize(
+    "address, args, types, field, expected",
+    [
+        ("/vrae/density", (0.8,), "f", "density", pytest.approx(0.8)),
+        ("/vrae/temperature", (1.5,), "f", "temperature", 1.5),
+        ("/vrae/temperature", (0.0,), "f", "temperature", 0.0),
+        ("/vrae/velocity", (100,), "i", "velocity", 100),
+        ("/vrae/velocity", (99.6,), "f", "velocity", 100),
+        ("/vrae/velocity", (0,), "i", "velocity", 0),
+        ("/vrae/transpose", (-12,), "i", "transpose", -12),
+        ("/vrae/transpose", (6.6,), "f", "transpose", 7),
+        ("/vrae/channel", (10,), "i", "channel", 10),
+        ("/vrae/channel", (2.0,), "d", "channel", 2),
+        ("/vrae/hold", (1,), "i", "hold", True),
+        ("/vrae/hold", (0.5,), "f", "hold", True),
+        ("/vrae/hold", (True,), "T", "hold", True),
+        ("/vrae/density", (1,), "h", "density", 1.0),
+    ],
+)
+def test_canonical_scalar_controls(address, args, types, field, expected):
+    controls = fed(dgram(address, *args, types=types))
+    assert getattr(controls.snapshot(), field) == expected
+    assert bad_counts(controls) == {}
+
+
+def test_hold_off_again():
+    state = fed(dgram("/vrae/hold", 1), dgram("/vrae/hold", 0.0)).snapshot()
+    assert state.hold is False and state.version == 2
+
+
+def test_z_any_length_and_xy_clears_it():
+    controls = fed(dgram("/vrae/z", 0.5, -1.0, 2.0))
+    assert controls.snapshot().z == (0.5, -1.0, 2.0)
+    fed(dgram("/vrae/xy", 0.1, 0.2), controls=controls)
+    assert controls.snapshot().z is None
+    assert (controls.snapshot().x, controls.snapshot().y) == pytest.approx((0.1, 0.2))
+
+
+def test_z_length_checked_against_latent_size():
+    controls = fed(dgram("/vrae/z", 1.0, 2.0, 3.0), dgram("/vrae/z", 1.0, 2.0), controls=Controls(latent_size=2))
+    assert controls.snapshot().z == (1.0, 2.0)
+    assert controls.stats["wrong_args"] == 1
+
+
+def test_z_clamped_to_limit():
+    controls = fed(dgram("/vrae/z", 1e30, -50.0, 0.0))
+    assert controls.snapshot().z == (Z_LIMIT, -Z_LIMIT, 0.0)
+    assert controls.stats["clamped"] == 1
+
+
+def test_panic_counts_with_any_arguments():
+    controls = fed(dgram("/vrae/panic"), dgram("/vrae/panic", "now", 3), dgram("/vrae/panic", 0))
+    assert controls.snapshot().panic_count == 3
+    assert bad_counts(controls) == {}
+
+
+def test_hold_freezes_position_until_released():
+    controls = fed(dgram("/vrae/xy", 0.2, 0.2), dgram("/vrae/hold", 1), dgram("/vrae/xy", 0.9, 0.9), dgram("/vrae/z", 1.0))
+    state = controls.snapshot()
+    assert (state.x, state.y, state.z) == (pytest.approx(0.2), pytest.approx(0.2), None)
+    assert controls.stats["held"] == 2
+    fed(dgram("/vrae/density", 0.3), controls=controls)  # other controls still move while held
+    assert controls.snapshot().density == pytest.approx(0.3)
+    fed(dgram("/vrae/hold", 0), dgram("/vrae/xy", 0.9, 0.9), controls=controls)
+    assert controls.snapshot().x == pytest.approx(0.9)
+
+
+# -- out of range: clamped and counted
+
+
+@pytest.mark.parametrize(
+    "address, value, field, expected",
+    [
+        ("/vrae/density", 1.5, "density", 1.0),
+        ("/vrae/density", -0.1, "density", 0.0),
+        ("/vrae/temperature", 3.0, "temperature", 2.0),
+        ("/vrae/velocity", 300, "velocity", 127),
+        ("/vrae/velocity", -5, "velocity", 0),
+        ("/vrae/transpose", 40, "transpose", 24),
+        ("/vrae/transpose", -40, "transpose", -24),
+        ("/vrae/channel", 0, "channel", 1),
+        ("/vrae/channel", 17, "channel", 16),
+    ],
+)
+def test_out_of_range_is_clamped_and_counted(address, value, field, expected):
+    controls = fed(dgram(address, value))
+    assert getattr(controls.snapshot(), field) == expected
+    assert controls.stats["clamped"] == 1 and controls.stats["accepted"] == 1
+
+
+def test_xy_clamped_once_per_message():
+    controls = fed(dgram("/vrae/xy", -1.0, 2.0))
+    assert (controls.snapshot().x, controls.snapshot().y) == (0.0, 1.0)
+    assert controls.stats["clamped"] == 1
+
+
+# -- bad input: ignored and counted by reason
+
+
+VALID = dgram("/vrae/xy", 0.25, 0.75)
+
+
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (b"", "malformed"),
+        (b"hello world!", "malformed"),
+        (b"/vrae", "malformed"),  # no terminating null
+        (VALID[:-2], "malformed"),  # truncated float
+        (VALID[:-4], "malformed"),  # the second float missing entirely
+        (VALID[:10], "malformed"),  # cut inside the type tag
+        (b"/vrae/xy\x00\x00\x00\x00ff\x00\x00" + VALID[-8:], "malformed"),  # type tag without its comma
+        (b"/\xff\xfe\x00", "malformed"),  # address not UTF-8
+        (b"#bundle\x00\x00\x00", "malformed"),  # bundle cut in its time tag
+        (bundle_bytes(VALID)[:-4], "malformed"),  # element shorter than its size says
+        (dgram("/vrae/xy", 0.5, types="f").replace(b",f\x00\x00", b",c\x00\x00"), "unsupported_type"),
+        (dgram("/vrae/xy", "a", "b"), "wrong_type"),
+        (dgram("/vrae/xy", b"blob", 0.5), "wrong_type"),
+        (dgram("/vrae/density", "loud"), "wrong_type"),
+        (dgram("/vrae/z", 0.1, "x"), "wrong_type"),
+        (dgram("/vrae/xy", 0.5), "wrong_args"),
+        (dgram("/vrae/xy", 0.5, 0.5, 0.5), "wrong_args"),
+        (dgram("/vrae/xy"), "wrong_args"),
+        (dgram("/vrae/density", 0.1, 0.2), "wrong_args"),
+        (dgram("/vrae/z"), "wrong_args"),
+        (dgram("/vrae/xy", math.nan, 0.5, types="ff"), "not_finite"),
+        (dgram("/vrae/xy", 0.5, math.inf, types="ff"), "not_finite"),
+        (dgram("/vrae/density", -math.inf, types="f"), "not_finite"),
+        (dgram("/vrae/z", 0.0, math.nan, types="fd"), "not_finite"),
+        (dgram("/vrae/nope", 0.5), "unknown_address"),
+        (dgram("/vrae/*", 0.5, 0.5), "unknown_address"),  # address patterns are not expanded
+        (dgram("/1/xy1", 0.5, 0.5), "unknown_address"),  # a dialect address without its preset
+        (bundle_bytes(), "empty"),
+    ],
+)
+def test_bad_input_is_ignored_and_counted(data, reason):
+    controls = fed(data)
+    assert controls.snapshot() == ControlState()
+    assert bad_counts(controls) == {reason: 1}
+    assert controls.stats["datagrams"] == 1
+
+
+def test_negative_bundle_element_size_does_not_hang():
+    # python-osc's OscBundle loops forever on this datagram.
+    data = bundle_bytes() + struct.pack(">i", -4)
+    started = time.monotonic()
+    controls = fed(data)
+    assert time.monotonic() - started < 1.0
+    assert bad_counts(controls) == {"malformed": 1}
+
+
+def test_bundles_nested_too_deep_are_malformed():
+    data = VALID
+    for _ in range(MAX_BUNDLE_DEPTH + 1):
+        data = bundle_bytes(data)
+    assert bad_counts(fed(data)) == {"malformed": 1}
+
+
+def test_a_bad_message_in_a_bundle_leaves_the_others():
+    data = bundle(message("/vrae/density", "x"), message("/vrae/xy", 0.1, 0.9), message("/nope"))
+    controls = fed(data)
+    assert controls.snapshot().y == pytest.approx(0.9)
+    assert bad_counts(controls) == {"wrong_type": 1, "unknown_address": 1}
+
+
+# -- bundles
+
+
+def test_bundle_applies_each_message_in_order():
+    controls = fed(bundle(message("/vrae/xy", 0.1, 0.2), message("/vrae/density", 0.7), message("/vrae/xy", 0.3, 0.4)))
+    state = controls.snapshot()
+    assert (state.x, state.y, state.density, state.version) == (
+        pytest.approx(0.3),
+        pytest.approx(0.4),
+        pytest.approx(0.7),
+        3,
+    )
+
+
+def test_nested_bundle():
+    inner = OscBundleBuilder(IMMEDIATELY)
+    inner.add_content(message("/vrae/channel", 5))
+    controls = fed(bundle(inner.build(), message("/vrae/transpose", 3)))
+    assert (controls.snapshot().channel, controls.snapshot().transpose) == (5, 3)
+
+
+def test_split_packet_gives_python_osc_messages():
+    (m,) = split_packet(VALID)
+    assert m.address == "/vrae/xy" and m.params == [0.25, 0.75]
+
+
+# -- fuzzing: nothing raises, every datagram is counted
+
+
+def assert_counted(controls: Controls, data: bytes) -> None:
+    before = controls.stats
+    controls.handle_datagram(data)  # must not raise
+    after = controls.stats
+    assert after["datagrams"] == before["datagrams"] + 1
+    outcomes = sum(after.values()) - after["datagrams"] - (sum(before.values()) - before["datagrams"])
+    assert outcomes >= 1, "a datagram left no trace in the stats"
+    assert after["error"] == 0
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=256))
+def test_random_bytes_never_raise_and_are_counted(data):
+    assert_counted(Controls(CANONICAL), data)
+
+
+oscish = st.builds(
+    lambda address, tags, payload, cut: (address + b"\x00" * (4 - len(address) % 4) + b"," + tags + b"\x00" * (4 - (len(tags) + 1) % 4) + payload)[: cut or None],
+    st.sampled_from([b"/vrae/xy", b"/vrae/z", b"/vrae/density", b"/vrae/hold", b"/vrae/panic", b"/1/xy1", b"/Pad.x", b"/x"]),
+    st.text(alphabet="ifdhsbTFNrmt[]cS", max_size=6).map(str.encode),
+    st.binary(max_size=48),
+    st.integers(min_value=0, max_value=64),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(oscish, min_size=1, max_size=3), st.booleans())
+def test_osc_shaped_garbage_never_raises_and_is_counted(parts, as_bundle):
+    data = bundle_bytes(*parts) if as_bundle else parts[0]
+    controls = Controls(load_controller("touchosc"), latent_size=2)
+    assert_counted(controls, data)
+    state = controls.snapshot()
+    assert 0.0 <= state.x <= 1.0 and 0.0 <= state.y <= 1.0
+    assert all(math.isfinite(v) for v in (state.x, state.y, state.density, state.temperature))
+
+
+# -- controller dialects
+
+
+def test_touchosc_pad_sends_y_then_x():
+    controls = fed(dgram("/1/xy1", 0.8, 0.3), controls=Controls(load_controller("touchosc")))
+    assert (controls.snapshot().x, controls.snapshot().y) == (pytest.approx(0.3), pytest.approx(0.8))
+
+
+def test_touchosc_faders_buttons():
+    controls = Controls(load_controller("touchosc"))
+    fed(dgram("/1/fader1", 0.25), dgram("/1/fader2", 0.75), dgram("/1/toggle1", 1.0), controls=controls)
+    state = controls.snapshot()
+    assert (state.density, state.temperature, state.hold) == (0.25, 1.5, True)
+    fed(dgram("/1/push1", 1.0), dgram("/1/push1", 0.0), controls=controls)
+    assert controls.snapshot().panic_count == 1  # on press only
+    assert controls.stats["button_release"] == 1
+
+
+def test_open_stage_control_xy_in_order():
+    controls = fed(dgram("/xy", 0.8, 0.3), dgram("/density", 0.1), controls=Controls(load_controller("open-stage-control")))
+    state = controls.snapshot()
+    assert (state.x, state.y, state.density) == (pytest.approx(0.8), pytest.approx(0.3), pytest.approx(0.1))
+
+
+@pytest.mark.parametrize("dot", [True, False])
+def test_lemur_axes_arrive_separately(dot):
+    x, y = ("/Pad.x", "/Pad.y") if dot else ("/Pad/x", "/Pad/y")
+    controls = Controls(load_controller("lemur"))
+    fed(dgram(x, 0.9), controls=controls)
+    assert (controls.snapshot().x, controls.snapshot().y) == (pytest.approx(0.9), 0.5)  # x alone
+    fed(dgram(y, 0.1), controls=controls)
+    assert (controls.snapshot().x, controls.snapshot().y) == (pytest.approx(0.9), pytest.approx(0.1))
+    fed(dgram(x, 0.1, 0.2), controls=controls)  # two balls: a list
+    assert controls.stats["wrong_args"] == 1
+
+
+def test_canonical_addresses_accepted_alongside_a_dialect():
+    for name in list_controllers():
+        controls = fed(dgram("/vrae/xy", 0.1, 0.2), dgram("/vrae/velocity", 64), controls=Controls(load_controller(name)))
+        assert controls.snapshot().velocity == 64 and controls.snapshot().x == pytest.approx(0.1), name
+
+
+def test_pair_swap_invert_and_ranges():
+    preset = {"xy": {"address": "/pad", "swap": True, "invert_y": True, "range_x": [0, 127], "range_y": [-1.0, 1.0]}}
+    controls = Controls(controller_from_dict(preset))
+    # sends (y, x): y = -0.5 in -1..1 is 0.25, inverted 0.75; x = 127 is 1.0
+    fed(dgram("/pad", -0.5, 127), controls=controls)
+    assert (controls.snapshot().x, controls.snapshot().y) == (pytest.approx(1.0), pytest.approx(0.75))
+    fed(dgram("/pad", 0.0, 200), controls=controls)  # beyond the pad's range: clamped
+    assert controls.snapshot().x == 1.0 and controls.stats["clamped"] == 1
+
+
+def test_single_axis_invert_and_range():
+    preset = {"x": {"address": "/knob", "range": [0, 127], "invert": True}, "velocity": {"address": "/vel"}}
+    controls = fed(dgram("/knob", 127), dgram("/vel", 100), controls=Controls(controller_from_dict(preset)))
+    assert controls.snapshot().x == pytest.approx(0.0)
+    assert controls.snapshot().velocity == 100  # without a range, the control's own units
+
+
+def test_fader_range_maps_onto_the_control_range():
+    preset = {"transpose": {"address": "/t", "range": [0.0, 1.0]}, "channel": {"address": "/c", "range": [0, 15]}}
+    controls = fed(dgram("/t", 0.75), dgram("/c", 15), controls=Controls(controller_from_dict(preset)))
+    assert (controls.snapshot().transpose, controls.snapshot().channel) == (12, 16)
+
+
+@pytest.mark.parametrize("name", ["touchosc", "open-stage-control", "lemur"])
+@pytest.mark.parametrize("x, y", [(0.0, 1.0), (0.3, 0.8), (1.0, 0.0)])
+def test_position_feedback_round_trips_through_the_dialect(name, x, y):
+    controller = load_controller(name)
+    controls = Controls(controller)
+    for address, values in controller.position_feedback(x, y):
+        controls.handle_datagram(dgram(address, *values, types="f" * len(values)))
+    assert (controls.snapshot().x, controls.snapshot().y) == (pytest.approx(x), pytest.approx(y))
+
+
+def test_canonical_feedback():
+    assert CANONICAL.position_feedback(0.1, 0.2) == [("/vrae/xy", [0.1, 0.2])]
+
+
+# -- loading presets
+
+
+def test_presets_ship():
+    assert {"touchosc", "open-stage-control", "lemur"} <= set(list_controllers())
+    assert load_controller("touchosc").pair.swap is True
+    assert load_controller("touchosc").status_address == "/1/label1"
+
+
+def test_load_by_path(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('[xy]\naddress = "/mine"\nrange = [-1.0, 1.0]\n')
+    controller = load_controller(str(path))
+    assert controller.name == "mine" and controller.pair.addresses == ("/mine",)
+
+
+@pytest.mark.parametrize(
+    "preset, words",
+    [
+        ({"xy": {"address": "/a", "swapp": True}}, ["swapp", "known", "swap", "invert_x", "range_y"]),
+        ({"pad": {"address": "/a"}}, ["pad", "known", "xy", "density", "panic"]),
+        ({"xy": {"swap": True}}, ["address", "missing"]),
+        ({"xy": {"address": "no-slash"}}, ["OSC address"]),
+        ({"xy": {"address": "/vrae/xy"}}, ["canonical"]),
+        ({"xy": {"address": "/a", "range": [1, 1]}}, ["range"]),
+        ({"xy": {"address": "/a", "range": [0, "1"]}}, ["range"]),
+        ({"xy": {"address": "/a", "swap": "yes"}}, ["swap", "true or false"]),
+        ({"x": {"address": "/a"}, "y": {"address": "/a"}}, ["/a", "[x]", "[y]"]),
+        ({"hold": {"address": "/h", "range": [0, 1]}}, ["range", "known: address"]),
+        ({"xy": "/a"}, ["table"]),
+    ],
+)
+def test_bad_presets_say_what_is_wrong(preset, words):
+    with pytest.raises(ConfigError) as err:
+        controller_from_dict(preset, source="test.toml")
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_unknown_preset_lists_the_known():
+    with pytest.raises(ConfigError, match="touchosc.*or a path"):
+        load_controller("no-such-pad")
+
+
+# -- waiting for a change
+
+
+def test_wait_for_version_times_out_with_none():
+    assert Controls().wait_for_version(1, timeout=0.01) is None
+
+
+def test_wait_for_version_wakes_on_a_change_from_another_thread():
+    controls = Controls()
+    sender = threading.Thread(target=controls.handle_datagram, args=(VALID,))
+    sender.start()
+    state = controls.wait_for_version(1, timeout=5.0)
+    sender.join()
+    assert state is not None and state.x == 0.25

@@ -1,0 +1,247 @@
+"""The OSC transport over real UDP on 127.0.0.1: python-osc and liblo's oscsend as clients, floods, feedback."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import random
+import shutil
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+from pythonosc.udp_client import SimpleUDPClient
+
+from vrae_live.errors import VraeLiveError
+from vrae_live.live.controls import Controls, load_controller, split_packet
+from vrae_live.live.osc import FeedbackSender, OscServer, _interface_ipv4s, listen_addresses
+
+LOOPBACK = "127.0.0.1"
+WAIT = 5.0  # seconds; generous, only reached when something is broken
+
+
+@pytest.fixture
+def controls():
+    return Controls()
+
+
+@pytest.fixture
+def server(controls):
+    with OscServer(controls, host=LOOPBACK, port=0) as server:
+        yield server
+
+
+@pytest.fixture
+def client(server):
+    client = SimpleUDPClient(LOOPBACK, server.address[1])
+    yield client
+    client._sock.close()
+
+
+def test_binds_a_free_port(server):
+    host, port = server.address
+    assert host == LOOPBACK and port > 0 and server.running
+
+
+def test_python_osc_client_moves_the_state(controls, client):
+    client.send_message("/vrae/xy", [0.25, 0.75])
+    state = controls.wait_for_version(1, WAIT)
+    assert state is not None and (state.x, state.y) == (0.25, 0.75)
+    client.send_message("/vrae/density", 0.9)
+    client.send_message("/vrae/panic", [])
+    state = controls.wait_for_version(3, WAIT)
+    assert state is not None and state.panic_count == 1 and state.density == pytest.approx(0.9)
+
+
+def test_a_dialect_over_udp():
+    controls = Controls(load_controller("touchosc"))
+    with OscServer(controls, host=LOOPBACK, port=0) as server:
+        SimpleUDPClient(LOOPBACK, server.address[1]).send_message("/1/xy1", [0.9, 0.2])
+        state = controls.wait_for_version(1, WAIT)
+    assert state is not None and (state.x, state.y) == (pytest.approx(0.2), pytest.approx(0.9))
+
+
+def test_oscsend_command_line_client(controls, server):
+    oscsend = shutil.which("oscsend")
+    if oscsend is None:
+        if os.environ.get("CI"):
+            pytest.fail("oscsend (liblo-tools) is not installed, and CI is set")
+        pytest.skip("oscsend (liblo-tools) is not installed")
+    port = str(server.address[1])
+    subprocess.run([oscsend, LOOPBACK, port, "/vrae/xy", "ff", "0.125", "0.5"], check=True, timeout=WAIT)
+    state = controls.wait_for_version(1, WAIT)
+    assert state is not None and (state.x, state.y) == (0.125, 0.5)
+    subprocess.run([oscsend, LOOPBACK, port, "/vrae/transpose", "i", "-7"], check=True, timeout=WAIT)
+    subprocess.run([oscsend, LOOPBACK, port, "/vrae/z", "fff", "0.1", "-0.2", "0.3"], check=True, timeout=WAIT)
+    state = controls.wait_for_version(3, WAIT)
+    assert state is not None and state.transpose == -7 and state.z == pytest.approx((0.1, -0.2, 0.3))
+
+
+def test_port_in_use_is_a_clear_error(server):
+    port = server.address[1]
+    with pytest.raises(VraeLiveError, match=f"port {port}.*in use"):
+        OscServer(Controls(), host=LOOPBACK, port=port).start()
+    assert server.running  # the first one is untouched
+
+
+def test_an_address_not_on_this_machine_is_a_clear_error():
+    # An address reserved for documentation (TEST-NET-3); binding to it sends nothing.
+    foreign = "203.0.113.254"
+    if foreign in _interface_ipv4s():
+        pytest.skip(f"this machine has {foreign}")
+    with pytest.raises(VraeLiveError, match=f"{foreign}:9000"):
+        OscServer(Controls(), host=foreign, port=9000).start()
+
+
+def test_stop_is_prompt_and_idempotent(controls):
+    server = OscServer(controls, host=LOOPBACK, port=0).start()
+    thread = server._thread
+    started = time.monotonic()
+    server.stop()
+    assert time.monotonic() - started < 1.0
+    assert not thread.is_alive() and not server.running
+    server.stop()
+    with pytest.raises(VraeLiveError):
+        server.address
+
+
+def _garbage(rng: random.Random) -> bytes:
+    kind = rng.randrange(4)
+    if kind == 0:
+        return rng.randbytes(rng.randrange(1, 64))
+    if kind == 1:
+        return b"/vrae/xy\x00\x00\x00\x00,ff\x00" + rng.randbytes(rng.randrange(0, 9))
+    if kind == 2:
+        return b"#bundle\x00" + rng.randbytes(8) + b"\xff\xff\xff\xfc"  # negative element size
+    return b"/vrae/xy\x00\x00\x00\x00,ff\x00\x7f\xc0\x00\x00\x3f\x00\x00\x00"  # NaN
+
+
+def _flood(port: int, count: int, until: threading.Event | None = None) -> int:
+    """Send ``count`` datagrams, about a quarter garbage, then keep going while ``until`` is unset; the number sent."""
+    rng = random.Random(0)
+    valid = [b"/vrae/density\x00\x00\x00,f\x00\x00" + bytes([0x3E, rng.randrange(256), 0, 0]) for _ in range(16)]
+    sent = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        while sent < count or (until is not None and not until.is_set()):
+            data = _garbage(rng) if rng.random() < 0.25 else valid[sent % 16]
+            try:
+                sock.sendto(data, (LOOPBACK, port))
+            except OSError:  # ENOBUFS under load: UDP may drop, so may we
+                pass
+            sent += 1
+    return sent
+
+
+def test_flood_with_garbage_does_not_crash(controls, server):
+    port = server.address[1]
+    flooder = threading.Thread(target=_flood, args=(port, 20_000))
+    flooder.start()
+    flooder.join(WAIT * 4)
+    assert not flooder.is_alive()
+    # UDP may drop datagrams when the socket buffer fills, the marker included: resend until it arrives.
+    marker = SimpleUDPClient(LOOPBACK, port)
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        marker.send_message("/vrae/channel", 9)
+        version = controls.snapshot().version
+        if controls.wait_for_version(version + 1, 0.2) and controls.snapshot().channel == 9:
+            break
+    assert controls.snapshot().channel == 9
+    stats = controls.stats
+    assert server.running and stats["error"] == 0
+    assert stats["malformed"] > 0 and stats["not_finite"] > 0 and stats["accepted"] > 0
+
+
+def test_stops_promptly_in_the_middle_of_a_flood(controls):
+    server = OscServer(controls, host=LOOPBACK, port=0).start()
+    done = threading.Event()
+    flooder = threading.Thread(target=_flood, args=(server.address[1], 2_000, done))
+    flooder.start()
+    assert controls.wait_for_version(1, WAIT) is not None  # the flood is arriving
+    started = time.monotonic()
+    server.stop()
+    stopped_after = time.monotonic() - started
+    done.set()
+    flooder.join(WAIT)
+    assert stopped_after < 1.0 and not server.running
+
+
+# -- where to send to
+
+
+def test_listen_addresses_for_all_interfaces():
+    addresses = listen_addresses("0.0.0.0", 9000)
+    for address in addresses:
+        ip, port = address.rsplit(":", 1)
+        assert port == "9000"
+        parsed = ipaddress.IPv4Address(ip)
+        assert not parsed.is_loopback and not parsed.is_unspecified
+    assert len(addresses) == len(set(addresses))
+
+
+def test_listen_addresses_for_one_host():
+    assert listen_addresses(LOOPBACK, 9001) == ["127.0.0.1:9001"]
+
+
+# -- feedback to the controller
+
+
+@pytest.fixture
+def receiver():
+    """A plain UDP socket on 127.0.0.1 standing in for the phone."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        sock.settimeout(WAIT)
+        yield sock
+
+
+def _receive(sock: socket.socket, count: int) -> list[tuple[str, list]]:
+    messages = []
+    while len(messages) < count:
+        messages += [(m.address, m.params) for m in split_packet(sock.recv(65535))]
+    return messages
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_feedback_uses_the_dialect_and_is_rate_limited(receiver):
+    clock = FakeClock()
+    controls = Controls(load_controller("touchosc"))
+    controls.handle_message("/vrae/xy", [0.25, 0.75])
+    port = receiver.getsockname()[1]
+    with FeedbackSender(LOOPBACK, port, load_controller("touchosc"), min_interval=0.05, clock=clock) as feedback:
+        assert feedback.send(controls.snapshot(), status="playing") is True
+        got = dict(_receive(receiver, 2))
+        assert got["/1/xy1"] == [pytest.approx(0.75), pytest.approx(0.25)]  # TouchOSC wants (y, x)
+        assert got["/1/label1"] == ["playing"]
+
+        controls.handle_message("/vrae/xy", [0.5, 0.5])
+        clock.now += 0.01
+        assert feedback.send(controls.snapshot(), status="playing") is False  # too soon
+        clock.now += 0.05
+        assert feedback.send(controls.snapshot(), status="playing") is True  # position only: status unchanged
+        assert _receive(receiver, 1) == [("/1/xy1", [0.5, 0.5])]
+        clock.now += 1.0
+        assert feedback.send(controls.snapshot(), status="playing") is False  # nothing changed
+
+
+def test_feedback_to_lemur_sends_each_axis(receiver):
+    with FeedbackSender(LOOPBACK, receiver.getsockname()[1], load_controller("lemur"), clock=FakeClock()) as feedback:
+        controls = Controls()
+        controls.handle_message("/vrae/xy", [0.5, 0.25])
+        assert feedback.send(controls.snapshot())
+        assert sorted(_receive(receiver, 2)) == [("/Pad.x", [0.5]), ("/Pad.y", [0.25])]
+
+
+def test_feedback_without_a_preset_is_canonical(receiver):
+    with FeedbackSender(LOOPBACK, receiver.getsockname()[1]) as feedback:
+        assert feedback.send(Controls().snapshot(), status="ready")
+        assert sorted(_receive(receiver, 2)) == [("/vrae/status", ["ready"]), ("/vrae/xy", [0.5, 0.5])]

@@ -1,0 +1,244 @@
+"""The ``vrae-live`` command. Thin: heavy imports happen inside the commands."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import VraeLiveError
+
+log = logging.getLogger("vrae_live")
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        return message if record.levelno == logging.INFO else f"{record.levelname.lower()}: {message}"
+
+
+def _setup_logging(verbose: bool) -> None:
+    if any(getattr(h, "_vrae_live", False) for h in log.handlers):
+        log.setLevel(logging.DEBUG if verbose else logging.INFO)
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    handler._vrae_live = True  # type: ignore[attr-defined]
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    log.propagate = True
+
+
+class _Group(click.Group):
+    """Turns the project's errors into one line on stderr and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except VraeLiveError as err:
+            click.echo(f"error: {err}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="vrae-live")
+@click.option("-v", "--verbose", is_flag=True, help="Show debug messages.")
+def main(verbose: bool) -> None:
+    """Train a VRAE on your MIDI songs, then play its latent space live."""
+    _setup_logging(verbose)
+
+
+# -- train ----------------------------------------------------------------------
+
+
+def _pitch_range(ctx, param, value):
+    if value is None:
+        return None
+    from .config import parse_pitch_range
+
+    try:
+        return parse_pitch_range(value)
+    except VraeLiveError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+@main.command()
+@click.argument("songs_dir", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Run directory [default: checkpoints/<SONGS_DIR name>].")
+@click.option("--preset", help="Model preset: a name in presets/ (paper-2d, paper-20d, ...) or a .toml file.")
+@click.option("--resume", is_flag=True, help="Continue the interrupted run in --out (settings come from it).")
+@click.option("--overwrite", is_flag=True, help="Replace a finished run in --out.")
+@click.option("--epochs", type=int)
+@click.option("--batch-size", type=int)
+@click.option("--lr", type=float, help="Initial learning rate.")
+@click.option("--lr-final", type=float, help="Learning rate at the last step (exponential decay).")
+@click.option("--cell", type=click.Choice(["rnn", "gru", "lstm"]), help="Recurrent cell; rnn is the paper's.")
+@click.option("--hidden", type=int, help="Hidden units of encoder and decoder.")
+@click.option("--latent", type=int, help="Latent dimensions (2 plays an XY pad directly).")
+@click.option("--window", type=int, help="Time steps per training sequence.")
+@click.option("--hop", type=int, help="Steps between window starts.")
+@click.option("--fs", type=float, help="Frames per second (the paper used 20).")
+@click.option("--steps-per-beat", type=int, help="A grid that follows the tempo map, e.g. 4 (sixteenths).")
+@click.option("--pitch-range", callback=_pitch_range, help="Keep pitches LO-HI, e.g. 36-84 [default: those the songs use].")
+@click.option("--max-windows-per-song", type=int, help="Take the first N windows of each song.")
+@click.option("--reverse-input/--no-reverse-input", default=None, help="The encoder reads each window backwards.")
+@click.option("--kl-warmup-epochs", type=float, help="Epochs over which the KL weight rises from 0 to 1.")
+@click.option("--free-bits", type=float, help="Nats per latent unit below which KL is not pushed down.")
+@click.option("--input-dropout", type=float, help="Share of decoder inputs blanked in training (makes z matter).")
+@click.option("--val-fraction", type=float, help="Share of songs held out for validation.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="auto takes CUDA when present.")
+@click.option("--seed", type=int)
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="Where parsed songs are cached.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def train(songs_dir: Path, out_dir: Path | None, preset: str | None, resume: bool, overwrite: bool,
+          cache_dir: Path | None, quiet: bool, **settings: Any) -> None:
+    """Train a VRAE on the MIDI files in SONGS_DIR (searched recursively)."""
+    from .checkpoint import read_config
+    from .config import build_config, load_config, with_changes
+    from .data.corpus import prepare_data
+    from .errors import ConfigError
+    from .train import METRICS_FILE, RESUME_DIR, Trainer, resolve_device
+
+    out_dir = out_dir or Path("checkpoints") / songs_dir.resolve().name
+    if resume:
+        given = sorted(k for k, v in settings.items() if v is not None and k not in ("epochs", "device"))
+        if preset or given:
+            raise ConfigError(f"--resume continues with the run's own settings; drop {['--preset'] if preset else given}")
+        saved = read_config(out_dir / RESUME_DIR)
+        config = build_config({k: saved[k] for k in ("data", "model", "train")})
+        config = with_changes(config, train={k: settings[k] for k in ("epochs", "device") if settings[k] is not None})
+    else:
+        if (out_dir / METRICS_FILE).exists() or (out_dir / RESUME_DIR).exists():
+            if not overwrite:
+                raise ConfigError(f"{out_dir} already holds a run: --resume it, --overwrite it, or choose another --out")
+            shutil.rmtree(out_dir)
+        config = load_config(preset, settings)
+
+    device = resolve_device(config.train.device)
+    data = prepare_data(songs_dir, config.data, config.train.seed, config.train.batch_size, cache_dir=cache_dir)
+    m, d = config.model, config.data
+    val_text = f"{len(data.val.x)} windows from {len(data.val.song_names)} songs" if data.val is not None else "none"
+    log.info(
+        f"{data.songs_used} of {data.songs_found} songs usable; training on {len(data.train.x)} windows of "
+        f"{d.window} steps ({d.timing.describe()}) from {len(data.train.song_names)} songs, validation on {val_text}; "
+        f"{len(data.pitches)} pitches ({data.pitches[0]}-{data.pitches[-1]})"
+    )
+    log.info(f"model: {m.model} {m.cell} hidden {m.hidden} latent {m.latent}; {config.train.epochs} epochs on {device}")
+    trainer = Trainer(config, data, out_dir, device, show_progress=not quiet, echo=log.info)
+    if resume:
+        trainer.resume()
+        log.info(f"resuming at epoch {trainer.progress.epoch + 1}, step {trainer.progress.step_in_epoch}")
+    summary = trainer.fit()
+    if summary["interrupted"]:
+        log.info(f"stopped; resume with: vrae-live train {songs_dir} --out {out_dir} --resume")
+    elif summary["best_epoch"] > 0:
+        log.info(
+            f"best {summary['bound_on']} bound {summary['best_bound']:.4f} nats/step at epoch "
+            f"{summary['best_epoch']}; checkpoint: {out_dir}"
+        )
+
+
+# -- info -----------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print config.json as it is.")
+def info(checkpoint: Path, as_json: bool) -> None:
+    """Say what a checkpoint is: model, data settings, pitches, timing, training."""
+    from .checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)  # loads the weights too, so a damaged file shows here
+    if as_json:
+        from .checkpoint import read_config
+
+        click.echo(json.dumps(read_config(checkpoint), indent=2))
+        return
+    c, meta = ckpt.config, ckpt.meta
+    n_params = sum(p.numel() for p in ckpt.model.parameters())
+    d = c.data
+    lines = [
+        f"checkpoint   {checkpoint}",
+        f"model        {c.model.model} ({c.model.cell}), hidden {c.model.hidden}, latent {c.model.latent}, "
+        f"{n_params:,} parameters" + (", reversed input" if c.model.reverse_input else ""),
+        f"frame timing {d.timing.describe()}",
+        f"windows      {d.window} steps, hop {d.hop}" + (f", first {d.max_windows_per_song} per song" if d.max_windows_per_song else ""),
+        f"pitches      {len(ckpt.pitches)}: {_pitch_list(ckpt.pitches)}",
+    ]
+    t = meta.get("training")
+    if t:
+        best = f"{t['best_bound']:.4f}" if t.get("best_bound") is not None else "-"
+        lines += [
+            f"training     {t['epochs_done']}/{t['epochs']} epochs, {t['seconds']:.0f} s on {t['device']}; "
+            f"best {t['bound_on']} bound {best} nats/step at epoch {t['best_epoch']}",
+            f"songs        {len(t['train_songs'])} training ({t['train_windows']} windows), "
+            f"{len(t['val_songs'])} validation ({t['val_windows']} windows)",
+        ]
+    if "latent_plane" in meta:
+        lines.append(f"xy pad       spans {len(meta['latent_plane']['songs'])} training songs")
+    v = meta.get("versions", {})
+    lines.append(f"versions     vrae-live {v.get('vrae_live')}, torch {v.get('torch')}")
+    click.echo("\n".join(lines))
+
+
+def _pitch_list(pitches: list[int]) -> str:
+    if pitches == list(range(pitches[0], pitches[-1] + 1)):
+        return f"{pitches[0]}-{pitches[-1]} (contiguous)"
+    return " ".join(str(p) for p in pitches)
+
+
+# -- eval -----------------------------------------------------------------------
+
+
+@main.command("eval")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("songs_dir", type=click.Path(path_type=Path))
+@click.option("--samples", type=int, default=0, show_default=True, help="K > 0 adds the importance-weighted bound.")
+@click.option("--split", type=click.Choice(["all", "validation", "training"]), default="all", show_default=True,
+              help="Only the songs the checkpoint trained or validated on (matched by path in SONGS_DIR).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.option("--cache-dir", type=click.Path(path_type=Path))
+def evaluate_command(checkpoint: Path, songs_dir: Path, samples: int, split: str, device: str,
+                     as_json: bool, cache_dir: Path | None) -> None:
+    """Lower bound per time step (nats) of a checkpoint on the songs in SONGS_DIR."""
+    import torch
+
+    from .checkpoint import load_checkpoint
+    from .data.corpus import load_songs, windows_for
+    from .errors import DataError
+    from .train import evaluate, resolve_device
+
+    if samples < 0:
+        raise click.BadParameter("must be 0 or more", param_hint="--samples")
+    dev = resolve_device(device)
+    ckpt = load_checkpoint(checkpoint, dev)
+    songs = load_songs(songs_dir, ckpt.timing, cache_dir=cache_dir)
+    if split != "all":
+        wanted = set(ckpt.meta.get("training", {}).get("val_songs" if split == "validation" else "train_songs", []))
+        songs = [s for s in songs if s.name in wanted]
+    windows = windows_for(songs, ckpt.pitches, ckpt.config.data)
+    if len(windows.x) == 0:
+        raise DataError(f"{songs_dir}: no window of {ckpt.config.data.window} steps in {len(songs)} usable songs")
+    x = torch.from_numpy(windows.x).to(dev, torch.float32)
+    result = evaluate(ckpt.model, x, seed=ckpt.config.train.seed, samples=samples)
+    result.update(songs=len(songs), dropped_notes=windows.dropped_notes, checkpoint=str(checkpoint))
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"{len(songs)} songs, {result['windows']} windows of {result['steps']} steps")
+    if windows.dropped_notes:
+        click.echo(f"{windows.dropped_notes} notes outside the model's {len(ckpt.pitches)} pitches were dropped")
+    click.echo(f"lower bound {result['bound']:.4f} nats per time step (reconstruction {result['rec']:.2f}, "
+               f"KL {result['kl']:.2f} nats per sequence)")
+    if samples:
+        click.echo(f"importance-weighted bound (K={samples}) {result['iw_bound']:.4f} nats per time step")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,223 @@
+"""MIDI files to piano rolls and back.
+
+A full roll is a ``(T, 128)`` bool array, time first: ``roll[t, p]`` is True
+while MIDI note number ``p`` sounds during frame ``t``. The model sees a
+projection of it onto the list of pitches it uses, a ``(T, P)`` roll whose
+column ``j`` is note number ``pitches[j]``.
+
+How long a frame is comes from a :class:`~vrae_live.config.FrameTiming`:
+``1 / fs`` seconds, or ``1 / steps_per_beat`` of a beat on a grid that follows
+the file's tempo map (a beat is a quarter note, as in MIDI tempo and a DAW's
+BPM).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pretty_midi
+
+from ..config import DEFAULT_BPM, FrameTiming
+from ..errors import DataError
+
+N_MIDI_PITCHES = 128
+
+# Fine enough that frames of every usual grid (fs 10/16/20/25/30 at 120 BPM,
+# 1/2/3/4/6/8 steps per beat) fall on whole ticks, so a written roll reads back exactly.
+MIDI_RESOLUTION = 960
+
+
+class UnusableSongError(DataError):
+    """A MIDI file that gives no roll: unreadable, without notes, or drums only."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = Path(path)
+        self.reason = reason
+
+
+def load_roll(path: str | Path, timing: FrameTiming) -> np.ndarray:
+    """Read a MIDI file into a full piano roll.
+
+    All pitched (non-drum) instruments are merged into one roll; drum tracks
+    are left out. A note covers frames ``round(start)`` up to but excluding
+    ``max(round(start) + 1, round(end))``, with times in frames, so even a
+    note shorter than a frame keeps one frame.
+
+    Parameters
+    ----------
+    path : str or Path
+        The MIDI file.
+    timing : FrameTiming
+        ``fs``: each frame is ``1 / fs`` seconds. ``steps_per_beat``: each
+        frame is ``1 / steps_per_beat`` quarter notes, following the file's
+        tempo changes.
+
+    Returns
+    -------
+    roll : np.ndarray, shape (T, 128), dtype bool
+        ``T`` is the end frame of the last note.
+
+    Raises
+    ------
+    UnusableSongError
+        The file cannot be parsed, has no notes, or has only drum notes.
+    """
+    try:
+        midi = pretty_midi.PrettyMIDI(str(path))
+    except Exception as err:  # mido and pretty_midi raise many types for a bad file
+        detail = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        raise UnusableSongError(path, f"not a readable MIDI file ({detail})") from err
+
+    pitched = [note for inst in midi.instruments if not inst.is_drum for note in inst.notes]
+    if not pitched:
+        has_drums = any(inst.notes for inst in midi.instruments if inst.is_drum)
+        raise UnusableSongError(path, "only drum notes, no pitched instrument" if has_drums else "no notes")
+
+    starts_s = np.array([note.start for note in pitched])
+    ends_s = np.array([note.end for note in pitched])
+    if timing.fs is not None:
+        starts, ends = starts_s * timing.fs, ends_s * timing.fs
+    else:
+        starts = seconds_to_beats(midi, starts_s) * timing.steps_per_beat
+        ends = seconds_to_beats(midi, ends_s) * timing.steps_per_beat
+    start_frames = np.rint(starts).astype(np.int64)
+    end_frames = np.maximum(start_frames + 1, np.rint(ends).astype(np.int64))
+
+    roll = np.zeros((int(end_frames.max()), N_MIDI_PITCHES), dtype=bool)
+    for note, start, end in zip(pitched, start_frames, end_frames):
+        roll[start:end, note.pitch] = True
+    return roll
+
+
+def seconds_to_beats(midi: pretty_midi.PrettyMIDI, seconds: np.ndarray) -> np.ndarray:
+    """Times in seconds to fractional quarter-note beats, following the tempo map.
+
+    The tempo is piecewise constant between tempo changes, so beats grow
+    linearly inside each segment; past the last change the final tempo holds.
+    (``get_beats()`` would count dotted quarters in 6/8, and stops at the
+    file's end; MIDI tempo and a DAW's BPM count quarter notes.)
+    """
+    change_s, qpm = midi.get_tempo_changes()  # (K,) seconds, (K,) quarter notes per minute
+    beats_per_s = qpm / 60.0
+    beats_at_change = np.concatenate([[0.0], np.cumsum(np.diff(change_s) * beats_per_s[:-1])])
+    segment = np.clip(np.searchsorted(change_s, seconds, side="right") - 1, 0, None)
+    return beats_at_change[segment] + (seconds - change_s[segment]) * beats_per_s[segment]
+
+
+def roll_to_midi(
+    roll: np.ndarray,
+    pitches: Sequence[int],
+    timing: FrameTiming,
+    bpm: float = DEFAULT_BPM,
+    velocity: int = 80,
+    program: int = 0,
+    velocities: np.ndarray | None = None,
+) -> pretty_midi.PrettyMIDI:
+    """Write a roll as one instrument; each run of on-frames becomes one note.
+
+    Parameters
+    ----------
+    roll : np.ndarray, shape (T, P)
+        Bool or 0/1 values; a cell is on when it is at least 0.5. Column ``j``
+        is MIDI note number ``pitches[j]``.
+    pitches : sequence of int, length P
+    timing : FrameTiming
+        Frame ``i`` starts at ``i * timing.frame_seconds(bpm)`` seconds.
+    bpm : float
+        The file's tempo in quarter notes per minute; for a beat grid it also
+        sets the frame length.
+    velocity : int
+        Velocity of every note, unless ``velocities`` is given.
+    program : int
+        General MIDI program of the instrument.
+    velocities : np.ndarray, shape (T, P), optional
+        Per-cell velocities; a note takes the value at its onset frame,
+        clipped to 1..127.
+
+    Returns
+    -------
+    pretty_midi.PrettyMIDI
+        Tempo ``bpm``, one pitched instrument.
+    """
+    on = np.asarray(roll) >= 0.5  # (T, P)
+    if on.ndim != 2 or on.shape[1] != len(pitches):
+        raise ValueError(f"roll of shape {on.shape} does not match {len(pitches)} pitches")
+    if velocities is not None and np.shape(velocities) != on.shape:
+        raise ValueError(f"velocities of shape {np.shape(velocities)} do not match roll {on.shape}")
+
+    frame_s = timing.frame_seconds(bpm)
+    midi = pretty_midi.PrettyMIDI(resolution=MIDI_RESOLUTION, initial_tempo=bpm)
+    instrument = pretty_midi.Instrument(program=program)
+    for column, pitch in enumerate(pitches):
+        for start, end in _runs(on[:, column]):
+            note_velocity = velocity if velocities is None else velocities[start, column]
+            instrument.notes.append(pretty_midi.Note(
+                velocity=int(np.clip(round(float(note_velocity)), 1, 127)),
+                pitch=int(pitch),
+                start=start * frame_s,
+                end=end * frame_s,
+            ))
+    instrument.notes.sort(key=lambda note: (note.start, note.pitch))
+    midi.instruments.append(instrument)
+    return midi
+
+
+def select_pitches(rolls: Sequence[np.ndarray], pitch_range: tuple[int, int] | None = None) -> list[int]:
+    """The MIDI note numbers the model uses.
+
+    Parameters
+    ----------
+    rolls : sequence of np.ndarray, each shape (T, 128)
+    pitch_range : (lo, hi), optional
+        Inclusive MIDI range; when given, the rolls are not looked at.
+
+    Returns
+    -------
+    list of int
+        ``lo..hi``, or else the sorted pitches that sound in any roll.
+    """
+    if pitch_range is not None:
+        lo, hi = pitch_range
+        return list(range(lo, hi + 1))
+    used = np.zeros(N_MIDI_PITCHES, dtype=bool)
+    for roll in rolls:
+        used |= roll.any(axis=0)
+    return [int(p) for p in np.flatnonzero(used)]
+
+
+def project_roll(roll128: np.ndarray, pitches: Sequence[int]) -> tuple[np.ndarray, int]:
+    """Keep only the columns of ``pitches``.
+
+    Parameters
+    ----------
+    roll128 : np.ndarray, shape (T, 128)
+    pitches : sequence of int, length P
+
+    Returns
+    -------
+    roll : np.ndarray, shape (T, P), same dtype
+    dropped_notes : int
+        Notes (runs of on-frames) on pitches outside ``pitches``.
+    """
+    keep = np.zeros(N_MIDI_PITCHES, dtype=bool)
+    keep[list(pitches)] = True
+    dropped = int(count_onsets(roll128[:, ~keep]))
+    return roll128[:, list(pitches)], dropped
+
+
+def count_onsets(roll: np.ndarray) -> int:
+    """Number of runs of on-frames in a ``(T, P)`` roll, summed over columns."""
+    on = np.asarray(roll, dtype=bool)
+    if on.size == 0:
+        return 0
+    previous = np.vstack([np.zeros((1, on.shape[1]), dtype=bool), on[:-1]])
+    return int((on & ~previous).sum())
+
+
+def _runs(column: np.ndarray) -> list[tuple[int, int]]:
+    """``(start, end)`` frame pairs, end exclusive, of the runs of True in a (T,) bool array."""
+    edges = np.diff(np.concatenate([[False], column, [False]]).astype(np.int8))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))

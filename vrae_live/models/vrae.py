@@ -1,0 +1,192 @@
+"""The Variational Recurrent Auto-Encoder of Fabius & van Amersfoort (2014), section 2.2.
+
+Encoder (h_0 = 0, one step per frame of the window x_1..x_T)::
+
+    h_{t+1} = tanh(W_enc h_t + W_in x_{t+1} + b_enc)
+    mu      = W_mu h_end + b_mu
+    logvar  = W_sigma h_end + b_sigma        # log sigma^2 (the paper writes log sigma: a factor 2)
+
+Reparametrisation: ``z = mu + sigma * eps``, ``eps ~ N(0, I)``.
+
+Decoder::
+
+    h_0     = tanh(W_z z + b_z)
+    h_{t+1} = tanh(W_dec h_t + W_x x_t + b_dec)
+    x_t     = sigm(W_out h_t + b_out)
+
+Frame t is predicted from h_t, and h_{t+1} is fed frame t. What the decoder is fed:
+
+- in training (``decode``) the previous *true* frame (teacher forcing): the logits of
+  frame t depend on z and on the true frames 0..t-1 only;
+- in generation (``initial_state``, ``logits``, ``advance``) its own previous output,
+  thresholded or sampled by the caller (see ``generate`` and ``live/stream.py``).
+
+``cell="rnn"`` is the paper's tanh RNN; ``gru`` and ``lstm`` swap the recurrence (for the
+LSTM, W_z gives both the initial hidden and cell state). The batch size is not part of
+the model: every method takes ``(B, T, P)`` or a single ``(T, P)`` sequence.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ModelConfig
+
+State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # (1, B, H), or (h, c) for the LSTM
+
+CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+
+@dataclass
+class LossTerms:
+    """Per-sequence terms of the negative ELBO, in nats."""
+
+    rec: torch.Tensor  # (B,) -log p(x|z): BCE with logits summed over time and pitch
+    kl: torch.Tensor  # (B, L) KL(q(z|x) || N(0, I)) per latent unit
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, sigma^2) || N(0, 1)) elementwise, in nats."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+
+
+def _batched(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    return (x.unsqueeze(0), True) if x.dim() == 2 else (x, False)
+
+
+class VRAE(nn.Module):
+    def __init__(self, n_pitches: int, config: ModelConfig):
+        super().__init__()
+        self.n_pitches = n_pitches
+        self.config = config
+        cell = CELLS[config.cell]
+        h, latent = config.hidden, config.latent
+        self.is_lstm = config.cell == "lstm"
+        self.encoder = cell(n_pitches, h, batch_first=True)  # W_in, W_enc, b_enc
+        self.to_mu = nn.Linear(h, latent)  # W_mu, b_mu
+        self.to_logvar = nn.Linear(h, latent)  # W_sigma, b_sigma
+        self.to_h0 = nn.Linear(latent, 2 * h if self.is_lstm else h)  # W_z, b_z
+        self.decoder = cell(n_pitches, h, batch_first=True)  # W_x, W_dec, b_dec
+        self.to_logits = nn.Linear(h, n_pitches)  # W_out, b_out
+
+    @property
+    def latent_size(self) -> int:
+        return self.config.latent
+
+    # -- encoder ---------------------------------------------------------------
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames ``(B, T, P)`` (or ``(T, P)``) to ``mu, logvar``, each ``(B, L)`` (or ``(L,)``)."""
+        x, single = _batched(x)
+        if self.config.reverse_input:
+            x = x.flip(1)  # read the window backwards: its start ends up nearest the code
+        _, state = self.encoder(x)
+        h_end = (state[0] if self.is_lstm else state).squeeze(0)  # (B, H)
+        mu, logvar = self.to_mu(h_end), self.to_logvar(h_end)
+        return (mu[0], logvar[0]) if single else (mu, logvar)
+
+    @staticmethod
+    def sample(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z = mu + sigma * eps; eps is drawn on the CPU from ``generator`` so runs repeat on any device."""
+        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype).to(mu.device)
+        return mu + torch.exp(0.5 * logvar) * eps
+
+    # -- decoder ---------------------------------------------------------------
+
+    def initial_state(self, z: torch.Tensor) -> State:
+        """``z (B, L)`` to the decoder's h_0 = tanh(W_z z + b_z), shaped ``(1, B, H)``."""
+        h0 = torch.tanh(self.to_h0(z)).unsqueeze(0)
+        if self.is_lstm:
+            h, c = h0.chunk(2, dim=-1)
+            return (h.contiguous(), c.contiguous())
+        return h0
+
+    def logits(self, state: State) -> torch.Tensor:
+        """The logits ``(B, P)`` of the frame predicted from the current state h_t."""
+        h = state[0] if self.is_lstm else state
+        return self.to_logits(h.squeeze(0))
+
+    def advance(self, frame: torch.Tensor, state: State) -> State:
+        """Feed frame x_t ``(B, P)`` to move from h_t to h_{t+1}."""
+        _, state = self.decoder(frame.unsqueeze(1), state)
+        return state
+
+    def decode(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits ``(B, T, P)`` of frames ``x (B, T, P)`` given ``z (B, L)``."""
+        state = self.initial_state(z)
+        h0 = state[0] if self.is_lstm else state  # (1, B, H)
+        out, _ = self.decoder(x[:, :-1], state)  # (B, T-1, H): h_1 .. h_{T-1}, fed x_0 .. x_{T-2}
+        hs = torch.cat([h0.transpose(0, 1), out], dim=1)  # (B, T, H): h_0 .. h_{T-1}
+        return self.to_logits(hs)
+
+    # -- objective -------------------------------------------------------------
+
+    def loss_terms(
+        self, x: torch.Tensor, generator: torch.Generator | None = None, input_dropout: float = 0.0
+    ) -> LossTerms:
+        """One-sample SGVB estimate of the negative ELBO's terms for frames ``x (B, T, P)``.
+
+        ``input_dropout`` blanks that share of the frames the decoder is fed (not of the
+        frames it must predict), so it cannot get by on the past alone and must use z
+        (the "word dropout" of Bowman et al. 2016). Training only.
+        """
+        x, _ = _batched(x)
+        mu, logvar = self.encode(x)
+        z = self.sample(mu, logvar, generator)
+        fed = x
+        if input_dropout > 0:
+            keep = torch.rand(x.shape[:2], generator=generator) >= input_dropout  # (B, T)
+            fed = x * keep.to(x.device, x.dtype).unsqueeze(-1)
+        logits = self.decode(z, fed)
+        rec = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=(1, 2))
+        return LossTerms(rec=rec, kl=gaussian_kl(mu, logvar))
+
+    @torch.no_grad()
+    def importance_weighted_bound(
+        self, x: torch.Tensor, samples: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x), ``z_k ~ q(z|x)``, per sequence ``(B,)``, in nats.
+
+        Burda et al. (2016): a bound at least as tight as the ELBO, tighter as K grows.
+        """
+        x, _ = _batched(x)
+        mu, logvar = self.encode(x)
+        log_w = []
+        for _ in range(samples):
+            z = self.sample(mu, logvar, generator)
+            log_px = -F.binary_cross_entropy_with_logits(self.decode(z, x), x, reduction="none").sum(dim=(1, 2))
+            log_pz = (-0.5 * (z.pow(2) + math.log(2 * math.pi))).sum(-1)
+            log_qz = (-0.5 * ((z - mu).pow(2) / logvar.exp() + logvar + math.log(2 * math.pi))).sum(-1)
+            log_w.append(log_px + log_pz - log_qz)
+        return torch.logsumexp(torch.stack(log_w), dim=0) - math.log(samples)
+
+    # -- generation ------------------------------------------------------------
+
+    @torch.no_grad()
+    def generate(
+        self,
+        z: torch.Tensor,
+        steps: int,
+        choose: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Free-running decoding from ``z (B, L)``: each frame is fed its own previous output.
+
+        ``choose`` turns probabilities ``(B, P)`` into the frame fed back (default: > 0.5).
+        Returns probabilities and chosen frames, each ``(B, steps, P)``.
+        """
+        choose = choose or (lambda p: (p > 0.5).to(p.dtype))
+        state = self.initial_state(z)
+        probs, frames = [], []
+        for _ in range(steps):
+            p = torch.sigmoid(self.logits(state))
+            frame = choose(p)
+            probs.append(p)
+            frames.append(frame)
+            state = self.advance(frame, state)
+        return torch.stack(probs, 1), torch.stack(frames, 1)

@@ -1,0 +1,382 @@
+"""Training: SGVB on windows of piano roll, with metrics, the best checkpoint, and resume.
+
+The objective is the negative ELBO in nats per sequence (DESIGN.md): BCE-with-logits
+summed over time and pitch, plus the analytic KL summed over latent units. Two standard
+guards against posterior collapse shape the *training* objective only (figures are always
+reported with the plain ELBO):
+
+- KL warm-up (Bowman et al. 2016): the KL weight rises linearly from 0 to 1 over
+  ``kl_warmup_epochs``;
+- free bits (Kingma et al. 2016): each latent unit's batch-mean KL counts as at least
+  ``free_bits`` nats, so the optimiser gains nothing from shrinking it further.
+
+Everything random comes from generators seeded by the config (the init, each epoch's
+shuffle, the reparametrisation noise), and the learning rate is a function of the global
+step, so a run stopped with Ctrl-C and resumed ends exactly where an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .checkpoint import load_checkpoint, load_optimizer_state, read_config, save_checkpoint
+from .config import Config
+from .data.corpus import TrainingData, WindowSet
+from .errors import CheckpointError, ConfigError
+from .models import build_model
+
+EVAL_BATCH = 256  # fixed, so evaluation draws the same noise whatever the training batch size
+ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016): a unit is active if Cov_x(E_q[z_u]) > 0.01
+RESUME_DIR = "resume"
+METRICS_FILE = "metrics.jsonl"
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` takes CUDA when present; asking for CUDA without it is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA GPU is available to torch here; use --device cpu or auto")
+    return torch.device(name)
+
+
+def _as_tensor(windows: WindowSet, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(windows.x).to(device=device, dtype=torch.float32)  # (N, W, P)
+
+
+@torch.no_grad()
+def evaluate(model, x: torch.Tensor, seed: int = 0, samples: int = 0) -> dict[str, float]:
+    """Mean ELBO terms over windows ``x (N, W, P)``, with fixed noise so the figure repeats.
+
+    Returns nats per sequence (``rec``, ``kl``) and the lower bound per datapoint per
+    time step (``bound``); with ``samples`` K > 0 also the importance-weighted bound per step.
+    """
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    rec = kl = iw = 0.0
+    for batch in x.split(EVAL_BATCH):
+        terms = model.loss_terms(batch, generator)
+        rec += terms.rec.sum().item()
+        kl += terms.kl.sum().item()
+        if samples:
+            iw += model.importance_weighted_bound(batch, samples, generator).sum().item()
+    model.train(was_training)
+    n, steps = x.shape[0], x.shape[1]
+    result = {"rec": rec / n, "kl": kl / n, "bound": -(rec + kl) / n / steps, "windows": n, "steps": steps}
+    if samples:
+        result["iw_bound"] = iw / n / steps
+        result["iw_samples"] = samples
+    return result
+
+
+@torch.no_grad()
+def encode_means(model, x: torch.Tensor) -> torch.Tensor:
+    """The posterior means ``(N, L)`` of windows ``x (N, W, P)``."""
+    return torch.cat([model.encode(batch)[0] for batch in x.split(EVAL_BATCH)]).cpu()
+
+
+def active_units(means: torch.Tensor) -> int:
+    """Latent units whose posterior mean varies across the data (Burda et al. 2016)."""
+    if means.shape[0] < 2:
+        return 0
+    return int((means.var(dim=0) > ACTIVE_UNIT_THRESHOLD).sum())
+
+
+def latent_plane(means: np.ndarray, song: np.ndarray, song_names: list[str]) -> dict[str, Any]:
+    """The part of latent space an XY pad spans, from the training songs' encoded means.
+
+    ``z = origin + (lo_i + u_i (hi_i - lo_i)) axes_i`` for pad coordinates ``u`` in
+    [0, 1]^2. For a 2-D latent the axes are the latent axes themselves; for more
+    dimensions they are the two main directions (PCA) of the means around their centre.
+    The 2nd to 98th percentile of the data along each axis makes the pad's edges.
+    """
+    means = np.asarray(means, dtype=np.float64)  # (N, L)
+    latent = means.shape[1]
+    if latent <= 2:
+        origin = np.zeros(latent)
+        axes = np.eye(latent)
+    else:
+        origin = means.mean(axis=0)
+        _, _, vt = np.linalg.svd(means - origin, full_matrices=False)
+        axes = vt[:2]
+    coords = (means - origin) @ axes.T  # (N, A)
+    lo, hi = np.percentile(coords, 2, axis=0), np.percentile(coords, 98, axis=0)
+    hi = np.where(hi - lo < 1e-6, lo + 1e-6, hi)
+    uv = (coords - lo) / (hi - lo)
+    songs = [
+        {"name": name, "uv": np.median(uv[song == i], axis=0).round(4).tolist()}
+        for i, name in enumerate(song_names)
+        if np.any(song == i)
+    ]
+    return {
+        "origin": origin.tolist(),
+        "axes": axes.tolist(),
+        "lo": lo.tolist(),
+        "hi": hi.tolist(),
+        "songs": songs,
+    }
+
+
+@dataclass
+class Progress:
+    """Where training stands; everything needed to resume exactly."""
+
+    epoch: int = 0  # the epoch under way (0-based)
+    step_in_epoch: int = 0  # batches of it already done
+    global_step: int = 0
+    best_bound: float = -math.inf
+    best_epoch: int = -1
+    seconds: float = 0.0
+    sums: dict[str, float] = field(default_factory=lambda: {"rec": 0.0, "kl": 0.0, "n": 0.0})
+
+    def to_state(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class Trainer:
+    """Trains the model of ``config`` on ``data`` and writes the run directory ``out_dir``:
+
+    ``out_dir`` itself is the best checkpoint on validation (what ``serve`` plays),
+    ``out_dir/resume`` the latest resumable state, ``out_dir/metrics.jsonl`` one line per epoch.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        data: TrainingData,
+        out_dir: str | Path,
+        device: str | torch.device = "cpu",
+        show_progress: bool = False,
+        echo: Callable[[str], None] = lambda line: None,
+        on_step: Callable[["Trainer"], None] | None = None,
+    ):
+        self.config = config
+        self.data = data
+        self.out_dir = Path(out_dir)
+        self.device = torch.device(device)
+        self.show_progress = show_progress
+        self.echo = echo
+        self.on_step = on_step
+        self.stop_requested = False
+        self.progress = Progress()
+        torch.manual_seed(config.train.seed)
+        self.model = build_model(len(data.pitches), config.model).to(self.device)
+        t = config.train
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
+        self.noise = torch.Generator().manual_seed(t.seed)
+        self.x_train = _as_tensor(data.train, self.device)
+        self.x_val = _as_tensor(data.val, self.device) if data.val is not None and len(data.val.x) else None
+        self.steps_per_epoch = math.ceil(len(self.x_train) / t.batch_size)
+
+    # -- schedules (functions of the global step, so resuming needs no extra state) --
+
+    @property
+    def total_steps(self) -> int:
+        return self.config.train.epochs * self.steps_per_epoch
+
+    def learning_rate(self, step: int) -> float:
+        t = self.config.train
+        return t.lr * (t.lr_final / t.lr) ** (step / max(1, self.total_steps - 1))
+
+    def kl_weight(self, step: int) -> float:
+        warmup = self.config.train.kl_warmup_epochs * self.steps_per_epoch
+        return 1.0 if warmup <= 0 else min(1.0, step / warmup)
+
+    # -- resume ------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Finish the current batch, save a resumable checkpoint, and return."""
+        self.stop_requested = True
+
+    def resume(self) -> None:
+        directory = self.out_dir / RESUME_DIR
+        saved = read_config(directory)
+        if saved["pitches"] != list(self.data.pitches):
+            raise CheckpointError(
+                f"{directory}: the songs give other pitches than the run being resumed; resume with the same folder"
+            )
+        self.model.load_state_dict(load_checkpoint(directory, self.device).model.state_dict())
+        state = load_optimizer_state(directory)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.noise.set_state(state["noise"])
+        self.progress = Progress(**state["progress"])
+        rows = [row for row in read_metrics(self.out_dir) if row["epoch"] <= self.progress.epoch]
+        (self.out_dir / METRICS_FILE).write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+    def _save_resumable(self, interrupted: bool = False) -> None:
+        state = {
+            "optimizer": self.optimizer.state_dict(),
+            "noise": self.noise.get_state(),
+            "progress": self.progress.to_state(),
+        }
+        save_checkpoint(
+            self.out_dir / RESUME_DIR, self.model, self.config, self.data.pitches,
+            {"training": self.summary(interrupted)}, state,
+        )
+
+    # -- the loop --------------------------------------------------------------
+
+    def _epoch_order(self, epoch: int) -> list[torch.Tensor]:
+        g = torch.Generator().manual_seed(self.config.train.seed * 1_000_003 + epoch)
+        return torch.randperm(len(self.x_train), generator=g).split(self.config.train.batch_size)
+
+    def _train_step(self, batch: torch.Tensor) -> None:
+        t, p = self.config.train, self.progress
+        lr = self.learning_rate(p.global_step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        terms = self.model.loss_terms(batch, self.noise, t.input_dropout)
+        kl_per_unit = terms.kl.mean(0)  # (L,)
+        kl_objective = torch.clamp(kl_per_unit, min=t.free_bits).sum()
+        loss = terms.rec.mean() + self.kl_weight(p.global_step) * kl_objective
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_grad_norm)
+        self.optimizer.step()
+        p.sums["rec"] += terms.rec.sum().item()
+        p.sums["kl"] += terms.kl.sum().item()
+        p.sums["n"] += len(batch)
+        p.global_step += 1
+        p.step_in_epoch += 1
+
+    def fit(self) -> dict[str, Any]:
+        """Train to the configured number of epochs, or until a stop is requested.
+
+        Returns the summary; ``summary["interrupted"]`` says whether it stopped early.
+        """
+        with _stop_on_sigint(self):
+            return self._fit()
+
+    def _fit(self) -> dict[str, Any]:
+        from tqdm.auto import tqdm
+
+        self.model.train()
+        t, p = self.config.train, self.progress
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        steps_in_window = self.x_train.shape[1]
+        while p.epoch < t.epochs:
+            started = time.perf_counter()
+            batches = self._epoch_order(p.epoch)
+            bar = tqdm(
+                total=len(batches), initial=p.step_in_epoch, desc=f"epoch {p.epoch + 1}/{t.epochs}",
+                unit="batch", leave=False, disable=not self.show_progress, dynamic_ncols=True,
+            )
+            with bar:
+                for indices in batches[p.step_in_epoch:]:
+                    self._train_step(self.x_train[indices.to(self.device)])
+                    n = p.sums["n"]
+                    bound = -(p.sums["rec"] + p.sums["kl"]) / n / steps_in_window
+                    bar.set_postfix(bound=f"{bound:.4f}", kl=f"{p.sums['kl'] / n:.2f}", refresh=False)
+                    bar.update()
+                    if self.on_step is not None:
+                        self.on_step(self)
+                    if self.stop_requested:
+                        p.seconds += time.perf_counter() - started
+                        self._save_resumable(interrupted=True)
+                        return self.summary(interrupted=True)
+            p.seconds += time.perf_counter() - started
+            self._end_epoch(time.perf_counter() - started)
+        return self.summary(interrupted=False)
+
+    def _end_epoch(self, train_seconds: float) -> None:
+        t, p = self.config.train, self.progress
+        steps = self.x_train.shape[1]
+        train = {"rec": p.sums["rec"] / p.sums["n"], "kl": p.sums["kl"] / p.sums["n"]}
+        train["bound"] = -(train["rec"] + train["kl"]) / steps
+        val = evaluate(self.model, self.x_val, seed=t.seed) if self.x_val is not None else None
+        means = encode_means(self.model, self.x_train)
+        row = {
+            "epoch": p.epoch + 1,
+            "train_bound": train["bound"],
+            "train_rec": train["rec"],
+            "train_kl": train["kl"],
+            "val_bound": val["bound"] if val else None,
+            "val_rec": val["rec"] if val else None,
+            "val_kl": val["kl"] if val else None,
+            "active_units": active_units(means),
+            "latent": self.config.model.latent,
+            "lr": self.learning_rate(p.global_step - 1),
+            "kl_weight": self.kl_weight(p.global_step - 1),
+            "seconds": round(train_seconds, 3),
+        }
+        with open(self.out_dir / METRICS_FILE, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        score = row["val_bound"] if val else row["train_bound"]
+        improved = score > p.best_bound
+        if improved:
+            p.best_bound, p.best_epoch = score, p.epoch + 1
+        self.echo(_format_row(row, t.epochs, improved))
+        p.epoch += 1
+        p.step_in_epoch = 0
+        p.sums = {"rec": 0.0, "kl": 0.0, "n": 0.0}
+        if improved:
+            plane = latent_plane(means.numpy(), self.data.train.song, self.data.train.song_names)
+            meta = {"training": self.summary(interrupted=False), "latent_plane": plane}
+            save_checkpoint(self.out_dir, self.model, self.config, self.data.pitches, meta)
+        self._save_resumable()
+
+    def summary(self, interrupted: bool) -> dict[str, Any]:
+        p, d = self.progress, self.data
+        return {
+            "epochs_done": p.epoch,
+            "epochs": self.config.train.epochs,
+            "best_epoch": p.best_epoch,
+            "best_bound": p.best_bound if p.best_epoch > 0 else None,
+            "bound_on": "validation" if self.x_val is not None else "training",
+            "seconds": round(p.seconds, 2),
+            "device": str(self.device),
+            "train_songs": list(d.train.song_names),
+            "val_songs": list(d.val.song_names) if d.val is not None else [],
+            "train_windows": int(len(d.train.x)),
+            "val_windows": int(len(d.val.x)) if d.val is not None else 0,
+            "interrupted": interrupted,
+        }
+
+
+def _format_row(row: dict[str, Any], epochs: int, improved: bool) -> str:
+    val = f"val {row['val_bound']:.4f}" if row["val_bound"] is not None else "val -"
+    return (
+        f"epoch {row['epoch']:>3}/{epochs}  train {row['train_bound']:.4f}  {val} nats/step  "
+        f"KL {row['train_kl']:.2f}  active {row['active_units']}/{row['latent']}  "
+        f"lr {row['lr']:.2e}  {row['seconds']:.1f}s" + ("  *" if improved else "")
+    )
+
+
+class _stop_on_sigint:
+    """While training, the first Ctrl-C asks for a clean stop; a second one stops at once."""
+
+    def __init__(self, trainer: Trainer):
+        self.trainer = trainer
+        self.previous = None
+
+    def _handle(self, signum, frame) -> None:
+        self.trainer.request_stop()
+        self.trainer.echo("stopping after this batch (Ctrl-C again to abort without saving)")
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def read_metrics(out_dir: str | Path) -> list[dict[str, Any]]:
+    path = Path(out_dir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
