@@ -16,22 +16,20 @@ from .errors import VraeLiveError
 log = logging.getLogger("vrae_live")
 
 
-class _Formatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
+class _EchoHandler(logging.Handler):
+    """Log lines through click, to whatever stderr is now: plain for info, prefixed otherwise."""
+
+    def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
-        return message if record.levelno == logging.INFO else f"{record.levelname.lower()}: {message}"
+        if record.levelno != logging.INFO:
+            message = f"{record.levelname.lower()}: {message}"
+        click.echo(message, err=True)
 
 
 def _setup_logging(verbose: bool) -> None:
-    if any(getattr(h, "_vrae_live", False) for h in log.handlers):
-        log.setLevel(logging.DEBUG if verbose else logging.INFO)
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter())
-    handler._vrae_live = True  # type: ignore[attr-defined]
-    log.addHandler(handler)
+    if not any(isinstance(h, _EchoHandler) for h in log.handlers):
+        log.addHandler(_EchoHandler())
     log.setLevel(logging.DEBUG if verbose else logging.INFO)
-    log.propagate = True
 
 
 class _Group(click.Group):

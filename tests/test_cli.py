@@ -1,0 +1,147 @@
+"""Every command through click's CliRunner, and Ctrl-C on a real training process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from tests.songs import write_corrupt, write_drums_only
+from vrae_live.cli import main
+from vrae_live.config import list_presets
+from vrae_live.train import read_metrics
+
+TINY = ["--hidden", "16", "--latent", "2", "--window", "16", "--hop", "8", "--batch-size", "16", "--fs", "20", "-q"]
+
+
+def run(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+def test_train_info_eval(songs_dir, tmp_path):
+    out = tmp_path / "run"
+    result = run("train", songs_dir, "--out", out, "--epochs", 2, *TINY)
+    assert result.exit_code == 0, result.output
+    assert "6 of 6 songs usable" in result.output
+    assert "epoch   2/2" in result.output
+
+    result = run("info", out)
+    assert result.exit_code == 0, result.output
+    assert "vrae (rnn), hidden 16, latent 2" in result.output
+    assert "20 frames per second" in result.output
+    assert "2/2 epochs" in result.output
+
+    best = max(r["val_bound"] for r in read_metrics(out))
+    result = run("eval", out, songs_dir, "--split", "validation", "--json", "--samples", 4)
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert figures["bound"] == pytest.approx(best, abs=1e-9)  # the same figure as training's validation
+    assert figures["iw_bound"] >= figures["bound"] - 0.05
+
+    result = run("eval", out, songs_dir)
+    assert result.exit_code == 0
+    assert "6 songs" in result.output and "lower bound" in result.output
+
+
+def test_eval_counts_notes_outside_the_models_pitches(songs_dir, tmp_path):
+    out = tmp_path / "run"
+    assert run("train", songs_dir, "--out", out, "--epochs", 1, *TINY).exit_code == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    from tests.songs import write_song
+
+    write_song(other / "high.mid", [(100 + (i % 5), i * 0.25, i * 0.25 + 0.2) for i in range(40)]
+               + [(60, i * 0.5, i * 0.5 + 0.4) for i in range(20)])
+    figures = json.loads(run("eval", out, other, "--json").stdout)
+    assert figures["dropped_notes"] == 40
+
+
+def test_every_preset_trains_at_a_tiny_size(songs_dir, tmp_path):
+    assert {"paper-2d", "paper-20d"} <= set(list_presets())
+    for preset in list_presets():
+        out = tmp_path / preset
+        result = run("train", songs_dir, "--preset", preset, "--out", out, "--epochs", 1, *TINY)
+        assert result.exit_code == 0, f"{preset}: {result.output}"
+        assert (out / "model.safetensors").is_file()
+
+
+def test_preset_settings_reach_the_model(songs_dir, tmp_path):
+    out = tmp_path / "p20"
+    args = ["--hidden", "16", "--batch-size", "16", "--epochs", "1", "-q"]
+    assert run("train", songs_dir, "--preset", "paper-20d", "--out", out, *args).exit_code == 0
+    document = json.loads((out / "config.json").read_text())
+    assert document["model"]["latent"] == 20 and document["data"]["window"] == 40 and document["data"]["hop"] == 20
+    assert document["model"]["hidden"] == 16  # the command line wins over the preset
+
+
+def test_errors_are_one_line(tmp_path, songs_dir):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run("train", empty, "--out", tmp_path / "x")
+    assert result.exit_code == 1
+    assert result.output.startswith("error: ") and "no .mid" in result.output
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    write_corrupt(bad / "broken.mid")
+    write_drums_only(bad / "drums.mid")
+    result = run("train", bad, "--out", tmp_path / "y")
+    assert result.exit_code == 1
+    assert "broken.mid" in result.output and "drums.mid" in result.output  # each skip is named
+    assert "none of the 2 MIDI file(s)" in result.output and "is usable" in result.output
+
+    result = run("train", songs_dir, "--out", tmp_path / "z", "--batch-size", "100000", "-q")
+    assert result.exit_code == 1 and "batch" in result.output
+
+    result = run("train", songs_dir, "--preset", "no-such-preset")
+    assert result.exit_code == 1 and "paper-2d" in result.output
+
+    preset = tmp_path / "typo.toml"
+    preset.write_text("[model]\nhiden = 3\n")
+    result = run("train", songs_dir, "--preset", preset)
+    assert result.exit_code == 1 and "hiden" in result.output and "hidden" in result.output
+
+    result = run("info", tmp_path / "nothing")
+    assert result.exit_code == 1 and "no such checkpoint" in result.output
+
+
+def test_an_existing_run_is_not_overwritten_by_accident(songs_dir, tmp_path):
+    out = tmp_path / "run"
+    assert run("train", songs_dir, "--out", out, "--epochs", 1, *TINY).exit_code == 0
+    result = run("train", songs_dir, "--out", out, "--epochs", 1, *TINY)
+    assert result.exit_code == 1 and "--resume" in result.output
+    assert run("train", songs_dir, "--out", out, "--epochs", 1, "--overwrite", *TINY).exit_code == 0
+    assert len(read_metrics(out)) == 1
+
+
+def test_ctrl_c_saves_and_resume_finishes(songs_dir, tmp_path):
+    """A real SIGINT to a real training process, then --resume to the end."""
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    args = [sys.executable, "-m", "vrae_live.cli", "train", str(songs_dir), "--out", str(out), "--epochs", "40", *TINY]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    lines = []
+    for line in proc.stdout:  # wait for the first finished epoch, then press Ctrl-C
+        lines.append(line)
+        if line.startswith("epoch "):
+            proc.send_signal(signal.SIGINT)
+            break
+    output = "".join(lines) + proc.communicate(timeout=60)[0]
+    assert proc.returncode == 0, output
+    assert "--resume" in output
+    done = len(read_metrics(out))
+    assert 1 <= done < 40
+
+    result = run("train", songs_dir, "--out", out, "--resume", "-q")
+    assert result.exit_code == 0, result.output
+    assert [r["epoch"] for r in read_metrics(out)] == list(range(1, 41))
+
+    result = run("train", songs_dir, "--out", out, "--resume", "--hidden", "8")
+    assert result.exit_code == 1 and "--resume continues with the run's own settings" in result.output

@@ -1,0 +1,100 @@
+"""Training: metrics, the best checkpoint, the latent plane, and exact resume."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vrae_live.checkpoint import load_checkpoint
+from vrae_live.config import load_config
+from vrae_live.data.corpus import prepare_data
+from vrae_live.train import Trainer, active_units, latent_plane, read_metrics
+
+SETTINGS = dict(hidden=16, latent=2, window=16, hop=8, batch_size=16, epochs=3, lr=3e-3, fs=20)
+
+
+def make_trainer(songs_dir, out_dir, **overrides):
+    config = load_config(None, {**SETTINGS, **overrides})
+    data = prepare_data(songs_dir, config.data, config.train.seed, config.train.batch_size)
+    return Trainer(config, data, out_dir)
+
+
+def test_training_writes_metrics_and_the_best_checkpoint(songs_dir, tmp_path):
+    trainer = make_trainer(songs_dir, tmp_path / "run", epochs=4)
+    summary = trainer.fit()
+    rows = read_metrics(tmp_path / "run")
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+    for row in rows:
+        assert {"train_bound", "val_bound", "train_kl", "train_rec", "active_units", "lr", "seconds"} <= set(row)
+        assert row["train_bound"] == pytest.approx(-(row["train_rec"] + row["train_kl"]) / SETTINGS["window"])
+    assert rows[-1]["train_bound"] > rows[0]["train_bound"]
+    assert rows[-1]["lr"] == pytest.approx(trainer.config.train.lr_final)
+    best = max(rows, key=lambda r: r["val_bound"])
+    assert summary["best_epoch"] == best["epoch"] and not summary["interrupted"]
+    ckpt = load_checkpoint(tmp_path / "run")
+    assert ckpt.meta["training"]["best_bound"] == pytest.approx(best["val_bound"])
+    assert ckpt.meta["training"]["val_songs"] and ckpt.meta["training"]["train_songs"]
+    plane = ckpt.meta["latent_plane"]
+    assert len(plane["songs"]) == len(ckpt.meta["training"]["train_songs"])
+
+
+def test_schedules():
+    config = load_config(None, {"epochs": 4, "lr": 1e-3, "lr_final": 1e-5, "kl_warmup_epochs": 2})
+    trainer = Trainer.__new__(Trainer)  # the schedules need only the config and the epoch length
+    trainer.config, trainer.steps_per_epoch = config, 10
+    assert trainer.learning_rate(0) == pytest.approx(1e-3)
+    assert trainer.learning_rate(39) == pytest.approx(1e-5)
+    assert trainer.learning_rate(20) < trainer.learning_rate(19)
+    assert [trainer.kl_weight(s) for s in (0, 10, 20, 30)] == [0.0, 0.5, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("stop_at", [5, 14])  # mid-epoch, and the last batch of an epoch
+def test_resume_ends_where_an_uninterrupted_run_would(songs_dir, tmp_path, stop_at):
+    straight = make_trainer(songs_dir, tmp_path / "straight")
+    straight.fit()
+
+    def stop(trainer):
+        if trainer.progress.global_step == stop_at:
+            trainer.request_stop()
+
+    first = make_trainer(songs_dir, tmp_path / "resumed")
+    first.on_step = stop
+    assert first.fit()["interrupted"]
+    assert (tmp_path / "resumed" / "resume" / "optimizer.pt").is_file()
+
+    second = make_trainer(songs_dir, tmp_path / "resumed")
+    second.resume()
+    assert second.progress.global_step == stop_at
+    assert not second.fit()["interrupted"]
+
+    for name, weight in straight.model.state_dict().items():
+        assert torch.equal(weight, second.model.state_dict()[name]), name
+    drop_time = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    assert drop_time(read_metrics(tmp_path / "resumed")) == drop_time(read_metrics(tmp_path / "straight"))
+
+
+def test_active_units_counts_units_whose_means_vary():
+    means = torch.stack([torch.linspace(-1, 1, 50), torch.full((50,), 0.3), 0.01 * torch.randn(50)], 1)
+    assert active_units(means) == 1
+
+
+def test_latent_plane_spans_the_songs_for_two_and_more_dimensions():
+    rng = np.random.default_rng(0)
+    song = np.repeat(np.arange(4), 30)
+    centres = np.array([[-2, -2], [2, -2], [-2, 2], [2, 2]], dtype=float)
+    means2 = centres[song] + 0.1 * rng.standard_normal((120, 2))
+    plane = latent_plane(means2, song, ["a", "b", "c", "d"])
+    assert plane["axes"] == [[1.0, 0.0], [0.0, 1.0]]
+    uv = {s["name"]: s["uv"] for s in plane["songs"]}
+    assert uv["a"][0] < 0.2 and uv["a"][1] < 0.2 and uv["d"][0] > 0.8 and uv["d"][1] > 0.8
+
+    basis = np.linalg.qr(rng.standard_normal((6, 2)))[0].T  # a random plane in 6-D
+    means6 = 5.0 + means2 @ basis + 0.01 * rng.standard_normal((120, 6))
+    plane6 = latent_plane(means6, song, ["a", "b", "c", "d"])
+    axes = np.array(plane6["axes"])
+    assert axes.shape == (2, 6)
+    np.testing.assert_allclose(np.linalg.norm(axes @ basis.T, axis=1), 1.0, atol=0.01)  # axes lie in the plane
+    assert np.allclose(plane6["origin"], means6.mean(0))
+    corners = sorted(tuple(np.round(s["uv"], 0)) for s in plane6["songs"])
+    assert len(set(corners)) == 4  # the four songs land in four different corners
