@@ -27,6 +27,7 @@ def saved(request, tmp_path):
 @torch.no_grad()
 def test_save_then_load_gives_identical_outputs(saved):
     model, config, directory = saved
+    model.eval()
     ckpt = load_checkpoint(directory)
     x = (torch.rand(3, 10, len(PITCHES)) < 0.3).float()
     z = torch.randn(3, config.model.latent)

@@ -14,9 +14,11 @@ from vrae_live.models.vrae import gaussian_kl
 P, T, H, L = 7, 9, 11, 3
 
 
-def tiny(cell="rnn", reverse_input=False, seed=0):
+def tiny(cell="rnn", reverse_input=False, seed=0, mu_batchnorm=0.0):
+    """The paper's model exactly: no reversed input, no batch-normalised mu, unless asked."""
     torch.manual_seed(seed)
-    return build_model(P, ModelConfig(cell=cell, hidden=H, latent=L, reverse_input=reverse_input))
+    config = ModelConfig(cell=cell, hidden=H, latent=L, reverse_input=reverse_input, mu_batchnorm=mu_batchnorm)
+    return build_model(P, config)
 
 
 def rolls(batch=4, seed=1):
@@ -120,6 +122,21 @@ def test_reverse_input_reads_the_window_backwards():
 
 
 @torch.no_grad()
+@torch.no_grad()
+def test_batch_normalised_mu_spreads_codes_in_training_and_is_affine_at_inference():
+    model, x = tiny(mu_batchnorm=0.7), rolls(batch=64)
+    plain = tiny()  # the same weights without the normalisation
+    model.train()
+    mu, _ = model.encode(x)
+    torch.testing.assert_close(mu.std(0, unbiased=False), torch.full((L,), 0.7), atol=1e-3, rtol=1e-3)
+    model.eval()
+    stats = model.mu_norm
+    folded = 0.7 * (plain.encode(x)[0] - stats.running_mean) / torch.sqrt(stats.running_var + stats.eps)
+    torch.testing.assert_close(model.encode(x)[0], folded)
+    torch.testing.assert_close(model.encode(x[0])[0], folded[0])  # one sequence at inference
+
+
+@torch.no_grad()
 def test_loss_terms_match_a_hand_computation():
     model, x = tiny(), rolls(batch=2)
     terms = model.loss_terms(x, torch.Generator().manual_seed(5))
@@ -157,7 +174,7 @@ def _patterns() -> torch.Tensor:
 
 def test_a_tiny_model_learns_a_few_patterns():
     torch.manual_seed(0)
-    model = build_model(8, ModelConfig(cell="gru", hidden=48, latent=2))
+    model = build_model(8, ModelConfig(cell="gru", hidden=48, latent=2))  # the defaults: BN mu, reversed input
     x = _patterns().repeat(8, 1, 1)  # (32, 12, 8)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     g = torch.Generator().manual_seed(0)
@@ -176,6 +193,7 @@ def test_a_tiny_model_learns_a_few_patterns():
     with torch.no_grad():
         end = loss().item()
         assert end < 0.1 * start
+        model.eval()
         mu, _ = model.encode(_patterns())
         _, frames = model.generate(mu, steps=12)  # free-running from the codes, thresholded
     assert torch.equal(frames, _patterns())

@@ -103,7 +103,8 @@ class ModelConfig:
     cell: str = "rnn"  # rnn is the paper's tanh RNN; gru and lstm are options
     hidden: int = 500
     latent: int = 2
-    reverse_input: bool = False  # the encoder reads each window backwards (paper, section 4)
+    reverse_input: bool = True  # the encoder reads each window backwards (the paper's section 4)
+    mu_batchnorm: float = 0.7  # > 0: batch-normalise mu to this scale in training (BN-VAE); 0: off
 
     def __post_init__(self) -> None:
         if self.model not in ("vrae",):

@@ -83,7 +83,11 @@ def evaluate(model, x: torch.Tensor, seed: int = 0, samples: int = 0) -> dict[st
 @torch.no_grad()
 def encode_means(model, x: torch.Tensor) -> torch.Tensor:
     """The posterior means ``(N, L)`` of windows ``x (N, W, P)``."""
-    return torch.cat([model.encode(batch)[0] for batch in x.split(EVAL_BATCH)]).cpu()
+    was_training = model.training
+    model.eval()
+    means = torch.cat([model.encode(batch)[0] for batch in x.split(EVAL_BATCH)]).cpu()
+    model.train(was_training)
+    return means
 
 
 def active_units(means: torch.Tensor) -> int:

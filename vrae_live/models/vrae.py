@@ -71,6 +71,10 @@ class VRAE(nn.Module):
         self.encoder = cell(n_pitches, h, batch_first=True)  # W_in, W_enc, b_enc
         self.to_mu = nn.Linear(h, latent)  # W_mu, b_mu
         self.to_logvar = nn.Linear(h, latent)  # W_sigma, b_sigma
+        # BN-VAE (Zhu et al. 2020): in training, mu is standardised over the batch and scaled
+        # by a fixed gamma, so the codes cannot all collapse onto one point; at inference the
+        # running statistics fold into W_mu, b_mu, leaving the paper's affine map.
+        self.mu_norm = nn.BatchNorm1d(latent, affine=False) if config.mu_batchnorm > 0 else None
         self.to_h0 = nn.Linear(latent, 2 * h if self.is_lstm else h)  # W_z, b_z
         self.decoder = cell(n_pitches, h, batch_first=True)  # W_x, W_dec, b_dec
         self.to_logits = nn.Linear(h, n_pitches)  # W_out, b_out
@@ -89,6 +93,8 @@ class VRAE(nn.Module):
         _, state = self.encoder(x)
         h_end = (state[0] if self.is_lstm else state).squeeze(0)  # (B, H)
         mu, logvar = self.to_mu(h_end), self.to_logvar(h_end)
+        if self.mu_norm is not None and (mu.shape[0] > 1 or not self.training):
+            mu = self.config.mu_batchnorm * self.mu_norm(mu)
         return (mu[0], logvar[0]) if single else (mu, logvar)
 
     @staticmethod
