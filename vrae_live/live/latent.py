@@ -1,0 +1,75 @@
+"""From pad coordinates to a latent vector: the plane the pad spans, and a glide.
+
+Pure: numpy only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class LatentPlane:
+    """``z = origin + sum_i (lo_i + u_i (hi_i - lo_i)) axes_i`` for pad coordinates u in [0, 1]^2.
+
+    Measured at training time (``train.latent_plane``) and stored in the checkpoint: for a
+    2-D latent the pad spans the region where the training songs lie; for more dimensions,
+    the plane of the two main directions of the encoded songs around their centre.
+    """
+
+    origin: np.ndarray  # (L,)
+    axes: np.ndarray  # (A, L), A = min(L, 2)
+    lo: np.ndarray  # (A,)
+    hi: np.ndarray  # (A,)
+
+    @classmethod
+    def from_meta(cls, plane: Mapping[str, Any]) -> "LatentPlane":
+        return cls(*(np.asarray(plane[k], dtype=np.float64) for k in ("origin", "axes", "lo", "hi")))
+
+    @classmethod
+    def standard(cls, latent: int, extent: float = 2.0) -> "LatentPlane":
+        """The first two latent axes from -extent to +extent: for a checkpoint without a plane."""
+        a = min(latent, 2)
+        return cls(np.zeros(latent), np.eye(latent)[:a], np.full(a, -extent), np.full(a, extent))
+
+    @property
+    def latent_size(self) -> int:
+        return len(self.origin)
+
+    def z_at(self, x: float, y: float) -> np.ndarray:
+        """The latent vector ``(L,)`` under pad position (x, y), each 0..1."""
+        u = np.array([x, y])[: len(self.lo)]
+        return self.origin + (self.lo + u * (self.hi - self.lo)) @ self.axes
+
+    def position_of(self, z: np.ndarray) -> tuple[float, float]:
+        """The pad position nearest to ``z`` (clipped to the pad), for feedback."""
+        u = ((np.asarray(z) - self.origin) @ self.axes.T - self.lo) / (self.hi - self.lo)
+        u = np.clip(u, 0.0, 1.0)
+        return float(u[0]), float(u[1]) if len(u) > 1 else 0.5
+
+
+class Glide:
+    """Exponential smoothing of the latent target, so a jump of the finger does not click.
+
+    After ``glide_s`` seconds the position has covered 63 % of a jump (one time constant).
+    ``glide_s = 0`` follows the target at once.
+    """
+
+    def __init__(self, glide_s: float):
+        if glide_s < 0 or not math.isfinite(glide_s):
+            raise ValueError(f"glide must be a finite number of seconds >= 0, not {glide_s}")
+        self.glide_s = glide_s
+        self.value: np.ndarray | None = None
+
+    def step(self, target: np.ndarray, dt: float) -> np.ndarray:
+        """Move ``dt`` seconds towards ``target``; the first call jumps there."""
+        target = np.asarray(target, dtype=np.float64)
+        if self.value is None or self.glide_s == 0 or self.value.shape != target.shape:
+            self.value = target.copy()
+        else:
+            self.value = self.value + (target - self.value) * (1.0 - math.exp(-dt / self.glide_s))
+        return self.value.copy()
