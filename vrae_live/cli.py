@@ -239,5 +239,107 @@ def evaluate_command(checkpoint: Path, songs_dir: Path, samples: int, split: str
         click.echo(f"importance-weighted bound (K={samples}) {result['iw_bound']:.4f} nats per time step")
 
 
+# -- serve ----------------------------------------------------------------------
+
+
+DEFAULT_CHECKPOINT = Path("checkpoints") / "default"
+
+
+def _host_port(ctx, param, value):
+    if value is None:
+        return None
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise click.BadParameter("expected HOST:PORT, e.g. 192.168.1.20:9001")
+    return host, int(port)
+
+
+@main.command()
+@click.option("--checkpoint", "checkpoint_dir", type=click.Path(path_type=Path), default=DEFAULT_CHECKPOINT,
+              show_default=True, help="A trained model (a run directory of `vrae-live train`).")
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on for OSC.")
+@click.option("--port", default=9000, show_default=True, help="UDP port to listen on for OSC.")
+@click.option("--controller", default=None, help="Controller dialect: touchosc, open-stage-control, lemur, or a .toml file.")
+@click.option("--feedback", callback=_host_port, help="Send position and status back to HOST:PORT.")
+@click.option("--midi-port", help="Connect to this existing MIDI port instead of opening a virtual 'vrae-live' port.")
+@click.option("--midi-api", type=click.Choice(["auto", "alsa", "jack", "coremidi", "winmm"]), default="auto", show_default=True)
+@click.option("--record", type=click.Path(path_type=Path), help="Also write the performance to this .mid file.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--hop", type=int, help="Frames per decoded hop [default: the model's, or half a window].")
+@click.option("--glide", type=float, default=0.25, show_default=True, help="Seconds for a pad jump to be 63 % done.")
+@click.option("--bpm", type=float, default=120.0, show_default=True, help="Tempo for a beat-based model.")
+@click.option("--on-threshold", type=float, default=0.5, show_default=True)
+@click.option("--off-threshold", type=float, default=0.35, show_default=True)
+@click.option("--polyphony", type=int, default=8, show_default=True)
+@click.option("--min-len", type=int, default=1, show_default=True, help="Frames a note sounds at least.")
+@click.option("--max-len", type=int, help="Frames after which a note is released.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def serve(checkpoint_dir: Path, host: str, port: int, controller: str | None, feedback, midi_port: str | None,
+          midi_api: str, record: Path | None, device: str, hop: int | None, glide: float, bpm: float,
+          on_threshold: float, off_threshold: float, polyphony: int, min_len: int, max_len: int | None,
+          seed: int) -> None:
+    """Play a model live: OSC in, MIDI out. Stop with Ctrl-C."""
+    import signal
+
+    from .checkpoint import load_checkpoint
+    from .live.controls import CANONICAL, Controls, load_controller
+    from .live.daemon import PerformanceSettings, Performer
+    from .live.midi import MidiFileRecorder, RtMidiSink, TeeSink
+    from .live.notes import NoteSettings
+    from .live.osc import FeedbackSender, OscServer, listen_addresses
+    from .train import resolve_device
+
+    ckpt = load_checkpoint(checkpoint_dir, resolve_device(device))
+    notes = NoteSettings(on_threshold=on_threshold, off_threshold=off_threshold, min_len=min_len,
+                         max_len=max_len, polyphony=polyphony)
+    settings = PerformanceSettings(hop=hop, glide_s=glide, bpm=bpm, notes=notes, seed=seed)
+    dialect = load_controller(controller) if controller else CANONICAL
+    controls = Controls(dialect, latent_size=ckpt.config.model.latent)
+    sink = RtMidiSink(midi_port, api=midi_api)
+    if record is not None:
+        sink = TeeSink(sink, MidiFileRecorder(record, bpm=bpm))
+    performer = Performer(ckpt, controls, sink, settings)
+    sender = FeedbackSender(*feedback, dialect) if feedback else None
+
+    def on_frame(index, state):
+        sender.send(state, f"frame {index}")
+
+    performer.on_frame = on_frame if sender is not None else None
+    stop = lambda signum, frame: performer.stop()
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    with OscServer(controls, host, port) as server:
+        bound_host, bound_port = server.address
+        log.info(f"model {checkpoint_dir}: {ckpt.config.model.model} latent {ckpt.config.model.latent}, "
+                 f"{ckpt.timing.describe()}, hop {performer.hop} frames, on {next(ckpt.model.parameters()).device}")
+        log.info(f"MIDI out: {getattr(sink, 'port_name', None) or midi_port or 'vrae-live'}")
+        addresses = listen_addresses(bound_host, bound_port) or [f"{bound_host}:{bound_port}"]
+        log.info("OSC in: send to " + ", ".join(addresses))
+        for line in dialect.describe():
+            log.info(f"  {line}")
+        log.info("ready")
+        try:
+            stats = performer.run()
+        finally:
+            if sender is not None:
+                sender.close()
+    osc = controls.stats
+    ignored = {k: v for k, v in osc.items() if k not in ("datagrams", "accepted")}
+    log.info(f"stopped: {stats.line()}; OSC {osc.get('datagrams', 0)} datagrams, {osc.get('accepted', 0)} applied"
+             + (f", ignored or clamped {dict(ignored)}" if ignored else ""))
+    if record is not None:
+        log.info(f"recorded {record}")
+
+
+@main.command()
+@click.option("--midi-api", type=click.Choice(["auto", "alsa", "jack", "coremidi", "winmm"]), default="auto", show_default=True)
+def ports(midi_api: str) -> None:
+    """List the MIDI output ports --midi-port can connect to."""
+    from .live.midi import list_output_ports
+
+    names = list_output_ports(midi_api)
+    click.echo("\n".join(names) if names else "no MIDI output ports")
+
+
 if __name__ == "__main__":
     main()

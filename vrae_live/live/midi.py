@@ -41,8 +41,8 @@ class MidiSink:
     """Base class: sends ``mido.Message`` objects and remembers what sounds.
 
     Subclasses implement ``_write(msg)`` (and ``_close_port()`` if they hold
-    anything). ``send`` is thread-safe: the clock thread sends while a signal
-    handler or the main thread may panic.
+    anything). ``send`` is thread-safe: the clock thread sends while the main
+    thread may panic or close.
     """
 
     def __init__(self) -> None:
@@ -69,8 +69,10 @@ class MidiSink:
         with self._lock:
             if self.closed:
                 raise ValueError(f"{type(self).__name__} is closed")
-            self._write(msg)
+            # Track first: if the write fails or a KeyboardInterrupt lands in between, panic()
+            # sends one note-off too many (harmless) rather than one too few (a hanging note).
             self._track(msg)
+            self._write(msg)
 
     def _track(self, msg: mido.Message) -> None:
         channel = getattr(msg, "channel", None)
@@ -466,7 +468,6 @@ class MidiFileRecorder(MidiSink):
         if data is not None:
             self._events += self._delta(t) + data
         if t >= self._next_save:
-            self._track(msg)  # the snapshot must know this message's note
             self._next_save = t + self.autosave_s
             self.save()
 

@@ -1,0 +1,267 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings as hyp_settings, strategies as st
+
+from vrae_live.errors import ConfigError
+from vrae_live.live.notes import FrameGate, NoteEmitter, NoteEvent, NoteSettings, temper
+
+
+def run_gate(gate, frames, **kwargs):
+    return np.array([gate.step(np.asarray(f, float), **kwargs) for f in frames])  # (T, P)
+
+
+def runs(column):
+    """(start, length, ends_at_stream_end) for each run of True in a 1-d bool array."""
+    result, start = [], None
+    for t, on in enumerate(column):
+        if on and start is None:
+            start = t
+        elif not on and start is not None:
+            result.append((start, t - start, False))
+            start = None
+    if start is not None:
+        result.append((start, len(column) - start, True))
+    return result
+
+
+# --- settings --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(on_threshold=0.5, off_threshold=0.5),
+        dict(off_threshold=-0.1),
+        dict(min_len=0),
+        dict(min_len=4, max_len=3),
+        dict(polyphony=0),
+        dict(velocity_range=(0, 100)),
+        dict(velocity_range=(100, 50)),
+    ],
+)
+def test_bad_settings_are_rejected(kwargs):
+    with pytest.raises(ConfigError):
+        NoteSettings(**kwargs)
+
+
+# --- FrameGate ----------------------------------------------------------------------------
+
+
+def test_hysteresis_no_flicker_between_thresholds():
+    gate = FrameGate(NoteSettings(on_threshold=0.5, off_threshold=0.3, polyphony=None))
+    wavering = [0.45, 0.35, 0.49, 0.31] * 5
+    assert not run_gate(gate, [[p] for p in wavering]).any(), "never reached on: stays off"
+    stream = [0.6] + wavering + [0.2, 0.45, 0.49]
+    out = run_gate(gate, [[p] for p in stream])[:, 0]
+    assert out[: 1 + len(wavering)].all(), "once on, stays on while above off"
+    assert not out[1 + len(wavering) :].any(), "off below off_threshold; no restart under on_threshold"
+
+
+def test_min_len_holds_a_note_after_its_probability_drops():
+    gate = FrameGate(NoteSettings(min_len=3, polyphony=None))
+    out = run_gate(gate, [[0.9], [0.0], [0.0], [0.0], [0.0]])[:, 0]
+    assert out.tolist() == [True, True, True, False, False]
+
+
+def test_max_len_releases_and_locks_until_the_probability_falls():
+    gate = FrameGate(NoteSettings(max_len=3, polyphony=None))
+    stream = [0.9] * 6 + [0.1] + [0.9] * 2
+    out = run_gate(gate, [[p] for p in stream])[:, 0]
+    # 3 frames on, locked while 0.9 persists, unlocked by 0.1, starts again on 0.9
+    assert out.tolist() == [True, True, True, False, False, False, False, True, True]
+
+
+def test_polyphony_keeps_the_most_probable():
+    gate = FrameGate(NoteSettings(polyphony=2))
+    out = gate.step(np.array([0.6, 0.9, 0.7, 0.8]))
+    assert out.tolist() == [False, True, False, True]
+
+
+def test_polyphony_lets_a_more_probable_candidate_take_a_voice_but_not_a_young_note():
+    gate = FrameGate(NoteSettings(polyphony=1, min_len=2))
+    assert gate.step(np.array([0.6, 0.0])).tolist() == [True, False]
+    # note 0 is one frame old: protected by min_len even against a stronger candidate
+    assert gate.step(np.array([0.6, 0.9])).tolist() == [True, False]
+    assert gate.step(np.array([0.6, 0.9])).tolist() == [False, True]
+    # an equally probable candidate does not take the voice
+    gate = FrameGate(NoteSettings(polyphony=1))
+    gate.step(np.array([0.7, 0.0]))
+    assert gate.step(np.array([0.7, 0.7])).tolist() == [True, False]
+
+
+def test_temper():
+    p = np.array([0.1, 0.5, 0.9])
+    assert np.allclose(temper(p, 1.0), p)
+    sharp, flat = temper(p, 0.5), temper(p, 4.0)
+    assert sharp[0] < 0.1 and sharp[2] > 0.9 and flat[0] > 0.1 and flat[2] < 0.9
+    assert np.allclose(temper(p, 1.0)[1], 0.5)
+    assert np.isfinite(temper(np.array([0.0, 1.0]), 0.1)).all()
+
+
+def test_sampling_is_deterministic_given_the_rng():
+    probs = np.random.default_rng(1).random((200, 12)) * 0.6
+    a = run_gate(FrameGate(), probs, temperature=0.8, rng=np.random.default_rng(7))
+    b = run_gate(FrameGate(), probs, temperature=0.8, rng=np.random.default_rng(7))
+    c = run_gate(FrameGate(seed=7), probs, temperature=0.8)
+    assert (a == b).all() and (a == c).all()
+    assert a.any(), "sampling starts notes below the on threshold"
+
+
+def test_sampling_starts_notes_at_about_their_probability():
+    settings = NoteSettings(off_threshold=0.99, on_threshold=1.0, polyphony=None)  # every note lasts one frame
+    gate = FrameGate(settings, seed=0)
+    onsets = 0
+    for _ in range(4000):
+        onsets += int(gate.step(np.array([0.2]), temperature=1.0)[0])
+        gate.reset()
+    assert 0.17 < onsets / 4000 < 0.23
+
+
+def test_reset_and_shape_checks():
+    gate = FrameGate()
+    gate.step(np.array([0.9, 0.9]))
+    with pytest.raises(ValueError):
+        gate.step(np.array([0.9, 0.9, 0.9]))
+    gate.reset()
+    assert gate.step(np.array([0.0, 0.0, 0.0])).tolist() == [False] * 3
+    with pytest.raises(ValueError):
+        gate.step(np.array([0.5]), temperature=-1)
+
+
+# --- NoteEmitter --------------------------------------------------------------------------
+
+
+def test_emitter_offs_before_ons_and_velocity_from_probability():
+    emitter = NoteEmitter(NoteSettings(velocity_range=(20, 120)))
+    pitches = [60, 62, 64]
+    assert emitter.step(np.array([1, 0, 0], bool), np.array([0.5, 0, 0]), pitches) == [NoteEvent("on", 60, 70, 0)]
+    events = emitter.step(np.array([0, 1, 1], bool), np.array([0, 1.0, 0.0]), pitches)
+    assert events == [NoteEvent("off", 60, 0, 0), NoteEvent("on", 62, 120, 0), NoteEvent("on", 64, 20, 0)]
+    assert emitter.sounding == {(0, 62), (0, 64)}
+    assert emitter.all_off() == [NoteEvent("off", 62, 0, 0), NoteEvent("off", 64, 0, 0)]
+    assert emitter.sounding == frozenset()
+
+
+def test_transpose_and_channel_change_while_sounding_switch_off_the_right_note():
+    emitter = NoteEmitter()
+    pitches, probs = [60], np.array([0.9])
+    assert emitter.step(np.array([True]), probs, pitches, velocity=90, transpose=2, channel=3) == [
+        NoteEvent("on", 62, 90, 3)
+    ]
+    assert emitter.step(np.array([True]), probs, pitches, transpose=-5, channel=0) == [], "no retrigger"
+    assert emitter.step(np.array([False]), probs, pitches, transpose=-5, channel=0) == [NoteEvent("off", 62, 0, 3)]
+
+
+def test_out_of_range_notes_are_skipped_not_wrapped_and_never_start_midway():
+    emitter = NoteEmitter()
+    pitches, probs = [120, 121], np.array([0.9, 0.9])
+    assert emitter.step(np.array([True, True]), probs, pitches, velocity=64, transpose=10) == []
+    # the transpose comes back into range while the gate still holds the pitches: still silent
+    assert emitter.step(np.array([True, True]), probs, pitches, velocity=64) == []
+    assert emitter.step(np.array([False, True]), probs, pitches, velocity=64) == []
+    assert emitter.step(np.array([True, False]), probs, pitches, velocity=64) == [NoteEvent("on", 120, 64, 0)]
+    assert emitter.step(np.array([True, True]), probs, pitches, velocity=64, transpose=-122) == []
+    assert emitter.sounding == {(0, 120)}
+
+
+def test_a_note_already_sounding_for_another_pitch_is_not_started_twice():
+    emitter = NoteEmitter()
+    pitches, probs = [59, 60], np.array([0.9, 0.9])
+    assert emitter.step(np.array([False, True]), probs, pitches, velocity=64) == [NoteEvent("on", 60, 64, 0)]
+    # transposed by +1, pitch 59 would be note 60 too, which sounds already
+    assert emitter.step(np.array([True, True]), probs, pitches, velocity=64, transpose=1) == []
+    assert emitter.step(np.array([True, False]), probs, pitches, velocity=64, transpose=1) == [
+        NoteEvent("off", 60, 0, 0)
+    ]
+
+
+def test_emitter_rejects_bad_arguments():
+    emitter = NoteEmitter()
+    with pytest.raises(ValueError):
+        emitter.step(np.array([True]), np.array([0.5]), [60], velocity=0)
+    with pytest.raises(ValueError):
+        emitter.step(np.array([True]), np.array([0.5]), [60], channel=16)
+    with pytest.raises(ValueError):
+        emitter.step(np.array([True, False]), np.array([0.5, 0.5]), [60])
+
+
+# --- property: gate + emitter over random streams --------------------------------------------
+
+
+@st.composite
+def performances(draw):
+    n_pitches = draw(st.integers(1, 8))
+    n_frames = draw(st.integers(1, 60))
+    min_len = draw(st.integers(1, 4))
+    max_len = draw(st.one_of(st.none(), st.integers(min_len, 8)))
+    off = draw(st.floats(0.05, 0.6))
+    on = draw(st.floats(off + 0.01, 0.95))
+    settings = NoteSettings(
+        on_threshold=on,
+        off_threshold=off,
+        min_len=min_len,
+        max_len=max_len,
+        polyphony=draw(st.one_of(st.none(), st.integers(1, 5))),
+    )
+    frame = st.lists(st.floats(0, 1), min_size=n_pitches, max_size=n_pitches)
+    probs = np.array(draw(st.lists(frame, min_size=n_frames, max_size=n_frames)))  # (T, P)
+    # Contiguous pitches, as a roll has, with small transposes and few channels, so that
+    # a transposed note lands on one that still sounds; wide ones leave 0..127.
+    lowest = draw(st.integers(0, 128 - n_pitches))
+    pitches = draw(
+        st.one_of(
+            st.just(list(range(lowest, lowest + n_pitches))),
+            st.lists(st.integers(0, 127), min_size=n_pitches, max_size=n_pitches, unique=True),
+        )
+    )
+    transposes = st.one_of(st.integers(-2, 2), st.integers(-130, 130))
+    channels = st.one_of(st.integers(0, 1), st.integers(0, 15))
+    velocities = st.one_of(st.none(), st.integers(1, 127))
+    controls = draw(
+        st.lists(st.tuples(transposes, channels, velocities), min_size=n_frames, max_size=n_frames)
+    )
+    temperature = draw(st.sampled_from([0.0, 0.0, 0.5, 1.0, 2.0]))
+    seed = draw(st.integers(0, 2**16))
+    return settings, probs, pitches, controls, temperature, seed
+
+
+@hyp_settings(max_examples=150, deadline=None)
+@given(performances())
+def test_every_note_on_is_switched_off_once_and_limits_hold(performance):
+    settings, probs, pitches, controls, temperature, seed = performance
+    gate, emitter = FrameGate(settings), NoteEmitter(settings)
+    rng = np.random.default_rng(seed)
+    frames, events = [], []
+    for p, (transpose, channel, velocity) in zip(probs, controls):
+        frame = gate.step(p, temperature=temperature, rng=rng)
+        frames.append(frame)
+        if settings.polyphony is not None:
+            assert frame.sum() <= settings.polyphony
+        events += emitter.step(frame, p, pitches, velocity=velocity, transpose=transpose, channel=channel)
+        assert len(emitter.sounding) <= frame.sum()
+    events += emitter.all_off()
+
+    sounding: set[tuple[int, int]] = set()
+    for event in events:
+        key = (event.channel, event.note)
+        assert 0 <= event.note <= 127 and 0 <= event.channel <= 15
+        if event.kind == "on":
+            assert key not in sounding, f"{key} switched on twice"
+            assert 1 <= event.velocity <= 127
+            sounding.add(key)
+        else:
+            assert key in sounding, f"{key} switched off while not sounding"
+            sounding.remove(key)
+    assert not sounding, "every on has its off after all_off()"
+    assert emitter.sounding == frozenset()
+
+    frames = np.array(frames)  # (T, P)
+    for column in frames.T:
+        for start, length, cut_by_end in runs(column):
+            if not cut_by_end:
+                assert length >= settings.min_len
+            if settings.max_len is not None:
+                assert length <= settings.max_len
+    if temperature == 0.0:
+        starts = frames & ~np.vstack([np.zeros((1, frames.shape[1]), bool), frames[:-1]])
+        assert (probs[starts] >= settings.on_threshold).all(), "at temperature 0 a note starts only at on_threshold"

@@ -1,0 +1,198 @@
+"""The performer: controls in, stream decoder, notes, clock, MIDI out.
+
+Two threads. The decode thread keeps a look-ahead buffer of decided frames filled, one
+hop at a time, from the latest control state; it starts the next hop only when the
+buffer runs low, so a pad move is heard within one hop. The play thread (the caller's)
+waits on the frame clock's absolute deadlines, turns each frame into note events with
+the current transpose, channel and velocity, and sends them. Decoding never delays the
+output: an empty buffer plays silence and is counted. Every note switched on is switched
+off: on stop, on panic, and on any error (``MidiSink.close`` panics in a finally).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..checkpoint import Checkpoint
+from ..config import DEFAULT_BPM
+from .clock import FrameClock
+from .controls import ControlState, Controls
+from .latent import Glide, LatentPlane
+from .midi import MidiSink
+from .notes import FrameGate, NoteEmitter, NoteSettings
+from .stream import StreamDecoder
+
+log = logging.getLogger("vrae_live")
+
+
+@dataclass(frozen=True)
+class PerformanceSettings:
+    hop: int | None = None  # frames per decoded hop; None: the checkpoint's if it overlaps, else window // 2
+    glide_s: float = 0.25  # seconds for the latent to cover 63 % of a jump of the pad
+    bpm: float = DEFAULT_BPM  # the tempo of a beat-based model
+    notes: NoteSettings = field(default_factory=NoteSettings)
+    seed: int = 0
+
+
+@dataclass
+class PerformanceStats:
+    frames: int = 0
+    notes_on: int = 0
+    underruns: int = 0  # frames the decoder did not deliver in time (played as silence)
+    hops: int = 0
+    late_ticks: int = 0
+    panics: int = 0
+
+    def line(self) -> str:
+        return (f"{self.frames} frames, {self.notes_on} notes, {self.hops} hops decoded, "
+                f"{self.late_ticks} late ticks, {self.underruns} underruns, {self.panics} panics")
+
+
+def live_hop(checkpoint: Checkpoint, hop: int | None) -> int:
+    data = checkpoint.config.data
+    if hop is None:
+        hop = data.hop if data.hop < data.window else max(1, data.window // 2)
+    if not 1 <= hop <= data.window:
+        raise ValueError(f"hop must be 1..{data.window} frames for this model, not {hop}")
+    return hop
+
+
+class Performer:
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        controls: Controls,
+        sink: MidiSink,
+        settings: PerformanceSettings = PerformanceSettings(),
+        clock: FrameClock | None = None,
+        on_frame: Callable[[int, ControlState], None] | None = None,
+    ):
+        self.checkpoint = checkpoint
+        self.controls = controls
+        self.sink = sink
+        self.settings = settings
+        self.pitches = checkpoint.pitches
+        plane = checkpoint.meta.get("latent_plane")
+        latent = checkpoint.config.model.latent
+        self.plane = LatentPlane.from_meta(plane) if plane else LatentPlane.standard(latent)
+        self.period_s = checkpoint.timing.frame_seconds(settings.bpm)
+        self.hop = live_hop(checkpoint, settings.hop)
+        self.stream = StreamDecoder(
+            checkpoint.model, checkpoint.config.data.window, self.hop,
+            FrameGate(settings.notes), seed=settings.seed,
+        )
+        self.glide = Glide(settings.glide_s)
+        self.emitter = NoteEmitter(settings.notes)
+        self.clock = clock or FrameClock(self.period_s)
+        self.on_frame = on_frame
+        self.stats = PerformanceStats()
+        self.stop_event = threading.Event()
+        self._buffer: deque[tuple[np.ndarray, np.ndarray]] = deque()  # (probs, frame) per frame
+        self._wanted = threading.Condition()
+        self._reset_stream = False
+        self._low_water = max(2, self.hop // 4)  # frames left when the next hop is decoded
+        self._error: BaseException | None = None
+        self.current_z: np.ndarray | None = None
+
+    def target_z(self, state: ControlState) -> np.ndarray:
+        z = state.z
+        if z is not None and len(z) == self.plane.latent_size:
+            return np.asarray(z, dtype=np.float64)
+        return self.plane.z_at(state.x, state.y)
+
+    # -- decode thread -----------------------------------------------------------
+
+    def _decode_loop(self) -> None:
+        try:
+            while not self.stop_event.is_set():
+                with self._wanted:
+                    self._wanted.wait_for(
+                        lambda: len(self._buffer) <= self._low_water or self.stop_event.is_set()
+                    )
+                if self.stop_event.is_set():
+                    return
+                self.decode_hop()
+        except BaseException as err:  # surfaced by the play loop, which then stops cleanly
+            self._error = err
+            self.stop_event.set()
+
+    def decode_hop(self) -> None:
+        state = self.controls.snapshot()
+        if self._reset_stream:
+            self._reset_stream = False
+            self.stream.reset()
+        z = self.glide.step(self.target_z(state), self.hop * self.period_s)
+        self.current_z = z
+        chunk = self.stream.next_chunk(z, state.density, state.temperature)
+        with self._wanted:
+            self._buffer.extend(zip(chunk.probs, chunk.frames))
+        self.stats.hops += 1
+
+    # -- play loop ---------------------------------------------------------------
+
+    def play_frame(self, state: ControlState) -> None:
+        with self._wanted:
+            item = self._buffer.popleft() if self._buffer else None
+            self._wanted.notify()
+        if item is None:
+            self.stats.underruns += 1
+            probs = np.zeros(len(self.pitches))
+            frame = np.zeros(len(self.pitches), dtype=bool)
+        else:
+            probs, frame = item
+        events = self.emitter.step(
+            frame, probs, self.pitches,
+            velocity=state.velocity or None, transpose=state.transpose, channel=state.channel - 1,
+        )
+        self.sink.send_events(events)
+        self.stats.notes_on += sum(e.kind == "on" for e in events)
+        self.stats.frames += 1
+
+    def panic(self) -> None:
+        """Silence now: every sounding note off, All Notes Off, and the stream starts afresh."""
+        self.sink.send_events(self.emitter.all_off())
+        self.sink.panic()
+        self._reset_stream = True
+        self.stats.panics += 1
+
+    def run(self, max_frames: int | None = None) -> PerformanceStats:
+        """Play until ``stop()`` (or ``max_frames``); always ends with every note off."""
+        decoder = threading.Thread(target=self._decode_loop, name="vrae-live decoder", daemon=True)
+        self.decode_hop()  # the first hop before the clock starts, so the take starts on time
+        decoder.start()
+        panics_seen = self.controls.snapshot().panic_count
+        try:
+            self.clock.start()
+            while not self.stop_event.is_set():
+                tick = self.clock.wait()
+                state = self.controls.snapshot()
+                if state.panic_count != panics_seen:
+                    panics_seen = state.panic_count
+                    self.panic()
+                self.play_frame(state)
+                if self.on_frame is not None:
+                    self.on_frame(tick.index, state)
+                if max_frames is not None and self.stats.frames >= max_frames:
+                    break
+        finally:
+            self.stop_event.set()
+            with self._wanted:
+                self._wanted.notify_all()
+            decoder.join(timeout=5)
+            try:
+                self.sink.send_events(self.emitter.all_off())
+            finally:
+                self.sink.close()  # panic: note-offs for anything sounding, then CC 123 per channel
+            self.stats.late_ticks = self.clock.late_ticks
+        if self._error is not None:
+            raise self._error
+        return self.stats
+
+    def stop(self) -> None:
+        self.stop_event.set()
