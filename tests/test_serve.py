@@ -1,0 +1,190 @@
+"""The performer in process (fake clock, memory sink), and `vrae-live serve` end to end on real JACK."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from pythonosc.udp_client import SimpleUDPClient
+
+from tests.conftest import write_motif_songs
+from tests.jack import MidiDump, jack_server  # noqa: F401 (a fixture)
+from vrae_live.checkpoint import load_checkpoint
+from vrae_live.config import load_config
+from vrae_live.data.corpus import prepare_data
+from vrae_live.live.clock import FrameClock
+from vrae_live.live.controls import Controls
+from vrae_live.live.daemon import PerformanceSettings, Performer
+from vrae_live.live.midi import MemorySink
+from vrae_live.train import Trainer
+
+
+@pytest.fixture(scope="module")
+def checkpoint_dir(tmp_path_factory):
+    """A small model trained with the default settings on six distinct songs."""
+    root = tmp_path_factory.mktemp("serve")
+    songs = write_motif_songs(root / "songs", count=6, seconds=12.0)
+    config = load_config(None, {"hidden": 64, "window": 16, "hop": 8, "batch_size": 16, "epochs": 40, "lr": 3e-3})
+    data = prepare_data(songs, config.data, config.train.seed, config.train.batch_size)
+    Trainer(config, data, root / "model").fit()
+    return root / "model"
+
+
+class FakeTime:
+    def __init__(self):
+        self.t = 0.0
+
+    def now(self):
+        return self.t
+
+    def sleep(self, seconds):
+        self.t += seconds
+
+
+def perform(checkpoint_dir, frames, messages=(), seed=0, at_frame=None):
+    """Play ``frames`` frames on a fake clock; ``messages`` (address, args) are sent first."""
+    ckpt = load_checkpoint(checkpoint_dir)
+    controls = Controls(latent_size=ckpt.config.model.latent)
+    for address, args in messages:
+        controls.handle_message(address, list(args))
+    fake = FakeTime()
+    sink = MemorySink(clock=fake.now)
+    clock = FrameClock(ckpt.timing.frame_seconds(), now=fake.now, sleep=fake.sleep, spin_s=0)
+    performer = Performer(ckpt, controls, sink, PerformanceSettings(seed=seed), clock=clock, on_frame=at_frame)
+    stats = performer.run(max_frames=frames)
+    return sink, stats, controls, performer
+
+
+def note_ons(sink):
+    return [m for m in sink.messages if m.type == "note_on" and m.velocity > 0]
+
+
+def assert_nothing_hangs(messages):
+    sounding = set()
+    for m in messages:
+        if m.type == "note_on" and m.velocity > 0:
+            assert (m.channel, m.note) not in sounding
+            sounding.add((m.channel, m.note))
+        elif m.type in ("note_off", "note_on"):
+            sounding.discard((m.channel, m.note))
+    assert not sounding
+
+
+def pitch_profile(sink):
+    notes = np.array([m.note for m in note_ons(sink)])
+    histogram = np.bincount(notes % 12, minlength=12) / max(1, len(notes))
+    return histogram, notes.mean() if len(notes) else 0.0
+
+
+def profile_distance(a, b):
+    (ha, ma), (hb, mb) = pitch_profile(a), pitch_profile(b)
+    return np.abs(ha - hb).sum() + abs(ma - mb) / 12
+
+
+def test_the_performer_plays_and_switches_every_note_off(checkpoint_dir):
+    sink, stats, _, performer = perform(checkpoint_dir, 200)
+    assert stats.frames == 200 and stats.underruns == 0
+    assert len(note_ons(sink)) > 10
+    assert_nothing_hangs(sink.messages)
+    assert any(m.type == "control_change" and m.control == 123 for m in sink.messages)
+
+
+def test_opposite_corners_differ_more_than_the_same_corner_twice(checkpoint_dir):
+    corner = lambda x, y: [("/vrae/xy", (x, y))]
+    a1, *_ = perform(checkpoint_dir, 400, corner(0.05, 0.05), seed=1)
+    a2, *_ = perform(checkpoint_dir, 400, corner(0.05, 0.05), seed=2)
+    b2, *_ = perform(checkpoint_dir, 400, corner(0.95, 0.95), seed=2)
+    c1, *_ = perform(checkpoint_dir, 400, corner(0.05, 0.95), seed=1)
+    d2, *_ = perform(checkpoint_dir, 400, corner(0.95, 0.05), seed=2)
+    same = profile_distance(a1, a2)
+    opposite = (profile_distance(a1, b2) + profile_distance(c1, d2)) / 2
+    assert opposite > 2 * same, (opposite, same)
+
+
+def test_panic_silences_and_the_stream_goes_on(checkpoint_dir):
+    ckpt_controls = {}
+
+    def press_panic(index, state):
+        if index == 50:
+            ckpt_controls["controls"].handle_message("/vrae/panic", [])
+
+    ckpt = load_checkpoint(checkpoint_dir)
+    controls = Controls(latent_size=ckpt.config.model.latent)
+    ckpt_controls["controls"] = controls
+    fake = FakeTime()
+    sink = MemorySink(clock=fake.now)
+    clock = FrameClock(ckpt.timing.frame_seconds(), now=fake.now, sleep=fake.sleep, spin_s=0)
+    stats = Performer(ckpt, controls, sink, clock=clock, on_frame=press_panic).run(max_frames=120)
+    assert stats.panics == 1
+    cc123 = [i for i, m in enumerate(sink.messages) if m.type == "control_change" and m.control == 123]
+    assert len(cc123) >= 2  # once for the panic, once at the end
+    assert_nothing_hangs(sink.messages[: cc123[0] + 1])
+    later = [m for m in sink.messages[cc123[0]:] if m.type == "note_on" and m.velocity > 0]
+    assert later  # it plays on after the panic
+
+
+# -- end to end: a real daemon, real UDP, a real JACK MIDI server, a separate JACK client ------
+
+
+def _read_until(stream, marker, lines):
+    for line in stream:
+        lines.append(line)
+        if marker in line:
+            return True
+    return False
+
+
+@pytest.mark.jack
+def test_serve_end_to_end_on_jack(jack_server, checkpoint_dir, tmp_path):
+    take = tmp_path / "take.mid"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "vrae_live.cli", "serve", "--checkpoint", str(checkpoint_dir),
+               "--host", "127.0.0.1", "--port", "0", "--midi-api", "jack", "--record", str(take)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    lines: list[str] = []
+    try:
+        assert _read_until(proc.stdout, "ready", lines), "".join(lines)
+        port = int(next(l for l in lines if "OSC in: send to" in l).rsplit(":", 1)[1].split(",")[0])
+        drain = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+        drain.start()
+        with MidiDump("vrae-live:vrae-live") as dump:
+            client = SimpleUDPClient("127.0.0.1", port)
+            client.send_message("/vrae/xy", [0.05, 0.05])
+            ons = lambda events: [e for e in events if e.data[0] & 0xF0 == 0x90 and e.data[2] > 0]
+            first = ons(dump.wait_until(lambda ev: len(ons(ev)) >= 12, timeout=30))
+            if shutil.which("oscsend"):  # an independent OSC client moves the pad to the other corner
+                subprocess.run(["oscsend", "127.0.0.1", str(port), "/vrae/xy", "ff", "0.95", "0.95"], check=True)
+            else:
+                client.send_message("/vrae/xy", [0.95, 0.95])
+            count = len(dump.events)
+            later = dump.wait_until(lambda ev: len(ons(ev[count:])) >= 12, timeout=30)[count:]
+            second = ons(later)
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=20) == 0, "".join(lines)
+            events = dump.wait_until(lambda ev: any(e.data[:2] == bytes([0xB0, 123]) for e in ev), timeout=10)
+        drain.join(timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert first and second  # notes before and after the pad moved (how much the music differs
+    # between positions is measured in process, above, where the randomness is seeded)
+    sounding = set()
+    for e in events:  # every note-on has its note-off
+        kind, note = e.data[0] & 0xF0, e.data[1]
+        if kind == 0x90 and e.data[2] > 0:
+            sounding.add(note)
+        elif kind in (0x80, 0x90):
+            sounding.discard(note)
+    assert not sounding
+    output = "".join(lines)
+    assert "stopped:" in output and "OSC" in output
+    import mido
+
+    recorded = mido.MidiFile(take)
+    assert sum(m.type == "note_on" and m.velocity > 0 for m in recorded) >= 24
