@@ -8,6 +8,8 @@ import pytest
 
 from tests.songs import write_song
 
+pytest_plugins = ["tests.jack"]  # the jack_server fixture, for every test module
+
 
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path_factory, monkeypatch):

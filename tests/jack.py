@@ -1,8 +1,9 @@
 """A real JACK server and a MIDI receiver in a separate JACK client, for tests.
 
-Use from a test module::
+``tests/conftest.py`` loads this module as a plugin, so every test can ask for the
+``jack_server`` fixture::
 
-    from tests.jack import jack_server, MidiDump  # noqa: F401 (jack_server is a fixture)
+    from tests.jack import MidiDump
 
     @pytest.mark.jack
     def test_something(jack_server):

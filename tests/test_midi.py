@@ -6,7 +6,7 @@ import mido
 import numpy as np
 import pytest
 
-from tests.jack import MidiDump, jack_ports, jack_server  # noqa: F401 (jack_server is a fixture)
+from tests.jack import MidiDump, jack_ports
 from vrae_live.errors import MidiPortError
 from vrae_live.live.clock import FrameClock
 from vrae_live.live.midi import (

@@ -14,7 +14,7 @@ import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
 from tests.conftest import write_motif_songs
-from tests.jack import MidiDump, jack_server  # noqa: F401 (a fixture)
+from tests.jack import MidiDump
 from vrae_live.checkpoint import load_checkpoint
 from vrae_live.config import load_config
 from vrae_live.data.corpus import prepare_data
@@ -48,7 +48,10 @@ class FakeTime:
 
 
 def perform(checkpoint_dir, frames, messages=(), seed=0, at_frame=None):
-    """Play ``frames`` frames on a fake clock; ``messages`` (address, args) are sent first."""
+    """Play ``frames`` frames on a fake clock; ``messages`` (address, args) are sent first.
+
+    ``at_frame(controls, index)`` is called after each frame, to act as a controller mid-take.
+    """
     ckpt = load_checkpoint(checkpoint_dir)
     controls = Controls(latent_size=ckpt.config.model.latent)
     for address, args in messages:
@@ -56,7 +59,8 @@ def perform(checkpoint_dir, frames, messages=(), seed=0, at_frame=None):
     fake = FakeTime()
     sink = MemorySink(clock=fake.now)
     clock = FrameClock(ckpt.timing.frame_seconds(), now=fake.now, sleep=fake.sleep, spin_s=0)
-    performer = Performer(ckpt, controls, sink, PerformanceSettings(seed=seed), clock=clock, on_frame=at_frame)
+    on_frame = (lambda index, state: at_frame(controls, index)) if at_frame else None
+    performer = Performer(ckpt, controls, sink, PerformanceSettings(seed=seed), clock=clock, on_frame=on_frame)
     stats = performer.run(max_frames=frames)
     return sink, stats, controls, performer
 
@@ -108,19 +112,11 @@ def test_opposite_corners_differ_more_than_the_same_corner_twice(checkpoint_dir)
 
 
 def test_panic_silences_and_the_stream_goes_on(checkpoint_dir):
-    ckpt_controls = {}
-
-    def press_panic(index, state):
+    def press_panic(controls, index):
         if index == 50:
-            ckpt_controls["controls"].handle_message("/vrae/panic", [])
+            controls.handle_message("/vrae/panic", [])
 
-    ckpt = load_checkpoint(checkpoint_dir)
-    controls = Controls(latent_size=ckpt.config.model.latent)
-    ckpt_controls["controls"] = controls
-    fake = FakeTime()
-    sink = MemorySink(clock=fake.now)
-    clock = FrameClock(ckpt.timing.frame_seconds(), now=fake.now, sleep=fake.sleep, spin_s=0)
-    stats = Performer(ckpt, controls, sink, clock=clock, on_frame=press_panic).run(max_frames=120)
+    sink, stats, *_ = perform(checkpoint_dir, 120, at_frame=press_panic)
     assert stats.panics == 1
     cc123 = [i for i, m in enumerate(sink.messages) if m.type == "control_change" and m.control == 123]
     assert len(cc123) >= 2  # once for the panic, once at the end

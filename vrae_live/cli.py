@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -295,9 +294,8 @@ def serve(checkpoint_dir: Path, host: str, port: int, controller: str | None, fe
     settings = PerformanceSettings(hop=hop, glide_s=glide, bpm=bpm, notes=notes, seed=seed)
     dialect = load_controller(controller) if controller else CANONICAL
     controls = Controls(dialect, latent_size=ckpt.config.model.latent)
-    sink = RtMidiSink(midi_port, api=midi_api)
-    if record is not None:
-        sink = TeeSink(sink, MidiFileRecorder(record, bpm=bpm))
+    midi_out = RtMidiSink(midi_port, api=midi_api)
+    sink = TeeSink(midi_out, MidiFileRecorder(record, bpm=bpm)) if record is not None else midi_out
     performer = Performer(ckpt, controls, sink, settings)
     sender = FeedbackSender(*feedback, dialect) if feedback else None
 
@@ -312,7 +310,7 @@ def serve(checkpoint_dir: Path, host: str, port: int, controller: str | None, fe
         bound_host, bound_port = server.address
         log.info(f"model {checkpoint_dir}: {ckpt.config.model.model} latent {ckpt.config.model.latent}, "
                  f"{ckpt.timing.describe()}, hop {performer.hop} frames, on {next(ckpt.model.parameters()).device}")
-        log.info(f"MIDI out: {getattr(sink, 'port_name', None) or midi_port or 'vrae-live'}")
+        log.info(f"MIDI out: {midi_out.port_name} ({midi_out.api})")
         addresses = listen_addresses(bound_host, bound_port) or [f"{bound_host}:{bound_port}"]
         log.info("OSC in: send to " + ", ".join(addresses))
         for line in dialect.describe():

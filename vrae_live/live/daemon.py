@@ -13,7 +13,6 @@ finally).
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -23,14 +22,13 @@ import numpy as np
 
 from ..checkpoint import Checkpoint
 from ..config import DEFAULT_BPM
+from ..errors import ConfigError
 from .clock import FrameClock
 from .controls import ControlState, Controls
 from .latent import Glide, LatentPlane
 from .midi import MidiSink
 from .notes import FrameGate, NoteEmitter, NoteSettings
 from .stream import StreamDecoder
-
-log = logging.getLogger("vrae_live")
 
 
 @dataclass(frozen=True)
@@ -61,7 +59,7 @@ def live_hop(checkpoint: Checkpoint, hop: int | None) -> int:
     if hop is None:
         hop = data.hop if data.hop < data.window else max(1, data.window // 2)
     if not 1 <= hop <= data.window:
-        raise ValueError(f"hop must be 1..{data.window} frames for this model, not {hop}")
+        raise ConfigError(f"--hop must be 1..{data.window} frames for this model, not {hop}")
     return hop
 
 
