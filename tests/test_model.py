@@ -14,10 +14,11 @@ from vrae_live.models.vrae import gaussian_kl
 P, T, H, L = 7, 9, 11, 3
 
 
-def tiny(cell="rnn", reverse_input=False, seed=0, mu_batchnorm=0.0):
-    """The paper's model exactly: no reversed input, no batch-normalised mu, unless asked."""
+def tiny(cell="rnn", reverse_input=False, seed=0, mu_batchnorm=0.0, z_every_step=False):
+    """The paper's model exactly: no reversed input, no batch-normalised mu, z only into h_0, unless asked."""
     torch.manual_seed(seed)
-    config = ModelConfig(cell=cell, hidden=H, latent=L, reverse_input=reverse_input, mu_batchnorm=mu_batchnorm)
+    config = ModelConfig(cell=cell, hidden=H, latent=L, reverse_input=reverse_input, mu_batchnorm=mu_batchnorm,
+                         z_every_step=z_every_step)
     return build_model(P, config)
 
 
@@ -57,11 +58,12 @@ def test_fast_path_matches_the_papers_equations():
         torch.testing.assert_close(logits[b], logits_ref, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("z_every_step", [False, True])
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 @torch.no_grad()
-def test_training_feeds_the_previous_true_frame(cell):
+def test_training_feeds_the_previous_true_frame(cell, z_every_step):
     """The logits of frame t depend on frames before t only; changing frame t moves t+1 on."""
-    model, x = tiny(cell), rolls(batch=1)
+    model, x = tiny(cell, z_every_step=z_every_step), rolls(batch=1)
     z = torch.randn(1, L)
     base = model.decode(z, x)
     changed = x.clone()
@@ -71,18 +73,31 @@ def test_training_feeds_the_previous_true_frame(cell):
     assert not torch.allclose(out[0, 5], base[0, 5])
 
 
+@pytest.mark.parametrize("z_every_step", [False, True])
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 @torch.no_grad()
-def test_teacher_forced_decode_equals_the_step_api(cell):
+def test_teacher_forced_decode_equals_the_step_api(cell, z_every_step):
     """``initial_state``/``logits``/``advance`` (generation) and ``decode`` (training) agree."""
-    model, x = tiny(cell), rolls()
+    model, x = tiny(cell, z_every_step=z_every_step), rolls()
     z = torch.randn(len(x), L)
     state = model.initial_state(z)
     stepped = []
     for t in range(T):
         stepped.append(model.logits(state))
-        state = model.advance(x[:, t], state)
+        state = model.advance(x[:, t], state, z)
     torch.testing.assert_close(torch.stack(stepped, 1), model.decode(z, x), atol=1e-5, rtol=1e-5)
+
+
+@torch.no_grad()
+def test_z_every_step_reaches_frames_the_initial_state_alone_has_forgotten():
+    """Fed at every step, z moves the last frame even when the decoder's state forgets h_0."""
+    for z_every_step, moves in ((False, False), (True, True)):
+        model, x = tiny(z_every_step=z_every_step), rolls(batch=1)
+        with torch.no_grad():
+            model.decoder.weight_hh_l0.zero_()  # h_{t+1} no longer depends on h_t: h_0 is forgotten in a step
+        z = torch.zeros(1, L)
+        shift = model.decode(z + 3.0, x)[0, -1] - model.decode(z, x)[0, -1]
+        assert bool(shift.abs().max() > 1e-3) is moves
 
 
 @torch.no_grad()

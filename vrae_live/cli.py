@@ -84,6 +84,8 @@ def _pitch_range(ctx, param, value):
 @click.option("--pitch-range", callback=_pitch_range, help="Keep pitches LO-HI, e.g. 36-84 [default: those the songs use].")
 @click.option("--max-windows-per-song", type=int, help="Take the first N windows of each song.")
 @click.option("--reverse-input/--no-reverse-input", default=None, help="The encoder reads each window backwards.")
+@click.option("--z-every-step/--no-z-every-step", default=None,
+              help="Feed z to the decoder at every step, not only its first state.")
 @click.option("--mu-batchnorm", type=float, help="Batch-normalise mu to this scale in training (0: off).")
 @click.option("--kl-warmup-epochs", type=float, help="Epochs over which the KL weight rises from 0 to 1.")
 @click.option("--free-bits", type=float, help="Nats per latent unit below which KL is not pushed down.")

@@ -105,6 +105,7 @@ class ModelConfig:
     latent: int = 2
     reverse_input: bool = True  # the encoder reads each window backwards (the paper's section 4)
     mu_batchnorm: float = 0.7  # > 0: batch-normalise mu to this scale in training (BN-VAE); 0: off
+    z_every_step: bool = False  # feed z to the decoder at every step, not only into h_0 (the paper)
 
     def __post_init__(self) -> None:
         if self.model not in ("vrae",):

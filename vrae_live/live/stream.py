@@ -73,10 +73,11 @@ class StreamDecoder:
     def next_chunk(self, z: np.ndarray, density: float = 0.5, temperature: float = 0.0) -> Chunk:
         """Decode the next ``hop`` frames from latent ``z (L,)``."""
         model = self.model
-        state = model.initial_state(torch.as_tensor(z, dtype=torch.float32, device=self.device)[None])
+        z = torch.as_tensor(z, dtype=torch.float32, device=self.device)[None]  # (1, L)
+        state = model.initial_state(z)
         if len(self.history):
             context = torch.as_tensor(self.history, dtype=torch.float32, device=self.device)[None]
-            _, state = model.decoder(context, state)  # teacher-forced through the frames played
+            state = model.advance(context, state, z)  # teacher-forced through the frames played
         bias = density_bias(density)
         probs = np.empty((self.hop, model.n_pitches))
         frames = np.empty((self.hop, model.n_pitches), dtype=bool)
@@ -92,7 +93,7 @@ class StreamDecoder:
             else:  # looking past the hop, for the next window's cross-fade; nothing is decided
                 tail[i - self.hop] = p
                 frame = self.rng.random(p.shape) < p if temperature > 0 else p >= 0.5
-            state = model.advance(torch.as_tensor(frame, dtype=torch.float32, device=self.device)[None], state)
+            state = model.advance(torch.as_tensor(frame, dtype=torch.float32, device=self.device)[None], state, z)
         self.tail = tail
         if self.context:
             self.history = np.concatenate([self.history, frames])[-self.context:]

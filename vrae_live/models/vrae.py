@@ -14,7 +14,10 @@ Decoder::
     h_{t+1} = tanh(W_dec h_t + W_x x_t + b_dec)
     x_t     = sigm(W_out h_t + b_out)
 
-Frame t is predicted from h_t, and h_{t+1} is fed frame t. What the decoder is fed:
+Frame t is predicted from h_t, and h_{t+1} is fed frame t. With ``z_every_step`` (not
+in the paper) the decoder is also fed z at every step, ``W_x [x_t; z]``, so z keeps its
+hold on frames far from h_0, which is where a live stream plays (``live/stream.py``).
+What the decoder is fed:
 
 - in training (``decode``) the previous *true* frame (teacher forcing): the logits of
   frame t depend on z and on the true frames 0..t-1 only;
@@ -76,7 +79,7 @@ class VRAE(nn.Module):
         # running statistics fold into W_mu, b_mu, leaving the paper's affine map.
         self.mu_norm = nn.BatchNorm1d(latent, affine=False) if config.mu_batchnorm > 0 else None
         self.to_h0 = nn.Linear(latent, 2 * h if self.is_lstm else h)  # W_z, b_z
-        self.decoder = cell(n_pitches, h, batch_first=True)  # W_x, W_dec, b_dec
+        self.decoder = cell(n_pitches + (latent if config.z_every_step else 0), h, batch_first=True)  # W_x, W_dec, b_dec
         self.to_logits = nn.Linear(h, n_pitches)  # W_out, b_out
 
     @property
@@ -118,16 +121,22 @@ class VRAE(nn.Module):
         h = state[0] if self.is_lstm else state
         return self.to_logits(h.squeeze(0))
 
-    def advance(self, frame: torch.Tensor, state: State) -> State:
-        """Feed frame x_t ``(B, P)`` to move from h_t to h_{t+1}."""
-        _, state = self.decoder(frame.unsqueeze(1), state)
+    def _run_decoder(self, frames: torch.Tensor, z: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """Feed frames ``(B, T, P)``: the hidden states ``(B, T, H)`` after each, and the last state."""
+        if self.config.z_every_step:
+            frames = torch.cat([frames, z.unsqueeze(1).expand(-1, frames.shape[1], -1)], dim=-1)  # (B, T, P+L)
+        return self.decoder(frames, state)
+
+    def advance(self, frames: torch.Tensor, state: State, z: torch.Tensor) -> State:
+        """Feed frame x_t ``(B, P)`` (or frames ``(B, T, P)`` in turn) to move h_t on, given ``z (B, L)``."""
+        _, state = self._run_decoder(frames.unsqueeze(1) if frames.dim() == 2 else frames, z, state)
         return state
 
     def decode(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits ``(B, T, P)`` of frames ``x (B, T, P)`` given ``z (B, L)``."""
         state = self.initial_state(z)
         h0 = state[0] if self.is_lstm else state  # (1, B, H)
-        out, _ = self.decoder(x[:, :-1], state)  # (B, T-1, H): h_1 .. h_{T-1}, fed x_0 .. x_{T-2}
+        out, _ = self._run_decoder(x[:, :-1], z, state)  # (B, T-1, H): h_1 .. h_{T-1}, fed x_0 .. x_{T-2}
         hs = torch.cat([h0.transpose(0, 1), out], dim=1)  # (B, T, H): h_0 .. h_{T-1}
         return self.to_logits(hs)
 
@@ -194,5 +203,5 @@ class VRAE(nn.Module):
             frame = choose(p)
             probs.append(p)
             frames.append(frame)
-            state = self.advance(frame, state)
+            state = self.advance(frame, state, z)
         return torch.stack(probs, 1), torch.stack(frames, 1)
