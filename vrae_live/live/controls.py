@@ -81,6 +81,7 @@ class ControlState:
     transpose: int = 0  # semitones, -24..24
     channel: int = 1  # MIDI channel, 1..16
     hold: bool = False  # True: position messages are ignored
+    touched: bool = False  # a position has come from the controller (the demo hands over)
     panic_count: int = 0
     version: int = 0
 
@@ -581,6 +582,8 @@ class Controls:
                 return
             if changes.pop("panic", False):
                 changes["panic_count"] = state.panic_count + 1
+            if POSITION_FIELDS & changes.keys():
+                changes["touched"] = True
             self._state = dataclasses.replace(state, version=state.version + 1, **changes)
             self._stats["accepted"] += 1
             if clamped:

@@ -13,6 +13,8 @@ finally).
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -25,10 +27,13 @@ from ..config import DEFAULT_BPM
 from ..errors import ConfigError
 from .clock import FrameClock
 from .controls import ControlState, Controls
+from .demo import DemoPath
 from .latent import Glide, LatentPlane
 from .midi import MidiSink
 from .notes import FrameGate, NoteEmitter, NoteSettings
 from .stream import StreamDecoder
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class PerformanceSettings:
     bpm: float = DEFAULT_BPM  # the tempo of a beat-based model
     notes: NoteSettings = field(default_factory=NoteSettings)
     seed: int = 0
+    demo: bool = False  # tour the pad on its own until the controller sends a position
 
 
 @dataclass
@@ -88,6 +94,7 @@ class Performer:
             FrameGate(settings.notes), seed=settings.seed,
         )
         self.glide = Glide(settings.glide_s)
+        self.demo = DemoPath.for_plane(plane) if settings.demo else None
         self.emitter = NoteEmitter(settings.notes)
         self.clock = clock or FrameClock(self.period_s)
         self.on_frame = on_frame
@@ -98,6 +105,18 @@ class Performer:
         self._low_water = max(2, self.hop // 4)  # frames left when the next hop is decoded
         self.current_z: np.ndarray | None = None
 
+    def control_state(self, frame: int) -> ControlState:
+        """The controller's state, with the demo's pad position at ``frame`` while the demo drives."""
+        state = self.controls.snapshot()
+        if self.demo is None:
+            return state
+        if state.touched:
+            log.info("the controller took over from the demo")
+            self.demo = None
+            return state
+        x, y = self.demo.at(frame * self.period_s)
+        return dataclasses.replace(state, x=x, y=y, z=None)
+
     def target_z(self, state: ControlState) -> np.ndarray:
         z = state.z
         if z is not None and len(z) == self.plane.latent_size:
@@ -107,7 +126,7 @@ class Performer:
     # -- decoding ----------------------------------------------------------------
 
     def decode_hop(self) -> None:
-        state = self.controls.snapshot()
+        state = self.control_state(self.stats.frames + len(self._buffer))  # the frame this hop starts on
         if self._reset_stream:
             self._reset_stream = False
             self.stream.reset()
@@ -150,7 +169,7 @@ class Performer:
             self.clock.start()
             while not self.stop_event.is_set():
                 tick = self.clock.wait()
-                state = self.controls.snapshot()
+                state = self.control_state(self.stats.frames)
                 if state.panic_count != panics_seen:
                     panics_seen = state.panic_count
                     self.panic()
