@@ -97,23 +97,33 @@ class DataConfig:
         return FrameTiming(fs=self.fs, steps_per_beat=self.steps_per_beat)
 
 
+MODELS = ("vrae", "vrnn", "rnn")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
+    # vrae: Fabius & van Amersfoort (2014); vrnn: Chung et al. (2015), a latent at every step;
+    # rnn: the same recurrence with no latent, a baseline (docs/models.md)
     model: str = "vrae"
     cell: str = "rnn"  # rnn is the paper's tanh RNN; gru and lstm are options
     hidden: int = 500
-    latent: int = 2
+    latent: int = 2  # the VRAE's code size; the VRNN's per-step z_t size; unused by rnn
+    # VRAE only:
     reverse_input: bool = True  # the encoder reads each window backwards (the paper's section 4)
     mu_batchnorm: float = 0.7  # > 0: batch-normalise mu to this scale in training (BN-VAE); 0: off
     z_every_step: bool = False  # feed z to the decoder at every step, not only into h_0 (the paper)
+    # VRNN only:
+    features: int = 100  # width of phi_x, phi_z and of the prior, posterior and generation networks
 
     def __post_init__(self) -> None:
-        if self.model not in ("vrae",):
-            raise ConfigError(f"unknown model {self.model!r}; known: vrae")
+        if self.model not in MODELS:
+            raise ConfigError(f"unknown model {self.model!r}; known: {', '.join(MODELS)}")
         if self.cell not in ("rnn", "gru", "lstm"):
             raise ConfigError(f"unknown cell {self.cell!r}; known: rnn, gru, lstm")
         if self.hidden < 1 or self.latent < 1:
             raise ConfigError("hidden and latent must be at least 1")
+        if not isinstance(self.features, int) or self.features < 1:
+            raise ConfigError(f"features (the VRNN's feature width) must be a whole number at least 1, not {self.features!r}")
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,23 @@
-"""Models: one interface (encode, loss_terms, initial_state / logits / advance) for all."""
+"""Models: one interface (encode, loss_terms, importance_weighted_bound, initial_state /
+logits / advance, generate) for the VRAE, the VRNN and a plain RNN baseline."""
+
+from torch import nn
 
 from ..config import ModelConfig
+from .rnn import RNN
 from .vrae import VRAE, LossTerms, gaussian_kl
+from .vrnn import VRNN
+
+MODELS = {"vrae": VRAE, "vrnn": VRNN, "rnn": RNN}
 
 
-def build_model(n_pitches: int, config: ModelConfig) -> VRAE:
+def build_model(n_pitches: int, config: ModelConfig) -> nn.Module:
     """The model a config names, for piano rolls of ``n_pitches`` columns."""
-    if config.model == "vrae":
-        return VRAE(n_pitches, config)
-    raise ValueError(f"unknown model {config.model!r}")
+    try:
+        cls = MODELS[config.model]
+    except KeyError:
+        raise ValueError(f"unknown model {config.model!r}; known: {', '.join(MODELS)}") from None
+    return cls(n_pitches, config)
 
 
-__all__ = ["VRAE", "LossTerms", "build_model", "gaussian_kl"]
+__all__ = ["MODELS", "RNN", "VRAE", "VRNN", "LossTerms", "build_model", "gaussian_kl"]
