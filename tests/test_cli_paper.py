@@ -1,0 +1,157 @@
+"""generate, interpolate, map and curve through click's CliRunner, on tiny models."""
+
+from __future__ import annotations
+
+import sys
+
+import mido
+import pytest
+from click.testing import CliRunner
+
+from tests.conftest import write_motif_songs
+from vrae_live.cli import main
+
+TINY = ["--hidden", "16", "--window", "16", "--hop", "8", "--batch-size", "16", "--fs", "20", "--epochs", "2", "-q"]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Songs in two folders (two 'composers'), a 2-D and a 3-D tiny model trained on them."""
+    base = tmp_path_factory.mktemp("paper")
+    songs = base / "songs"
+    write_motif_songs(songs / "even", count=3)
+    write_motif_songs(songs / "odd", count=3)
+    runs = {}
+    for latent in (2, 3):
+        out = base / f"run{latent}"
+        result = run("train", songs, "--out", out, "--latent", latent, "--cache-dir", base / "cache", *TINY)
+        assert result.exit_code == 0, result.output
+        runs[latent] = out
+    return songs, runs
+
+
+def notes_of(path):
+    """(note, on tick, off tick) of every note, checking that every note-on is switched off."""
+    midi = mido.MidiFile(str(path))
+    sounding, notes, tick = {}, [], 0
+    for msg in midi.tracks[0]:
+        tick += msg.time
+        if msg.type == "note_on" and msg.velocity > 0:
+            assert msg.note not in sounding
+            sounding[msg.note] = tick
+        elif msg.type in ("note_on", "note_off"):
+            notes.append((msg.note, sounding.pop(msg.note), tick))
+    assert not sounding, f"notes left hanging: {sorted(sounding)}"
+    return notes
+
+
+def test_generate_from_random_given_and_encoded_z(trained, tmp_path):
+    songs, runs = trained
+    takes = {}
+    for name, extra in {"seed0": ["--seed", 0], "seed1": ["--seed", 1], "z": ["--z", "0.5,-1"],
+                        "from": ["--from", songs / "even" / "song1.mid", "--at", 1.5]}.items():
+        out = tmp_path / f"{name}.mid"
+        result = run("generate", runs[2], "--out", out, "--steps", 120, "--density", 0.7, *extra)
+        assert result.exit_code == 0, result.output
+        assert "120 frames (6.0 s)" in result.output
+        takes[name] = notes_of(out)
+        assert takes[name], f"{name}: no notes"
+        assert max(off for *_, off in takes[name]) <= 6.0 * 2 * 960 + 1  # 6 s at 120 bpm, 960 ticks per beat
+    assert takes["seed0"] != takes["seed1"]
+    assert "code of" in run("generate", runs[2], "--out", tmp_path / "x.mid", "--steps", 8,
+                            "--from", songs / "odd" / "song0.mid").output
+
+
+def test_generate_length_follows_steps(trained, tmp_path):
+    _, runs = trained
+    out = tmp_path / "long.mid"
+    assert run("generate", runs[2], "--out", out, "--steps", 400, "--density", 0.8).exit_code == 0
+    assert mido.MidiFile(str(out)).length == pytest.approx(20.0, abs=0.06)  # 400 frames at 20 Hz
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--z", "1,2,3"], "latent has 2 dimensions"),
+    (["--z", "0,0", "--from", "x.mid"], "--z or --from, not both"),
+    (["--steps", 0], "--steps must be at least 1"),
+    (["--density", 2], "--density must be in 0..1"),
+    (["--off-threshold", 0.9], "off_threshold"),
+])
+def test_generate_rejects_bad_input_in_one_line(trained, tmp_path, args, message):
+    _, runs = trained
+    result = run("generate", runs[2], "--out", tmp_path / "x.mid", *args)
+    assert result.exit_code == 1
+    assert result.output.startswith("error:") and message in result.output
+
+
+def test_generate_from_a_passage_past_the_songs_end(trained, tmp_path):
+    songs, runs = trained
+    result = run("generate", runs[2], "--out", tmp_path / "x.mid", "--from", songs / "odd" / "song0.mid", "--at", 99)
+    assert result.exit_code == 1 and "no window of 16 frames starts at 99 s" in result.output
+
+
+def test_missing_checkpoint_is_one_line(tmp_path):
+    result = run("generate", tmp_path / "nothing", "--out", tmp_path / "x.mid")
+    assert result.exit_code == 1 and "no such checkpoint directory" in result.output
+
+
+def test_interpolate(trained, tmp_path):
+    songs, runs = trained
+    out = tmp_path / "morph.mid"
+    result = run("interpolate", runs[3], songs / "even" / "song0.mid", songs / "odd" / "song2.mid", "--out", out,
+                 "--at-b", 2.0, "--steps", 160, "--density", 0.7)
+    assert result.exit_code == 0, result.output
+    assert "z glides" in result.output
+    assert notes_of(out)
+    assert mido.MidiFile(str(out)).length == pytest.approx(8.0, abs=0.06)
+
+
+def test_map_2d_and_3d(trained, tmp_path):
+    songs, runs = trained
+    out = tmp_path / "map2.png"
+    result = run("map", runs[2], songs, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes().startswith(PNG)
+    assert "6 songs, latent means" in result.output
+    out = tmp_path / "map3.png"
+    result = run("map", runs[3], songs, "--out", out, "--color-by", "folder", "--max-points", 50)
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes().startswith(PNG)
+    assert "50 windows, 2 folders, t-SNE" in result.output
+
+
+def test_map_falls_back_to_pca_without_scikit_learn(trained, tmp_path, monkeypatch):
+    songs, runs = trained
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # import sklearn... raises ImportError
+    monkeypatch.setitem(sys.modules, "sklearn.manifold", None)
+    result = run("map", runs[3], songs, "--out", tmp_path / "map.png")
+    assert result.exit_code == 0, result.output
+    assert "PCA" in result.output and "pip install 'vrae-live[tsne]'" in result.output
+    result = run("map", runs[3], songs, "--out", tmp_path / "map.png", "--method", "tsne")
+    assert result.exit_code == 1 and "pip install 'vrae-live[tsne]'" in result.output
+
+
+def test_curve(trained, tmp_path):
+    _, runs = trained
+    out = tmp_path / "curve.png"
+    result = run("curve", runs[2], "--out", out)
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes().startswith(PNG) and "2 epochs" in result.output
+    result = run("curve", runs[2], "--out", out, "--skip", 2)
+    assert result.exit_code == 1 and "no epochs to draw" in result.output
+    result = run("curve", tmp_path, "--out", out)
+    assert result.exit_code == 1 and "no metrics.jsonl" in result.output
+
+
+def test_figures_without_matplotlib_name_the_extra(trained, tmp_path, monkeypatch):
+    songs, runs = trained
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    for args in (["curve", runs[2]], ["map", runs[2], songs]):
+        result = run(*args, "--out", tmp_path / "x.png")
+        assert result.exit_code == 1
+        assert "pip install 'vrae-live[plots]'" in result.output
+        assert not (tmp_path / "x.png").exists()

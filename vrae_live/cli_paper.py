@@ -1,0 +1,209 @@
+"""The paper's experiments as commands: generate, interpolate, map, curve.
+
+Registered on the ``vrae-live`` group at the bottom of ``cli.py``. Thin, like ``cli.py``:
+torch, matplotlib and scikit-learn are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+
+import click
+
+log = logging.getLogger("vrae_live")
+
+
+def _take_options(command):
+    """The performance settings ``serve`` has, with its defaults, for an offline take."""
+    options = [
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="Seeds the sampling of notes (and a random z)."),
+        click.option("--bpm", type=float, default=120.0, show_default=True,
+                     help="Tempo for a beat-based model, and of the file."),
+        click.option("--hop", type=int, help="Frames per decoded hop [default: the model's, or half a window]."),
+        click.option("--density", type=float, default=0.5, show_default=True, help="0..1; 0.5 plays the model as it is."),
+        click.option("--temperature", type=float, default=1.0, show_default=True,
+                     help="0 thresholds the probabilities; 1 samples them."),
+        click.option("--on-threshold", type=float, default=0.5, show_default=True),
+        click.option("--off-threshold", type=float, default=0.35, show_default=True),
+        click.option("--polyphony", type=int, default=8, show_default=True),
+        click.option("--min-len", type=int, default=1, show_default=True, help="Frames a note sounds at least."),
+        click.option("--max-len", type=int, help="Frames after which a note is released."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _take_settings(seed, bpm, hop, density, temperature, on_threshold, off_threshold, polyphony, min_len, max_len):
+    from .errors import ConfigError
+    from .live.notes import NoteSettings
+    from .render import TakeSettings
+
+    if not 0.0 <= density <= 1.0:
+        raise ConfigError(f"--density must be in 0..1, not {density}")
+    if temperature < 0:
+        raise ConfigError(f"--temperature must be 0 or more, not {temperature}")
+    if not bpm > 0:
+        raise ConfigError(f"--bpm must be positive, not {bpm}")
+    notes = NoteSettings(on_threshold=on_threshold, off_threshold=off_threshold, min_len=min_len,
+                         max_len=max_len, polyphony=polyphony)
+    return TakeSettings(bpm=bpm, density=density, temperature=temperature, hop=hop, notes=notes, seed=seed)
+
+
+def _load(checkpoint: Path, device: str):
+    from .checkpoint import load_checkpoint
+    from .train import resolve_device
+
+    return load_checkpoint(checkpoint, resolve_device(device))
+
+
+def _describe(take, out: Path) -> str:
+    return (f"wrote {out}: {len(take.frames)} frames ({take.seconds:.1f} s), {take.notes_on} notes, "
+            f"hop {take.hop}")
+
+
+def _with_take_settings(command):
+    """Collect the take options into one ``settings`` argument (and load nothing yet)."""
+    names = ("seed", "bpm", "hop", "density", "temperature", "on_threshold", "off_threshold", "polyphony",
+             "min_len", "max_len")
+
+    @functools.wraps(command)
+    def wrapper(**kwargs):
+        settings = _take_settings(**{n: kwargs.pop(n) for n in names})
+        return command(settings=settings, **kwargs)
+
+    return wrapper
+
+
+@click.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The .mid file to write.")
+@click.option("--z", "z_text", help="The latent vector, comma-separated, e.g. 0.1,-0.3 [default: random from --seed].")
+@click.option("--from", "from_song", type=click.Path(path_type=Path), help="Play the code of a passage of this song.")
+@click.option("--at", type=float, default=0.0, show_default=True, help="Seconds into --from where the passage starts.")
+@click.option("--steps", type=int, default=1000, show_default=True,
+              help="Frames to generate (the paper: 1000, about 50 s at 20 Hz).")
+@_take_options
+@_with_take_settings
+def generate(checkpoint: Path, out: Path, z_text: str | None, from_song: Path | None, at: float, steps: int,
+             device: str, settings) -> None:
+    """Generate a take from one latent vector, through the same stream and notes as serve."""
+    from .errors import ConfigError
+    from .render import fixed_path, parse_z, passage_code, random_z, render_take
+
+    if z_text is not None and from_song is not None:
+        raise ConfigError("give --z or --from, not both")
+    ckpt = _load(checkpoint, device)
+    latent = ckpt.config.model.latent
+    if z_text is not None:
+        z, source = parse_z(z_text, latent), "given z"
+    elif from_song is not None:
+        z, source = passage_code(from_song, ckpt, at), f"code of {from_song} at {at:g} s"
+    else:
+        z, source = random_z(latent, settings.seed), f"random z (seed {settings.seed})"
+    take = render_take(ckpt, fixed_path(z), steps, out, settings)
+    shown = ", ".join(f"{v:.3f}" for v in z[:4]) + (", ..." if len(z) > 4 else "")
+    click.echo(f"{source}: z = [{shown}]")
+    click.echo(_describe(take, out))
+
+
+@click.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("song_a", type=click.Path(path_type=Path))
+@click.argument("song_b", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The .mid file to write.")
+@click.option("--at-a", type=float, default=0.0, show_default=True, help="Seconds into SONG_A of its passage.")
+@click.option("--at-b", type=float, default=0.0, show_default=True, help="Seconds into SONG_B of its passage.")
+@click.option("--steps", type=int, default=200, show_default=True, help="Frames of the whole morph.")
+@_take_options
+@_with_take_settings
+def interpolate(checkpoint: Path, song_a: Path, song_b: Path, out: Path, at_a: float, at_b: float, steps: int,
+                device: str, settings) -> None:
+    """A passage of SONG_A morphing into a passage of SONG_B (paper section 3.3).
+
+    Each passage (one training window long) is encoded to its mean; z glides in equal
+    steps from A's code at the first hop to B's at the last.
+    """
+    from .live.daemon import live_hop
+    from .render import glide_path, passage_code, render_take
+
+    ckpt = _load(checkpoint, device)
+    z_a, z_b = passage_code(song_a, ckpt, at_a), passage_code(song_b, ckpt, at_b)
+    path = glide_path(z_a, z_b, steps, live_hop(ckpt, settings.hop))
+    take = render_take(ckpt, path, steps, out, settings)
+    import numpy as np
+
+    click.echo(f"z glides {np.linalg.norm(z_b - z_a):.3f} from {song_a} at {at_a:g} s to {song_b} at {at_b:g} s")
+    click.echo(_describe(take, out))
+
+
+@click.command("map")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("songs_dir", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The image to write (.png, .pdf, .svg).")
+@click.option("--color-by", type=click.Choice(["song", "folder"]), default="song", show_default=True,
+              help="One colour per song, or per top folder (e.g. composer).")
+@click.option("--method", type=click.Choice(["auto", "tsne", "pca"]), default="auto", show_default=True,
+              help="For more than 2 latent dims: t-SNE (needs scikit-learn) or PCA; auto falls back to PCA.")
+@click.option("--max-points", type=int, default=3000, show_default=True,
+              help="Draw at most this many windows (an even subsample): t-SNE is slow beyond.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--cache-dir", type=click.Path(path_type=Path))
+def map_command(checkpoint: Path, songs_dir: Path, out: Path, color_by: str, method: str, max_points: int, seed: int,
+                device: str, cache_dir: Path | None) -> None:
+    """Every window of SONGS_DIR encoded and drawn at its mean (paper Figures 1-2, right)."""
+    import numpy as np
+    import torch
+
+    from .analysis import group_of
+    from .data.corpus import load_songs, windows_for
+    from .errors import DataError
+    from .plots import require_matplotlib, embed_2d, plot_map
+    from .train import encode_means
+
+    require_matplotlib()  # a missing matplotlib is reported before any encoding
+    ckpt = _load(checkpoint, device)
+    songs = load_songs(songs_dir, ckpt.timing, cache_dir=cache_dir)
+    windows = windows_for(songs, ckpt.pitches, ckpt.config.data)
+    if len(windows.x) == 0:
+        raise DataError(f"{songs_dir}: no window of {ckpt.config.data.window} steps in {len(songs)} usable songs")
+    keep = np.arange(len(windows.x))
+    if max_points > 0 and len(keep) > max_points:
+        keep = np.linspace(0, len(keep) - 1, max_points).round().astype(int)
+    x = torch.from_numpy(windows.x[keep]).to(next(ckpt.model.parameters()).device, torch.float32)
+    means = encode_means(ckpt.model, x).double().numpy()  # (N, L)
+    embedding = embed_2d(means, method, seed)
+    if embedding.note:
+        log.warning(embedding.note)
+    labels = [group_of(windows.song_names[s], color_by) for s in windows.song[keep]]
+    title = f"{checkpoint.name}: {len(means)} windows of {len(songs)} songs, latent {means.shape[1]} ({embedding.method})"
+    plot_map(embedding, labels, out, title)
+    click.echo(f"wrote {out}: {len(means)} windows, {len(set(labels))} {color_by}s, {embedding.method}")
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The image to write.")
+@click.option("--skip", type=int, default=0, show_default=True,
+              help="Leave out the first N epochs (the paper cut 10, for scale).")
+def curve(run_dir: Path, out: Path, skip: int) -> None:
+    """The training curve of a run: lower bound per time step, training and validation."""
+    from .errors import ConfigError
+    from .plots import plot_curve
+    from .train import METRICS_FILE, read_metrics
+
+    rows = read_metrics(run_dir)
+    if not rows:
+        raise ConfigError(f"{run_dir}: no {METRICS_FILE}; give the --out directory of `vrae-live train`")
+    plot_curve(rows, out, skip=skip, title=f"{run_dir.name}: lower bound per datapoint per time step")
+    last = rows[-1]
+    val = f", validation {last['val_bound']:.4f}" if last.get("val_bound") is not None else ""
+    click.echo(f"wrote {out}: {len(rows)} epochs; last training {last['train_bound']:.4f}{val} nats/step")
+
+
+COMMANDS = (generate, interpolate, map_command, curve)

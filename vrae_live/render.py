@@ -1,0 +1,198 @@
+"""Offline takes: the live path (stream decoder, frame gate, note emitter, MIDI file) without a clock.
+
+``generate`` and ``interpolate`` render through :func:`render_take`, which runs the very
+objects ``serve``'s :class:`~vrae_live.live.daemon.Performer` runs, in the same order:
+one :class:`StreamDecoder` hop per ``hop`` frames (hop from
+:func:`~vrae_live.live.daemon.live_hop`), its frames through a :class:`NoteEmitter` into a
+:class:`MidiFileRecorder`. Only time differs: the recorder reads a counter of frames
+instead of the wall clock, so a take of 1000 frames is written as fast as it decodes and
+its notes sit exactly on the frame grid. What you render is what the pad would play at
+the same z, seed and note settings.
+
+Also here: the code of a passage of a song (:func:`passage_code`), the z paths of the two
+commands (:func:`fixed_path`, :func:`glide_path`), and parsing ``--z``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .checkpoint import Checkpoint
+from .config import DEFAULT_BPM
+from .data.pianoroll import load_roll, project_roll, seconds_to_beats
+from .errors import ConfigError, DataError
+from .live.daemon import live_hop
+from .live.midi import MidiFileRecorder
+from .live.notes import FrameGate, NoteEmitter, NoteSettings
+from .live.stream import StreamDecoder
+
+ZPath = Callable[[int], np.ndarray]  # frame index of a hop's first frame -> z (L,)
+
+
+@dataclass(frozen=True)
+class TakeSettings:
+    """The performance knobs of ``serve`` that shape an offline take (same defaults)."""
+
+    bpm: float = DEFAULT_BPM  # tempo of a beat-based model, and of the written file
+    density: float = 0.5  # 0..1, 0.5 plays the model as it is
+    temperature: float = 1.0  # 0 thresholds the probabilities; 1 samples them (serve's default)
+    hop: int | None = None  # frames per decoded hop; None: live_hop's choice
+    notes: NoteSettings = NoteSettings()
+    seed: int = 0
+
+
+@dataclass
+class Take:
+    """What was played: one row per frame, ``T = steps``."""
+
+    frames: np.ndarray  # (T, P) bool, the gate's decisions (what sounded)
+    probs: np.ndarray  # (T, P) probabilities after density and blending
+    z: np.ndarray  # (T, L) the latent each frame was decoded from
+    pitches: list[int]  # P MIDI note numbers
+    frame_seconds: float  # seconds per frame at the take's tempo
+    hop: int
+    notes_on: int  # note-on messages written
+
+    @property
+    def seconds(self) -> float:
+        return len(self.frames) * self.frame_seconds
+
+
+class _FrameCounterClock:
+    """A clock for the recorder that reads ``frame * period`` seconds, set by the renderer."""
+
+    def __init__(self, period_s: float):
+        self.period_s = period_s
+        self.frame = 0
+
+    def __call__(self) -> float:
+        return self.frame * self.period_s
+
+
+def render_take(checkpoint: Checkpoint, z_path: ZPath, steps: int, out: str | Path | None = None,
+                settings: TakeSettings = TakeSettings()) -> Take:
+    """Decode ``steps`` frames as ``serve`` would, z taken from ``z_path`` at each hop's start.
+
+    Writes a type-0 MIDI file to ``out`` (every note-on has its off; the file ends at the
+    end of the last frame) unless ``out`` is None.
+    """
+    if steps < 1:
+        raise ConfigError(f"--steps must be at least 1 frame, not {steps}")
+    model = checkpoint.model
+    pitches = checkpoint.pitches
+    period = checkpoint.timing.frame_seconds(settings.bpm)
+    hop = live_hop(checkpoint, settings.hop)
+    stream = StreamDecoder(model, checkpoint.config.data.window, hop, FrameGate(settings.notes), seed=settings.seed)
+    emitter = NoteEmitter(settings.notes)
+    clock = _FrameCounterClock(period)
+    sink = MidiFileRecorder(out, bpm=settings.bpm, clock=clock, autosave_s=None) if out is not None else None
+
+    frames = np.zeros((steps, len(pitches)), dtype=bool)
+    probs = np.zeros((steps, len(pitches)))
+    zs = np.zeros((steps, checkpoint.config.model.latent))
+    notes_on = 0
+    try:
+        for start in range(0, steps, hop):
+            z = np.asarray(z_path(start), dtype=np.float64)
+            chunk = stream.next_chunk(z, settings.density, settings.temperature)
+            n = min(hop, steps - start)
+            frames[start:start + n], probs[start:start + n] = chunk.frames[:n], chunk.probs[:n]
+            zs[start:start + n] = z
+            for i in range(start, start + n):
+                # The Performer's play_frame: velocity from probability, no transpose, channel 1.
+                events = emitter.step(frames[i], probs[i], pitches)
+                notes_on += sum(e.kind == "on" for e in events)
+                if sink is not None:
+                    clock.frame = i
+                    sink.send_events(events)
+        clock.frame = steps  # the last frame sounds its full length
+        if sink is not None:
+            sink.send_events(emitter.all_off())
+    finally:
+        if sink is not None:
+            sink.close()  # panics what is left and saves the file
+    return Take(frames=frames, probs=probs, z=zs, pitches=list(pitches), frame_seconds=period, hop=hop,
+                notes_on=notes_on)
+
+
+# -- z paths ---------------------------------------------------------------------
+
+
+def fixed_path(z: np.ndarray) -> ZPath:
+    """The same z for the whole take (the paper's generation from one latent vector)."""
+    z = np.asarray(z, dtype=np.float64)
+    return lambda frame: z
+
+
+def glide_path(z_a: np.ndarray, z_b: np.ndarray, steps: int, hop: int) -> ZPath:
+    """From ``z_a`` at the first hop to ``z_b`` at the last, in equal steps (paper section 3.3)."""
+    z_a, z_b = np.asarray(z_a, dtype=np.float64), np.asarray(z_b, dtype=np.float64)
+    last_hop_start = max(1, ((steps - 1) // hop) * hop)
+
+    def z_at(frame: int) -> np.ndarray:
+        t = min(frame / last_hop_start, 1.0)
+        return (1.0 - t) * z_a + t * z_b
+
+    return z_at
+
+
+def parse_z(text: str, latent: int) -> np.ndarray:
+    """``"0.1,-0.3"`` to a latent vector ``(latent,)``; ConfigError on a bad or wrong-length list."""
+    try:
+        values = [float(v) for v in text.replace(" ", "").split(",") if v != ""]
+    except ValueError:
+        raise ConfigError(f"--z {text!r}: expected {latent} comma-separated numbers, e.g. "
+                          f"{','.join(['0'] * latent)}") from None
+    if len(values) != latent or not all(np.isfinite(values)):
+        raise ConfigError(f"--z has {len(values)} finite value(s); this model's latent has {latent} dimensions")
+    return np.asarray(values)
+
+
+def random_z(latent: int, seed: int) -> np.ndarray:
+    """A draw from the prior N(0, I), shape ``(latent,)``."""
+    return np.random.default_rng(seed).standard_normal(latent)
+
+
+# -- codes of passages -------------------------------------------------------------
+
+
+def song_frame_at(path: str | Path, checkpoint: Checkpoint, seconds: float) -> int:
+    """The frame of the checkpoint's timing at ``seconds`` into the song (a beat grid follows its tempo map)."""
+    if seconds < 0:
+        raise ConfigError(f"--at must be 0 seconds or more, not {seconds}")
+    timing = checkpoint.timing
+    if timing.fs is not None:
+        return int(round(seconds * timing.fs))
+    import pretty_midi
+
+    midi = pretty_midi.PrettyMIDI(str(path))
+    return int(round(float(seconds_to_beats(midi, np.array([seconds]))[0]) * timing.steps_per_beat))
+
+
+def passage_window(path: str | Path, checkpoint: Checkpoint, seconds: float) -> np.ndarray:
+    """The window ``(W, P)`` float32 of the song at ``path`` that starts ``seconds`` in, on the model's pitches."""
+    roll128 = load_roll(path, checkpoint.timing)  # UnusableSongError (a DataError) for a bad file
+    roll, _ = project_roll(roll128, checkpoint.pitches)
+    window = checkpoint.config.data.window
+    start = song_frame_at(path, checkpoint, seconds)
+    if start + window > len(roll):
+        last = max(0.0, (len(roll) - window) * checkpoint.timing.frame_seconds())
+        raise DataError(f"{path}: no window of {window} frames starts at {seconds:g} s; the song has "
+                        f"{len(roll)} frames" + (f", so --at can be at most about {last:.2f} s" if len(roll) >= window
+                                                 else ", shorter than one window"))
+    return roll[start:start + window].astype(np.float32)
+
+
+@torch.no_grad()
+def passage_code(path: str | Path, checkpoint: Checkpoint, seconds: float) -> np.ndarray:
+    """The posterior mean ``(L,)`` of the passage of the song at ``path`` starting ``seconds`` in."""
+    model = checkpoint.model.eval()
+    device = next(model.parameters()).device
+    x = torch.from_numpy(passage_window(path, checkpoint, seconds)).to(device)  # (W, P)
+    mu, _ = model.encode(x)
+    return mu.double().cpu().numpy()
