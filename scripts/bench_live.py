@@ -1,0 +1,439 @@
+"""Live-path speed: decode time per hop, MIDI timing through JACK, and pad-to-sound delay.
+
+Three measurements, each against the goal it serves:
+
+decode
+    ``StreamDecoder.next_chunk`` (one hop: the teacher-forced context, then ``hop + blend``
+    free-running steps) for the paper-2d and paper-20d presets with random weights (timing
+    does not depend on what the weights learnt). p50 and p99 per hop, against the goal
+    "decode p99 under a quarter of one hop" and against one frame period: the daemon
+    decodes in the clock's own thread right after a tick, so a decode longer than a frame
+    period makes the next tick late.
+jitter
+    ``vrae-live serve --midi-api jack`` as a subprocess, on a private JACK server (dummy
+    driver, 48 kHz, 64-frame periods, so the floor is 1.3 ms), received by
+    ``jack_midi_dump`` in a separate JACK client. Every note-on is due on the frame grid
+    ``offset + k * period``; the period comes from the checkpoint's timing (and --bpm), the
+    offset is the median residual. p50 and p99 of |note-on - grid time|, idle and while
+    another thread floods the daemon with /vrae/xy over UDP.
+pad delay
+    In process (``Performer``, ``MemorySink``, a fake clock): a /vrae/xy jump arrives
+    after frame N; the delay is the number of frames until the first frame whose
+    probabilities differ from a run without the jump (same seed), for every phase N of a
+    hop. Goal: "a pad move is heard within one hop".
+
+    python3 scripts/bench_live.py                    # all three on the CPU
+    python3 scripts/bench_live.py --device cuda      # decode on the GPU (on a machine with one)
+    python3 scripts/bench_live.py --parts decode,pad # without a JACK server
+    python3 scripts/bench_live.py --quick            # tiny sizes: checks the script runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vrae_live.checkpoint import load_checkpoint, save_checkpoint
+from vrae_live.config import load_config
+from vrae_live.live.clock import FrameClock
+from vrae_live.live.controls import Controls
+from vrae_live.live.daemon import PerformanceSettings, Performer, live_hop
+from vrae_live.live.midi import MemorySink
+from vrae_live.live.stream import StreamDecoder
+from vrae_live.models import build_model
+
+PITCHES = list(range(36, 85))  # 49 pitches, as the paper kept
+PRESETS = ("paper-2d", "paper-20d")
+SAMPLE_RATE, PERIOD_FRAMES = 48_000, 64  # JACK hands MIDI on at period boundaries: 1.3 ms is the floor
+JACK_TOOLS = ("jackd", "jack_lsp", "jack_connect", "jack_midi_dump")
+
+
+def percentiles(values, qs=(50, 99)) -> list[float]:
+    return [float(np.percentile(values, q)) for q in qs]
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def make_checkpoint(preset: str, directory: Path, hidden: int | None = None, seed: int = 0) -> Path:
+    """A checkpoint of ``preset`` with random weights: what a trained one costs to play, not how it sounds."""
+    config = load_config(preset, {"hidden": hidden, "seed": seed})
+    torch.manual_seed(seed)
+    model = build_model(len(PITCHES), config.model).eval()
+    return save_checkpoint(directory, model, config, PITCHES)
+
+
+# -- decode ------------------------------------------------------------------------
+
+
+def bench_decode(ckpt_dir: Path, device: torch.device, hops: int) -> dict:
+    """Seconds per ``next_chunk`` call over ``hops`` hops (after two untimed ones)."""
+    ckpt = load_checkpoint(ckpt_dir, device)
+    hop = live_hop(ckpt, None)
+    stream = StreamDecoder(ckpt.model, ckpt.config.data.window, hop)
+    rng = np.random.default_rng(0)
+    times = []
+    for i in range(hops + 2):
+        z = rng.standard_normal(ckpt.config.model.latent)
+        started = time.perf_counter()
+        stream.next_chunk(z)  # returns numpy arrays, so a GPU decode is finished when it returns
+        if i >= 2:  # the first calls allocate and pick kernels
+            times.append(time.perf_counter() - started)
+    return {"hop": hop, "window": ckpt.config.data.window, "blend": stream.blend,
+            "period_s": ckpt.timing.frame_seconds(), "times": times}
+
+
+def report_decode(preset: str, device: torch.device, r: dict) -> None:
+    p50, p99 = percentiles(r["times"])
+    hop_s, period = r["hop"] * r["period_s"], r["period_s"]
+    steps = r["hop"] + r["blend"]
+    print(f"decode {preset} on {device}: window {r['window']}, hop {r['hop']} frames ({1000 * hop_s:.0f} ms), "
+          f"{steps} free steps per hop; p50 = {1000 * p50:.1f} ms, p99 = {1000 * p99:.1f} ms "
+          f"({1000 * p50 / steps:.2f} ms per step, {len(r['times'])} hops)")
+    quarter = hop_s / 4
+    print(f"  goal p99 < a quarter hop ({1000 * quarter:.0f} ms): {'met' if p99 < quarter else 'NOT met'}; "
+          f"p99 < one frame period ({1000 * period:.0f} ms, else the tick after a decode is late): "
+          f"{'met' if p99 < period else 'NOT met'}")
+
+
+# -- jitter through JACK -----------------------------------------------------------
+
+
+_DUMP_LINE = re.compile(r"^\s*(\d+):((?:\s[0-9a-f]{2})+)")  # jack_midi_dump -a: "<frame>: 90 3c 64 ..."
+
+
+def jack_ports(env) -> list[str]:
+    result = subprocess.run(["jack_lsp"], capture_output=True, text=True, timeout=10, env=env)
+    return result.stdout.splitlines() if result.returncode == 0 else []
+
+
+def wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+    return value
+
+
+class JackSession:
+    """A private jackd (dummy driver, small period) and a ``jack_midi_dump`` receiver, both stopped on exit.
+
+    ``-S`` (synchronous) as in tests/jack.py: without realtime priority on a busy machine
+    an asynchronous server drops a late client's MIDI for that cycle.
+    """
+
+    def __init__(self):
+        self.name = f"vrae-bench-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.env = {**os.environ, "JACK_DEFAULT_SERVER": self.name, "JACK_NO_START_SERVER": "1"}
+        self.procs: list[subprocess.Popen] = []
+        self.log = tempfile.TemporaryFile(mode="w+")
+        self.notes: list[tuple[int, float]] = []  # (jack frame, arrival monotonic time) of each note-on
+
+    def __enter__(self) -> "JackSession":
+        command = ["jackd", "-n", self.name, "-S", "--no-realtime", "-t", "5000",
+                   "-d", "dummy", "-r", str(SAMPLE_RATE), "-p", str(PERIOD_FRAMES)]
+        jackd = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
+        self.procs.append(jackd)
+        wait_for(lambda: jackd.poll() is not None or jack_ports(self.env), 10, "jackd")
+        if jackd.poll() is not None:
+            self.log.seek(0)
+            raise RuntimeError(f"jackd did not start: {' '.join(command)}\n{self.log.read()}")
+        return self
+
+    def start_dump(self, source: str) -> None:
+        client = f"dump-{uuid.uuid4().hex[:6]}"
+        dump = subprocess.Popen(["jack_midi_dump", "-a", client], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, bufsize=1, env=self.env)
+        self.procs.append(dump)
+        threading.Thread(target=self._read, args=(dump,), daemon=True).start()
+        wait_for(lambda: f"{client}:input" in jack_ports(self.env), 10, f"JACK port {client}:input")
+        wait_for(lambda: subprocess.run(["jack_connect", source, f"{client}:input"], env=self.env,
+                                        capture_output=True).returncode == 0, 10, f"jack_connect {source}")
+
+    def _read(self, dump: subprocess.Popen) -> None:
+        for line in dump.stdout:
+            match = _DUMP_LINE.match(line)
+            if match:
+                data = bytes.fromhex(match.group(2))
+                if data[0] & 0xF0 == 0x90 and len(data) > 2 and data[2] > 0:
+                    self.notes.append((int(match.group(1)), time.monotonic()))
+
+    def __exit__(self, *exc) -> None:
+        for proc in reversed(self.procs):  # the receiver first (SIGINT closes its client cleanly), jackd last
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT if proc is not self.procs[0] else signal.SIGTERM)
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        self.log.close()
+
+
+def grid_jitter(frames: list[int], period_s: float, fit_period: bool = False) -> tuple[np.ndarray, float]:
+    """Each note-on's signed distance in seconds from the grid ``offset + k * period``, and the period used.
+
+    ``k`` counts frames from note to note (a gap is rounded to whole periods), so a slow drift
+    between the daemon's clock and JACK's shows as growing residuals instead of wrapping to
+    the neighbouring frame. The period is the nominal one, or with ``fit_period`` the
+    least-squares one; the offset is the median residual.
+    """
+    t = np.asarray(frames, dtype=np.float64) / SAMPLE_RATE
+    k = np.concatenate([[0.0], np.cumsum(np.round(np.diff(t) / period_s))])
+    period = float(np.polyfit(k, t, 1)[0]) if fit_period and k[-1] > 0 else period_s
+    residual = t - k * period
+    return residual - np.median(residual), period
+
+
+def clock_rate(notes: list[tuple[int, float]]) -> float:
+    """Seconds of JACK time per second of this process's monotonic clock, over the note-ons' arrivals.
+
+    The dummy driver paces itself with ordinary sleeps; on an overloaded machine its cycles
+    fall behind and JACK time runs slow, which a grid fitted in JACK time then reads as drift.
+    """
+    frames, arrivals = np.array(notes, dtype=np.float64).T
+    return float(np.polyfit(arrivals, frames / SAMPLE_RATE, 1)[0])
+
+
+def flood(port: int, rate: float, stop: threading.Event, counter: list[int]) -> None:
+    """Send /vrae/xy ``rate`` times a second (in 1 ms bursts) until ``stop``, the pad circling slowly."""
+    from pythonosc.udp_client import SimpleUDPClient
+
+    client = SimpleUDPClient("127.0.0.1", port)
+    started = time.monotonic()
+    while not stop.is_set():
+        elapsed = time.monotonic() - started
+        while counter[0] < rate * elapsed:
+            angle = 0.5 * (started + counter[0] / rate)
+            client.send_message("/vrae/xy", [0.5 + 0.4 * np.cos(angle), 0.5 + 0.4 * np.sin(angle)])
+            counter[0] += 1
+        time.sleep(0.001)
+
+
+def bench_jitter(ckpt_dir: Path, seconds: float, rate: float, bpm: float) -> dict:
+    """Note-on jitter of the real daemon through JACK, idle and then flooded with OSC."""
+    ckpt = load_checkpoint(ckpt_dir)
+    period = ckpt.timing.frame_seconds(bpm)
+    results = {"period_s": period}
+    with JackSession() as jack:
+        command = [sys.executable, "-m", "vrae_live.cli", "serve", "--checkpoint", str(ckpt_dir), "--host",
+                   "127.0.0.1", "--port", "0", "--midi-api", "jack", "--device", "cpu", "--bpm", str(bpm)]
+        serve = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                 env={**jack.env, "PYTHONUNBUFFERED": "1"})
+        jack.procs.insert(1, serve)  # stopped before jackd, after the receiver
+        lines: list[str] = []
+        for line in serve.stdout:
+            lines.append(line)
+            if "ready" in line:
+                break
+        else:
+            raise RuntimeError("serve did not start:\n" + "".join(lines))
+        threading.Thread(target=lambda: lines.extend(serve.stdout), daemon=True).start()
+        port = int(next(l for l in lines if "OSC in: send to" in l).rsplit(":", 1)[1].split(",")[0])
+        jack.start_dump("vrae-live:vrae-live")
+        from pythonosc.udp_client import SimpleUDPClient
+
+        SimpleUDPClient("127.0.0.1", port).send_message("/vrae/xy", [0.3, 0.7])
+        time.sleep(min(1.0, seconds / 4))  # let the take settle after connecting
+        for phase in ("idle", "flood"):
+            first = len(jack.notes)
+            stop, counter = threading.Event(), [0]
+            sender = threading.Thread(target=flood, args=(port, rate, stop, counter), daemon=True)
+            started = time.monotonic()
+            if phase == "flood":
+                sender.start()
+            time.sleep(seconds)
+            stop.set()
+            if phase == "flood":
+                sender.join()
+            elapsed = time.monotonic() - started
+            notes = jack.notes[first:]
+            results[phase] = {"notes": [frame for frame, _ in notes], "sent": counter[0],
+                              "arrivals": [arrival for _, arrival in notes],
+                              "rate": counter[0] / elapsed, "clock_rate": clock_rate(notes) if len(notes) > 2 else 1.0}
+        serve.send_signal(signal.SIGINT)
+        serve.wait(20)
+        results["serve_log"] = [l.strip() for l in lines if "stopped:" in l]
+    return results
+
+
+def report_jitter(r: dict, jack_period_ms: float) -> None:
+    period = r["period_s"]
+    print(f"jitter through JACK (dummy driver, {SAMPLE_RATE} Hz, {PERIOD_FRAMES}-frame periods = "
+          f"{jack_period_ms:.2f} ms floor), frame period {1000 * period:.1f} ms:")
+    for phase in ("idle", "flood"):
+        notes = r[phase]["notes"]
+        flooded = f", {r[phase]['rate']:.0f} OSC messages/s" if phase == "flood" else ""
+        if len(notes) < 2:
+            print(f"  {phase}: too few note-ons ({len(notes)}) to measure{flooded}")
+            continue
+        jitter = np.abs(grid_jitter(notes, period)[0]) * 1000
+        fitted, fitted_period = grid_jitter(notes, period, fit_period=True)
+        p50, p99 = percentiles(jitter)
+        f50, f99 = percentiles(np.abs(fitted) * 1000)
+        rate = r[phase]["clock_rate"]
+        print(f"  {phase}: {len(notes)} note-ons{flooded}; jitter p50 = {p50:.2f} ms, max = {jitter.max():.2f} ms")
+        print(f"  {phase}: jitter p99 = {p99:.2f} ms")
+        print(f"  {phase}: with the period fitted ({1000 * fitted_period:.2f} ms): p50 = {f50:.2f} ms, p99 = {f99:.2f} ms; "
+              f"JACK clock ran at {rate:.4f} x real time"
+              + ("" if abs(rate - 1) < 0.005 else " (the dummy driver fell behind: machine overloaded, figures unreliable)"))
+        # The same fit on when each line reached this process: real time, but with the
+        # receiver's own scheduling (jack_midi_dump's printing, a pipe, a thread) added.
+        arrivals = (np.array(r[phase]["arrivals"]) * SAMPLE_RATE).round().astype(np.int64)
+        a50, a99 = percentiles(np.abs(grid_jitter(list(arrivals), period)[0]) * 1000)
+        print(f"  {phase}: on arrival in this process (real time, receiver delays included): p50 = {a50:.2f} ms, "
+              f"p99 = {a99:.2f} ms")
+    for line in r["serve_log"]:
+        print(f"  serve: {line}")
+
+
+# -- pad delay ---------------------------------------------------------------------
+
+
+class FakeTime:
+    """A clock that moves only when slept on, so the take runs in no real time and repeats exactly."""
+
+    def __init__(self):
+        self.t = 0.0
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += seconds
+
+
+def perform_probs(ckpt, frames: int, move_after: int | None) -> np.ndarray:
+    """Probabilities ``(frames, P)`` of the frames played; a pad jump arrives after frame ``move_after``."""
+    controls = Controls(latent_size=ckpt.config.model.latent)
+    controls.handle_message("/vrae/xy", [0.1, 0.1])
+    played: list[np.ndarray] = []
+    fake = FakeTime()
+    clock = FrameClock(ckpt.timing.frame_seconds(), now=fake.now, sleep=fake.sleep, spin_s=0)
+
+    def on_frame(index: int, state) -> None:
+        if index == move_after:
+            controls.handle_message("/vrae/xy", [0.9, 0.9])
+
+    performer = Performer(ckpt, controls, MemorySink(clock=fake.now), PerformanceSettings(seed=1), clock, on_frame)
+    original = performer.play_frame
+
+    def play_frame(state) -> None:
+        played.append(performer._buffer[0][0] if performer._buffer else np.zeros(len(ckpt.pitches)))
+        original(state)
+
+    performer.play_frame = play_frame
+    performer.run(max_frames=frames)
+    return np.array(played)
+
+
+def bench_pad_delay(ckpt_dir: Path, phases: int | None = None) -> dict:
+    """Frames from a pad jump to the first changed frame, for each phase of the jump within a hop."""
+    ckpt = load_checkpoint(ckpt_dir)
+    hop = live_hop(ckpt, None)
+    start = 2 * hop  # well into the take, past the first hops
+    frames = start + 3 * hop
+    still = perform_probs(ckpt, frames, None)
+    delays = []
+    for n in range(start, start + (phases or hop)):
+        moved = perform_probs(ckpt, frames, n)
+        changed = np.flatnonzero(np.any(moved[n + 1:] != still[n + 1:], axis=1))
+        delays.append(int(changed[0]) + 1 if len(changed) else None)  # 1: the very next frame already differs
+    return {"hop": hop, "period_s": ckpt.timing.frame_seconds(), "delays": delays}
+
+
+def report_pad_delay(preset: str, r: dict) -> None:
+    delays = [d for d in r["delays"] if d is not None]
+    hop, period = r["hop"], r["period_s"]
+    if not delays:
+        print(f"pad delay {preset}: no frame changed after a pad jump")
+        return
+    p50, worst = float(np.median(delays)), max(delays)
+    print(f"pad delay {preset}: hop {hop} frames; from a /vrae/xy jump to the first changed frame: "
+          f"median {p50:.0f} frames ({1000 * p50 * period:.0f} ms), max {worst} frames ({1000 * worst * period:.0f} ms) "
+          f"over {len(r['delays'])} phases of a hop; goal <= one hop ({hop} frames): "
+          f"{'met' if worst <= hop else 'NOT met'}" + ("" if len(delays) == len(r["delays"]) else
+                                                        f"; {len(r['delays']) - len(delays)} jumps changed nothing"))
+
+
+# -- main --------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda, for the decode timing (default cpu)")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument("--hops", type=int, default=200, help="timed hops per preset (default 200)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="seconds of MIDI per jitter phase (default 20)")
+    parser.add_argument("--rate", type=float, default=2000.0, help="OSC messages per second in the flood (default 2000)")
+    parser.add_argument("--bpm", type=float, default=120.0)
+    parser.add_argument("--jitter-preset", default="paper-2d", choices=PRESETS, help="model the daemon plays")
+    parser.add_argument("--parts", default="decode,pad,jitter", help="which measurements, comma-separated "
+                        "(default decode,pad,jitter)")
+    parser.add_argument("--require-jack", action="store_true", help="fail, not skip, when the JACK tools are missing")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (hidden 32, few hops, 1 s of MIDI)")
+    args = parser.parse_args(argv)
+    parts = set(args.parts.split(","))
+    if parts - {"decode", "pad", "jitter"}:
+        parser.error(f"unknown --parts {sorted(parts - {'decode', 'pad', 'jitter'})}; known: decode, pad, jitter")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    hidden = 32 if args.quick else None
+    if args.quick:
+        args.hops, args.seconds, args.rate = 5, 1.0, 500.0
+
+    devices = [torch.device("cpu")]
+    if args.device.startswith("cuda"):
+        if torch.cuda.is_available():
+            devices.append(torch.device(args.device))
+        else:
+            print(f"note: --device {args.device} asked for, but torch sees no CUDA GPU here; CPU figures only")
+    gpu = f", GPU {torch.cuda.get_device_name(devices[-1])}" if devices[-1].type == "cuda" else ""
+    print(f"machine: {cpu_model()}{gpu}; python {platform.python_version()}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads" + ("; --quick: hidden 32, figures mean nothing" if args.quick else ""))
+
+    with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
+        ckpts = {preset: make_checkpoint(preset, Path(tmp) / preset, hidden) for preset in PRESETS}
+        for preset in PRESETS if "decode" in parts else ():
+            for device in devices:
+                report_decode(preset, device, bench_decode(ckpts[preset], device, args.hops))
+        for preset in PRESETS if "pad" in parts else ():
+            report_pad_delay(preset, bench_pad_delay(ckpts[preset], phases=3 if args.quick else None))
+        missing = [tool for tool in JACK_TOOLS if shutil.which(tool) is None]
+        if "jitter" not in parts:
+            pass
+        elif missing:
+            message = f"jitter: JACK tools not found: {', '.join(missing)} (Debian: apt install jackd2)"
+            print(message + ("" if args.require_jack else "; skipped"))
+            if args.require_jack:
+                return 1
+        else:
+            report_jitter(bench_jitter(ckpts[args.jitter_preset], args.seconds, args.rate, args.bpm),
+                          1000 * PERIOD_FRAMES / SAMPLE_RATE)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""The benchmark scripts still run and print their figures, at toy sizes (no timing is asserted)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.jack import require_jack_tools
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+
+def load_script(name: str):
+    """The script as a module, so it runs in this process without paying torch's import again."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+NUMBER = r"\d+(\.\d+)?"
+
+
+def test_bench_train_prints_its_figures(capsys):
+    assert load_script("bench_train").main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(rf"^ratio = {NUMBER}", out, re.MULTILINE), out
+    assert re.search(rf"project: +{NUMBER} s/epoch +{NUMBER} seq/s", out), out
+    assert re.search(rf"reference: +{NUMBER} s/epoch +{NUMBER} seq/s", out), out
+    assert "threads: 1" in out and "machine:" in out and "torch" in out
+
+
+def test_bench_train_notes_a_missing_gpu(capsys):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: nothing to note")
+    load_script("bench_train").main(["--quick", "--device", "cuda"])
+    assert "no CUDA GPU" in capsys.readouterr().out
+
+
+def test_bench_live_prints_decode_times_and_pad_delay(capsys):
+    assert load_script("bench_live").main(["--quick", "--parts", "decode,pad", "--device", "cuda"]) == 0
+    out = capsys.readouterr().out
+    for preset in ("paper-2d", "paper-20d"):
+        assert re.search(rf"decode {preset} on cpu: .* p50 = {NUMBER} ms, p99 = {NUMBER} ms", out), out
+        assert re.search(rf"pad delay {preset}: .* median \d+ frames .* max \d+ frames", out), out
+    assert "goal p99 < a quarter hop" in out
+
+
+@pytest.mark.jack
+def test_bench_live_measures_jitter_through_jack(capsys):
+    require_jack_tools()  # skip without jackd, unless CI is set
+    assert load_script("bench_live").main(["--quick", "--parts", "jitter"]) == 0
+    out = capsys.readouterr().out
+    for phase in ("idle", "flood"):
+        assert re.search(rf"{phase}: jitter p99 = {NUMBER} ms", out), out
+    assert re.search(rf"flood: \d+ note-ons, {NUMBER} OSC messages/s", out), out
