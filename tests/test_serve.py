@@ -11,6 +11,7 @@ import threading
 
 import numpy as np
 import pytest
+import torch
 from pythonosc.udp_client import SimpleUDPClient
 
 from tests.conftest import write_motif_songs
@@ -21,7 +22,10 @@ from vrae_live.data.corpus import prepare_data
 from vrae_live.live.clock import FrameClock
 from vrae_live.live.controls import Controls
 from vrae_live.live.daemon import PerformanceSettings, Performer
+from vrae_live.live.demo import DemoPath
+from vrae_live.live.latent import LatentPlane
 from vrae_live.live.midi import MemorySink
+from vrae_live.steering import measure_steering
 from vrae_live.train import Trainer
 
 
@@ -47,10 +51,11 @@ class FakeTime:
         self.t += seconds
 
 
-def perform(checkpoint_dir, frames, messages=(), seed=0, at_frame=None):
+def perform(checkpoint_dir, frames, messages=(), seed=0, at_frame=None, **settings):
     """Play ``frames`` frames on a fake clock; ``messages`` (address, args) are sent first.
 
-    ``at_frame(controls, index)`` is called after each frame, to act as a controller mid-take.
+    ``at_frame(controls, index, performer)`` is called after each frame, to act as a controller mid-take;
+    ``settings`` go to PerformanceSettings.
     """
     ckpt = load_checkpoint(checkpoint_dir)
     controls = Controls(latent_size=ckpt.config.model.latent)
@@ -59,8 +64,9 @@ def perform(checkpoint_dir, frames, messages=(), seed=0, at_frame=None):
     fake = FakeTime()
     sink = MemorySink(clock=fake.now)
     clock = FrameClock(ckpt.timing.frame_seconds(), now=fake.now, sleep=fake.sleep, spin_s=0)
-    on_frame = (lambda index, state: at_frame(controls, index)) if at_frame else None
-    performer = Performer(ckpt, controls, sink, PerformanceSettings(seed=seed), clock=clock, on_frame=on_frame)
+    performer = Performer(ckpt, controls, sink, PerformanceSettings(seed=seed, **settings), clock=clock)
+    if at_frame:
+        performer.on_frame = lambda index, state: at_frame(controls, index, performer)
     stats = performer.run(max_frames=frames)
     return sink, stats, controls, performer
 
@@ -111,8 +117,41 @@ def test_opposite_corners_differ_more_than_the_same_corner_twice(checkpoint_dir)
     assert opposite > 2 * same, (opposite, same)
 
 
+def test_the_steering_measurement_tells_a_steerable_model_from_one_that_ignores_z(checkpoint_dir):
+    ckpt = load_checkpoint(checkpoint_dir)
+    steered = measure_steering(ckpt)
+    assert steered.ratio > 2, steered.line()
+    with torch.no_grad():
+        ckpt.model.to_h0.weight.zero_()  # h_0 no longer depends on z
+        if ckpt.config.model.z_every_step:
+            ckpt.model.decoder.weight_ih_l0[:, len(ckpt.pitches):].zero_()
+    deaf = measure_steering(ckpt)
+    assert deaf.ratio < 1.5, deaf.line()
+
+
+def test_the_demo_tours_the_pad_until_the_controller_takes_over(checkpoint_dir):
+    hop_z = {}  # hop number: the z it was decoded from
+
+    def follow(controls, index, performer):
+        hop_z.setdefault(performer.stats.hops - 1, performer.current_z.copy())
+        if index == 400:
+            controls.handle_message("/vrae/xy", [0.5, 0.5])
+
+    ckpt = load_checkpoint(checkpoint_dir)
+    plane = LatentPlane.from_meta(ckpt.meta["latent_plane"])
+    path = DemoPath.for_plane(ckpt.meta["latent_plane"])
+    sink, stats, controls, performer = perform(checkpoint_dir, 600, at_frame=follow, demo=True, glide_s=0.0)
+    period, hop = ckpt.timing.frame_seconds(), performer.hop
+    demo_hops = [k for k in hop_z if (k + 1) * hop <= 400]  # decoded before the controller moved
+    for k in demo_hops:  # each hop plays the path's position at its first frame
+        np.testing.assert_allclose(hop_z[k], plane.z_at(*path.at(k * hop * period)), atol=1e-9)
+    assert len({tuple(np.round(hop_z[k], 6)) for k in demo_hops}) > 3  # it moved
+    np.testing.assert_allclose(hop_z[max(hop_z)], plane.z_at(0.5, 0.5), atol=1e-9)
+    assert performer.demo is None and len(note_ons(sink)) > 10
+
+
 def test_panic_silences_and_the_stream_goes_on(checkpoint_dir):
-    def press_panic(controls, index):
+    def press_panic(controls, index, performer):
         if index == 50:
             controls.handle_message("/vrae/panic", [])
 
@@ -184,3 +223,43 @@ def test_serve_end_to_end_on_jack(jack_server, checkpoint_dir, tmp_path):
 
     recorded = mido.MidiFile(take)
     assert sum(m.type == "note_on" and m.velocity > 0 for m in recorded) >= 24
+
+
+def test_serve_demo_renders_a_take_and_sends_feedback_without_a_midi_port(checkpoint_dir, tmp_path):
+    """`serve --demo --no-midi --record --duration`: the first-run path, over real UDP, with no MIDI system."""
+    import socket
+
+    import mido
+    from pythonosc.osc_message import OscMessage
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.settimeout(0.5)
+    take = tmp_path / "demo.mid"
+    command = [sys.executable, "-m", "vrae_live.cli", "serve", "--checkpoint", str(checkpoint_dir), "--demo",
+               "--no-midi", "--record", str(take), "--duration", "2", "--host", "127.0.0.1", "--port", "0",
+               "--feedback", f"127.0.0.1:{listener.getsockname()[1]}"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    positions = []
+    try:
+        while proc.poll() is None or not positions:
+            try:
+                message = OscMessage(listener.recv(4096))
+            except socket.timeout:
+                if proc.poll() is not None:
+                    break
+                continue
+            if message.address == "/vrae/xy":
+                positions.append(tuple(message.params))
+        output = proc.communicate(timeout=30)[0]
+    finally:
+        listener.close()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, output
+    assert "demo" in output and "stopped:" in output
+    start = DemoPath.for_plane(load_checkpoint(checkpoint_dir).meta["latent_plane"]).at(0.0)
+    assert positions and positions[0] == pytest.approx(start, abs=1e-6)
+    recorded = [m for m in mido.MidiFile(take) if m.type in ("note_on", "note_off")]
+    assert sum(m.type == "note_on" and m.velocity > 0 for m in recorded) >= 4
+    assert_nothing_hangs(recorded)

@@ -75,6 +75,7 @@ def _pitch_range(ctx, param, value):
 @click.option("--lr", type=float, help="Initial learning rate.")
 @click.option("--lr-final", type=float, help="Learning rate at the last step (exponential decay).")
 @click.option("--cell", type=click.Choice(["rnn", "gru", "lstm"]), help="Recurrent cell; rnn is the paper's.")
+@click.option("--model", type=click.Choice(["vrae", "vrnn", "rnn"]), help="vrae (Fabius 2014), vrnn (Chung 2015) or rnn (no latent).")
 @click.option("--hidden", type=int, help="Hidden units of encoder and decoder.")
 @click.option("--latent", type=int, help="Latent dimensions (2 plays an XY pad directly).")
 @click.option("--window", type=int, help="Time steps per training sequence.")
@@ -275,14 +276,18 @@ def _host_port(ctx, param, value):
 @click.option("--min-len", type=int, default=1, show_default=True, help="Frames a note sounds at least.")
 @click.option("--max-len", type=int, help="Frames after which a note is released.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--demo", is_flag=True, help="Tour the pad on its own until the controller sends a position.")
+@click.option("--duration", type=float, help="Stop after this many seconds [default: play until Ctrl-C].")
+@click.option("--no-midi", is_flag=True, help="Open no MIDI port (with --record: render to the file only).")
 def serve(checkpoint_dir: Path, host: str, port: int, controller: str | None, feedback, midi_port: str | None,
           midi_api: str, record: Path | None, device: str, hop: int | None, glide: float, bpm: float,
           on_threshold: float, off_threshold: float, polyphony: int, min_len: int, max_len: int | None,
-          seed: int) -> None:
+          seed: int, demo: bool, duration: float | None, no_midi: bool) -> None:
     """Play a model live: OSC in, MIDI out. Stop with Ctrl-C."""
     import signal
 
     from .checkpoint import load_checkpoint
+    from .errors import ConfigError
     from .live.controls import CANONICAL, Controls, load_controller
     from .live.daemon import PerformanceSettings, Performer
     from .live.midi import MidiFileRecorder, RtMidiSink, TeeSink
@@ -293,11 +298,17 @@ def serve(checkpoint_dir: Path, host: str, port: int, controller: str | None, fe
     ckpt = load_checkpoint(checkpoint_dir, resolve_device(device))
     notes = NoteSettings(on_threshold=on_threshold, off_threshold=off_threshold, min_len=min_len,
                          max_len=max_len, polyphony=polyphony)
-    settings = PerformanceSettings(hop=hop, glide_s=glide, bpm=bpm, notes=notes, seed=seed)
+    settings = PerformanceSettings(hop=hop, glide_s=glide, bpm=bpm, notes=notes, seed=seed, demo=demo)
     dialect = load_controller(controller) if controller else CANONICAL
     controls = Controls(dialect, latent_size=ckpt.config.model.latent)
-    midi_out = RtMidiSink(midi_port, api=midi_api)
-    sink = TeeSink(midi_out, MidiFileRecorder(record, bpm=bpm)) if record is not None else midi_out
+    if no_midi and record is None:
+        raise ConfigError("--no-midi plays to nowhere: add --record take.mid")
+    midi_out = None if no_midi else RtMidiSink(midi_port, api=midi_api)
+    try:
+        recorder = MidiFileRecorder(record, bpm=bpm) if record is not None else None
+    except OSError as err:
+        raise ConfigError(f"cannot write the --record file {record}: {err.strerror or err}") from err
+    sink = TeeSink(midi_out, recorder) if midi_out and recorder else midi_out or recorder
     performer = Performer(ckpt, controls, sink, settings)
     sender = FeedbackSender(*feedback, dialect) if feedback else None
 
@@ -312,14 +323,17 @@ def serve(checkpoint_dir: Path, host: str, port: int, controller: str | None, fe
         bound_host, bound_port = server.address
         log.info(f"model {checkpoint_dir}: {ckpt.config.model.model} latent {ckpt.config.model.latent}, "
                  f"{ckpt.timing.describe()}, hop {performer.hop} frames, on {next(ckpt.model.parameters()).device}")
-        log.info(f"MIDI out: {midi_out.port_name} ({midi_out.api})")
+        if midi_out is not None:
+            log.info(f"MIDI out: {midi_out.port_name} ({midi_out.api})")
         addresses = listen_addresses(bound_host, bound_port) or [f"{bound_host}:{bound_port}"]
         log.info("OSC in: send to " + ", ".join(addresses))
         for line in dialect.describe():
             log.info(f"  {line}")
+        if demo:
+            log.info("demo: touring the pad until the controller sends a position")
         log.info("ready")
         try:
-            stats = performer.run()
+            stats = performer.run(None if duration is None else max(1, round(duration / performer.period_s)))
         finally:
             if sender is not None:
                 sender.close()
@@ -339,6 +353,14 @@ def ports(midi_api: str) -> None:
 
     names = list_output_ports(midi_api)
     click.echo("\n".join(names) if names else "no MIDI output ports")
+
+
+from .cli_paper import curve, generate, interpolate, map_command  # noqa: E402  (the paper's experiments)
+
+main.add_command(generate)
+main.add_command(interpolate)
+main.add_command(map_command)
+main.add_command(curve)
 
 
 if __name__ == "__main__":
