@@ -1,12 +1,14 @@
 """The performer: controls in, stream decoder, notes, clock, MIDI out.
 
 One thread, one loop: wait for the frame clock's next absolute deadline, send that
-frame's note events (with the current transpose, channel and velocity), then, when the
-look-ahead buffer of decided frames runs low, decode the next hop from the latest control
+frame's note events (with the current transpose, channel and velocity), then, when that
+was the last frame of the look-ahead buffer, decode the next hop from the latest control
 state. Decoding happens right after a tick's MIDI has gone out, with a whole frame period
-before the next deadline, so it never delays the output (a second Python thread decoding
-beside the clock was measured to add 3-9 ms of jitter through the GIL), and a pad move is
-heard within one hop. An empty buffer plays silence and is counted. Every note switched
+before the next deadline, so it never delays the output as long as a hop decodes within a
+frame (a second Python thread decoding beside the clock was measured to add 3-9 ms of
+jitter through the GIL). Decoding no earlier than that means a pad move is heard within
+one hop: it reaches the next hop decoded, which is the next one played. A buffer still
+empty at a deadline (a decode slower than a frame) plays silence and is counted. Every note switched
 on is switched off: on stop, on panic, and on any error (``MidiSink.close`` panics in a
 finally).
 """
@@ -102,7 +104,6 @@ class Performer:
         self.stop_event = threading.Event()
         self._buffer: deque[tuple[np.ndarray, np.ndarray]] = deque()  # (probs, frame) per frame
         self._reset_stream = False
-        self._low_water = max(2, self.hop // 4)  # frames left when the next hop is decoded
         self.current_z: np.ndarray | None = None
 
     def control_state(self, frame: int) -> ControlState:
@@ -178,7 +179,7 @@ class Performer:
                     self.on_frame(tick.index, state)
                 if max_frames is not None and self.stats.frames >= max_frames:
                     break
-                if len(self._buffer) <= self._low_water:
+                if not self._buffer:
                     self.decode_hop()
         finally:
             self.stop_event.set()
