@@ -12,8 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from tests.songs import write_corrupt, write_drums_only
+from vrae_live.checkpoint import load_checkpoint, read_config
 from vrae_live.cli import main
-from vrae_live.config import list_presets
+from vrae_live.config import DEFAULT_PRESET, default_checkpoint, list_presets, load_config, with_changes
 from vrae_live.train import read_metrics
 
 TINY = ["--hidden", "16", "--latent", "2", "--window", "16", "--hop", "8", "--batch-size", "16", "--fs", "20", "-q"]
@@ -36,6 +37,9 @@ def test_train_info_eval(songs_dir, tmp_path):
     assert "vrae (rnn), hidden 16, latent 2" in result.output
     assert "20 frames per second" in result.output
     assert "2/2 epochs" in result.output
+    result = run("info", out, "--steering", "--seams")
+    assert result.exit_code == 0, result.output
+    assert "steering ratio" in result.output and "on hop boundaries" in result.output
 
     best = max(r["val_bound"] for r in read_metrics(out))
     result = run("eval", out, songs_dir, "--split", "validation", "--json", "--samples", 4)
@@ -51,7 +55,9 @@ def test_train_info_eval(songs_dir, tmp_path):
 
 def test_eval_counts_notes_outside_the_models_pitches(songs_dir, tmp_path):
     out = tmp_path / "run"
-    assert run("train", songs_dir, "--out", out, "--epochs", 1, *TINY).exit_code == 0
+    tiny_on_the_beat = [a for a in TINY if a not in ("--fs", "20")]
+    result = run("train", songs_dir, "--out", out, "--epochs", 1, *tiny_on_the_beat)
+    assert result.exit_code == 0, result.output
     other = tmp_path / "other"
     other.mkdir()
     from tests.songs import write_song
@@ -63,12 +69,31 @@ def test_eval_counts_notes_outside_the_models_pitches(songs_dir, tmp_path):
 
 
 def test_every_preset_trains_at_a_tiny_size(songs_dir, tmp_path):
-    assert {"paper-2d", "paper-20d"} <= set(list_presets())
+    assert {"live-2d", "paper-2d", "paper-20d", "vrnn"} <= set(list_presets())
     for preset in list_presets():
         out = tmp_path / preset
         result = run("train", songs_dir, "--preset", preset, "--out", out, "--epochs", 1, *TINY)
         assert result.exit_code == 0, f"{preset}: {result.output}"
         assert (out / "model.safetensors").is_file()
+
+
+def test_train_without_a_preset_uses_the_default_one(songs_dir, tmp_path):
+    out = tmp_path / "plain"
+    tiny_on_the_beat = [a for a in TINY if a not in ("--fs", "20")]
+    result = run("train", songs_dir, "--out", out, "--epochs", 1, *tiny_on_the_beat)
+    assert result.exit_code == 0, result.output
+    saved = read_config(out)
+    assert saved["data"]["steps_per_beat"] == 4 and saved["model"]["z_every_step"] is True
+
+
+def test_the_shipped_model_is_the_default_preset_trained():
+    """checkpoints/default loads, and scripts/train_default.py's preset is what it was trained with."""
+    ckpt = load_checkpoint(default_checkpoint())
+    preset = load_config(DEFAULT_PRESET)
+    assert ckpt.config.data == preset.data and ckpt.config.model == preset.model
+    assert ckpt.config.train == with_changes(preset, train={"device": ckpt.config.train.device}).train
+    assert ckpt.meta["training"]["epochs_done"] == preset.train.epochs
+    assert len(ckpt.meta["latent_plane"]["songs"]) > 100
 
 
 def test_preset_settings_reach_the_model(songs_dir, tmp_path):
@@ -113,7 +138,9 @@ def test_errors_are_one_line(tmp_path, songs_dir):
 
 def test_an_existing_run_is_not_overwritten_by_accident(songs_dir, tmp_path):
     out = tmp_path / "run"
-    assert run("train", songs_dir, "--out", out, "--epochs", 1, *TINY).exit_code == 0
+    tiny_on_the_beat = [a for a in TINY if a not in ("--fs", "20")]
+    result = run("train", songs_dir, "--out", out, "--epochs", 1, *tiny_on_the_beat)
+    assert result.exit_code == 0, result.output
     result = run("train", songs_dir, "--out", out, "--epochs", 1, *TINY)
     assert result.exit_code == 1 and "--resume" in result.output
     assert run("train", songs_dir, "--out", out, "--epochs", 1, "--overwrite", *TINY).exit_code == 0

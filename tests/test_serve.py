@@ -25,6 +25,7 @@ from vrae_live.live.daemon import PerformanceSettings, Performer
 from vrae_live.live.demo import DemoPath
 from vrae_live.live.latent import LatentPlane
 from vrae_live.live.midi import MemorySink
+from vrae_live.seams import measure_seams, note_starts
 from vrae_live.steering import measure_steering
 from vrae_live.train import Trainer
 
@@ -127,6 +128,17 @@ def test_the_steering_measurement_tells_a_steerable_model_from_one_that_ignores_
             ckpt.model.decoder.weight_ih_l0[:, len(ckpt.pitches):].zero_()
     deaf = measure_steering(ckpt)
     assert deaf.ratio < 1.5, deaf.line()
+
+
+def test_note_starts_count_onsets_not_sustains():
+    frames = np.array([[1, 0], [1, 1], [0, 1], [1, 1]], dtype=bool)
+    assert note_starts(frames).tolist() == [1, 1, 0, 1]
+
+
+def test_window_joins_start_no_more_notes_than_the_frames_inside_a_hop(checkpoint_dir):
+    report = measure_seams(load_checkpoint(checkpoint_dir), hops=300)
+    assert report.inside > 0.05, report.line()  # the take has notes to compare
+    assert report.ratio <= 1.1, report.line()
 
 
 def test_the_demo_tours_the_pad_until_the_controller_takes_over(checkpoint_dir):

@@ -67,7 +67,8 @@ def _pitch_range(ctx, param, value):
 @main.command()
 @click.argument("songs_dir", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Run directory [default: checkpoints/<SONGS_DIR name>].")
-@click.option("--preset", help="Model preset: a name in presets/ (paper-2d, paper-20d, ...) or a .toml file.")
+@click.option("--preset", help="Model preset: a name in presets/ (live-2d, paper-2d, ...) or a .toml file "
+              "[default: live-2d].")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out (settings come from it).")
 @click.option("--overwrite", is_flag=True, help="Replace a finished run in --out.")
 @click.option("--epochs", type=int)
@@ -100,7 +101,7 @@ def train(songs_dir: Path, out_dir: Path | None, preset: str | None, resume: boo
           cache_dir: Path | None, quiet: bool, **settings: Any) -> None:
     """Train a VRAE on the MIDI files in SONGS_DIR (searched recursively)."""
     from .checkpoint import read_config
-    from .config import build_config, load_config, with_changes
+    from .config import DEFAULT_PRESET, build_config, load_config, with_changes
     from .data.corpus import prepare_data
     from .errors import ConfigError
     from .train import METRICS_FILE, RESUME_DIR, Trainer, resolve_device
@@ -118,7 +119,7 @@ def train(songs_dir: Path, out_dir: Path | None, preset: str | None, resume: boo
             if not overwrite:
                 raise ConfigError(f"{out_dir} already holds a run: --resume it, --overwrite it, or choose another --out")
             shutil.rmtree(out_dir)
-        config = load_config(preset, settings)
+        config = load_config(preset or DEFAULT_PRESET, settings)
 
     device = resolve_device(config.train.device)
     data = prepare_data(songs_dir, config.data, config.train.seed, config.train.batch_size, cache_dir=cache_dir)
@@ -150,7 +151,9 @@ def train(songs_dir: Path, out_dir: Path | None, preset: str | None, resume: boo
 @main.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print config.json as it is.")
-def info(checkpoint: Path, as_json: bool) -> None:
+@click.option("--steering", is_flag=True, help="Also measure how much the pad's corners change the music.")
+@click.option("--seams", is_flag=True, help="Also measure whether notes start more often at window joins.")
+def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool) -> None:
     """Say what a checkpoint is: model, data settings, pitches, timing, training."""
     from .checkpoint import load_checkpoint
 
@@ -166,7 +169,8 @@ def info(checkpoint: Path, as_json: bool) -> None:
     lines = [
         f"checkpoint   {checkpoint}",
         f"model        {c.model.model} ({c.model.cell}), hidden {c.model.hidden}, latent {c.model.latent}, "
-        f"{n_params:,} parameters" + (", reversed input" if c.model.reverse_input else ""),
+        f"{n_params:,} parameters" + (", reversed input" if c.model.reverse_input and c.model.model == "vrae" else "")
+        + (", z at every step" if c.model.z_every_step and c.model.model == "vrae" else ""),
         f"frame timing {d.timing.describe()}",
         f"windows      {d.window} steps, hop {d.hop}" + (f", first {d.max_windows_per_song} per song" if d.max_windows_per_song else ""),
         f"pitches      {len(ckpt.pitches)}: {_pitch_list(ckpt.pitches)}",
@@ -184,6 +188,14 @@ def info(checkpoint: Path, as_json: bool) -> None:
         lines.append(f"xy pad       spans {len(meta['latent_plane']['songs'])} training songs")
     v = meta.get("versions", {})
     lines.append(f"versions     vrae-live {v.get('vrae_live')}, torch {v.get('torch')}")
+    if steering:
+        from .steering import measure_steering
+
+        lines.append(f"steering     {measure_steering(ckpt).line()}")
+    if seams:
+        from .seams import measure_seams
+
+        lines.append(f"seams        {measure_seams(ckpt).line()}")
     click.echo("\n".join(lines))
 
 
@@ -244,9 +256,6 @@ def evaluate_command(checkpoint: Path, songs_dir: Path, samples: int, split: str
 # -- serve ----------------------------------------------------------------------
 
 
-DEFAULT_CHECKPOINT = Path("checkpoints") / "default"
-
-
 def _host_port(ctx, param, value):
     if value is None:
         return None
@@ -257,8 +266,8 @@ def _host_port(ctx, param, value):
 
 
 @main.command()
-@click.option("--checkpoint", "checkpoint_dir", type=click.Path(path_type=Path), default=DEFAULT_CHECKPOINT,
-              show_default=True, help="A trained model (a run directory of `vrae-live train`).")
+@click.option("--checkpoint", "checkpoint_dir", type=click.Path(path_type=Path),
+              help="A trained model (a run directory of `vrae-live train`) [default: the shipped checkpoints/default].")
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on for OSC.")
 @click.option("--port", default=9000, show_default=True, help="UDP port to listen on for OSC.")
 @click.option("--controller", default=None, help="Controller dialect: touchosc, open-stage-control, lemur, or a .toml file.")
@@ -287,6 +296,7 @@ def serve(checkpoint_dir: Path, host: str, port: int, controller: str | None, fe
     import signal
 
     from .checkpoint import load_checkpoint
+    from .config import default_checkpoint
     from .errors import ConfigError
     from .live.controls import CANONICAL, Controls, load_controller
     from .live.daemon import PerformanceSettings, Performer
@@ -295,6 +305,7 @@ def serve(checkpoint_dir: Path, host: str, port: int, controller: str | None, fe
     from .live.osc import FeedbackSender, OscServer, listen_addresses
     from .train import resolve_device
 
+    checkpoint_dir = checkpoint_dir or default_checkpoint()
     ckpt = load_checkpoint(checkpoint_dir, resolve_device(device))
     notes = NoteSettings(on_threshold=on_threshold, off_threshold=off_threshold, min_len=min_len,
                          max_len=max_len, polyphony=polyphony)

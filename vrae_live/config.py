@@ -219,6 +219,17 @@ def build_config(sections: Mapping[str, Any]) -> Config:
     return Config(**parts)
 
 
+DEFAULT_PRESET = "live-2d"  # what `vrae-live train` uses without --preset
+
+
+def default_checkpoint() -> Path:
+    """The shipped model: inside an installed wheel, or the repository's checkpoints/default."""
+    packaged = Path(__file__).parent / "_checkpoints" / "default"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "checkpoints" / "default"
+
+
 def presets_dir() -> Path:
     """Where the model presets live: inside an installed wheel, or the repository's presets/."""
     packaged = Path(__file__).parent / "_presets"

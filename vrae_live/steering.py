@@ -61,7 +61,7 @@ class SteeringReport:
                 f"same corner twice {self.same:.3f}, {self.takes} takes per corner)")
 
 
-def measure_steering(checkpoint: Checkpoint, frames: int = 256, takes: int = 3) -> SteeringReport:
+def measure_steering(checkpoint: Checkpoint, frames: int = 256, takes: int = 6) -> SteeringReport:
     """Compare takes at the pad's corners (see the module docstring)."""
     plane_meta = checkpoint.meta.get("latent_plane")
     latent = checkpoint.config.model.latent
