@@ -6,14 +6,12 @@ import mido
 import numpy as np
 import pytest
 
+from tests.performing import perform
 from vrae_live.checkpoint import load_checkpoint
 from vrae_live.config import build_config
 from vrae_live.data.corpus import prepare_data
 from vrae_live.errors import ConfigError, DataError
-from vrae_live.live.controls import ControlState, Controls
-from vrae_live.live.daemon import PerformanceSettings, Performer
-from vrae_live.live.midi import MemorySink
-from vrae_live.live.clock import FrameClock
+from vrae_live.live.controls import ControlState
 from vrae_live.render import (TakeSettings, fixed_path, glide_path, parse_z, passage_code, passage_window,
                               render_take)
 from vrae_live.train import Trainer
@@ -72,21 +70,7 @@ def test_take_matches_what_serve_plays(tiny_ckpt, tmp_path):
     period = ckpt.timing.frame_seconds()
     rendered = [(round(t / period), note) for kind, note, t in note_messages(out) if kind == "on"]
 
-    class FakeTime:
-        t = 0.0
-
-        def now(self):
-            return self.t
-
-        def sleep(self, s):
-            self.t += s
-
-    fake = FakeTime()
-    controls = Controls(latent_size=2, initial=ControlState(z=tuple(z)))
-    sink = MemorySink(clock=fake.now)
-    performer = Performer(ckpt, controls, sink, PerformanceSettings(seed=3),
-                          clock=FrameClock(period, now=fake.now, sleep=fake.sleep, spin_s=0))
-    performer.run(max_frames=64)
+    sink, *_ = perform(ckpt, 64, seed=3, initial=ControlState(z=tuple(z)))
     served = [(round(t / period), m.note) for t, m in sink.timed if m.type == "note_on" and m.velocity > 0]
     assert rendered and rendered == served
 

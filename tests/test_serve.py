@@ -16,15 +16,12 @@ from pythonosc.udp_client import SimpleUDPClient
 
 from tests.conftest import write_motif_songs
 from tests.jack import MidiDump
+from tests.performing import assert_nothing_hangs, note_ons, perform
 from vrae_live.checkpoint import load_checkpoint
 from vrae_live.config import load_config
 from vrae_live.data.corpus import prepare_data
-from vrae_live.live.clock import FrameClock
-from vrae_live.live.controls import Controls
-from vrae_live.live.daemon import PerformanceSettings, Performer
 from vrae_live.live.demo import DemoPath
 from vrae_live.live.latent import LatentPlane
-from vrae_live.live.midi import MemorySink
 from vrae_live.seams import measure_seams, note_starts
 from vrae_live.steering import measure_steering
 from vrae_live.train import Trainer
@@ -39,52 +36,6 @@ def checkpoint_dir(tmp_path_factory):
     data = prepare_data(songs, config.data, config.train.seed, config.train.batch_size)
     Trainer(config, data, root / "model").fit()
     return root / "model"
-
-
-class FakeTime:
-    def __init__(self):
-        self.t = 0.0
-
-    def now(self):
-        return self.t
-
-    def sleep(self, seconds):
-        self.t += seconds
-
-
-def perform(checkpoint_dir, frames, messages=(), seed=0, at_frame=None, **settings):
-    """Play ``frames`` frames on a fake clock; ``messages`` (address, args) are sent first.
-
-    ``at_frame(controls, index, performer)`` is called after each frame, to act as a controller mid-take;
-    ``settings`` go to PerformanceSettings.
-    """
-    ckpt = load_checkpoint(checkpoint_dir)
-    controls = Controls(latent_size=ckpt.config.model.latent)
-    for address, args in messages:
-        controls.handle_message(address, list(args))
-    fake = FakeTime()
-    sink = MemorySink(clock=fake.now)
-    clock = FrameClock(ckpt.timing.frame_seconds(), now=fake.now, sleep=fake.sleep, spin_s=0)
-    performer = Performer(ckpt, controls, sink, PerformanceSettings(seed=seed, **settings), clock=clock)
-    if at_frame:
-        performer.on_frame = lambda index, state: at_frame(controls, index, performer)
-    stats = performer.run(max_frames=frames)
-    return sink, stats, controls, performer
-
-
-def note_ons(sink):
-    return [m for m in sink.messages if m.type == "note_on" and m.velocity > 0]
-
-
-def assert_nothing_hangs(messages):
-    sounding = set()
-    for m in messages:
-        if m.type == "note_on" and m.velocity > 0:
-            assert (m.channel, m.note) not in sounding
-            sounding.add((m.channel, m.note))
-        elif m.type in ("note_off", "note_on"):
-            sounding.discard((m.channel, m.note))
-    assert not sounding
 
 
 def pitch_profile(sink):

@@ -11,13 +11,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from tests.performing import assert_nothing_hangs, perform
 from vrae_live.checkpoint import load_checkpoint, save_checkpoint
 from vrae_live.cli import main
 from vrae_live.config import Config, ConfigError, ModelConfig, load_config
-from vrae_live.live.clock import FrameClock
-from vrae_live.live.controls import Controls
-from vrae_live.live.daemon import PerformanceSettings, Performer
-from vrae_live.live.midi import MemorySink
 from vrae_live.live.notes import FrameGate, NoteEmitter
 from vrae_live.live.stream import StreamDecoder
 from vrae_live.models import RNN, VRNN, build_model
@@ -275,41 +272,9 @@ def test_train_and_eval_each_model_through_the_cli(songs_dir, tmp_path):
         else:
             assert figures["kl"] == 0 and figures["iw_bound"] == pytest.approx(figures["bound"], abs=1e-9)
         assert run("info", out).exit_code == 0
-        sink, stats = _perform(out, frames=48)  # what `serve` runs, on a fake clock into memory
+        sink, stats, *_ = perform(out, 48, messages=[("/vrae/xy", (0.8, 0.2))])  # what `serve` runs
         assert stats.frames == 48 and stats.underruns == 0
-        _assert_nothing_hangs(sink.messages)
-
-
-class _FakeTime:
-    def __init__(self):
-        self.t = 0.0
-
-    def now(self):
-        return self.t
-
-    def sleep(self, seconds):
-        self.t += seconds
-
-
-def _perform(checkpoint_dir, frames):
-    ckpt = load_checkpoint(checkpoint_dir)
-    controls = Controls(latent_size=ckpt.config.model.latent)
-    controls.handle_message("/vrae/xy", [0.8, 0.2])
-    fake = _FakeTime()
-    sink = MemorySink(clock=fake.now)
-    clock = FrameClock(ckpt.timing.frame_seconds(), now=fake.now, sleep=fake.sleep, spin_s=0)
-    stats = Performer(ckpt, controls, sink, PerformanceSettings(seed=0), clock=clock).run(max_frames=frames)
-    return sink, stats
-
-
-def _assert_nothing_hangs(messages):
-    sounding = set()
-    for m in messages:
-        if m.type == "note_on" and m.velocity > 0:
-            sounding.add((m.channel, m.note))
-        elif m.type in ("note_off", "note_on"):
-            sounding.discard((m.channel, m.note))
-    assert not sounding
+        assert_nothing_hangs(sink.messages)
 
 
 # -- the live path ----------------------------------------------------------------------

@@ -21,8 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from .vrae import CELLS, LossTerms, State, _batched
-from .vrnn import free_run
+from .vrae import CELLS, LossTerms, State, _batched, free_run
 
 
 class RNN(nn.Module):
@@ -95,5 +94,5 @@ class RNN(nn.Module):
     def generate(
         self, z: torch.Tensor, steps: int, choose: Callable[[torch.Tensor], torch.Tensor] | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Free-running decoding for a batch of ``z.shape[0]``; see ``vrnn.free_run``."""
+        """Free-running decoding for a batch of ``z.shape[0]``; see ``vrae.free_run``."""
         return free_run(self, z, steps, choose)

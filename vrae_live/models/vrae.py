@@ -63,6 +63,24 @@ def _batched(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
     return (x.unsqueeze(0), True) if x.dim() == 2 else (x, False)
 
 
+def free_run(model: nn.Module, z: torch.Tensor, steps: int, choose: Callable[[torch.Tensor], torch.Tensor] | None):
+    """Decode ``steps`` frames from ``z (B, L)`` through initial_state / logits / advance.
+
+    ``choose`` turns probabilities ``(B, P)`` into the frame fed back (default: > 0.5).
+    Returns probabilities and chosen frames, each ``(B, steps, P)``.
+    """
+    choose = choose or (lambda p: (p > 0.5).to(p.dtype))
+    state = model.initial_state(z)
+    probs, frames = [], []
+    for _ in range(steps):
+        p = torch.sigmoid(model.logits(state))
+        frame = choose(p)
+        probs.append(p)
+        frames.append(frame)
+        state = model.advance(frame, state, z)
+    return torch.stack(probs, 1), torch.stack(frames, 1)
+
+
 class VRAE(nn.Module):
     def __init__(self, n_pitches: int, config: ModelConfig):
         super().__init__()
@@ -195,13 +213,4 @@ class VRAE(nn.Module):
         ``choose`` turns probabilities ``(B, P)`` into the frame fed back (default: > 0.5).
         Returns probabilities and chosen frames, each ``(B, steps, P)``.
         """
-        choose = choose or (lambda p: (p > 0.5).to(p.dtype))
-        state = self.initial_state(z)
-        probs, frames = [], []
-        for _ in range(steps):
-            p = torch.sigmoid(self.logits(state))
-            frame = choose(p)
-            probs.append(p)
-            frames.append(frame)
-            state = self.advance(frame, state, z)
-        return torch.stack(probs, 1), torch.stack(frames, 1)
+        return free_run(self, z, steps, choose)

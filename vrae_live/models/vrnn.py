@@ -59,7 +59,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from .vrae import LossTerms
+from .vrae import LossTerms, free_run
 
 CELLS = {"rnn": nn.RNNCell, "gru": nn.GRUCell, "lstm": nn.LSTMCell}
 LOG_2PI = math.log(2 * math.pi)
@@ -77,24 +77,6 @@ def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
 
 def _batched(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
     return (x.unsqueeze(0), True) if x.dim() == 2 else (x, False)
-
-
-def free_run(model: nn.Module, z: torch.Tensor, steps: int, choose: Callable[[torch.Tensor], torch.Tensor] | None):
-    """Decode ``steps`` frames from ``z (B, L)`` through initial_state / logits / advance.
-
-    ``choose`` turns probabilities ``(B, P)`` into the frame fed back (default: > 0.5).
-    Returns probabilities and chosen frames, each ``(B, steps, P)``.
-    """
-    choose = choose or (lambda p: (p > 0.5).to(p.dtype))
-    state = model.initial_state(z)
-    probs, frames = [], []
-    for _ in range(steps):
-        p = torch.sigmoid(model.logits(state))
-        frame = choose(p)
-        probs.append(p)
-        frames.append(frame)
-        state = model.advance(frame, state, z)
-    return torch.stack(probs, 1), torch.stack(frames, 1)
 
 
 @dataclass
