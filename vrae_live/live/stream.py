@@ -58,6 +58,8 @@ class StreamDecoder:
         self.blend = min(hop, max(1, self.context // 2)) if blend is None else min(blend, hop)
         self.gate = gate or FrameGate()
         self.rng = np.random.default_rng(seed)
+        if hasattr(model, "reseed"):  # a model that draws its own noise (the VRNN's z_t) repeats with the take
+            model.reseed(seed)
         n_pitches = model.n_pitches
         self.history = np.zeros((0, n_pitches), dtype=bool)  # the last `context` decided frames
         self.tail: np.ndarray | None = None  # (blend, P) the previous window's look past its hop
