@@ -62,6 +62,7 @@ def rel(path: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv  # the report names the options it was made with
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="Tiny models on a small corpus: tests the pipeline.")
     parser.add_argument("--epochs", type=int, help="Epochs per model [default: 50, quick 2].")
