@@ -8,9 +8,9 @@ before the next deadline, so it never delays the output as long as a hop decodes
 frame (a second Python thread decoding beside the clock was measured to add 3-9 ms of
 jitter through the GIL). Decoding no earlier than that means a pad move is heard within
 one hop: it reaches the next hop decoded, which is the next one played. A buffer still
-empty at a deadline (a decode slower than a frame) plays silence and is counted. Every note switched
-on is switched off: on stop, on panic, and on any error (``MidiSink.close`` panics in a
-finally).
+empty at a deadline (a decode slower than a frame) plays silence and is counted. Every
+note switched on is switched off: on stop, on panic, and on any error (``MidiSink.close``
+panics in a finally).
 """
 
 from __future__ import annotations
