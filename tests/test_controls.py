@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import struct
 import threading
@@ -448,3 +449,17 @@ def test_wait_for_version_wakes_on_a_change_from_another_thread():
     state = controls.wait_for_version(1, timeout=5.0)
     sender.join()
     assert state is not None and state.x == 0.25
+
+
+def test_ignored_messages_are_shown_with_verbose_without_flooding(caplog):
+    controls = Controls()
+    with caplog.at_level(logging.DEBUG, logger="vrae_live.live.controls"):
+        for _ in range(150):
+            controls.handle_message("/nowhere", [1.0])
+        controls.handle_message("/vrae/xy", ["left", 0.5])
+    lines = [r.getMessage() for r in caplog.records]
+    assert [line for line in lines if "unknown_address" in line] == [
+        f"OSC ignored (unknown_address, {n} so far): /nowhere" for n in (1, 10, 100)
+    ]
+    assert any("wrong_type" in line and "/vrae/xy" in line for line in lines)
+    assert controls.stats["unknown_address"] == 150

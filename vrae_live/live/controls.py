@@ -546,7 +546,7 @@ class Controls:
         try:
             messages = split_packet(data)
         except MalformedPacket as err:
-            self._count(err.reason)
+            self._count(err.reason, f"{len(data)} bytes: {err}")
             return
         except Exception:  # a python-osc failure mode not seen yet; the server thread must survive it
             log.debug("unexpected error parsing a datagram of %d bytes", len(data), exc_info=True)
@@ -561,12 +561,12 @@ class Controls:
         """Apply one message. Never raises: bad input is counted and dropped."""
         route = self._routes.get(address)
         if route is None:
-            self._count("unknown_address")
+            self._count("unknown_address", address)
             return
         try:
             changes, clamped = _fit_changes(route(args))
         except _Rejected as rejected:
-            self._count(rejected.reason)
+            self._count(rejected.reason, f"{address} {list(args)!r}")
             return
         except Exception:
             log.debug("unexpected error handling %s %r", address, args, exc_info=True)
@@ -578,18 +578,26 @@ class Controls:
         with self._changed:
             state = self._state
             if state.hold and "hold" not in changes and POSITION_FIELDS & changes.keys():
-                self._stats["held"] += 1
-                return
-            if changes.pop("panic", False):
-                changes["panic_count"] = state.panic_count + 1
-            if POSITION_FIELDS & changes.keys():
-                changes["touched"] = True
-            self._state = dataclasses.replace(state, version=state.version + 1, **changes)
-            self._stats["accepted"] += 1
-            if clamped:
-                self._stats["clamped"] += 1
-            self._changed.notify_all()
+                held = True
+            else:
+                held = False
+                if changes.pop("panic", False):
+                    changes["panic_count"] = state.panic_count + 1
+                if POSITION_FIELDS & changes.keys():
+                    changes["touched"] = True
+                self._state = dataclasses.replace(state, version=state.version + 1, **changes)
+                self._stats["accepted"] += 1
+                if clamped:
+                    self._stats["clamped"] += 1
+                self._changed.notify_all()
+        if held:
+            self._count("held", "a position while hold is on")
 
-    def _count(self, reason: str) -> None:
+    def _count(self, reason: str, detail: str = "") -> None:
         with self._changed:
             self._stats[reason] += 1
+            n = self._stats[reason]
+        # With --verbose: the first of each kind, then the 10th, 100th, ... so a flood of bad
+        # packets cannot flood the terminal (and, through the GIL, the clock).
+        if reason != "datagrams" and log.isEnabledFor(logging.DEBUG) and str(n).strip("0") == "1":
+            log.debug(f"OSC ignored ({reason}, {n} so far): {detail}")
