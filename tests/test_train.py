@@ -98,3 +98,13 @@ def test_latent_plane_spans_the_songs_for_two_and_more_dimensions():
     assert np.allclose(plane6["origin"], means6.mean(0))
     corners = sorted(tuple(np.round(s["uv"], 0)) for s in plane6["songs"])
     assert len(set(corners)) == 4  # the four songs land in four different corners
+
+
+def test_the_pad_is_widened_to_a_minimum_extent_around_the_origin():
+    means = np.array([[0.01, -0.02], [-0.01, 0.02], [0.0, 0.0]])
+    song = np.array([0, 0, 1])
+    tight = latent_plane(means, song, ["a", "b"])
+    wide = latent_plane(means, song, ["a", "b"], min_extent=2.0)
+    assert max(tight["hi"]) < 0.1
+    assert wide["lo"] == [-2.0, -2.0] and wide["hi"] == [2.0, 2.0]
+    assert all(0.49 < u < 0.51 for s in wide["songs"] for u in s["uv"])  # the songs sit near the centre

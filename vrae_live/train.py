@@ -97,13 +97,16 @@ def active_units(means: torch.Tensor) -> int:
     return int((means.var(dim=0) > ACTIVE_UNIT_THRESHOLD).sum())
 
 
-def latent_plane(means: np.ndarray, song: np.ndarray, song_names: list[str]) -> dict[str, Any]:
+def latent_plane(
+    means: np.ndarray, song: np.ndarray, song_names: list[str], min_extent: float = 0.0
+) -> dict[str, Any]:
     """The part of latent space an XY pad spans, from the training songs' encoded means.
 
     ``z = origin + (lo_i + u_i (hi_i - lo_i)) axes_i`` for pad coordinates ``u`` in
     [0, 1]^2. For a 2-D latent the axes are the latent axes themselves; for more
     dimensions they are the two main directions (PCA) of the means around their centre.
-    The 2nd to 98th percentile of the data along each axis makes the pad's edges.
+    The 2nd to 98th percentile of the data along each axis makes the pad's edges, widened
+    to at least ``-min_extent .. +min_extent`` around the origin.
     """
     means = np.asarray(means, dtype=np.float64)  # (N, L)
     latent = means.shape[1]
@@ -116,6 +119,7 @@ def latent_plane(means: np.ndarray, song: np.ndarray, song_names: list[str]) -> 
         axes = vt[:2]
     coords = (means - origin) @ axes.T  # (N, A)
     lo, hi = np.percentile(coords, 2, axis=0), np.percentile(coords, 98, axis=0)
+    lo, hi = np.minimum(lo, -min_extent), np.maximum(hi, min_extent)
     hi = np.where(hi - lo < 1e-6, lo + 1e-6, hi)
     uv = (coords - lo) / (hi - lo)
     songs = [
@@ -325,7 +329,8 @@ class Trainer:
         p.step_in_epoch = 0
         p.sums = {"rec": 0.0, "kl": 0.0, "n": 0.0}
         if improved:
-            plane = latent_plane(means.numpy(), self.data.train.song, self.data.train.song_names)
+            plane = latent_plane(means.numpy(), self.data.train.song, self.data.train.song_names,
+                                 min_extent=getattr(self.model, "pad_min_extent", 0.0))
             meta = {"training": self.summary(interrupted=False), "latent_plane": plane}
             save_checkpoint(self.out_dir, self.model, self.config, self.data.pitches, meta)
         self._save_resumable()

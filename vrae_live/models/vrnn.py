@@ -101,6 +101,11 @@ class VRNNState:
 
 
 class VRNN(nn.Module):
+    # The window codes (per-step pushes averaged over a window) barely spread, so a pad fitted
+    # to them spans almost nothing; it spans at least these offsets of the prior's mean either
+    # way (measured on Bach after 10 epochs: steering ratio 0.85 on the songs' span, 1.69 on +-2).
+    pad_min_extent = 2.0
+
     def __init__(self, n_pitches: int, config: ModelConfig):
         super().__init__()
         self.n_pitches = n_pitches
