@@ -44,8 +44,7 @@ def note_starts(frames: np.ndarray) -> np.ndarray:
 def measure_seams(checkpoint: Checkpoint, hops: int = 200, hop: int | None = None, seed: int = 0) -> SeamReport:
     """Play ``hops`` hops while the pad circles the plane, at temperature 1 and density 0.5."""
     hop = live_hop(checkpoint, hop)
-    plane_meta = checkpoint.meta.get("latent_plane")
-    plane = LatentPlane.from_meta(plane_meta) if plane_meta else LatentPlane.standard(checkpoint.config.model.latent)
+    plane = LatentPlane.stored_or_standard(checkpoint.meta.get("latent_plane"), checkpoint.config.model.latent)
     stream = StreamDecoder(checkpoint.model, checkpoint.config.data.window, hop, FrameGate(), seed=seed)
     chunks = []
     for k in range(hops):

@@ -63,9 +63,7 @@ class SteeringReport:
 
 def measure_steering(checkpoint: Checkpoint, frames: int = 256, takes: int = 6) -> SteeringReport:
     """Compare takes at the pad's corners (see the module docstring)."""
-    plane_meta = checkpoint.meta.get("latent_plane")
-    latent = checkpoint.config.model.latent
-    plane = LatentPlane.from_meta(plane_meta) if plane_meta else LatentPlane.standard(latent)
+    plane = LatentPlane.stored_or_standard(checkpoint.meta.get("latent_plane"), checkpoint.config.model.latent)
     pitches = np.asarray(checkpoint.pitches)
     features = {
         corner: [music_features(play(checkpoint, plane.z_at(*corner), frames, seed), pitches) for seed in range(takes)]

@@ -87,8 +87,7 @@ class Performer:
         self.settings = settings
         self.pitches = checkpoint.pitches
         plane = checkpoint.meta.get("latent_plane")
-        latent = checkpoint.config.model.latent
-        self.plane = LatentPlane.from_meta(plane) if plane else LatentPlane.standard(latent)
+        self.plane = LatentPlane.stored_or_standard(plane, checkpoint.config.model.latent)
         self.period_s = checkpoint.timing.frame_seconds(settings.bpm)
         self.hop = live_hop(checkpoint, settings.hop)
         self.stream = StreamDecoder(
