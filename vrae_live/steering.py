@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .checkpoint import Checkpoint
+from .live.daemon import live_hop
 from .live.latent import LatentPlane
 from .live.notes import FrameGate
 from .live.stream import StreamDecoder
@@ -40,8 +41,8 @@ def music_features(frames: np.ndarray, pitches: np.ndarray) -> np.ndarray:
 
 def play(checkpoint: Checkpoint, z: np.ndarray, frames: int, seed: int, hop: int | None = None) -> np.ndarray:
     """``frames`` bool frames ``(T, P)`` decoded at a fixed z as ``serve`` would (sampling, density 0.5)."""
-    window = checkpoint.config.data.window
-    stream = StreamDecoder(checkpoint.model, window, hop or max(1, window // 2), FrameGate(), seed=seed)
+    stream = StreamDecoder(checkpoint.model, checkpoint.config.data.window, live_hop(checkpoint, hop), FrameGate(),
+                           seed=seed)
     chunks = [stream.next_chunk(z, density=0.5, temperature=1.0).frames for _ in range(-(-frames // stream.hop))]
     return np.concatenate(chunks)[:frames]
 
