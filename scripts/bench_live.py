@@ -53,12 +53,13 @@ from vrae_live.live.clock import FrameClock
 from vrae_live.live.controls import Controls
 from vrae_live.live.daemon import PerformanceSettings, Performer, live_hop
 from vrae_live.live.midi import MemorySink
+from vrae_live.live.realtime import realtime_permitted
 from vrae_live.live.stream import StreamDecoder
 from vrae_live.models import build_model
 
 PITCHES = list(range(36, 85))  # 49 pitches, as the paper kept
 PRESETS = ("paper-2d", "paper-20d")
-SAMPLE_RATE, PERIOD_FRAMES = 48_000, 64  # JACK hands MIDI on at period boundaries: 1.3 ms is the floor
+SAMPLE_RATE = 48_000
 JACK_TOOLS = ("jackd", "jack_lsp", "jack_connect", "jack_midi_dump")
 
 
@@ -138,22 +139,26 @@ def wait_for(condition, timeout: float, what: str):
 
 
 class JackSession:
-    """A private jackd (dummy driver, small period) and a ``jack_midi_dump`` receiver, both stopped on exit.
+    """A private jackd (dummy driver) and a ``jack_midi_dump`` receiver, both stopped on exit.
 
     ``-S`` (synchronous) as in tests/jack.py: without realtime priority on a busy machine
-    an asynchronous server drops a late client's MIDI for that cycle.
+    an asynchronous server drops a late client's MIDI for that cycle. ``realtime`` runs
+    the server with ``-R``: without it the dummy driver paces its cycles with ordinary
+    sleeps, its clock falls behind real time by a percent or more, and its frame stamps
+    carry that wobble.
     """
 
-    def __init__(self):
+    def __init__(self, period_frames: int, realtime: bool):
         self.name = f"vrae-bench-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.env = {**os.environ, "JACK_DEFAULT_SERVER": self.name, "JACK_NO_START_SERVER": "1"}
+        self.period_frames, self.realtime = period_frames, realtime
         self.procs: list[subprocess.Popen] = []
         self.log = tempfile.TemporaryFile(mode="w+")
         self.notes: list[tuple[int, float]] = []  # (jack frame, arrival monotonic time) of each note-on
 
     def __enter__(self) -> "JackSession":
-        command = ["jackd", "-n", self.name, "-S", "--no-realtime", "-t", "5000",
-                   "-d", "dummy", "-r", str(SAMPLE_RATE), "-p", str(PERIOD_FRAMES)]
+        command = ["jackd", "-n", self.name, "-S", "-R" if self.realtime else "--no-realtime", "-t", "5000",
+                   "-d", "dummy", "-r", str(SAMPLE_RATE), "-p", str(self.period_frames)]
         jackd = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
         self.procs.append(jackd)
         wait_for(lambda: jackd.poll() is not None or jack_ports(self.env), 10, "jackd")
@@ -210,8 +215,8 @@ def grid_jitter(frames: list[int], period_s: float, fit_period: bool = False) ->
 def clock_rate(notes: list[tuple[int, float]]) -> float:
     """Seconds of JACK time per second of this process's monotonic clock, over the note-ons' arrivals.
 
-    The dummy driver paces itself with ordinary sleeps; on an overloaded machine its cycles
-    fall behind and JACK time runs slow, which a grid fitted in JACK time then reads as drift.
+    The dummy driver paces itself with sleeps; when they run late its cycles fall behind and
+    JACK time runs slow, which a grid fitted in JACK time then reads as drift.
     """
     frames, arrivals = np.array(notes, dtype=np.float64).T
     return float(np.polyfit(arrivals, frames / SAMPLE_RATE, 1)[0])
@@ -232,14 +237,24 @@ def flood(port: int, rate: float, stop: threading.Event, counter: list[int]) -> 
         time.sleep(0.001)
 
 
-def bench_jitter(ckpt_dir: Path, seconds: float, rate: float, bpm: float) -> dict:
-    """Note-on jitter of the real daemon through JACK, idle and then flooded with OSC."""
+def busy_processes(count: int) -> list[subprocess.Popen]:
+    """``count`` processes spinning at normal priority: a machine busy with other work."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+
+
+PHASES = ("idle", "flood", "loaded")
+
+
+def bench_jitter(ckpt_dir: Path, seconds: float, rate: float, bpm: float, *, period_frames: int,
+                 jack_realtime: bool, serve_realtime: bool, load: int) -> dict:
+    """Note-on jitter of the real daemon through JACK: idle, flooded with OSC, and beside ``load`` busy processes."""
     ckpt = load_checkpoint(ckpt_dir)
     period = ckpt.timing.frame_seconds(bpm)
     results = {"period_s": period}
-    with JackSession() as jack:
+    with JackSession(period_frames, jack_realtime) as jack:
         command = [sys.executable, "-m", "vrae_live.cli", "serve", "--checkpoint", str(ckpt_dir), "--host",
-                   "127.0.0.1", "--port", "0", "--midi-api", "jack", "--device", "cpu", "--bpm", str(bpm)]
+                   "127.0.0.1", "--port", "0", "--midi-api", "jack", "--device", "cpu", "--bpm", str(bpm),
+                   "--realtime" if serve_realtime else "--no-realtime"]
         serve = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                  env={**jack.env, "PYTHONUNBUFFERED": "1"})
         jack.procs.insert(1, serve)  # stopped before jackd, after the receiver
@@ -257,10 +272,11 @@ def bench_jitter(ckpt_dir: Path, seconds: float, rate: float, bpm: float) -> dic
 
         SimpleUDPClient("127.0.0.1", port).send_message("/vrae/xy", [0.3, 0.7])
         time.sleep(min(1.0, seconds / 4))  # let the take settle after connecting
-        for phase in ("idle", "flood"):
+        for phase in PHASES if load else PHASES[:2]:
             first = len(jack.notes)
             stop, counter = threading.Event(), [0]
             sender = threading.Thread(target=flood, args=(port, rate, stop, counter), daemon=True)
+            hogs = busy_processes(load) if phase == "loaded" else []
             started = time.monotonic()
             if phase == "flood":
                 sender.start()
@@ -268,6 +284,9 @@ def bench_jitter(ckpt_dir: Path, seconds: float, rate: float, bpm: float) -> dic
             stop.set()
             if phase == "flood":
                 sender.join()
+            for hog in hogs:
+                hog.kill()
+                hog.wait()
             elapsed = time.monotonic() - started
             notes = jack.notes[first:]
             results[phase] = {"notes": [frame for frame, _ in notes], "sent": counter[0],
@@ -275,38 +294,42 @@ def bench_jitter(ckpt_dir: Path, seconds: float, rate: float, bpm: float) -> dic
                               "rate": counter[0] / elapsed, "clock_rate": clock_rate(notes) if len(notes) > 2 else 1.0}
         serve.send_signal(signal.SIGINT)
         serve.wait(20)
-        results["serve_log"] = [l.strip() for l in lines if "stopped:" in l]
+        results["serve_log"] = [l.strip() for l in lines if "stopped:" in l or "clock:" in l]
     return results
 
 
-def report_jitter(r: dict, jack_period_ms: float) -> None:
+def report_jitter(r: dict, period_frames: int, jack_realtime: bool, load: int) -> None:
     period = r["period_s"]
-    print(f"jitter through JACK (dummy driver, {SAMPLE_RATE} Hz, {PERIOD_FRAMES}-frame periods = "
-          f"{jack_period_ms:.2f} ms floor), frame period {1000 * period:.1f} ms:")
-    for phase in ("idle", "flood"):
+    floor = 1000 * period_frames / SAMPLE_RATE
+    print(f"jitter through JACK (dummy driver, {'realtime' if jack_realtime else 'NOT realtime'}, {SAMPLE_RATE} Hz, "
+          f"{period_frames}-frame periods: MIDI moves on period boundaries, so up to {floor / 2:.2f} ms of it is "
+          f"JACK's own), frame period {1000 * period:.1f} ms:")
+    for line in r["serve_log"]:
+        print(f"  serve: {line}")
+    for phase in PHASES:
+        if phase not in r:
+            continue
         notes = r[phase]["notes"]
-        flooded = f", {r[phase]['rate']:.0f} OSC messages/s" if phase == "flood" else ""
+        detail = {"flood": f", {r[phase]['rate']:.0f} OSC messages/s", "loaded": f", {load} busy processes"}.get(phase, "")
         if len(notes) < 2:
-            print(f"  {phase}: too few note-ons ({len(notes)}) to measure{flooded}")
+            print(f"  {phase}: too few note-ons ({len(notes)}) to measure{detail}")
             continue
         jitter = np.abs(grid_jitter(notes, period)[0]) * 1000
         fitted, fitted_period = grid_jitter(notes, period, fit_period=True)
         p50, p99 = percentiles(jitter)
         f50, f99 = percentiles(np.abs(fitted) * 1000)
         rate = r[phase]["clock_rate"]
-        print(f"  {phase}: {len(notes)} note-ons{flooded}; jitter p50 = {p50:.2f} ms, max = {jitter.max():.2f} ms")
+        print(f"  {phase}: {len(notes)} note-ons{detail}; jitter p50 = {p50:.2f} ms, max = {jitter.max():.2f} ms")
         print(f"  {phase}: jitter p99 = {p99:.2f} ms")
-        print(f"  {phase}: with the period fitted ({1000 * fitted_period:.2f} ms): p50 = {f50:.2f} ms, p99 = {f99:.2f} ms; "
+        print(f"  {phase}: with the period fitted ({1000 * fitted_period:.3f} ms): p50 = {f50:.2f} ms, p99 = {f99:.2f} ms; "
               f"JACK clock ran at {rate:.4f} x real time"
-              + ("" if abs(rate - 1) < 0.005 else " (the dummy driver fell behind: machine overloaded, figures unreliable)"))
-        # The same fit on when each line reached this process: real time, but with the
+              + ("" if abs(rate - 1) < 0.005 else " (the dummy driver fell behind: JACK-time figures unreliable)"))
+        # The same on when each line reached this process: real time, but with the
         # receiver's own scheduling (jack_midi_dump's printing, a pipe, a thread) added.
         arrivals = (np.array(r[phase]["arrivals"]) * SAMPLE_RATE).round().astype(np.int64)
         a50, a99 = percentiles(np.abs(grid_jitter(list(arrivals), period)[0]) * 1000)
         print(f"  {phase}: on arrival in this process (real time, receiver delays included): p50 = {a50:.2f} ms, "
               f"p99 = {a99:.2f} ms")
-    for line in r["serve_log"]:
-        print(f"  serve: {line}")
 
 
 # -- pad delay ---------------------------------------------------------------------
@@ -392,6 +415,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jitter-preset", default="paper-2d", choices=PRESETS, help="model the daemon plays")
     parser.add_argument("--parts", default="decode,pad,jitter", help="which measurements, comma-separated "
                         "(default decode,pad,jitter)")
+    parser.add_argument("--jack-period", type=int, default=64,
+                        help="JACK frames per period (default 64 = 1.33 ms at 48 kHz; MIDI moves on period boundaries)")
+    parser.add_argument("--load", type=int, default=max(1, (os.cpu_count() or 2) - 1),
+                        help="busy processes in the 'loaded' jitter phase (default: one per core but one; 0 skips "
+                             "the phase). More than that measures how the machine shares out its cores, not vrae-live")
+    parser.add_argument("--daemon", choices=("both", "realtime", "normal"), default="both",
+                        help="the daemon's clock priority in the jitter runs: serve --realtime, --no-realtime, "
+                             "or both, the normal run as the reference (default both; realtime only where permitted)")
     parser.add_argument("--require-jack", action="store_true", help="fail, not skip, when the JACK tools are missing")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (hidden 32, few hops, 1 s of MIDI)")
     args = parser.parse_args(argv)
@@ -402,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     hidden = 32 if args.quick else None
     if args.quick:
-        args.hops, args.seconds, args.rate = 5, 1.0, 500.0
+        args.hops, args.seconds, args.rate, args.load = 5, 1.0, 500.0, min(args.load, 1)
 
     devices = [torch.device("cpu")]
     if args.device.startswith("cuda"):
@@ -430,8 +461,16 @@ def main(argv: list[str] | None = None) -> int:
             if args.require_jack:
                 return 1
         else:
-            report_jitter(bench_jitter(ckpts[args.jitter_preset], args.seconds, args.rate, args.bpm),
-                          1000 * PERIOD_FRAMES / SAMPLE_RATE)
+            problem = realtime_permitted()
+            if problem:
+                print(f"jitter: {problem}; JACK and the daemon run at normal priority")
+            runs = [mode == "realtime" and not problem for mode in ("realtime", "normal") if args.daemon in (mode, "both")]
+            for serve_realtime in dict.fromkeys(runs[:1] if args.quick else runs):
+                print(f"daemon: serve {'--realtime' if serve_realtime else '--no-realtime'}")
+                r = bench_jitter(ckpts[args.jitter_preset], args.seconds, args.rate, args.bpm,
+                                 period_frames=args.jack_period, jack_realtime=not problem,
+                                 serve_realtime=serve_realtime, load=args.load)
+                report_jitter(r, args.jack_period, not problem, args.load)
     return 0
 
 

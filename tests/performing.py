@@ -20,19 +20,19 @@ class FakeTime:
         self.t += seconds
 
 
-def perform(checkpoint, frames, messages=(), seed=0, at_frame=None, initial=None, **settings):
+def perform(checkpoint, frames, messages=(), seed=0, at_frame=None, initial=None, fake=None, **settings):
     """Play ``frames`` frames on a fake clock into memory, as ``serve`` would.
 
     ``checkpoint``: a Checkpoint or its directory. The controls start from ``initial`` (a
     ControlState) and get ``messages`` (address, args) first; ``at_frame(controls, index,
     performer)`` is called after each frame, to act as a controller mid-take; ``settings``
-    go to PerformanceSettings. Returns the sink, the stats, the controls and the performer.
+    go to PerformanceSettings; ``fake`` is the FakeTime to play on. Returns the sink, the stats, the controls and the performer.
     """
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     controls = Controls(latent_size=ckpt.config.model.latent, initial=initial)
     for address, args in messages:
         controls.handle_message(address, list(args))
-    fake = FakeTime()
+    fake = fake or FakeTime()
     sink = MemorySink(clock=fake.now)
     clock = FrameClock(ckpt.timing.frame_seconds(), now=fake.now, sleep=fake.sleep, spin_s=0)
     performer = Performer(ckpt, controls, sink, PerformanceSettings(seed=seed, **settings), clock=clock)

@@ -83,6 +83,7 @@ def test_late_ticks_are_counted_and_caught_up_without_resync():
     assert clock.late_ticks == 2  # 0.15 and 0.05 are both over a quarter period (0.025)
     t_before = fake.t
     assert clock.wait().lateness == 0.0 and fake.t == pytest.approx(t_before + 0.05), "back on the grid"
+    assert list(clock.lateness) == pytest.approx([0, 0.15, 0.05, 0])  # every tick's, for the summary
     assert clock.resyncs == 0
 
 

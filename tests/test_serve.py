@@ -16,7 +16,7 @@ from pythonosc.udp_client import SimpleUDPClient
 
 from tests.conftest import write_motif_songs
 from tests.jack import MidiDump
-from tests.performing import assert_nothing_hangs, note_ons, perform
+from tests.performing import FakeTime, assert_nothing_hangs, note_ons, perform
 from vrae_live.checkpoint import load_checkpoint
 from vrae_live.config import load_config
 from vrae_live.data.corpus import prepare_data
@@ -127,6 +127,19 @@ def test_panic_silences_and_the_stream_goes_on(checkpoint_dir):
     assert later  # it plays on after the panic
 
 
+def test_the_stop_line_says_how_late_the_clock_ticked(checkpoint_dir):
+    late, fake = 0.003, FakeTime()
+
+    def stall(controls, index, performer):  # frame 3 takes a period and 3 ms: tick 4 comes 3 ms late
+        if index == 3:
+            fake.t += performer.period_s + late
+
+    _, stats, _, performer = perform(checkpoint_dir, 10, at_frame=stall, fake=fake)
+    assert list(performer.clock.lateness)[4] == pytest.approx(late)
+    assert stats.lateness_max_s == pytest.approx(late) and 0 < stats.lateness_p99_s <= late
+    assert "max 3.00 ms late" in stats.line()
+
+
 # -- end to end: a real daemon, real UDP, a real JACK MIDI server, a separate JACK client ------
 
 
@@ -182,6 +195,10 @@ def test_serve_end_to_end_on_jack(jack_server, checkpoint_dir, tmp_path):
     assert not sounding
     output = "".join(lines)
     assert "stopped:" in output and "OSC" in output
+    from vrae_live.live.realtime import realtime_permitted
+
+    # the clock took realtime priority exactly where this machine permits it, and said so
+    assert ("clock: realtime priority" in output) == (realtime_permitted() is None), output
     import mido
 
     recorded = mido.MidiFile(take)

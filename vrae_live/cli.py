@@ -288,10 +288,12 @@ def _host_port(ctx, param, value):
 @click.option("--demo", is_flag=True, help="Tour the pad on its own until the controller sends a position.")
 @click.option("--duration", type=float, help="Stop after this many seconds [default: play until Ctrl-C].")
 @click.option("--no-midi", is_flag=True, help="Open no MIDI port (with --record: render to the file only).")
+@click.option("--realtime/--no-realtime", default=True, show_default=True,
+              help="Keep the clock at realtime priority where the system permits (Linux: root or the audio group).")
 def serve(checkpoint_dir: Path, host: str, port: int, controller: str | None, feedback, midi_port: str | None,
           midi_api: str, record: Path | None, device: str, hop: int | None, glide: float, bpm: float,
           on_threshold: float, off_threshold: float, polyphony: int, min_len: int, max_len: int | None,
-          seed: int, demo: bool, duration: float | None, no_midi: bool) -> None:
+          seed: int, demo: bool, duration: float | None, no_midi: bool, realtime: bool) -> None:
     """Play a model live: OSC in, MIDI out. Stop with Ctrl-C."""
     import signal
 
@@ -303,6 +305,7 @@ def serve(checkpoint_dir: Path, host: str, port: int, controller: str | None, fe
     from .live.midi import MidiFileRecorder, RtMidiSink, TeeSink
     from .live.notes import NoteSettings
     from .live.osc import FeedbackSender, OscServer, listen_addresses
+    from .live.realtime import PRIORITY, make_realtime
     from .train import resolve_device
 
     checkpoint_dir = checkpoint_dir or default_checkpoint()
@@ -342,6 +345,10 @@ def serve(checkpoint_dir: Path, host: str, port: int, controller: str | None, fe
             log.info(f"  {line}")
         if demo:
             log.info("demo: touring the pad until the controller sends a position")
+        if realtime:  # this thread runs the performer; the OSC thread, started before, stays ordinary
+            problem = make_realtime()
+            log.info(f"clock: realtime priority (SCHED_FIFO {PRIORITY})" if problem is None
+                     else f"clock: normal priority; {problem}")
         log.info("ready")
         try:
             stats = performer.run(None if duration is None else max(1, round(duration / performer.period_s)))

@@ -55,11 +55,14 @@ class PerformanceStats:
     underruns: int = 0  # frames the decoder did not deliver in time (played as silence)
     hops: int = 0
     late_ticks: int = 0
+    lateness_p99_s: float = 0.0  # how late the clock's ticks came, 99th percentile and worst
+    lateness_max_s: float = 0.0
     panics: int = 0
 
     def line(self) -> str:
         return (f"{self.frames} frames, {self.notes_on} notes, {self.hops} hops decoded, "
-                f"{self.late_ticks} late ticks, {self.underruns} underruns, {self.panics} panics")
+                f"{self.late_ticks} late ticks (p99 {1000 * self.lateness_p99_s:.2f} ms, "
+                f"max {1000 * self.lateness_max_s:.2f} ms late), {self.underruns} underruns, {self.panics} panics")
 
 
 def live_hop(checkpoint: Checkpoint, hop: int | None) -> int:
@@ -187,6 +190,9 @@ class Performer:
             finally:
                 self.sink.close()  # panic: note-offs for anything sounding, then CC 123 per channel
             self.stats.late_ticks = self.clock.late_ticks
+            if self.clock.lateness:
+                self.stats.lateness_p99_s = float(np.percentile(self.clock.lateness, 99))
+                self.stats.lateness_max_s = max(self.clock.lateness)
         return self.stats
 
     def stop(self) -> None:
