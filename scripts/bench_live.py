@@ -154,7 +154,10 @@ class JackSession:
         self.period_frames, self.realtime = period_frames, realtime
         self.procs: list[subprocess.Popen] = []
         self.log = tempfile.TemporaryFile(mode="w+")
-        self.notes: list[tuple[int, float]] = []  # (jack frame, arrival monotonic time) of each note-on
+        self.frames: list[int] = []  # each note-on's JACK frame time, from jack_midi_dump
+        self.stamps: list[float] = []  # each note-on's real time at the JACK cycle that carried it, from rtmidi
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
 
     def __enter__(self) -> "JackSession":
         command = ["jackd", "-n", self.name, "-S", "-R" if self.realtime else "--no-realtime", "-t", "5000",
@@ -167,15 +170,50 @@ class JackSession:
             raise RuntimeError(f"jackd did not start: {' '.join(command)}\n{self.log.read()}")
         return self
 
-    def start_dump(self, source: str) -> None:
+    def start_receivers(self, source: str) -> None:
+        """Two receiving JACK clients on ``source``: ``jack_midi_dump`` (frame times, the timeline a
+        DAW records on) and an rtmidi input (``jack_get_time()`` in its process callback: real time,
+        unaffected by the dummy driver's frame clock slipping)."""
+        import rtmidi
+
+        keys = ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")
+        saved = {key: os.environ.get(key) for key in keys}
+        os.environ.update({key: self.env[key] for key in keys})  # libjack reads them when rtmidi opens its client
+        name = f"rx-{uuid.uuid4().hex[:6]}"
+        try:
+            midi_in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=name, queue_size_limit=65536)
+            midi_in.open_virtual_port("in")
+        finally:
+            for key, value in saved.items():
+                os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+        self._poller = threading.Thread(target=self._poll, args=(midi_in,), daemon=True)
+        self._poller.start()
+        self._connect(source, f"{name}:in")
         client = f"dump-{uuid.uuid4().hex[:6]}"
         dump = subprocess.Popen(["jack_midi_dump", "-a", client], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, bufsize=1, env=self.env)
         self.procs.append(dump)
         threading.Thread(target=self._read, args=(dump,), daemon=True).start()
         wait_for(lambda: f"{client}:input" in jack_ports(self.env), 10, f"JACK port {client}:input")
-        wait_for(lambda: subprocess.run(["jack_connect", source, f"{client}:input"], env=self.env,
-                                        capture_output=True).returncode == 0, 10, f"jack_connect {source}")
+        self._connect(source, f"{client}:input")
+
+    def _connect(self, source: str, destination: str) -> None:
+        wait_for(lambda: subprocess.run(["jack_connect", source, destination], env=self.env,
+                                        capture_output=True).returncode == 0, 10, f"jack_connect {destination}")
+
+    def _poll(self, midi_in) -> None:
+        elapsed = 0.0  # rtmidi gives each message's seconds since the previous one
+        while not self._stop.is_set():
+            message = midi_in.get_message()
+            if message is None:
+                time.sleep(0.002)
+                continue
+            data, delta = message
+            elapsed += delta
+            if data[0] & 0xF0 == 0x90 and len(data) > 2 and data[2] > 0:
+                self.stamps.append(elapsed)
+        midi_in.close_port()
+        midi_in.delete()  # the JACK client goes before jackd stops (__exit__ waits for this)
 
     def _read(self, dump: subprocess.Popen) -> None:
         for line in dump.stdout:
@@ -183,9 +221,12 @@ class JackSession:
             if match:
                 data = bytes.fromhex(match.group(2))
                 if data[0] & 0xF0 == 0x90 and len(data) > 2 and data[2] > 0:
-                    self.notes.append((int(match.group(1)), time.monotonic()))
+                    self.frames.append(int(match.group(1)))
 
     def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(5)
         for proc in reversed(self.procs):  # the receiver first (SIGINT closes its client cleanly), jackd last
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT if proc is not self.procs[0] else signal.SIGTERM)
@@ -197,29 +238,31 @@ class JackSession:
         self.log.close()
 
 
-def grid_jitter(frames: list[int], period_s: float, fit_period: bool = False) -> tuple[np.ndarray, float]:
+def grid_jitter(times: list[float], period_s: float, fit_period: bool = False) -> tuple[np.ndarray, float]:
     """Each note-on's signed distance in seconds from the grid ``offset + k * period``, and the period used.
 
     ``k`` counts frames from note to note (a gap is rounded to whole periods), so a slow drift
-    between the daemon's clock and JACK's shows as growing residuals instead of wrapping to
-    the neighbouring frame. The period is the nominal one, or with ``fit_period`` the
-    least-squares one; the offset is the median residual.
+    between the daemon's clock and the receiver's shows as growing residuals instead of
+    wrapping to the neighbouring frame. The period is the nominal one, or with ``fit_period``
+    the least-squares one; the offset is the median residual.
     """
-    t = np.asarray(frames, dtype=np.float64) / SAMPLE_RATE
+    t = np.asarray(times, dtype=np.float64)
     k = np.concatenate([[0.0], np.cumsum(np.round(np.diff(t) / period_s))])
     period = float(np.polyfit(k, t, 1)[0]) if fit_period and k[-1] > 0 else period_s
     residual = t - k * period
     return residual - np.median(residual), period
 
 
-def clock_rate(notes: list[tuple[int, float]]) -> float:
-    """Seconds of JACK time per second of this process's monotonic clock, over the note-ons' arrivals.
+def clock_rate(frames: list[int], stamps: list[float]) -> float | None:
+    """Seconds of JACK frame time per second of real time over the same note-ons (None if the
+    two receivers disagree on how many there were).
 
     The dummy driver paces itself with sleeps; when they run late its cycles fall behind and
-    JACK time runs slow, which a grid fitted in JACK time then reads as drift.
+    frame time runs slow or slips, which the frame-time figures then read as jitter.
     """
-    frames, arrivals = np.array(notes, dtype=np.float64).T
-    return float(np.polyfit(arrivals, frames / SAMPLE_RATE, 1)[0])
+    if len(frames) != len(stamps) or len(frames) < 3:
+        return None
+    return float(np.polyfit(stamps, np.asarray(frames, dtype=np.float64) / SAMPLE_RATE, 1)[0])
 
 
 def flood(port: int, rate: float, stop: threading.Event, counter: list[int]) -> None:
@@ -267,13 +310,13 @@ def bench_jitter(ckpt_dir: Path, seconds: float, rate: float, bpm: float, *, per
             raise RuntimeError("serve did not start:\n" + "".join(lines))
         threading.Thread(target=lambda: lines.extend(serve.stdout), daemon=True).start()
         port = int(next(l for l in lines if "OSC in: send to" in l).rsplit(":", 1)[1].split(",")[0])
-        jack.start_dump("vrae-live:vrae-live")
+        jack.start_receivers("vrae-live:vrae-live")
         from pythonosc.udp_client import SimpleUDPClient
 
         SimpleUDPClient("127.0.0.1", port).send_message("/vrae/xy", [0.3, 0.7])
         time.sleep(min(1.0, seconds / 4))  # let the take settle after connecting
         for phase in PHASES if load else PHASES[:2]:
-            first = len(jack.notes)
+            first, first_stamp = len(jack.frames), len(jack.stamps)
             stop, counter = threading.Event(), [0]
             sender = threading.Thread(target=flood, args=(port, rate, stop, counter), daemon=True)
             hogs = busy_processes(load) if phase == "loaded" else []
@@ -288,10 +331,9 @@ def bench_jitter(ckpt_dir: Path, seconds: float, rate: float, bpm: float, *, per
                 hog.kill()
                 hog.wait()
             elapsed = time.monotonic() - started
-            notes = jack.notes[first:]
-            results[phase] = {"notes": [frame for frame, _ in notes], "sent": counter[0],
-                              "arrivals": [arrival for _, arrival in notes],
-                              "rate": counter[0] / elapsed, "clock_rate": clock_rate(notes) if len(notes) > 2 else 1.0}
+            frames, stamps = jack.frames[first:], jack.stamps[first_stamp:]
+            results[phase] = {"frame_times": [f / SAMPLE_RATE for f in frames], "stamps": stamps,
+                              "sent": counter[0], "rate": counter[0] / elapsed, "clock_rate": clock_rate(frames, stamps)}
         serve.send_signal(signal.SIGINT)
         serve.wait(20)
         results["serve_log"] = [l.strip() for l in lines if "stopped:" in l or "clock:" in l]
@@ -309,27 +351,25 @@ def report_jitter(r: dict, period_frames: int, jack_realtime: bool, load: int) -
     for phase in PHASES:
         if phase not in r:
             continue
-        notes = r[phase]["notes"]
+        frame_times, stamps = r[phase]["frame_times"], r[phase]["stamps"]
         detail = {"flood": f", {r[phase]['rate']:.0f} OSC messages/s", "loaded": f", {load} busy processes"}.get(phase, "")
-        if len(notes) < 2:
-            print(f"  {phase}: too few note-ons ({len(notes)}) to measure{detail}")
+        if len(frame_times) < 3:
+            print(f"  {phase}: too few note-ons ({len(frame_times)}) to measure{detail}")
             continue
-        jitter = np.abs(grid_jitter(notes, period)[0]) * 1000
-        fitted, fitted_period = grid_jitter(notes, period, fit_period=True)
+        jitter = np.abs(grid_jitter(frame_times, period)[0]) * 1000
         p50, p99 = percentiles(jitter)
-        f50, f99 = percentiles(np.abs(fitted) * 1000)
-        rate = r[phase]["clock_rate"]
-        print(f"  {phase}: {len(notes)} note-ons{detail}; jitter p50 = {p50:.2f} ms, max = {jitter.max():.2f} ms")
+        print(f"  {phase}: {len(frame_times)} note-ons{detail}; in JACK frame time: p50 = {p50:.2f} ms, "
+              f"max = {jitter.max():.2f} ms")
         print(f"  {phase}: jitter p99 = {p99:.2f} ms")
-        print(f"  {phase}: with the period fitted ({1000 * fitted_period:.3f} ms): p50 = {f50:.2f} ms, p99 = {f99:.2f} ms; "
-              f"JACK clock ran at {rate:.4f} x real time"
-              + ("" if abs(rate - 1) < 0.005 else " (the dummy driver fell behind: JACK-time figures unreliable)"))
-        # The same on when each line reached this process: real time, but with the
-        # receiver's own scheduling (jack_midi_dump's printing, a pipe, a thread) added.
-        arrivals = (np.array(r[phase]["arrivals"]) * SAMPLE_RATE).round().astype(np.int64)
-        a50, a99 = percentiles(np.abs(grid_jitter(list(arrivals), period)[0]) * 1000)
-        print(f"  {phase}: on arrival in this process (real time, receiver delays included): p50 = {a50:.2f} ms, "
-              f"p99 = {a99:.2f} ms")
+        if len(stamps) >= 3:
+            real = np.abs(grid_jitter(stamps, period)[0]) * 1000
+            r50, r99 = percentiles(real)
+            print(f"  {phase}: in real time at the JACK cycle (rtmidi, {len(stamps)} note-ons): p50 = {r50:.2f} ms, "
+                  f"p99 = {r99:.2f} ms, max = {real.max():.2f} ms")
+        rate = r[phase]["clock_rate"]
+        if rate is not None and abs(rate - 1) >= 0.0005:
+            print(f"  {phase}: JACK frame time ran at {rate:.4f} x real time: the dummy driver fell behind, "
+                  f"so the frame-time figures carry its slips")
 
 
 # -- pad delay ---------------------------------------------------------------------

@@ -55,6 +55,8 @@ def test_bench_live_measures_jitter_through_jack(capsys):
     require_jack_tools()  # skip without jackd, unless CI is set
     assert load_script("bench_live").main(["--quick", "--parts", "jitter"]) == 0
     out = capsys.readouterr().out
-    for phase in ("idle", "flood"):
+    for phase in ("idle", "flood", "loaded"):
         assert re.search(rf"{phase}: jitter p99 = {NUMBER} ms", out), out
+        assert re.search(rf"{phase}: in real time at the JACK cycle \(rtmidi, \d+ note-ons\): p50 = {NUMBER} ms", out), out
+    assert re.search(rf"serve: stopped: .* late ticks \(p99 {NUMBER} ms, max {NUMBER} ms late\)", out), out
     assert re.search(rf"flood: \d+ note-ons, {NUMBER} OSC messages/s", out), out
