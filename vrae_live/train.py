@@ -181,7 +181,10 @@ class Trainer:
         torch.manual_seed(config.train.seed)
         self.model = build_model(len(data.pitches), config.model).to(self.device)
         t = config.train
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
+        # The fused kernel updates every parameter in one pass: on the CPU a paper-2d step
+        # takes 0.3 ms instead of 2.6 (docs/benchmarks.md).
+        fused = self.device.type in ("cpu", "cuda")
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr, betas=(t.beta1, t.beta2), fused=fused)
         self.noise = torch.Generator().manual_seed(t.seed)
         self.x_train = _as_tensor(data.train, self.device)
         self.x_val = _as_tensor(data.val, self.device) if data.val is not None and len(data.val.x) else None
