@@ -10,7 +10,8 @@ jitter through the GIL). Decoding no earlier than that means a pad move is heard
 one hop: it reaches the next hop decoded, which is the next one played. A buffer still
 empty at a deadline (a decode slower than a frame) plays silence and is counted. Every
 note switched on is switched off: on stop, on panic, and on any error (``MidiSink.close``
-panics in a finally).
+panics in a finally). ``serve`` runs this loop at realtime priority where the system
+permits (``realtime.py``).
 """
 
 from __future__ import annotations
