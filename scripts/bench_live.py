@@ -88,30 +88,71 @@ def make_checkpoint(preset: str, directory: Path, hidden: int | None = None, see
 # -- decode ------------------------------------------------------------------------
 
 
+class PlainDecoder:
+    """The reference: a hop decoded by the first loop any PyTorch user would write.
+
+    The model's own weights in an ``nn.RNNCell``: h_0 from z, the context teacher-forced a
+    frame at a time, then free steps each fed its own output thresholded at 0.5, the
+    probabilities stacked and handed to numpy once at the end. No note gate (hysteresis,
+    polyphony, note lengths), no cross-fade, no per-frame hand-over to numpy: what the
+    project does beyond that is what the ratio prices. For the paper's tanh VRAE.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        rnn = model.decoder
+        self.cell = torch.nn.RNNCell(rnn.input_size, rnn.hidden_size).to(rnn.weight_hh_l0.device)
+        with torch.no_grad():
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(self.cell, name).copy_(getattr(rnn, f"{name}_l0"))
+        self.to_h0, self.to_logits = model.to_h0, model.to_logits
+
+    @torch.inference_mode()
+    def hop(self, z: torch.Tensor, context: torch.Tensor, steps: int) -> np.ndarray:
+        h = torch.tanh(self.to_h0(z))
+        for frame in context.unbind(1):
+            h = self.cell(frame, h)
+        probs = []
+        for _ in range(steps):
+            p = torch.sigmoid(self.to_logits(h))
+            probs.append(p)
+            h = self.cell((p > 0.5).float(), h)
+        return torch.cat(probs).cpu().numpy()
+
+
 def bench_decode(ckpt_dir: Path, device: torch.device, hops: int) -> dict:
-    """Seconds per ``next_chunk`` call over ``hops`` hops (after two untimed ones)."""
+    """Seconds per ``next_chunk`` call and per plain reference hop, interleaved, over ``hops``
+    hops (after two untimed ones of each)."""
     ckpt = load_checkpoint(ckpt_dir, device)
     hop = live_hop(ckpt, None)
     stream = StreamDecoder(ckpt.model, ckpt.config.data.window, hop)
+    plain = PlainDecoder(ckpt.model)
     rng = np.random.default_rng(0)
-    times = []
+    context = torch.as_tensor(rng.random((1, stream.context, ckpt.model.n_pitches)) < 0.1,
+                              dtype=torch.float32, device=device)
+    times, reference = [], []
     for i in range(hops + 2):
         z = rng.standard_normal(ckpt.config.model.latent)
         started = time.perf_counter()
         stream.next_chunk(z)  # returns numpy arrays, so a GPU decode is finished when it returns
+        middle = time.perf_counter()
+        plain.hop(torch.as_tensor(z, dtype=torch.float32, device=device)[None], context, hop + stream.blend)
         if i >= 2:  # the first calls allocate and pick kernels
-            times.append(time.perf_counter() - started)
+            times.append(middle - started)
+            reference.append(time.perf_counter() - middle)
     return {"hop": hop, "window": ckpt.config.data.window, "blend": stream.blend,
-            "period_s": ckpt.timing.frame_seconds(), "times": times}
+            "period_s": ckpt.timing.frame_seconds(), "times": times, "reference": reference}
 
 
 def report_decode(preset: str, device: torch.device, r: dict) -> None:
     p50, p99 = percentiles(r["times"])
+    ref50, ref99 = percentiles(r["reference"])
     hop_s, period = r["hop"] * r["period_s"], r["period_s"]
     steps = r["hop"] + r["blend"]
     print(f"decode {preset} on {device}: window {r['window']}, hop {r['hop']} frames ({1000 * hop_s:.0f} ms), "
           f"{steps} free steps per hop; p50 = {1000 * p50:.1f} ms, p99 = {1000 * p99:.1f} ms "
           f"({1000 * p50 / steps:.2f} ms per step, {len(r['times'])} hops)")
+    print(f"  plain reference (an nn.RNNCell loop, no note gate): p50 = {1000 * ref50:.1f} ms, "
+          f"p99 = {1000 * ref99:.1f} ms; ratio = {p50 / ref50:.2f} (project / reference, medians)")
     quarter = hop_s / 4
     print(f"  goal p99 < a quarter hop ({1000 * quarter:.0f} ms): {'met' if p99 < quarter else 'NOT met'}; "
           f"p99 < one frame period ({1000 * period:.0f} ms, else the tick after a decode is late): "

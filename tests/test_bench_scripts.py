@@ -46,6 +46,7 @@ def test_bench_live_prints_decode_times_and_pad_delay(capsys):
     out = capsys.readouterr().out
     for preset in ("paper-2d", "paper-20d"):
         assert re.search(rf"decode {preset} on cpu: .* p50 = {NUMBER} ms, p99 = {NUMBER} ms", out), out
+        assert re.search(rf"plain reference .*: p50 = {NUMBER} ms, p99 = {NUMBER} ms; ratio = {NUMBER}", out), out
         assert re.search(rf"pad delay {preset}: .* median \d+ frames .* max \d+ frames", out), out
     assert "goal p99 < a quarter hop" in out
 

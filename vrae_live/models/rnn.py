@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from .vrae import CELLS, LossTerms, State, _batched, free_run
+from .vrae import CELLS, LossTerms, State, _batched, free_run, rnn_step
 
 
 class RNN(nn.Module):
@@ -58,7 +58,9 @@ class RNN(nn.Module):
         return self.to_logits(h.squeeze(0))
 
     def advance(self, frames: torch.Tensor, state: State, z: torch.Tensor) -> State:
-        _, state = self.rnn(frames.unsqueeze(1) if frames.dim() == 2 else frames, state)
+        if frames.dim() == 2:  # one frame, as generation feeds them
+            return rnn_step(self.rnn, frames, state)
+        _, state = self.rnn(frames, state)
         return state
 
     def decode(self, x: torch.Tensor) -> torch.Tensor:
