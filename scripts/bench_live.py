@@ -226,7 +226,10 @@ class JackSession:
             midi_in.open_virtual_port("in")
         finally:
             for key, value in saved.items():
-                os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
         self._poller = threading.Thread(target=self._poll, args=(midi_in,), daemon=True)
         self._poller.start()
         self._connect(source, f"{name}:in")
@@ -279,19 +282,17 @@ class JackSession:
         self.log.close()
 
 
-def grid_jitter(times: list[float], period_s: float, fit_period: bool = False) -> tuple[np.ndarray, float]:
-    """Each note-on's signed distance in seconds from the grid ``offset + k * period``, and the period used.
+def grid_jitter(times: list[float], period_s: float) -> np.ndarray:
+    """Each note-on's signed distance in seconds from the grid ``offset + k * period_s``.
 
     ``k`` counts frames from note to note (a gap is rounded to whole periods), so a slow drift
     between the daemon's clock and the receiver's shows as growing residuals instead of
-    wrapping to the neighbouring frame. The period is the nominal one, or with ``fit_period``
-    the least-squares one; the offset is the median residual.
+    wrapping to the neighbouring frame. The offset is the median residual.
     """
     t = np.asarray(times, dtype=np.float64)
     k = np.concatenate([[0.0], np.cumsum(np.round(np.diff(t) / period_s))])
-    period = float(np.polyfit(k, t, 1)[0]) if fit_period and k[-1] > 0 else period_s
-    residual = t - k * period
-    return residual - np.median(residual), period
+    residual = t - k * period_s
+    return residual - np.median(residual)
 
 
 def frame_clock_slip(frame_times: list[float], stamps: list[float]) -> float | None:
@@ -365,15 +366,17 @@ def bench_jitter(ckpt_dir: Path, seconds: float, rate: float, bpm: float, *, per
             sender = threading.Thread(target=flood, args=(port, rate, stop, counter), daemon=True)
             hogs = busy_processes(load) if phase == "loaded" else []
             started = time.monotonic()
-            if phase == "flood":
-                sender.start()
-            time.sleep(seconds)
-            stop.set()
+            try:
+                if phase == "flood":
+                    sender.start()
+                time.sleep(seconds)
+            finally:
+                stop.set()
+                for hog in hogs:
+                    hog.kill()
+                    hog.wait()
             if phase == "flood":
                 sender.join()
-            for hog in hogs:
-                hog.kill()
-                hog.wait()
             elapsed = time.monotonic() - started
             frames, stamps = jack.frames[first:], jack.stamps[first_stamp:]
             results[phase] = {"frame_times": [f / SAMPLE_RATE for f in frames], "stamps": stamps,
@@ -402,13 +405,13 @@ def report_jitter(r: dict, period_frames: int, jack_realtime: bool, load: int) -
             continue
         # The daemon's grid is in real time, so its notes are measured in real time: when the
         # JACK cycle that carried each one ran (the rtmidi receiver's stamps).
-        real = np.abs(grid_jitter(stamps, period)[0]) * 1000
+        real = np.abs(grid_jitter(stamps, period)) * 1000
         r50, r99 = percentiles(real)
         print(f"  {phase}: {len(stamps)} note-ons{detail}; distance from the grid in real time at the JACK cycle: "
               f"p50 = {r50:.2f} ms, max = {real.max():.2f} ms")
         print(f"  {phase}: jitter p99 = {r99:.2f} ms")
         if len(frame_times) >= 3:
-            frames = np.abs(grid_jitter(frame_times, period)[0]) * 1000
+            frames = np.abs(grid_jitter(frame_times, period)) * 1000
             f50, f99 = percentiles(frames)
             slip = frame_clock_slip(frame_times, stamps)
             print(f"  {phase}: in JACK frame time (jack_midi_dump, {len(frame_times)} note-ons): p50 = {f50:.2f} ms, "
