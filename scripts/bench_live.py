@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import re
 import shutil
 import signal
@@ -55,6 +54,7 @@ from vrae_live.live.daemon import PerformanceSettings, Performer, live_hop
 from vrae_live.live.midi import MemorySink
 from vrae_live.live.realtime import realtime_permitted
 from vrae_live.live.stream import StreamDecoder
+from vrae_live.machine import machine_line
 from vrae_live.models import build_model
 
 PITCHES = list(range(36, 85))  # 49 pitches, as the paper kept
@@ -65,16 +65,6 @@ JACK_TOOLS = ("jackd", "jack_lsp", "jack_connect", "jack_midi_dump")
 
 def percentiles(values, qs=(50, 99)) -> list[float]:
     return [float(np.percentile(values, q)) for q in qs]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def make_checkpoint(preset: str, directory: Path, hidden: int | None = None, seed: int = 0) -> Path:
@@ -529,9 +519,7 @@ def main(argv: list[str] | None = None) -> int:
             devices.append(torch.device(args.device))
         else:
             print(f"note: --device {args.device} asked for, but torch sees no CUDA GPU here; CPU figures only")
-    gpu = f", GPU {torch.cuda.get_device_name(devices[-1])}" if devices[-1].type == "cuda" else ""
-    print(f"machine: {cpu_model()}{gpu}; python {platform.python_version()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads" + ("; --quick: hidden 32, figures mean nothing" if args.quick else ""))
+    print(machine_line(devices[-1]) + ("; --quick: hidden 32, figures mean nothing" if args.quick else ""))
 
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
         ckpts = {preset: make_checkpoint(preset, Path(tmp) / preset, hidden) for preset in PRESETS}

@@ -25,7 +25,6 @@ both alike; medians are reported, and ``ratio`` = project / reference (goal: <= 
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import tempfile
@@ -40,25 +39,10 @@ from torch import nn
 
 from vrae_live.config import load_config, with_changes
 from vrae_live.data.corpus import TrainingData, WindowSet
+from vrae_live.machine import machine_line
 from vrae_live.train import Trainer
 
 PITCHES = list(range(36, 85))  # 49 pitches, as the paper kept
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_line(device: torch.device) -> str:
-    gpu = f", GPU {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
-    return (f"machine: {cpu_model()}{gpu}; python {platform.python_version()}, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads")
 
 
 def pick_device(name: str) -> torch.device:
