@@ -50,8 +50,9 @@ from vrae_live.checkpoint import load_checkpoint, save_checkpoint
 from vrae_live.config import load_config
 from vrae_live.live.clock import FrameClock
 from vrae_live.live.controls import Controls
-from vrae_live.live.daemon import PerformanceSettings, Performer, live_hop
-from vrae_live.live.midi import MemorySink
+from vrae_live.live.performer import PerformanceSettings, Performer
+from vrae_live.live.stream import live_hop
+from vrae_live.live.midi.sink import MemorySink
 from vrae_live.live.realtime import realtime_permitted
 from vrae_live.live.stream import StreamDecoder
 from vrae_live.machine import machine_line
@@ -330,7 +331,7 @@ def bench_jitter(ckpt_dir: Path, seconds: float, rate: float, bpm: float, *, per
     period = ckpt.timing.frame_seconds(bpm)
     results = {"period_s": period}
     with JackSession(period_frames, jack_realtime) as jack:
-        command = [sys.executable, "-m", "vrae_live.cli", "serve", "--checkpoint", str(ckpt_dir), "--host",
+        command = [sys.executable, "-m", "vrae_live", "serve", "--checkpoint", str(ckpt_dir), "--host",
                    "127.0.0.1", "--port", "0", "--midi-api", "jack", "--device", "cpu", "--bpm", str(bpm),
                    "--realtime" if serve_realtime else "--no-realtime"]
         serve = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -4,7 +4,7 @@ What is measured: seconds per epoch and sequences per second of the paper-2d mod
 (tanh RNN, hidden 500, latent 2, 50 steps, 49 pitches, batch 100) on a fixed synthetic
 set (4160 windows, note density 0.1, seed 0).
 
-- project: ``vrae_live.train.Trainer`` itself, one epoch per run; the figure is the
+- project: ``vrae_live.training.trainer.Trainer`` itself, one epoch per run; the figure is the
   epoch's training time as the Trainer records it (``metrics.jsonl`` "seconds"), which
   covers every batch step but not the end-of-epoch evaluation and checkpoint writing
   (that overhead is printed apart, as ``epoch end``).
@@ -40,7 +40,7 @@ from torch import nn
 from vrae_live.config import load_config, with_changes
 from vrae_live.data.corpus import TrainingData, WindowSet
 from vrae_live.machine import machine_line
-from vrae_live.train import Trainer
+from vrae_live.training.trainer import Trainer
 
 PITCHES = list(range(36, 85))  # 49 pitches, as the paper kept
 

@@ -3,7 +3,7 @@
 
 The three models (presets paper-2d, vrnn, and paper-2d with ``model = "rnn"``) share the data
 settings of paper-2d (windows of 50 steps at 20 Hz, the first 520 of each song), the seed,
-hence the split by song, and the hidden size. Each is trained with ``vrae_live.train.Trainer``
+hence the split by song, and the hidden size. Each is trained with ``vrae_live.training.trainer.Trainer``
 into OUT/<model>, and its best checkpoint is evaluated on the held-out songs exactly as
 
     vrae-live eval OUT/<model> SONGS --split validation --samples K --json
@@ -34,7 +34,9 @@ import torch
 from vrae_live.checkpoint import load_checkpoint
 from vrae_live.config import Config, load_config, with_changes
 from vrae_live.data.corpus import prepare_data
-from vrae_live.train import Trainer, active_units, encode_means, evaluate, resolve_device
+from vrae_live.device import resolve_device
+from vrae_live.training.evaluation import active_units, encode_means, evaluate
+from vrae_live.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "models.md"

@@ -51,7 +51,7 @@ def run(args: list[str], log: list[str]) -> str:
 
 
 def vrae(*args) -> list[str]:
-    return [sys.executable, "-m", "vrae_live.cli", *args]
+    return [sys.executable, "-m", "vrae_live", *args]
 
 
 def rel(path: Path) -> str:
@@ -126,10 +126,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def measure(runs: dict[str, Path], songs: Path, rolls: Path, mode: dict) -> dict:
-    from vrae_live.analysis import drift_report, fit_music_stats, free_run, measure_latent_space, song_rolls
+    from vrae_live.measure.analysis import drift_report, fit_music_stats, free_run, measure_latent_space, song_rolls
     from vrae_live.checkpoint import load_checkpoint
     from vrae_live.data.corpus import load_songs
-    from vrae_live.render import TakeSettings, fixed_path, random_z, render_take
+    from vrae_live.offline.render import TakeSettings, fixed_path, random_z, render_take
 
     report: dict = {"latent": {}, "drift": None}
     for preset, out in runs.items():

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     args = parser.parse_args(argv)
 
-    vrae_live = [sys.executable, "-m", "vrae_live.cli"]
+    vrae_live = [sys.executable, "-m", "vrae_live"]
     run(sys.executable, str(ROOT / "scripts" / "export_corpus.py"), "--composer", "bach", "--out", str(args.songs))
     epochs = ["--epochs", str(args.epochs)] if args.epochs else []
     run(*vrae_live, "train", str(args.songs), "--preset", "live-2d", "--out", str(args.out), "--overwrite",

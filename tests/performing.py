@@ -5,8 +5,8 @@ from __future__ import annotations
 from vrae_live.checkpoint import Checkpoint, load_checkpoint
 from vrae_live.live.clock import FrameClock
 from vrae_live.live.controls import Controls
-from vrae_live.live.daemon import PerformanceSettings, Performer
-from vrae_live.live.midi import MemorySink
+from vrae_live.live.performer import PerformanceSettings, Performer
+from vrae_live.live.midi.sink import MemorySink
 
 
 class FakeTime:

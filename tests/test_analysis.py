@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vrae_live.analysis import (
+from vrae_live.measure.analysis import (
     block_features,
     chance_accuracy,
     compare_codes,

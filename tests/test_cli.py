@@ -15,7 +15,7 @@ from tests.songs import write_corrupt, write_drums_only
 from vrae_live.checkpoint import load_checkpoint, read_config
 from vrae_live.cli import main
 from vrae_live.config import DEFAULT_PRESET, default_checkpoint, list_presets, load_config, with_changes
-from vrae_live.train import read_metrics
+from vrae_live.training.run import read_metrics
 
 TINY = ["--hidden", "16", "--latent", "2", "--window", "16", "--hop", "8", "--batch-size", "16", "--fs", "20", "-q"]
 
@@ -151,7 +151,7 @@ def test_ctrl_c_saves_and_resume_finishes(songs_dir, tmp_path):
     """A real SIGINT to a real training process, then --resume to the end."""
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    args = [sys.executable, "-m", "vrae_live.cli", "train", str(songs_dir), "--out", str(out), "--epochs", "40", *TINY]
+    args = [sys.executable, "-m", "vrae_live", "train", str(songs_dir), "--out", str(out), "--epochs", "40", *TINY]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     lines = []
     for line in proc.stdout:  # wait for the first finished epoch, then press Ctrl-C

@@ -15,17 +15,9 @@ from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from vrae_live.errors import ConfigError
-from vrae_live.live.controls import (
-    CANONICAL,
-    MAX_BUNDLE_DEPTH,
-    Z_LIMIT,
-    ControlState,
-    Controls,
-    controller_from_dict,
-    list_controllers,
-    load_controller,
-    split_packet,
-)
+from vrae_live.live.controllers import CANONICAL, controller_from_dict, list_controllers, load_controller
+from vrae_live.live.controls import Controls, ControlState, Z_LIMIT
+from vrae_live.live.osc.packets import MAX_BUNDLE_DEPTH, split_packet
 
 # -- building datagrams
 

@@ -9,16 +9,9 @@ import pytest
 from tests.jack import MidiDump, jack_ports
 from vrae_live.errors import MidiPortError
 from vrae_live.live.clock import FrameClock
-from vrae_live.live.midi import (
-    MemorySink,
-    MidiFileRecorder,
-    MidiSink,
-    RtMidiSink,
-    TeeSink,
-    alsa_sequencer_exists,
-    choose_port,
-    list_output_ports,
-)
+from vrae_live.live.midi.rtmidi_port import alsa_sequencer_exists, choose_port, list_output_ports, RtMidiSink
+from vrae_live.live.midi.sink import MemorySink, MidiSink, TeeSink
+from vrae_live.live.midi.smf import MidiFileRecorder
 from vrae_live.live.notes import NoteEvent
 
 NOTE_ON, NOTE_OFF, CC = 0x90, 0x80, 0xB0
@@ -198,7 +191,7 @@ def test_recorder_file_survives_sigkill(tmp_path):
     script = textwrap.dedent(
         f"""
         import sys, time
-        from vrae_live.live.midi import MidiFileRecorder
+        from vrae_live.live.midi.smf import MidiFileRecorder
         rec = MidiFileRecorder({str(path)!r}, autosave_s=0.05)
         note = 0
         while True:

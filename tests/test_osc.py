@@ -15,8 +15,11 @@ import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
 from vrae_live.errors import VraeLiveError
-from vrae_live.live.controls import Controls, load_controller, split_packet
-from vrae_live.live.osc import FeedbackSender, OscServer, _interface_ipv4s, listen_addresses
+from vrae_live.live.controllers import load_controller
+from vrae_live.live.controls import Controls
+from vrae_live.live.osc.packets import split_packet
+from vrae_live.live.osc.feedback import FeedbackSender
+from vrae_live.live.osc.server import _interface_ipv4s, listen_addresses, OscServer
 
 LOOPBACK = "127.0.0.1"
 WAIT = 5.0  # seconds; generous, only reached when something is broken

@@ -21,10 +21,10 @@ from vrae_live.checkpoint import load_checkpoint
 from vrae_live.config import load_config
 from vrae_live.data.corpus import prepare_data
 from vrae_live.live.demo import DemoPath
-from vrae_live.live.latent import LatentPlane
-from vrae_live.seams import measure_seams, note_starts
-from vrae_live.steering import measure_steering
-from vrae_live.train import Trainer
+from vrae_live.pad import LatentPlane
+from vrae_live.measure.seams import measure_seams, note_starts
+from vrae_live.measure.steering import measure_steering
+from vrae_live.training.trainer import Trainer
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +155,7 @@ def _read_until(stream, marker, lines):
 def test_serve_end_to_end_on_jack(jack_server, checkpoint_dir, tmp_path):
     take = tmp_path / "take.mid"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "vrae_live.cli", "serve", "--checkpoint", str(checkpoint_dir),
+    command = [sys.executable, "-m", "vrae_live", "serve", "--checkpoint", str(checkpoint_dir),
                "--host", "127.0.0.1", "--port", "0", "--midi-api", "jack", "--record", str(take)]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     lines: list[str] = []
@@ -216,7 +216,7 @@ def test_serve_demo_renders_a_take_and_sends_feedback_without_a_midi_port(checkp
     listener.bind(("127.0.0.1", 0))
     listener.settimeout(0.5)
     take = tmp_path / "demo.mid"
-    command = [sys.executable, "-m", "vrae_live.cli", "serve", "--checkpoint", str(checkpoint_dir), "--demo",
+    command = [sys.executable, "-m", "vrae_live", "serve", "--checkpoint", str(checkpoint_dir), "--demo",
                "--no-midi", "--record", str(take), "--duration", "2", "--host", "127.0.0.1", "--port", "0",
                "--feedback", f"127.0.0.1:{listener.getsockname()[1]}"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from vrae_live.config import ModelConfig
-from vrae_live.live.latent import Glide, LatentPlane
+from vrae_live.pad import Glide, LatentPlane
 from vrae_live.live.notes import FrameGate
 from vrae_live.live.stream import StreamDecoder, density_bias
 from vrae_live.models import build_model

@@ -9,7 +9,10 @@ import torch
 from vrae_live.checkpoint import load_checkpoint
 from vrae_live.config import load_config
 from vrae_live.data.corpus import prepare_data
-from vrae_live.train import Trainer, active_units, latent_plane, read_metrics
+from vrae_live.pad import latent_plane
+from vrae_live.training.evaluation import active_units
+from vrae_live.training.run import read_metrics
+from vrae_live.training.trainer import Trainer
 
 SETTINGS = dict(hidden=16, latent=2, window=16, hop=8, batch_size=16, epochs=3, lr=3e-3, fs=20)
 

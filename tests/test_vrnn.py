@@ -19,7 +19,7 @@ from vrae_live.live.notes import FrameGate, NoteEmitter
 from vrae_live.live.stream import StreamDecoder
 from vrae_live.models import RNN, VRNN, build_model
 from vrae_live.models.vrnn import gaussian_kl_between
-from vrae_live.train import read_metrics
+from vrae_live.training.run import read_metrics
 
 P, T, H, L, F_ = 7, 9, 11, 3, 5
 

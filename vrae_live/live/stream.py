@@ -12,17 +12,23 @@ To hide the change of window further, the previous window runs ``blend`` frames 
 hop (not played, not fed back), and the first ``blend`` frames of the new window cross-fade
 from those probabilities to its own.
 
-Pure: torch and numpy, no IO. ``next_chunk`` is what the daemon's decode thread calls.
+Pure: torch and numpy, no IO. :func:`live_stream` builds a checkpoint's stream the one way
+``serve``, offline takes and the measurements all use.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from .notes import FrameGate
+from ..errors import ConfigError
+from .notes import FrameGate, NoteSettings
+
+if TYPE_CHECKING:
+    from ..checkpoint import Checkpoint
 
 DENSITY_RANGE = 4.0  # logits added at density 0 or 1 (0.5 adds none)
 
@@ -102,3 +108,20 @@ class StreamDecoder:
         chunk = Chunk(start=self.position, probs=probs, frames=frames)
         self.position += self.hop
         return chunk
+
+
+def live_hop(checkpoint: "Checkpoint", hop: int | None) -> int:
+    """Frames per decoded hop: ``hop``, or the checkpoint's if its windows overlap, else half a window."""
+    data = checkpoint.config.data
+    if hop is None:
+        hop = data.hop if data.hop < data.window else max(1, data.window // 2)
+    if not 1 <= hop <= data.window:
+        raise ConfigError(f"--hop must be 1..{data.window} frames for this model, not {hop}")
+    return hop
+
+
+def live_stream(checkpoint: "Checkpoint", hop: int | None = None, notes: NoteSettings | None = None,
+                seed: int = 0) -> StreamDecoder:
+    """The stream ``serve`` plays from ``checkpoint``: its model and window, hop from :func:`live_hop`."""
+    return StreamDecoder(checkpoint.model, checkpoint.config.data.window, live_hop(checkpoint, hop),
+                         FrameGate(notes or NoteSettings()), seed=seed)

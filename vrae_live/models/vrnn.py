@@ -32,7 +32,7 @@ The same interface as the VRAE (``models/vrae.py``), with these meanings:
   posterior mean from the prior mean, ``mean_t (mu_zt - mu_0t)``, with z_t set to the
   posterior mean while reading (no noise). It is the shift the window's music imposes on the
   model's own expectation at each step, in the units the pad plays (below); the training
-  windows' codes place the songs on the XY pad (``train.latent_plane``). The second value is
+  windows' codes place the songs on the XY pad (``pad.latent_plane``). The second value is
   the mean posterior ``logvar`` over the steps.
 - Playing (``initial_state``, ``logits``, ``advance``): the ``z (B, L)`` these are given is
   an *offset* added to the learned prior's mean at every step,

@@ -1,9 +1,9 @@
 """Offline takes: the live path (stream decoder, frame gate, note emitter, MIDI file) without a clock.
 
 ``generate`` and ``interpolate`` render through :func:`render_take`, which runs the very
-objects ``serve``'s :class:`~vrae_live.live.daemon.Performer` runs, in the same order:
+objects ``serve``'s :class:`~vrae_live.live.performer.Performer` runs, in the same order:
 one :class:`StreamDecoder` hop per ``hop`` frames (hop from
-:func:`~vrae_live.live.daemon.live_hop`), its frames through a :class:`NoteEmitter` into a
+:func:`~vrae_live.live.stream.live_hop`), its frames through a :class:`NoteEmitter` into a
 :class:`MidiFileRecorder`. Only time differs: the recorder reads a counter of frames
 instead of the wall clock, so a take of 1000 frames is written as fast as it decodes and
 its notes sit exactly on the frame grid. What you render is what the pad would play at
@@ -22,14 +22,13 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .checkpoint import Checkpoint
-from .config import DEFAULT_BPM
-from .data.pianoroll import load_roll, project_roll, seconds_to_beats
-from .errors import ConfigError, DataError
-from .live.daemon import live_hop
-from .live.midi import MidiFileRecorder
-from .live.notes import FrameGate, NoteEmitter, NoteSettings
-from .live.stream import StreamDecoder
+from ..checkpoint import Checkpoint
+from ..config import DEFAULT_BPM
+from ..data.pianoroll import load_roll, project_roll, seconds_to_beats
+from ..errors import ConfigError, DataError
+from ..live.midi.smf import MidiFileRecorder
+from ..live.notes import NoteEmitter, NoteSettings
+from ..live.stream import live_stream
 
 ZPath = Callable[[int], np.ndarray]  # frame index of a hop's first frame -> z (L,)
 
@@ -83,11 +82,10 @@ def render_take(checkpoint: Checkpoint, z_path: ZPath, steps: int, out: str | Pa
     """
     if steps < 1:
         raise ConfigError(f"--steps must be at least 1 frame, not {steps}")
-    model = checkpoint.model
     pitches = checkpoint.pitches
     period = checkpoint.timing.frame_seconds(settings.bpm)
-    hop = live_hop(checkpoint, settings.hop)
-    stream = StreamDecoder(model, checkpoint.config.data.window, hop, FrameGate(settings.notes), seed=settings.seed)
+    stream = live_stream(checkpoint, settings.hop, settings.notes, settings.seed)
+    hop = stream.hop
     emitter = NoteEmitter(settings.notes)
     clock = _FrameCounterClock(period)
     sink = MidiFileRecorder(out, bpm=settings.bpm, clock=clock, autosave_s=None) if out is not None else None

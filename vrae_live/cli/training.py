@@ -1,4 +1,4 @@
-"""The ``vrae-live`` command. Thin: heavy imports happen inside the commands."""
+"""Commands for models: train, info, eval."""
 
 from __future__ import annotations
 
@@ -10,53 +10,15 @@ from typing import Any
 
 import click
 
-from .errors import VraeLiveError
+from ..errors import VraeLiveError
 
 log = logging.getLogger("vrae_live")
-
-
-class _EchoHandler(logging.Handler):
-    """Log lines through click, to whatever stderr is now: plain for info, prefixed otherwise."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if record.levelno != logging.INFO:
-            message = f"{record.levelname.lower()}: {message}"
-        click.echo(message, err=True)
-
-
-def _setup_logging(verbose: bool) -> None:
-    if not any(isinstance(h, _EchoHandler) for h in log.handlers):
-        log.addHandler(_EchoHandler())
-    log.setLevel(logging.DEBUG if verbose else logging.INFO)
-
-
-class _Group(click.Group):
-    """Turns the project's errors into one line on stderr and exit status 1."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except VraeLiveError as err:
-            click.echo(f"error: {err}", err=True)
-            ctx.exit(1)
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="vrae-live")
-@click.option("-v", "--verbose", is_flag=True, help="Show debug messages.")
-def main(verbose: bool) -> None:
-    """Train a VRAE on your MIDI songs, then play its latent space live."""
-    _setup_logging(verbose)
-
-
-# -- train ----------------------------------------------------------------------
 
 
 def _pitch_range(ctx, param, value):
     if value is None:
         return None
-    from .config import parse_pitch_range
+    from ..config import parse_pitch_range
 
     try:
         return parse_pitch_range(value)
@@ -64,7 +26,7 @@ def _pitch_range(ctx, param, value):
         raise click.BadParameter(str(err)) from None
 
 
-@main.command()
+@click.command()
 @click.argument("songs_dir", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Run directory [default: checkpoints/<SONGS_DIR name>].")
 @click.option("--preset", help="Model preset: a name in presets/ (live-2d, paper-2d, ...) or a .toml file "
@@ -100,11 +62,13 @@ def _pitch_range(ctx, param, value):
 def train(songs_dir: Path, out_dir: Path | None, preset: str | None, resume: bool, overwrite: bool,
           cache_dir: Path | None, quiet: bool, **settings: Any) -> None:
     """Train a VRAE on the MIDI files in SONGS_DIR (searched recursively)."""
-    from .checkpoint import read_config
-    from .config import DEFAULT_PRESET, build_config, load_config, with_changes
-    from .data.corpus import prepare_data
-    from .errors import ConfigError
-    from .train import METRICS_FILE, RESUME_DIR, Trainer, resolve_device
+    from ..checkpoint import read_config
+    from ..config import DEFAULT_PRESET, build_config, load_config, with_changes
+    from ..data.corpus import prepare_data
+    from ..device import resolve_device
+    from ..errors import ConfigError
+    from ..training.run import METRICS_FILE, RESUME_DIR
+    from ..training.trainer import Trainer
 
     out_dir = out_dir or Path("checkpoints") / songs_dir.resolve().name
     if resume:
@@ -148,18 +112,18 @@ def train(songs_dir: Path, out_dir: Path | None, preset: str | None, resume: boo
 # -- info -----------------------------------------------------------------------
 
 
-@main.command()
+@click.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print config.json as it is.")
 @click.option("--steering", is_flag=True, help="Also measure how much the pad's corners change the music.")
 @click.option("--seams", is_flag=True, help="Also measure whether notes start more often at window joins.")
 def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool) -> None:
     """Say what a checkpoint is: model, data settings, pitches, timing, training."""
-    from .checkpoint import load_checkpoint
+    from ..checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(checkpoint)  # loads the weights too, so a damaged file shows here
     if as_json:
-        from .checkpoint import read_config
+        from ..checkpoint import read_config
 
         click.echo(json.dumps(read_config(checkpoint), indent=2))
         return
@@ -189,11 +153,11 @@ def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool) -> None:
     v = meta.get("versions", {})
     lines.append(f"versions     vrae-live {v.get('vrae_live')}, torch {v.get('torch')}")
     if steering:
-        from .steering import measure_steering
+        from ..measure.steering import measure_steering
 
         lines.append(f"steering     {measure_steering(ckpt).line()}")
     if seams:
-        from .seams import measure_seams
+        from ..measure.seams import measure_seams
 
         lines.append(f"seams        {measure_seams(ckpt).line()}")
     click.echo("\n".join(lines))
@@ -208,7 +172,7 @@ def _pitch_list(pitches: list[int]) -> str:
 # -- eval -----------------------------------------------------------------------
 
 
-@main.command("eval")
+@click.command("eval")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.argument("songs_dir", type=click.Path(path_type=Path))
 @click.option("--samples", type=int, default=0, show_default=True, help="K > 0 adds the importance-weighted bound.")
@@ -222,10 +186,11 @@ def evaluate_command(checkpoint: Path, songs_dir: Path, samples: int, split: str
     """Lower bound per time step (nats) of a checkpoint on the songs in SONGS_DIR."""
     import torch
 
-    from .checkpoint import load_checkpoint
-    from .data.corpus import load_songs, windows_for
-    from .errors import DataError
-    from .train import evaluate, resolve_device
+    from ..checkpoint import load_checkpoint
+    from ..data.corpus import load_songs, windows_for
+    from ..device import resolve_device
+    from ..errors import DataError
+    from ..training.evaluation import evaluate
 
     if samples < 0:
         raise click.BadParameter("must be 0 or more", param_hint="--samples")
@@ -251,135 +216,3 @@ def evaluate_command(checkpoint: Path, songs_dir: Path, samples: int, split: str
                f"KL {result['kl']:.2f} nats per sequence)")
     if samples:
         click.echo(f"importance-weighted bound (K={samples}) {result['iw_bound']:.4f} nats per time step")
-
-
-# -- serve ----------------------------------------------------------------------
-
-
-def _host_port(ctx, param, value):
-    if value is None:
-        return None
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit():
-        raise click.BadParameter("expected HOST:PORT, e.g. 192.168.1.20:9001")
-    return host, int(port)
-
-
-@main.command()
-@click.option("--checkpoint", "checkpoint_dir", type=click.Path(path_type=Path),
-              help="A trained model (a run directory of `vrae-live train`) [default: the shipped checkpoints/default].")
-@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on for OSC.")
-@click.option("--port", default=9000, show_default=True, help="UDP port to listen on for OSC.")
-@click.option("--controller", default=None, help="Controller dialect: touchosc, open-stage-control, lemur, or a .toml file.")
-@click.option("--feedback", callback=_host_port, help="Send position and status back to HOST:PORT.")
-@click.option("--midi-port", help="Connect to this existing MIDI port instead of opening a virtual 'vrae-live' port.")
-@click.option("--midi-api", type=click.Choice(["auto", "alsa", "jack", "coremidi", "winmm"]), default="auto", show_default=True)
-@click.option("--record", type=click.Path(path_type=Path), help="Also write the performance to this .mid file.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--hop", type=int, help="Frames per decoded hop [default: the model's, or half a window].")
-@click.option("--glide", type=float, default=0.25, show_default=True, help="Seconds for a pad jump to be 63 % done.")
-@click.option("--bpm", type=float, default=120.0, show_default=True, help="Tempo for a beat-based model.")
-@click.option("--on-threshold", type=float, default=0.5, show_default=True)
-@click.option("--off-threshold", type=float, default=0.35, show_default=True)
-@click.option("--polyphony", type=int, default=8, show_default=True)
-@click.option("--min-len", type=int, default=1, show_default=True, help="Frames a note sounds at least.")
-@click.option("--max-len", type=int, help="Frames after which a note is released.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--demo", is_flag=True, help="Tour the pad on its own until the controller sends a position.")
-@click.option("--duration", type=float, help="Stop after this many seconds [default: play until Ctrl-C].")
-@click.option("--no-midi", is_flag=True, help="Open no MIDI port (with --record: render to the file only).")
-@click.option("--realtime/--no-realtime", default=True, show_default=True,
-              help="Keep the clock at realtime priority where the system permits (Linux: root or the audio group).")
-def serve(checkpoint_dir: Path, host: str, port: int, controller: str | None, feedback, midi_port: str | None,
-          midi_api: str, record: Path | None, device: str, hop: int | None, glide: float, bpm: float,
-          on_threshold: float, off_threshold: float, polyphony: int, min_len: int, max_len: int | None,
-          seed: int, demo: bool, duration: float | None, no_midi: bool, realtime: bool) -> None:
-    """Play a model live: OSC in, MIDI out. Stop with Ctrl-C."""
-    import signal
-
-    from .checkpoint import load_checkpoint
-    from .config import default_checkpoint
-    from .errors import ConfigError
-    from .live.controls import CANONICAL, Controls, load_controller
-    from .live.daemon import PerformanceSettings, Performer
-    from .live.midi import MidiFileRecorder, RtMidiSink, TeeSink
-    from .live.notes import NoteSettings
-    from .live.osc import FeedbackSender, OscServer, listen_addresses
-    from .live.realtime import PRIORITY, make_realtime
-    from .train import resolve_device
-
-    checkpoint_dir = checkpoint_dir or default_checkpoint()
-    ckpt = load_checkpoint(checkpoint_dir, resolve_device(device))
-    notes = NoteSettings(on_threshold=on_threshold, off_threshold=off_threshold, min_len=min_len,
-                         max_len=max_len, polyphony=polyphony)
-    settings = PerformanceSettings(hop=hop, glide_s=glide, bpm=bpm, notes=notes, seed=seed, demo=demo)
-    dialect = load_controller(controller) if controller else CANONICAL
-    controls = Controls(dialect, latent_size=ckpt.config.model.latent)
-    if no_midi and record is None:
-        raise ConfigError("--no-midi plays to nowhere: add --record take.mid")
-    midi_out = None if no_midi else RtMidiSink(midi_port, api=midi_api)
-    try:
-        recorder = MidiFileRecorder(record, bpm=bpm) if record is not None else None
-    except OSError as err:
-        raise ConfigError(f"cannot write the --record file {record}: {err.strerror or err}") from err
-    sink = TeeSink(midi_out, recorder) if midi_out and recorder else midi_out or recorder
-    performer = Performer(ckpt, controls, sink, settings)
-    sender = FeedbackSender(*feedback, dialect) if feedback else None
-
-    def on_frame(index, state):
-        sender.send(state, f"frame {index}")
-
-    performer.on_frame = on_frame if sender is not None else None
-    stop = lambda signum, frame: performer.stop()
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    with OscServer(controls, host, port) as server:
-        bound_host, bound_port = server.address
-        log.info(f"model {checkpoint_dir}: {ckpt.config.model.model} latent {ckpt.config.model.latent}, "
-                 f"{ckpt.timing.describe()}, hop {performer.hop} frames, on {next(ckpt.model.parameters()).device}")
-        if midi_out is not None:
-            log.info(f"MIDI out: {midi_out.port_name} ({midi_out.api})")
-        addresses = listen_addresses(bound_host, bound_port) or [f"{bound_host}:{bound_port}"]
-        log.info("OSC in: send to " + ", ".join(addresses))
-        for line in dialect.describe():
-            log.info(f"  {line}")
-        if demo:
-            log.info("demo: touring the pad until the controller sends a position")
-        if realtime:  # this thread runs the performer; the OSC thread, started before, stays ordinary
-            problem = make_realtime()
-            log.info(f"clock: realtime priority (SCHED_FIFO {PRIORITY})" if problem is None
-                     else f"clock: normal priority; {problem}")
-        log.info("ready")
-        try:
-            stats = performer.run(None if duration is None else max(1, round(duration / performer.period_s)))
-        finally:
-            if sender is not None:
-                sender.close()
-    osc = controls.stats
-    ignored = {k: v for k, v in osc.items() if k not in ("datagrams", "accepted")}
-    log.info(f"stopped: {stats.line()}; OSC {osc.get('datagrams', 0)} datagrams, {osc.get('accepted', 0)} applied"
-             + (f", ignored or clamped {dict(ignored)}" if ignored else ""))
-    if record is not None:
-        log.info(f"recorded {record}")
-
-
-@main.command()
-@click.option("--midi-api", type=click.Choice(["auto", "alsa", "jack", "coremidi", "winmm"]), default="auto", show_default=True)
-def ports(midi_api: str) -> None:
-    """List the MIDI output ports --midi-port can connect to."""
-    from .live.midi import list_output_ports
-
-    names = list_output_ports(midi_api)
-    click.echo("\n".join(names) if names else "no MIDI output ports")
-
-
-from .cli_paper import curve, generate, interpolate, map_command  # noqa: E402  (the paper's experiments)
-
-main.add_command(generate)
-main.add_command(interpolate)
-main.add_command(map_command)
-main.add_command(curve)
-
-
-if __name__ == "__main__":
-    main()

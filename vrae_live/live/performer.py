@@ -27,14 +27,13 @@ import numpy as np
 
 from ..checkpoint import Checkpoint
 from ..config import DEFAULT_BPM
-from ..errors import ConfigError
+from ..pad import Glide, LatentPlane
 from .clock import FrameClock
 from .controls import ControlState, Controls
 from .demo import DemoPath
-from .latent import Glide, LatentPlane
-from .midi import MidiSink
-from .notes import FrameGate, NoteEmitter, NoteSettings
-from .stream import StreamDecoder
+from .midi.sink import MidiSink
+from .notes import NoteEmitter, NoteSettings
+from .stream import live_stream
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +65,6 @@ class PerformanceStats:
                 f"max {1000 * self.lateness_max_s:.2f} ms late), {self.underruns} underruns, {self.panics} panics")
 
 
-def live_hop(checkpoint: Checkpoint, hop: int | None) -> int:
-    data = checkpoint.config.data
-    if hop is None:
-        hop = data.hop if data.hop < data.window else max(1, data.window // 2)
-    if not 1 <= hop <= data.window:
-        raise ConfigError(f"--hop must be 1..{data.window} frames for this model, not {hop}")
-    return hop
-
-
 class Performer:
     def __init__(
         self,
@@ -93,11 +83,8 @@ class Performer:
         plane = checkpoint.meta.get("latent_plane")
         self.plane = LatentPlane.stored_or_standard(plane, checkpoint.config.model.latent)
         self.period_s = checkpoint.timing.frame_seconds(settings.bpm)
-        self.hop = live_hop(checkpoint, settings.hop)
-        self.stream = StreamDecoder(
-            checkpoint.model, checkpoint.config.data.window, self.hop,
-            FrameGate(settings.notes), seed=settings.seed,
-        )
+        self.stream = live_stream(checkpoint, settings.hop, settings.notes, settings.seed)
+        self.hop = self.stream.hop
         self.glide = Glide(settings.glide_s)
         self.demo = DemoPath.for_plane(plane) if settings.demo else None
         self.emitter = NoteEmitter(settings.notes)

@@ -17,7 +17,6 @@ step, so a run stopped with Ctrl-C and resumed ends exactly where an uninterrupt
 
 from __future__ import annotations
 
-import json
 import math
 import signal
 import threading
@@ -26,114 +25,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
-from .checkpoint import load_checkpoint, load_optimizer_state, read_config, save_checkpoint
-from .config import Config
-from .data.corpus import TrainingData, WindowSet
-from .errors import CheckpointError, ConfigError
-from .models import build_model
-
-EVAL_BATCH = 256  # fixed, so evaluation draws the same noise whatever the training batch size
-ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016): a unit is active if Cov_x(E_q[z_u]) > 0.01
-RESUME_DIR = "resume"
-METRICS_FILE = "metrics.jsonl"
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` takes CUDA when present; asking for CUDA without it is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA GPU is available to torch here; use --device cpu or auto")
-    return torch.device(name)
+from ..checkpoint import load_checkpoint, load_optimizer_state, read_config, save_checkpoint
+from ..config import Config
+from ..data.corpus import TrainingData, WindowSet
+from ..errors import CheckpointError
+from ..models import build_model
+from ..pad import latent_plane
+from .evaluation import active_units, encode_means, evaluate
+from .run import RESUME_DIR, append_metrics, format_row, keep_metrics_until
 
 
 def _as_tensor(windows: WindowSet, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(windows.x).to(device=device, dtype=torch.float32)  # (N, W, P)
 
-
-@torch.no_grad()
-def evaluate(model, x: torch.Tensor, seed: int = 0, samples: int = 0) -> dict[str, float]:
-    """Mean ELBO terms over windows ``x (N, W, P)``, with fixed noise so the figure repeats.
-
-    Returns nats per sequence (``rec``, ``kl``) and the lower bound per datapoint per
-    time step (``bound``); with ``samples`` K > 0 also the importance-weighted bound per step.
-    """
-    was_training = model.training
-    model.eval()
-    generator = torch.Generator().manual_seed(seed)
-    rec = kl = iw = 0.0
-    for batch in x.split(EVAL_BATCH):
-        terms = model.loss_terms(batch, generator)
-        rec += terms.rec.sum().item()
-        kl += terms.kl.sum().item()
-        if samples:
-            iw += model.importance_weighted_bound(batch, samples, generator).sum().item()
-    model.train(was_training)
-    n, steps = x.shape[0], x.shape[1]
-    result = {"rec": rec / n, "kl": kl / n, "bound": -(rec + kl) / n / steps, "windows": n, "steps": steps}
-    if samples:
-        result["iw_bound"] = iw / n / steps
-        result["iw_samples"] = samples
-    return result
-
-
-@torch.no_grad()
-def encode_means(model, x: torch.Tensor) -> torch.Tensor:
-    """The posterior means ``(N, L)`` of windows ``x (N, W, P)``."""
-    was_training = model.training
-    model.eval()
-    means = torch.cat([model.encode(batch)[0] for batch in x.split(EVAL_BATCH)]).cpu()
-    model.train(was_training)
-    return means
-
-
-def active_units(means: torch.Tensor) -> int:
-    """Latent units whose posterior mean varies across the data (Burda et al. 2016)."""
-    if means.shape[0] < 2:
-        return 0
-    return int((means.var(dim=0) > ACTIVE_UNIT_THRESHOLD).sum())
-
-
-def latent_plane(
-    means: np.ndarray, song: np.ndarray, song_names: list[str], min_extent: float = 0.0
-) -> dict[str, Any]:
-    """The part of latent space an XY pad spans, from the training songs' encoded means.
-
-    ``z = origin + (lo_i + u_i (hi_i - lo_i)) axes_i`` for pad coordinates ``u`` in
-    [0, 1]^2. For a 2-D latent the axes are the latent axes themselves; for more
-    dimensions they are the two main directions (PCA) of the means around their centre.
-    The 2nd to 98th percentile of the data along each axis makes the pad's edges, widened
-    to at least ``-min_extent .. +min_extent`` around the origin.
-    """
-    means = np.asarray(means, dtype=np.float64)  # (N, L)
-    latent = means.shape[1]
-    if latent <= 2:
-        origin = np.zeros(latent)
-        axes = np.eye(latent)
-    else:
-        origin = means.mean(axis=0)
-        _, _, vt = np.linalg.svd(means - origin, full_matrices=False)
-        axes = vt[:2]
-    coords = (means - origin) @ axes.T  # (N, A)
-    lo, hi = np.percentile(coords, 2, axis=0), np.percentile(coords, 98, axis=0)
-    lo, hi = np.minimum(lo, -min_extent), np.maximum(hi, min_extent)
-    hi = np.where(hi - lo < 1e-6, lo + 1e-6, hi)
-    uv = (coords - lo) / (hi - lo)
-    songs = [
-        {"name": name, "uv": np.median(uv[song == i], axis=0).round(4).tolist()}
-        for i, name in enumerate(song_names)
-        if np.any(song == i)
-    ]
-    return {
-        "origin": origin.tolist(),
-        "axes": axes.tolist(),
-        "lo": lo.tolist(),
-        "hi": hi.tolist(),
-        "songs": songs,
-    }
 
 
 @dataclass
@@ -222,8 +128,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.noise.set_state(state["noise"])
         self.progress = Progress(**state["progress"])
-        rows = [row for row in read_metrics(self.out_dir) if row["epoch"] <= self.progress.epoch]
-        (self.out_dir / METRICS_FILE).write_text("".join(json.dumps(row) + "\n" for row in rows))
+        keep_metrics_until(self.out_dir, self.progress.epoch)
 
     def _save_resumable(self, interrupted: bool = False) -> None:
         state = {
@@ -301,13 +206,27 @@ class Trainer:
         return self.summary(interrupted=False)
 
     def _end_epoch(self, train_seconds: float) -> None:
-        t, p = self.config.train, self.progress
+        means = encode_means(self.model, self.x_train)
+        row = self._epoch_row(means, train_seconds)
+        append_metrics(self.out_dir, row)
+        improved = self._note_best(row)
+        self.echo(format_row(row, self.config.train.epochs, improved))
+        p = self.progress
+        p.epoch += 1
+        p.step_in_epoch = 0
+        p.sums = {"rec": 0.0, "kl": 0.0, "n": 0.0}
+        if improved:
+            self._save_best(means)
+        self._save_resumable()
+
+    def _epoch_row(self, means: torch.Tensor, train_seconds: float) -> dict[str, Any]:
+        """The epoch's line of metrics.jsonl: training figures of the epoch, validation figures at its end."""
+        p = self.progress
         steps = self.x_train.shape[1]
         train = {"rec": p.sums["rec"] / p.sums["n"], "kl": p.sums["kl"] / p.sums["n"]}
         train["bound"] = -(train["rec"] + train["kl"]) / steps
-        val = evaluate(self.model, self.x_val, seed=t.seed) if self.x_val is not None else None
-        means = encode_means(self.model, self.x_train)
-        row = {
+        val = evaluate(self.model, self.x_val, seed=self.config.train.seed) if self.x_val is not None else None
+        return {
             "epoch": p.epoch + 1,
             "train_bound": train["bound"],
             "train_rec": train["rec"],
@@ -321,22 +240,22 @@ class Trainer:
             "kl_weight": self.kl_weight(p.global_step - 1),
             "seconds": round(train_seconds, 3),
         }
-        with open(self.out_dir / METRICS_FILE, "a") as f:
-            f.write(json.dumps(row) + "\n")
-        score = row["val_bound"] if val else row["train_bound"]
-        improved = score > p.best_bound
-        if improved:
-            p.best_bound, p.best_epoch = score, p.epoch + 1
-        self.echo(_format_row(row, t.epochs, improved))
-        p.epoch += 1
-        p.step_in_epoch = 0
-        p.sums = {"rec": 0.0, "kl": 0.0, "n": 0.0}
-        if improved:
-            plane = latent_plane(means.numpy(), self.data.train.song, self.data.train.song_names,
-                                 min_extent=getattr(self.model, "pad_min_extent", 0.0))
-            meta = {"training": self.summary(interrupted=False), "latent_plane": plane}
-            save_checkpoint(self.out_dir, self.model, self.config, self.data.pitches, meta)
-        self._save_resumable()
+
+    def _note_best(self, row: dict[str, Any]) -> bool:
+        """Whether this epoch is the best so far (validation bound, or training without validation)."""
+        p = self.progress
+        score = row["val_bound"] if row["val_bound"] is not None else row["train_bound"]
+        if score <= p.best_bound:
+            return False
+        p.best_bound, p.best_epoch = score, row["epoch"]
+        return True
+
+    def _save_best(self, means: torch.Tensor) -> None:
+        """The run directory's top: the weights, and the pad's plane fitted to the songs' codes."""
+        plane = latent_plane(means.numpy(), self.data.train.song, self.data.train.song_names,
+                             min_extent=getattr(self.model, "pad_min_extent", 0.0))
+        meta = {"training": self.summary(interrupted=False), "latent_plane": plane}
+        save_checkpoint(self.out_dir, self.model, self.config, self.data.pitches, meta)
 
     def summary(self, interrupted: bool) -> dict[str, Any]:
         p, d = self.progress, self.data
@@ -354,15 +273,6 @@ class Trainer:
             "val_windows": int(len(d.val.x)) if d.val is not None else 0,
             "interrupted": interrupted,
         }
-
-
-def _format_row(row: dict[str, Any], epochs: int, improved: bool) -> str:
-    val = f"val {row['val_bound']:.4f}" if row["val_bound"] is not None else "val -"
-    return (
-        f"epoch {row['epoch']:>3}/{epochs}  train {row['train_bound']:.4f}  {val} nats/step  "
-        f"KL {row['train_kl']:.2f}  active {row['active_units']}/{row['latent']}  "
-        f"lr {row['lr']:.2e}  {row['seconds']:.1f}s" + ("  *" if improved else "")
-    )
 
 
 class _stop_on_sigint:
@@ -385,10 +295,3 @@ class _stop_on_sigint:
     def __exit__(self, *exc) -> None:
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
-
-
-def read_metrics(out_dir: str | Path) -> list[dict[str, Any]]:
-    path = Path(out_dir) / METRICS_FILE
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

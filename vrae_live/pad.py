@@ -1,5 +1,7 @@
-"""From pad coordinates to a latent vector: the plane the pad spans, and a glide.
+"""The XY pad: the plane of latent space it spans, and the glide of a moving finger.
 
+The plane is fitted to the training songs' codes at training time (:func:`latent_plane`,
+stored in the checkpoint's ``config.json``) and read back live (:class:`LatentPlane`).
 Pure: numpy only.
 """
 
@@ -16,7 +18,7 @@ import numpy as np
 class LatentPlane:
     """``z = origin + sum_i (lo_i + u_i (hi_i - lo_i)) axes_i`` for pad coordinates u in [0, 1]^2.
 
-    Measured at training time (``train.latent_plane``) and stored in the checkpoint: for a
+    Fitted at training time (:func:`latent_plane`) and stored in the checkpoint: for a
     2-D latent the pad spans the region where the training songs lie; for more dimensions,
     the plane of the two main directions of the encoded songs around their centre.
     """
@@ -78,3 +80,42 @@ class Glide:
         else:
             self.value = self.value + (target - self.value) * (1.0 - math.exp(-dt / self.glide_s))
         return self.value.copy()
+
+
+def latent_plane(
+    means: np.ndarray, song: np.ndarray, song_names: list[str], min_extent: float = 0.0
+) -> dict[str, Any]:
+    """The part of latent space an XY pad spans, from the training songs' encoded means.
+
+    ``z = origin + (lo_i + u_i (hi_i - lo_i)) axes_i`` for pad coordinates ``u`` in
+    [0, 1]^2. For a 2-D latent the axes are the latent axes themselves; for more
+    dimensions they are the two main directions (PCA) of the means around their centre.
+    The 2nd to 98th percentile of the data along each axis makes the pad's edges, widened
+    to at least ``-min_extent .. +min_extent`` around the origin.
+    """
+    means = np.asarray(means, dtype=np.float64)  # (N, L)
+    latent = means.shape[1]
+    if latent <= 2:
+        origin = np.zeros(latent)
+        axes = np.eye(latent)
+    else:
+        origin = means.mean(axis=0)
+        _, _, vt = np.linalg.svd(means - origin, full_matrices=False)
+        axes = vt[:2]
+    coords = (means - origin) @ axes.T  # (N, A)
+    lo, hi = np.percentile(coords, 2, axis=0), np.percentile(coords, 98, axis=0)
+    lo, hi = np.minimum(lo, -min_extent), np.maximum(hi, min_extent)
+    hi = np.where(hi - lo < 1e-6, lo + 1e-6, hi)
+    uv = (coords - lo) / (hi - lo)
+    songs = [
+        {"name": name, "uv": np.median(uv[song == i], axis=0).round(4).tolist()}
+        for i, name in enumerate(song_names)
+        if np.any(song == i)
+    ]
+    return {
+        "origin": origin.tolist(),
+        "axes": axes.tolist(),
+        "lo": lo.tolist(),
+        "hi": hi.tolist(),
+        "songs": songs,
+    }

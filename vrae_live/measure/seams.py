@@ -12,11 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .checkpoint import Checkpoint
-from .live.daemon import live_hop
-from .live.latent import LatentPlane
-from .live.notes import FrameGate
-from .live.stream import StreamDecoder
+from ..checkpoint import Checkpoint
+from ..live.stream import live_stream
+from ..pad import LatentPlane
 
 
 @dataclass(frozen=True)
@@ -43,9 +41,9 @@ def note_starts(frames: np.ndarray) -> np.ndarray:
 
 def measure_seams(checkpoint: Checkpoint, hops: int = 200, hop: int | None = None, seed: int = 0) -> SeamReport:
     """Play ``hops`` hops while the pad circles the plane, at temperature 1 and density 0.5."""
-    hop = live_hop(checkpoint, hop)
+    stream = live_stream(checkpoint, hop, seed=seed)
+    hop = stream.hop
     plane = LatentPlane.stored_or_standard(checkpoint.meta.get("latent_plane"), checkpoint.config.model.latent)
-    stream = StreamDecoder(checkpoint.model, checkpoint.config.data.window, hop, FrameGate(), seed=seed)
     chunks = []
     for k in range(hops):
         angle = 2 * np.pi * k / 40  # once round the pad every 40 hops, so windows differ

@@ -1,6 +1,6 @@
 """The paper's experiments as commands: generate, interpolate, map, curve.
 
-Registered on the ``vrae-live`` group at the bottom of ``cli.py``. Thin, like ``cli.py``:
+Registered on the ``vrae-live`` group in ``cli/__init__.py``. Thin, like every command module:
 torch, matplotlib and scikit-learn are imported inside the commands.
 """
 
@@ -39,9 +39,9 @@ def _take_options(command):
 
 
 def _take_settings(seed, bpm, hop, density, temperature, on_threshold, off_threshold, polyphony, min_len, max_len):
-    from .errors import ConfigError
-    from .live.notes import NoteSettings
-    from .render import TakeSettings
+    from ..errors import ConfigError
+    from ..live.notes import NoteSettings
+    from ..offline.render import TakeSettings
 
     if not 0.0 <= density <= 1.0:
         raise ConfigError(f"--density must be in 0..1, not {density}")
@@ -55,8 +55,8 @@ def _take_settings(seed, bpm, hop, density, temperature, on_threshold, off_thres
 
 
 def _load(checkpoint: Path, device: str):
-    from .checkpoint import load_checkpoint
-    from .train import resolve_device
+    from ..checkpoint import load_checkpoint
+    from ..device import resolve_device
 
     return load_checkpoint(checkpoint, resolve_device(device))
 
@@ -92,8 +92,8 @@ def _with_take_settings(command):
 def generate(checkpoint: Path, out: Path, z_text: str | None, from_song: Path | None, at: float, steps: int,
              device: str, settings) -> None:
     """Generate a take from one latent vector, through the same stream and notes as serve."""
-    from .errors import ConfigError
-    from .render import fixed_path, parse_z, passage_code, random_z, render_take
+    from ..errors import ConfigError
+    from ..offline.render import fixed_path, parse_z, passage_code, random_z, render_take
 
     if z_text is not None and from_song is not None:
         raise ConfigError("give --z or --from, not both")
@@ -128,8 +128,8 @@ def interpolate(checkpoint: Path, song_a: Path, song_b: Path, out: Path, at_a: f
     Each passage (one training window long) is encoded to its mean; z glides in equal
     steps from A's code at the first hop to B's at the last.
     """
-    from .live.daemon import live_hop
-    from .render import glide_path, passage_code, render_take
+    from ..live.stream import live_hop
+    from ..offline.render import glide_path, passage_code, render_take
 
     ckpt = _load(checkpoint, device)
     z_a, z_b = passage_code(song_a, ckpt, at_a), passage_code(song_b, ckpt, at_b)
@@ -160,11 +160,11 @@ def map_command(checkpoint: Path, songs_dir: Path, out: Path, color_by: str, met
     import numpy as np
     import torch
 
-    from .analysis import group_of
-    from .data.corpus import load_songs, windows_for
-    from .errors import DataError
-    from .plots import require_matplotlib, embed_2d, plot_map
-    from .train import encode_means
+    from ..data.corpus import load_songs, windows_for
+    from ..errors import DataError
+    from ..measure.analysis import group_of
+    from ..measure.plots import embed_2d, plot_map, require_matplotlib
+    from ..training.evaluation import encode_means
 
     require_matplotlib()  # a missing matplotlib is reported before any encoding
     ckpt = _load(checkpoint, device)
@@ -193,9 +193,9 @@ def map_command(checkpoint: Path, songs_dir: Path, out: Path, color_by: str, met
               help="Leave out the first N epochs (the paper cut 10, for scale).")
 def curve(run_dir: Path, out: Path, skip: int) -> None:
     """The training curve of a run: lower bound per time step, training and validation."""
-    from .errors import ConfigError
-    from .plots import plot_curve
-    from .train import METRICS_FILE, read_metrics
+    from ..errors import ConfigError
+    from ..measure.plots import plot_curve
+    from ..training.run import METRICS_FILE, read_metrics
 
     rows = read_metrics(run_dir)
     if not rows:

@@ -19,11 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .checkpoint import Checkpoint
-from .live.daemon import live_hop
-from .live.latent import LatentPlane
-from .live.notes import FrameGate
-from .live.stream import StreamDecoder
+from ..checkpoint import Checkpoint
+from ..live.stream import live_stream
+from ..pad import LatentPlane
 
 CORNERS = ((0.1, 0.1), (0.9, 0.9), (0.1, 0.9), (0.9, 0.1))  # two opposite pairs, inset from the edge
 
@@ -41,8 +39,7 @@ def music_features(frames: np.ndarray, pitches: np.ndarray) -> np.ndarray:
 
 def play(checkpoint: Checkpoint, z: np.ndarray, frames: int, seed: int, hop: int | None = None) -> np.ndarray:
     """``frames`` bool frames ``(T, P)`` decoded at a fixed z as ``serve`` would (sampling, density 0.5)."""
-    stream = StreamDecoder(checkpoint.model, checkpoint.config.data.window, live_hop(checkpoint, hop), FrameGate(),
-                           seed=seed)
+    stream = live_stream(checkpoint, hop, seed=seed)
     chunks = [stream.next_chunk(z, density=0.5, temperature=1.0).frames for _ in range(-(-frames // stream.hop))]
     return np.concatenate(chunks)[:frames]
 

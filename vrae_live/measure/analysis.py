@@ -6,7 +6,7 @@ Three questions from the paper's section 3, each answered with a number:
    classifier on held-out windows, from their latent means ``(N, L)``, against the same
    classifier on a PCA of the raw windows to the same ``L`` dimensions (a baseline that
    needs no training), and chance (the most common label).
-2. How many latent units are in use?  :func:`vrae_live.train.active_units`.
+2. How many latent units are in use?  :func:`vrae_live.training.evaluation.active_units`.
 3. How long does a generation stay like the training music?  Frames are cut into blocks;
    each block is summarised by note density (onsets per frame), polyphony (sounding
    pitches per frame) and its pitch-class histogram (12 shares). A block's distance is
@@ -27,10 +27,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .checkpoint import Checkpoint
-from .data.corpus import Song, windows_for
-from .data.pianoroll import project_roll
-from .train import active_units, encode_means
+from ..checkpoint import Checkpoint
+from ..data.corpus import Song, windows_for
+from ..data.pianoroll import project_roll
+from ..training.evaluation import active_units, encode_means
 
 N_FEATURES = 14  # density, polyphony, 12 pitch classes
 DRIFT_PERCENTILE = 95.0

@@ -1,0 +1,206 @@
+"""MIDI ports through python-rtmidi: the only module that opens them.
+
+python-rtmidi is used directly rather than through mido's rtmidi backend: the
+backend API (ALSA or JACK) is picked per port here, with a fallback mido's
+backend string cannot express, and rtmidi's own exception types let errors be
+told apart and re-raised with the ports that exist. mido stays the message type.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import mido
+
+from ...errors import MidiPortError
+from .sink import MidiSink
+
+DEFAULT_PORT_NAME = "vrae-live"
+APIS = ("auto", "alsa", "jack", "coremidi", "winmm")
+
+def _rtmidi():
+    try:
+        import rtmidi
+    except ImportError as err:  # pragma: no cover - a dependency of the package
+        raise MidiPortError("python-rtmidi is not installed: pip install python-rtmidi") from err
+    return rtmidi
+
+
+def _api_constants(rtmidi) -> dict[str, int]:
+    return {
+        "alsa": rtmidi.API_LINUX_ALSA,
+        "jack": rtmidi.API_UNIX_JACK,
+        "coremidi": rtmidi.API_MACOSX_CORE,
+        "winmm": rtmidi.API_WINDOWS_MM,
+    }
+
+
+def _api_name(rtmidi, constant: int) -> str:
+    for name, value in _api_constants(rtmidi).items():
+        if value == constant:
+            return name
+    return rtmidi.get_api_name(constant)
+
+
+def alsa_sequencer_exists() -> bool:
+    return os.path.exists("/dev/snd/seq")
+
+
+def _open_midiout(api: str, client_name: str):
+    """An ``rtmidi.MidiOut`` on ``api`` (see :class:`RtMidiSink`), or MidiPortError."""
+    rtmidi = _rtmidi()
+    if api not in APIS:
+        raise MidiPortError(f"unknown MIDI API {api!r}; known: {', '.join(APIS)}")
+    compiled = rtmidi.get_compiled_api()
+    constants = _api_constants(rtmidi)
+    if api == "auto":
+        if rtmidi.API_LINUX_ALSA in compiled and alsa_sequencer_exists():
+            candidates = [rtmidi.API_LINUX_ALSA]
+        elif rtmidi.API_UNIX_JACK in compiled:
+            # rtmidi refuses (SystemError) when no JACK server runs; then the platform default.
+            candidates = [rtmidi.API_UNIX_JACK, rtmidi.API_UNSPECIFIED]
+        else:
+            candidates = [rtmidi.API_UNSPECIFIED]
+    else:
+        if constants[api] not in compiled:
+            built = ", ".join(_api_name(rtmidi, c) for c in compiled) or "none"
+            raise MidiPortError(f"python-rtmidi was built without the {api} MIDI API; built with: {built}")
+        candidates = [constants[api]]
+
+    last_error: Exception | None = None
+    for constant in candidates:
+        try:
+            return rtmidi.MidiOut(constant, name=client_name)
+        except rtmidi.RtMidiError as err:
+            last_error = err
+    hint = " (is the JACK server running?)" if api == "jack" else ""
+    raise MidiPortError(f"cannot open MIDI output with API {api}{hint}: {last_error}") from last_error
+
+
+def list_output_ports(api: str = "auto") -> list[str]:
+    """Names of the MIDI ports that an :class:`RtMidiSink` could connect to."""
+    midiout = _open_midiout(api, "vrae-live-list")
+    try:
+        return list(midiout.get_ports())
+    finally:
+        midiout.delete()
+
+
+def choose_port(name: str, available: list[str]) -> int:
+    """Index of the port called ``name``, or else of the one port whose name contains it.
+
+    The substring match ignores case, so ``--midi-port loopmidi`` finds
+    ``loopMIDI Port 1``. MidiPortError lists the ports when there is no match
+    or more than one.
+    """
+    if name in available:
+        return available.index(name)
+    matches = [i for i, port in enumerate(available) if name.lower() in port.lower()]
+    if len(matches) == 1:
+        return matches[0]
+    listing = ", ".join(repr(p) for p in available) or "none"
+    if matches:
+        ambiguous = ", ".join(repr(available[i]) for i in matches)
+        raise MidiPortError(f"MIDI port name {name!r} matches several ports: {ambiguous}; give more of the name")
+    raise MidiPortError(f"no MIDI output port {name!r}; ports that exist: {listing}")
+
+
+class RtMidiSink(MidiSink):
+    """Sends to a MIDI port through python-rtmidi.
+
+    port: None opens a virtual output port called ``virtual_name`` (macOS,
+        Linux ALSA or JACK) for the DAW to record from; a name connects to that
+        existing port instead (exact name, or a unique substring).
+    api: ``auto`` | ``alsa`` | ``jack`` | ``coremidi`` | ``winmm``. ``auto`` takes
+        ALSA when an ALSA sequencer exists (``/dev/snd/seq``), else JACK when a
+        JACK server is running, else the platform's default.
+    client_name: how this program appears to the MIDI system.
+    check_interval_s: at most this often, ``send`` checks that a connected
+        port still exists (a listing, about 20 us on JACK) and raises
+        MidiPortError when it has gone. A virtual port has nothing to lose on
+        our side; a dead JACK server is not reported by rtmidi.
+    """
+
+    def __init__(
+        self,
+        port: str | None = None,
+        *,
+        api: str = "auto",
+        virtual_name: str = DEFAULT_PORT_NAME,
+        client_name: str = DEFAULT_PORT_NAME,
+        check_interval_s: float = 1.0,
+    ) -> None:
+        super().__init__()
+        rtmidi = _rtmidi()
+        self._midiout = _open_midiout(api, client_name)
+        self.api = _api_name(rtmidi, self._midiout.get_current_api())
+        self.virtual = port is None
+        self.check_interval_s = check_interval_s
+        self._next_check = time.monotonic() + check_interval_s
+        try:
+            if self.virtual:
+                self.port_name = virtual_name
+                self._open_virtual(rtmidi, virtual_name)
+            else:
+                available = list(self._midiout.get_ports())
+                index = choose_port(port, available)
+                self.port_name = available[index]
+                try:
+                    self._midiout.open_port(index, name=virtual_name)
+                except rtmidi.RtMidiError as err:
+                    raise MidiPortError(f"cannot open MIDI port {self.port_name!r} ({self.api}): {err}") from err
+        except BaseException:
+            self._midiout.delete()
+            raise
+
+    def _open_virtual(self, rtmidi, name: str) -> None:
+        try:
+            self._midiout.open_virtual_port(name)
+        except (rtmidi.UnsupportedOperationError, NotImplementedError) as err:
+            raise MidiPortError(
+                f"cannot open a virtual MIDI port {name!r}: {self.api} does not support virtual ports"
+                + (
+                    ". On Windows, create a port with loopMIDI and pass its name with --midi-port"
+                    if sys.platform.startswith("win") or self.api == "winmm"
+                    else ""
+                )
+                + f"; existing ports: {', '.join(self._midiout.get_ports()) or 'none'}"
+            ) from err
+        except rtmidi.RtMidiError as err:
+            raise MidiPortError(f"cannot open a virtual MIDI port {name!r} ({self.api}): {err}") from err
+
+    def check_port(self) -> None:
+        """Raise MidiPortError when the connected port has disappeared."""
+        if self.virtual:
+            return
+        available = self._midiout.get_ports()
+        if self.port_name not in available:
+            raise MidiPortError(
+                f"MIDI port {self.port_name!r} was lost; ports that exist: {', '.join(available) or 'none'}"
+            )
+
+    def _write(self, msg: mido.Message) -> None:
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._next_check = now + self.check_interval_s
+            self.check_port()
+        try:
+            self._midiout.send_message(msg.bytes())
+        except Exception as err:
+            raise MidiPortError(f"cannot send to MIDI port {self.port_name!r} ({self.api}): {err}") from err
+
+    def panic(self) -> None:
+        # Panic sends without checking the port: a port found lost halfway would
+        # otherwise stop the note-offs that can still get through.
+        with self._lock:
+            next_check, self._next_check = self._next_check, float("inf")
+            try:
+                super().panic()
+            finally:
+                self._next_check = next_check
+
+    def _close_port(self) -> None:
+        self._midiout.close_port()
+        self._midiout.delete()

@@ -1,0 +1,51 @@
+"""Figures of a trained model on windows: the bound, the posterior means, the active units."""
+
+from __future__ import annotations
+
+import torch
+
+EVAL_BATCH = 256  # fixed, so evaluation draws the same noise whatever the training batch size
+ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016): a unit is active if Cov_x(E_q[z_u]) > 0.01
+
+
+@torch.no_grad()
+def evaluate(model, x: torch.Tensor, seed: int = 0, samples: int = 0) -> dict[str, float]:
+    """Mean ELBO terms over windows ``x (N, W, P)``, with fixed noise so the figure repeats.
+
+    Returns nats per sequence (``rec``, ``kl``) and the lower bound per datapoint per
+    time step (``bound``); with ``samples`` K > 0 also the importance-weighted bound per step.
+    """
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    rec = kl = iw = 0.0
+    for batch in x.split(EVAL_BATCH):
+        terms = model.loss_terms(batch, generator)
+        rec += terms.rec.sum().item()
+        kl += terms.kl.sum().item()
+        if samples:
+            iw += model.importance_weighted_bound(batch, samples, generator).sum().item()
+    model.train(was_training)
+    n, steps = x.shape[0], x.shape[1]
+    result = {"rec": rec / n, "kl": kl / n, "bound": -(rec + kl) / n / steps, "windows": n, "steps": steps}
+    if samples:
+        result["iw_bound"] = iw / n / steps
+        result["iw_samples"] = samples
+    return result
+
+
+@torch.no_grad()
+def encode_means(model, x: torch.Tensor) -> torch.Tensor:
+    """The posterior means ``(N, L)`` of windows ``x (N, W, P)``."""
+    was_training = model.training
+    model.eval()
+    means = torch.cat([model.encode(batch)[0] for batch in x.split(EVAL_BATCH)]).cpu()
+    model.train(was_training)
+    return means
+
+
+def active_units(means: torch.Tensor) -> int:
+    """Latent units whose posterior mean varies across the data (Burda et al. 2016)."""
+    if means.shape[0] < 2:
+        return 0
+    return int((means.var(dim=0) > ACTIVE_UNIT_THRESHOLD).sum())

@@ -1,0 +1,39 @@
+"""The run directory of ``vrae-live train``: the best checkpoint at its top, ``resume/``, ``metrics.jsonl``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+RESUME_DIR = "resume"
+METRICS_FILE = "metrics.jsonl"
+
+
+def read_metrics(out_dir: str | Path) -> list[dict[str, Any]]:
+    """One dict per finished epoch, in order."""
+    path = Path(out_dir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def append_metrics(out_dir: str | Path, row: dict[str, Any]) -> None:
+    with open(Path(out_dir) / METRICS_FILE, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def keep_metrics_until(out_dir: str | Path, epoch: int) -> None:
+    """Drop the rows after ``epoch`` (a resumed run writes them again)."""
+    rows = [row for row in read_metrics(out_dir) if row["epoch"] <= epoch]
+    (Path(out_dir) / METRICS_FILE).write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def format_row(row: dict[str, Any], epochs: int, improved: bool) -> str:
+    """The epoch line ``train`` prints."""
+    val = f"val {row['val_bound']:.4f}" if row["val_bound"] is not None else "val -"
+    return (
+        f"epoch {row['epoch']:>3}/{epochs}  train {row['train_bound']:.4f}  {val} nats/step  "
+        f"KL {row['train_kl']:.2f}  active {row['active_units']}/{row['latent']}  "
+        f"lr {row['lr']:.2e}  {row['seconds']:.1f}s" + ("  *" if improved else "")
+    )
