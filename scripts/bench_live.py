@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -51,17 +49,17 @@ from vrae_live.config import load_config
 from vrae_live.live.clock import FrameClock
 from vrae_live.live.controls import Controls
 from vrae_live.live.performer import PerformanceSettings, Performer
-from vrae_live.live.stream import live_hop
 from vrae_live.live.midi.sink import MemorySink
 from vrae_live.live.realtime import realtime_permitted
-from vrae_live.live.stream import StreamDecoder
+from vrae_live.live.stream import StreamDecoder, live_hop
 from vrae_live.machine import machine_line
+from vrae_live.testing.fake_time import FakeTime
+from vrae_live.testing.jack import JackServer, MidiDump, jack_connect, missing_jack_tools, stop_process
 from vrae_live.models import build_model
 
 PITCHES = list(range(36, 85))  # 49 pitches, as the paper kept
 PRESETS = ("paper-2d", "paper-20d")
 SAMPLE_RATE = 48_000
-JACK_TOOLS = ("jackd", "jack_lsp", "jack_connect", "jack_midi_dump")
 
 
 def percentiles(values, qs=(50, 99)) -> list[float]:
@@ -153,88 +151,46 @@ def report_decode(preset: str, device: torch.device, r: dict) -> None:
 # -- jitter through JACK -----------------------------------------------------------
 
 
-_DUMP_LINE = re.compile(r"^\s*(\d+):((?:\s[0-9a-f]{2})+)")  # jack_midi_dump -a: "<frame>: 90 3c 64 ..."
-
-
-def jack_ports(env) -> list[str]:
-    result = subprocess.run(["jack_lsp"], capture_output=True, text=True, timeout=10, env=env)
-    return result.stdout.splitlines() if result.returncode == 0 else []
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
-    return value
-
-
 class JackSession:
-    """A private jackd (dummy driver) and a ``jack_midi_dump`` receiver, both stopped on exit.
+    """A private JACK server and two receivers of the daemon's MIDI, all stopped on exit.
 
-    ``-S`` (synchronous) as in tests/jack.py: without realtime priority on a busy machine
-    an asynchronous server drops a late client's MIDI for that cycle. ``realtime`` runs
-    the server with ``-R``: without it the dummy driver paces its cycles with ordinary
-    sleeps, its clock falls behind real time by a percent or more, and its frame stamps
-    carry that wobble.
+    ``realtime`` runs the server with ``-R`` (see :class:`~vrae_live.testing.jack.JackServer`).
+    The receivers: ``jack_midi_dump`` (frame times, the timeline a DAW records on) and an
+    rtmidi input (``jack_get_time()`` in its process callback: real time, unaffected by the
+    dummy driver's frame clock slipping).
     """
 
     def __init__(self, period_frames: int, realtime: bool):
-        self.name = f"vrae-bench-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.env = {**os.environ, "JACK_DEFAULT_SERVER": self.name, "JACK_NO_START_SERVER": "1"}
-        self.period_frames, self.realtime = period_frames, realtime
-        self.procs: list[subprocess.Popen] = []
-        self.log = tempfile.TemporaryFile(mode="w+")
-        self.frames: list[int] = []  # each note-on's JACK frame time, from jack_midi_dump
+        self.server = JackServer(period_frames, SAMPLE_RATE, realtime=realtime)
+        self.procs: list[subprocess.Popen] = []  # the daemon; stopped before the receivers and the server
+        self.dump: MidiDump | None = None
         self.stamps: list[float] = []  # each note-on's real time at the JACK cycle that carried it, from rtmidi
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
 
+    @property
+    def env(self) -> dict[str, str]:
+        return self.server.env
+
+    @property
+    def frames(self) -> list[int]:
+        """Each note-on's JACK frame time, from jack_midi_dump."""
+        return [e.frame for e in list(self.dump.events) if is_note_on(e.data)] if self.dump else []
+
     def __enter__(self) -> "JackSession":
-        command = ["jackd", "-n", self.name, "-S", "-R" if self.realtime else "--no-realtime", "-t", "5000",
-                   "-d", "dummy", "-r", str(SAMPLE_RATE), "-p", str(self.period_frames)]
-        jackd = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
-        self.procs.append(jackd)
-        wait_for(lambda: jackd.poll() is not None or jack_ports(self.env), 10, "jackd")
-        if jackd.poll() is not None:
-            self.log.seek(0)
-            raise RuntimeError(f"jackd did not start: {' '.join(command)}\n{self.log.read()}")
+        self.server.start()
         return self
 
     def start_receivers(self, source: str) -> None:
-        """Two receiving JACK clients on ``source``: ``jack_midi_dump`` (frame times, the timeline a
-        DAW records on) and an rtmidi input (``jack_get_time()`` in its process callback: real time,
-        unaffected by the dummy driver's frame clock slipping)."""
         import rtmidi
 
-        keys = ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")
-        saved = {key: os.environ.get(key) for key in keys}
-        os.environ.update({key: self.env[key] for key in keys})  # libjack reads them when rtmidi opens its client
         name = f"rx-{uuid.uuid4().hex[:6]}"
-        try:
-            midi_in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=name, queue_size_limit=65536)
-            midi_in.open_virtual_port("in")
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+        midi_in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=name, queue_size_limit=65536)
+        midi_in.open_virtual_port("in")
         self._poller = threading.Thread(target=self._poll, args=(midi_in,), daemon=True)
         self._poller.start()
-        self._connect(source, f"{name}:in")
-        client = f"dump-{uuid.uuid4().hex[:6]}"
-        dump = subprocess.Popen(["jack_midi_dump", "-a", client], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, bufsize=1, env=self.env)
-        self.procs.append(dump)
-        threading.Thread(target=self._read, args=(dump,), daemon=True).start()
-        wait_for(lambda: f"{client}:input" in jack_ports(self.env), 10, f"JACK port {client}:input")
-        self._connect(source, f"{client}:input")
-
-    def _connect(self, source: str, destination: str) -> None:
-        wait_for(lambda: subprocess.run(["jack_connect", source, destination], env=self.env,
-                                        capture_output=True).returncode == 0, 10, f"jack_connect {destination}")
+        jack_connect(source, f"{name}:in", timeout=10)
+        self.dump = MidiDump(source, sample_rate=SAMPLE_RATE).start()
 
     def _poll(self, midi_in) -> None:
         elapsed = 0.0  # rtmidi gives each message's seconds since the previous one
@@ -245,32 +201,24 @@ class JackSession:
                 continue
             data, delta = message
             elapsed += delta
-            if data[0] & 0xF0 == 0x90 and len(data) > 2 and data[2] > 0:
+            if is_note_on(data):
                 self.stamps.append(elapsed)
         midi_in.close_port()
         midi_in.delete()  # the JACK client goes before jackd stops (__exit__ waits for this)
 
-    def _read(self, dump: subprocess.Popen) -> None:
-        for line in dump.stdout:
-            match = _DUMP_LINE.match(line)
-            if match:
-                data = bytes.fromhex(match.group(2))
-                if data[0] & 0xF0 == 0x90 and len(data) > 2 and data[2] > 0:
-                    self.frames.append(int(match.group(1)))
-
     def __exit__(self, *exc) -> None:
+        for proc in self.procs:
+            stop_process(proc, signal.SIGINT)
         self._stop.set()
         if self._poller is not None:
             self._poller.join(5)
-        for proc in reversed(self.procs):  # the receiver first (SIGINT closes its client cleanly), jackd last
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT if proc is not self.procs[0] else signal.SIGTERM)
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-        self.log.close()
+        if self.dump is not None:
+            self.dump.stop()
+        self.server.stop()
+
+
+def is_note_on(data) -> bool:
+    return data[0] & 0xF0 == 0x90 and len(data) > 2 and data[2] > 0
 
 
 def grid_jitter(times: list[float], period_s: float) -> np.ndarray:
@@ -336,7 +284,7 @@ def bench_jitter(ckpt_dir: Path, seconds: float, rate: float, bpm: float, *, per
                    "--realtime" if serve_realtime else "--no-realtime"]
         serve = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                  env={**jack.env, "PYTHONUNBUFFERED": "1"})
-        jack.procs.insert(1, serve)  # stopped before jackd, after the receiver
+        jack.procs.append(serve)
         lines: list[str] = []
         for line in serve.stdout:
             lines.append(line)
@@ -412,19 +360,6 @@ def report_jitter(r: dict, period_frames: int, jack_realtime: bool, load: int) -
 
 
 # -- pad delay ---------------------------------------------------------------------
-
-
-class FakeTime:
-    """A clock that moves only when slept on, so the take runs in no real time and repeats exactly."""
-
-    def __init__(self):
-        self.t = 0.0
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += seconds
 
 
 def perform_probs(ckpt, frames: int, move_after: int | None) -> np.ndarray:
@@ -529,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
                 report_decode(preset, device, bench_decode(ckpts[preset], device, args.hops))
         for preset in PRESETS if "pad" in parts else ():
             report_pad_delay(preset, bench_pad_delay(ckpts[preset], phases=3 if args.quick else None))
-        missing = [tool for tool in JACK_TOOLS if shutil.which(tool) is None]
+        missing = missing_jack_tools()
         if "jitter" not in parts:
             pass
         elif missing:

@@ -1,9 +1,6 @@
-"""A real JACK server and a MIDI receiver in a separate JACK client, for tests.
+"""The ``jack_server`` fixture, for every test module (``tests/conftest.py`` loads this as a plugin)::
 
-``tests/conftest.py`` loads this module as a plugin, so every test can ask for the
-``jack_server`` fixture::
-
-    from tests.jack import MidiDump
+    from vrae_live.testing.jack import MidiDump
 
     @pytest.mark.jack
     def test_something(jack_server):
@@ -11,105 +8,23 @@
             ...
             events = dump.wait_for(2)
 
-``jack_server`` starts ``jackd -S --no-realtime -d dummy -r 48000 -p 64`` under a
-server name of its own (a JACK server may already run under the default name)
-and points ``JACK_DEFAULT_SERVER`` at it for the test process and every
-subprocess. Without jackd the JACK tests skip, unless the environment variable
-``CI`` is set: then they fail, so a CI image that lost JACK is noticed.
-
-Synchronisation is by polling with timeouts, never by fixed sleeps.
+``jack_server`` is one private :class:`~vrae_live.testing.jack.JackServer` (``jackd -S
+--no-realtime -d dummy -r 48000 -p 64``) for the whole session. Without jackd the JACK tests
+skip, unless the environment variable ``CI`` is set: then they fail, so a CI image that lost
+JACK is noticed.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-import threading
-import time
-import uuid
-from dataclasses import dataclass
-from typing import Callable
 
 import pytest
 
-SAMPLE_RATE = 48_000
-PERIOD_FRAMES = 64  # 1.3 ms: JACK hands MIDI on at period boundaries, the floor of any timing measured
-JACK_TOOLS = ("jackd", "jack_lsp", "jack_connect", "jack_midi_dump")
-
-
-@dataclass(frozen=True)
-class JackServer:
-    name: str
-    sample_rate: int
-    period_frames: int
-    process: subprocess.Popen
-
-    @property
-    def period_s(self) -> float:
-        return self.period_frames / self.sample_rate
-
-
-def poll(condition: Callable[[], object], timeout: float, interval: float = 0.005, what: str = "condition"):
-    """``condition()``'s first truthy value, checked every ``interval`` seconds; TimeoutError after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
-def jack_ports() -> list[str]:
-    """All port names on the server of ``JACK_DEFAULT_SERVER``; [] when it does not answer."""
-    result = subprocess.run(["jack_lsp"], capture_output=True, text=True, timeout=10)
-    if result.returncode != 0:
-        return []
-    return result.stdout.splitlines()
-
-
-def jack_connect(source: str, destination: str, timeout: float = 5.0) -> None:
-    """Connect two ports, retrying: a non-realtime server on a busy machine can refuse a request now and then."""
-    errors: list[str] = []
-
-    def attempt() -> bool:
-        result = subprocess.run(["jack_connect", source, destination], capture_output=True, text=True, timeout=10)
-        errors.append(result.stderr.strip())
-        return result.returncode == 0
-
-    try:
-        poll(attempt, timeout, interval=0.05, what=f"jack_connect {source} {destination}")
-    except TimeoutError:
-        raise RuntimeError(f"jack_connect {source} {destination} failed: {errors[-1]}; ports: {jack_ports()}") from None
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM when the test process dies, so no jackd outlives it."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _stop(process: subprocess.Popen, first_signal: int, timeout: float = 5.0) -> None:
-    if process.poll() is None:
-        process.send_signal(first_signal)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+from vrae_live.testing.jack import JackServer, missing_jack_tools
 
 
 def require_jack_tools() -> None:
-    missing = [tool for tool in JACK_TOOLS if shutil.which(tool) is None]
+    missing = missing_jack_tools()
     if missing:
         message = f"JACK tools not found: {', '.join(missing)} (Debian: apt install jackd2)"
         if os.environ.get("CI"):
@@ -121,146 +36,12 @@ def require_jack_tools() -> None:
 def jack_server():
     """A private JACK server (dummy driver, 48 kHz, 64-frame periods) for the whole session."""
     require_jack_tools()
-    name = f"vrae-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    saved = {key: os.environ.get(key) for key in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
-    os.environ["JACK_DEFAULT_SERVER"] = name
-    os.environ["JACK_NO_START_SERVER"] = "1"  # a client must never start a server of its own
-    # -S (synchronous): each cycle waits for every client. In the default asynchronous mode a
-    # client that misses a cycle (an xrun, frequent without realtime priority on a busy
-    # machine) loses that cycle's MIDI, and tests that count messages would flake; measured
-    # here: notes lost in 4 of 15 runs of 60 notes without -S, none with it.
-    # -t: a client may take 5 s to answer before the server drops it.
-    command = ["jackd", "-n", name, "-S", "--no-realtime", "-t", "5000"]
-    command += ["-d", "dummy", "-r", str(SAMPLE_RATE), "-p", str(PERIOD_FRAMES)]
-    # A file, not a pipe: nobody reads jackd's chatter while it runs, and a full pipe would block it.
-    log = tempfile.TemporaryFile(mode="w+")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True, preexec_fn=_die_with_parent)
+    server = JackServer(name=f"vrae-test-{os.getpid()}")
     try:
-        try:
-            poll(lambda: process.poll() is not None or jack_ports(), timeout=10, what=f"jackd -n {name}")
-        except TimeoutError:
-            pass
-        if process.poll() is not None or not jack_ports():
-            _stop(process, signal.SIGTERM)
-            log.seek(0)
-            pytest.fail(f"jackd did not start: {' '.join(command)}\n{log.read()}")
-        yield JackServer(name, SAMPLE_RATE, PERIOD_FRAMES, process)
+        server.start()
+    except RuntimeError as err:
+        pytest.fail(str(err))
+    try:
+        yield server
     finally:
-        _stop(process, signal.SIGTERM)
-        log.close()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-@dataclass(frozen=True)
-class DumpEvent:
-    frame: int  # sample frames since the receiver's first JACK cycle
-    data: bytes  # the raw MIDI message
-    sample_rate: int = SAMPLE_RATE
-
-    @property
-    def time(self) -> float:
-        """Seconds since the receiver's first JACK cycle."""
-        return self.frame / self.sample_rate
-
-
-# jack_midi_dump -a prints "<frame>: <hex bytes> [description]", e.g.
-# " 161408: 90 3c 64 note on  (channel  0): pitch  60, velocity 100"
-_DUMP_LINE = re.compile(r"^\s*(\d+):((?:\s[0-9a-f]{2})+)")
-
-
-def parse_dump_line(line: str, sample_rate: int = SAMPLE_RATE) -> DumpEvent | None:
-    match = _DUMP_LINE.match(line)
-    if match is None:
-        return None
-    return DumpEvent(int(match.group(1)), bytes.fromhex(match.group(2)), sample_rate)
-
-
-class MidiDump:
-    """``jack_midi_dump`` in its own process, receiving from ``source`` (a JACK output port, or None).
-
-    Events arrive in ``events`` as :class:`DumpEvent` objects, read by a thread;
-    ``wait_for`` blocks until enough have arrived. The input port is
-    ``<client_name>:input``.
-    """
-
-    def __init__(self, source: str | None = None, client_name: str | None = None, sample_rate: int = SAMPLE_RATE):
-        self.source = source
-        self.client_name = client_name or f"dump-{uuid.uuid4().hex[:6]}"
-        self.sample_rate = sample_rate
-        self.events: list[DumpEvent] = []
-        self.unparsed: list[str] = []
-        self._arrived = threading.Condition()
-        self._process: subprocess.Popen | None = None
-        self._reader: threading.Thread | None = None
-
-    @property
-    def input_port(self) -> str:
-        return f"{self.client_name}:input"
-
-    def start(self) -> "MidiDump":
-        # -a: absolute timestamps in frames since the client's first cycle.
-        self._process = subprocess.Popen(
-            ["jack_midi_dump", "-a", self.client_name],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,  # one pipe, always drained by the reader; what is not an event lands in unparsed
-            text=True,
-            bufsize=1,
-            preexec_fn=_die_with_parent,
-        )
-        self._reader = threading.Thread(target=self._read, name=f"{self.client_name}-reader", daemon=True)
-        self._reader.start()
-        poll(
-            lambda: self._process.poll() is not None or self.input_port in jack_ports(),
-            timeout=10,
-            what=f"JACK port {self.input_port}",
-        )
-        if self._process.poll() is not None:
-            self._reader.join(timeout=5)
-            raise RuntimeError(f"jack_midi_dump exited: {''.join(self.unparsed)}")
-        if self.source is not None:
-            self.connect(self.source)
-        return self
-
-    def connect(self, source: str) -> None:
-        jack_connect(source, self.input_port)
-
-    def _read(self) -> None:
-        for line in self._process.stdout:
-            event = parse_dump_line(line, self.sample_rate)
-            with self._arrived:
-                if event is None:
-                    self.unparsed.append(line)
-                else:
-                    self.events.append(event)
-                self._arrived.notify_all()
-
-    def wait_for(self, count: int, timeout: float = 5.0) -> list[DumpEvent]:
-        """The first ``count`` events, waiting up to ``timeout`` seconds for them to arrive."""
-        with self._arrived:
-            if not self._arrived.wait_for(lambda: len(self.events) >= count, timeout):
-                raise TimeoutError(f"{len(self.events)} of {count} MIDI events arrived in {timeout} s: {self.events}")
-            return list(self.events[:count])
-
-    def wait_until(self, predicate: Callable[[list[DumpEvent]], bool], timeout: float = 5.0) -> list[DumpEvent]:
-        """All events so far, once ``predicate(events)`` holds."""
-        with self._arrived:
-            if not self._arrived.wait_for(lambda: predicate(self.events), timeout):
-                raise TimeoutError(f"condition not met in {timeout} s; events: {self.events}")
-            return list(self.events)
-
-    def stop(self) -> None:
-        if self._process is not None:
-            # SIGINT lets jack_midi_dump close its JACK client cleanly.
-            _stop(self._process, signal.SIGINT)
-        if self._reader is not None:
-            self._reader.join(timeout=5)
-
-    def __enter__(self) -> "MidiDump":
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
+        server.stop()

@@ -7,17 +7,7 @@ from vrae_live.live.clock import FrameClock
 from vrae_live.live.controls import Controls
 from vrae_live.live.performer import PerformanceSettings, Performer
 from vrae_live.live.midi.sink import MemorySink
-
-
-class FakeTime:
-    def __init__(self):
-        self.t = 0.0
-
-    def now(self):
-        return self.t
-
-    def sleep(self, seconds):
-        self.t += seconds
+from vrae_live.testing.fake_time import FakeTime
 
 
 def perform(checkpoint, frames, messages=(), seed=0, at_frame=None, initial=None, fake=None, **settings):

@@ -5,35 +5,11 @@ import numpy as np
 import pytest
 
 from vrae_live.live.clock import FrameClock, Tick
-
-
-class FakeTime:
-    """A clock that moves only when slept on (plus an optional overshoot) or worked on.
-
-    ``per_call`` advances time on every ``now()`` call, so a spinning wait ends.
-    """
-
-    def __init__(self, start=1000.0, overshoot=lambda: 0.0, per_call=0.0):
-        self.t = start
-        self.overshoot = overshoot
-        self.per_call = per_call
-        self.sleeps = []
-
-    def now(self):
-        self.t += self.per_call
-        return self.t
-
-    def sleep(self, seconds):
-        assert seconds >= 0
-        self.sleeps.append(seconds)
-        self.t += seconds + self.overshoot()
-
-    def work(self, seconds):
-        self.t += seconds
+from vrae_live.testing.fake_time import FakeTime
 
 
 def fake_clock(period=0.05, **kwargs):
-    fake = FakeTime(**{k: kwargs.pop(k) for k in ("overshoot", "per_call") if k in kwargs})
+    fake = FakeTime(1000.0, **{k: kwargs.pop(k) for k in ("overshoot", "per_call") if k in kwargs})
     return fake, FrameClock(period, now=fake.now, sleep=fake.sleep, spin_s=kwargs.pop("spin_s", 0.0), **kwargs)
 
 
@@ -114,37 +90,6 @@ def test_far_behind_reanchors_instead_of_bursting():
     assert clock.deadline(3) != pytest.approx(t0 + 0.3)
 
 
-def test_set_period_continues_from_the_last_tick_without_a_jump():
-    fake, clock = fake_clock(0.1)
-    clock.start()
-    t0 = fake.t
-    for _ in range(5):
-        clock.wait()  # ticks 0..4, the last due at t0 + 0.4
-    fake.work(0.03)
-    clock.set_period(0.05)
-    assert clock.period_s == 0.05 and clock.late_tolerance_s == pytest.approx(0.0125)
-    assert clock.wait() == Tick(5, 0.0)
-    assert fake.t == pytest.approx(t0 + 0.45)
-    assert clock.wait().index == 6 and fake.t == pytest.approx(t0 + 0.5)
-    clock.set_period(0.2)
-    clock.wait()
-    assert fake.t == pytest.approx(t0 + 0.7)
-
-
-def test_set_period_before_start_and_bad_periods():
-    fake, clock = fake_clock(0.1)
-    clock.set_period(0.02)
-    clock.start()
-    clock.wait()
-    clock.wait()
-    assert clock.deadline(1) - clock.deadline(0) == pytest.approx(0.02)
-    for bad in (0, -1, float("inf"), float("nan")):
-        with pytest.raises(ValueError):
-            clock.set_period(bad)
-    with pytest.raises(RuntimeError):
-        FrameClock(0.1).deadline(0)
-
-
 def test_real_time_ticks_are_never_early():
     """On the real clock: a tick never comes before its deadline (how late is a benchmark's business)."""
     period = 0.005
@@ -158,3 +103,11 @@ def test_real_time_ticks_are_never_early():
     errors = np.array(errors[1:])
     print(f"\nlateness p50 {np.median(errors) * 1e3:.3f} ms, max {errors.max() * 1e3:.3f} ms")
     assert errors.min() >= 0
+
+
+def test_bad_periods_and_a_deadline_before_start():
+    for bad in (0, -1, float("inf"), float("nan")):
+        with pytest.raises(ValueError):
+            FrameClock(bad)
+    with pytest.raises(RuntimeError):
+        FrameClock(0.1).deadline(0)

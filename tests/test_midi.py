@@ -6,23 +6,16 @@ import mido
 import numpy as np
 import pytest
 
-from tests.jack import MidiDump, jack_ports
+from vrae_live.testing.jack import MidiDump, jack_ports
 from vrae_live.errors import MidiPortError
 from vrae_live.live.clock import FrameClock
 from vrae_live.live.midi.rtmidi_port import alsa_sequencer_exists, choose_port, list_output_ports, RtMidiSink
 from vrae_live.live.midi.sink import MemorySink, MidiSink, TeeSink
 from vrae_live.live.midi.smf import MidiFileRecorder
 from vrae_live.live.notes import NoteEvent
+from vrae_live.testing.fake_time import FakeTime
 
 NOTE_ON, NOTE_OFF, CC = 0x90, 0x80, 0xB0
-
-
-class FakeClock:
-    def __init__(self, t=50.0):
-        self.t = t
-
-    def __call__(self):
-        return self.t
 
 
 def kinds(messages):
@@ -33,7 +26,7 @@ def kinds(messages):
 
 
 def test_memory_sink_tracks_notes_and_panic_switches_off_what_sounds():
-    clock = FakeClock()
+    clock = FakeTime(50.0)
     sink = MemorySink(clock=clock)
     sink.note_on(60, 100, channel=0)
     clock.t += 0.5
@@ -125,7 +118,7 @@ def read_notes(path):
 
 
 def test_recorder_writes_a_file_mido_reads_back(tmp_path):
-    clock = FakeClock()
+    clock = FakeTime(50.0)
     path = tmp_path / "take.mid"
     with MidiFileRecorder(path, bpm=100, clock=clock, autosave_s=None) as rec:
         assert mido.MidiFile(path).tracks, "valid from the start"
@@ -156,7 +149,7 @@ def test_recorder_writes_a_file_mido_reads_back(tmp_path):
 
 
 def test_recorder_timing_does_not_accumulate_rounding(tmp_path):
-    clock = FakeClock()
+    clock = FakeTime(50.0)
     path = tmp_path / "grid.mid"
     with MidiFileRecorder(path, clock=clock, autosave_s=None) as rec:
         for k in range(1000):
@@ -168,7 +161,7 @@ def test_recorder_timing_does_not_accumulate_rounding(tmp_path):
 
 
 def test_recorder_file_survives_a_crash_mid_performance(tmp_path):
-    clock = FakeClock()
+    clock = FakeTime(50.0)
     path = tmp_path / "crash.mid"
     rec = MidiFileRecorder(path, clock=clock, autosave_s=2.0)
     for k in range(50):  # 5 s of performance; each note lasts 0.1 s, the last one never ends

@@ -19,6 +19,7 @@ from vrae_live.live.controllers import load_controller
 from vrae_live.live.controls import Controls
 from vrae_live.live.osc.packets import split_packet
 from vrae_live.live.osc.feedback import FeedbackSender
+from vrae_live.testing.fake_time import FakeTime
 from vrae_live.live.osc.server import _interface_ipv4s, listen_addresses, OscServer
 
 LOOPBACK = "127.0.0.1"
@@ -207,16 +208,8 @@ def _receive(sock: socket.socket, count: int) -> list[tuple[str, list]]:
     return messages
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_feedback_uses_the_dialect_and_is_rate_limited(receiver):
-    clock = FakeClock()
+    clock = FakeTime(100.0)
     controls = Controls(load_controller("touchosc"))
     controls.handle_message("/vrae/xy", [0.25, 0.75])
     port = receiver.getsockname()[1]
@@ -227,17 +220,17 @@ def test_feedback_uses_the_dialect_and_is_rate_limited(receiver):
         assert got["/1/label1"] == ["playing"]
 
         controls.handle_message("/vrae/xy", [0.5, 0.5])
-        clock.now += 0.01
+        clock.work(0.01)
         assert feedback.send(controls.snapshot(), status="playing") is False  # too soon
-        clock.now += 0.05
+        clock.work(0.05)
         assert feedback.send(controls.snapshot(), status="playing") is True  # position only: status unchanged
         assert _receive(receiver, 1) == [("/1/xy1", [0.5, 0.5])]
-        clock.now += 1.0
+        clock.work(1.0)
         assert feedback.send(controls.snapshot(), status="playing") is False  # nothing changed
 
 
 def test_feedback_to_lemur_sends_each_axis(receiver):
-    with FeedbackSender(LOOPBACK, receiver.getsockname()[1], load_controller("lemur"), clock=FakeClock()) as feedback:
+    with FeedbackSender(LOOPBACK, receiver.getsockname()[1], load_controller("lemur"), clock=FakeTime(100.0)) as feedback:
         controls = Controls()
         controls.handle_message("/vrae/xy", [0.5, 0.25])
         assert feedback.send(controls.snapshot())

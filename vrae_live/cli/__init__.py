@@ -6,10 +6,7 @@ Thin: heavy imports (torch, rtmidi, matplotlib) happen inside the commands, so
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
-from pathlib import Path
 from typing import Any
 
 import click

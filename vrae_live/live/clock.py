@@ -57,7 +57,8 @@ class FrameClock:
         resync_after_periods: float = 3.0,
         spin_s: float = 0.002,
     ) -> None:
-        self._check_period(period_s)
+        if not (period_s > 0 and period_s < float("inf")):
+            raise ValueError(f"period must be a positive number of seconds, not {period_s}")
         if resync_after_periods <= 0 or spin_s < 0:
             raise ValueError("resync_after_periods must be positive and spin_s not negative")
         self._period = float(period_s)
@@ -72,11 +73,6 @@ class FrameClock:
         self.late_ticks = 0  # ticks returned later than the tolerance
         self.resyncs = 0  # times the clock re-anchored because it fell far behind
         self.lateness: deque[float] = deque(maxlen=100_000)  # seconds, of the last ticks (83 min at 20 Hz)
-
-    @staticmethod
-    def _check_period(period_s: float) -> None:
-        if not (period_s > 0 and period_s < float("inf")):
-            raise ValueError(f"period must be a positive number of seconds, not {period_s}")
 
     @property
     def period_s(self) -> float:
@@ -106,17 +102,6 @@ class FrameClock:
         if self._anchor_time is None:
             raise RuntimeError("the clock has not started")
         return self._anchor_time + (k - self._anchor_tick) * self._period
-
-    def set_period(self, period_s: float) -> None:
-        """Change the period from the last returned tick on: the next tick is due
-        one new period after the last one's deadline, so the stream neither jumps
-        nor stalls."""
-        self._check_period(period_s)
-        if self._anchor_time is not None and self._next_tick > 0:
-            last = self._next_tick - 1
-            self._anchor_time = self.deadline(last)
-            self._anchor_tick = last
-        self._period = float(period_s)
 
     def wait(self) -> Tick:
         """Block until the next tick's deadline; return its index and lateness in seconds."""

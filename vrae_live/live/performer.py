@@ -7,8 +7,8 @@ state. Decoding happens right after a tick's MIDI has gone out, with a whole fra
 before the next deadline, so it never delays the output as long as a hop decodes within a
 frame (a second Python thread decoding beside the clock was measured to add 3-9 ms of
 jitter through the GIL). Decoding no earlier than that means a pad move is heard within
-one hop: it reaches the next hop decoded, which is the next one played. A buffer still
-empty at a deadline (a decode slower than a frame) plays silence and is counted. Every
+one hop: it reaches the next hop decoded, which is the next one played. A decode slower
+than a frame makes the next tick late, and the clock counts it. Every
 note switched on is switched off: on stop, on panic, and on any error (``MidiSink.close``
 panics in a finally). ``serve`` runs this loop at realtime priority where the system
 permits (``realtime.py``).
@@ -52,7 +52,6 @@ class PerformanceSettings:
 class PerformanceStats:
     frames: int = 0
     notes_on: int = 0
-    underruns: int = 0  # frames the decoder did not deliver in time (played as silence)
     hops: int = 0
     late_ticks: int = 0
     lateness_p99_s: float = 0.0  # how late the clock's ticks came, 99th percentile and worst
@@ -62,7 +61,7 @@ class PerformanceStats:
     def line(self) -> str:
         return (f"{self.frames} frames, {self.notes_on} notes, {self.hops} hops decoded, "
                 f"{self.late_ticks} late ticks (p99 {1000 * self.lateness_p99_s:.2f} ms, "
-                f"max {1000 * self.lateness_max_s:.2f} ms late), {self.underruns} underruns, {self.panics} panics")
+                f"max {1000 * self.lateness_max_s:.2f} ms late), {self.panics} panics")
 
 
 class Performer:
@@ -130,13 +129,7 @@ class Performer:
     # -- play loop ---------------------------------------------------------------
 
     def play_frame(self, state: ControlState) -> None:
-        item = self._buffer.popleft() if self._buffer else None
-        if item is None:
-            self.stats.underruns += 1
-            probs = np.zeros(len(self.pitches))
-            frame = np.zeros(len(self.pitches), dtype=bool)
-        else:
-            probs, frame = item
+        probs, frame = self._buffer.popleft()
         events = self.emitter.step(
             frame, probs, self.pitches,
             velocity=state.velocity or None, transpose=state.transpose, channel=state.channel - 1,
@@ -146,11 +139,14 @@ class Performer:
         self.stats.frames += 1
 
     def panic(self) -> None:
-        """Silence now: every sounding note off, All Notes Off, and the stream starts afresh."""
+        """Silence now: every sounding note off, then All Notes Off. The frame of the panic is
+        silent, the rest of the decoded hop is dropped, and the stream starts afresh after it."""
         self.sink.send_events(self.emitter.all_off())
         self.sink.panic()
+        self._buffer.clear()
         self._reset_stream = True
         self.stats.panics += 1
+        self.stats.frames += 1
 
     def run(self, max_frames: int | None = None) -> PerformanceStats:
         """Play until ``stop()`` (or ``max_frames``); always ends with every note off."""
@@ -164,7 +160,8 @@ class Performer:
                 if state.panic_count != panics_seen:
                     panics_seen = state.panic_count
                     self.panic()
-                self.play_frame(state)
+                else:
+                    self.play_frame(state)
                 if self.on_frame is not None:
                     self.on_frame(tick.index, state)
                 if max_frames is not None and self.stats.frames >= max_frames:
