@@ -47,8 +47,7 @@ def serve(checkpoint_dir: Path, host: str, port: int, controller: str | None, fe
           seed: int, demo: bool, duration: float | None, no_midi: bool, realtime: bool) -> None:
     """Play a model live: OSC in, MIDI out. Stop with Ctrl-C."""
     from ..live.notes import NoteSettings
-    from ..live.performer import PerformanceSettings
-    from ..live.serve import ServeOptions, serve as run
+    from ..live.serve import PerformanceSettings, ServeOptions, serve as run
 
     notes = NoteSettings(on_threshold=on_threshold, off_threshold=off_threshold, min_len=min_len,
                          max_len=max_len, polyphony=polyphony)
