@@ -219,7 +219,7 @@ KNOWN_NAMES: dict[tuple[str, ...], Sequence[str]] = {
 }
 
 
-def _shown(value: Any) -> str:
+def _shown(value: Any, style: str = "toml") -> str:
     """A value as the error message shows it: TOML/JSON words, never a page of text."""
     if isinstance(value, bool):
         text = "true" if value else "false"
@@ -232,7 +232,7 @@ def _shown(value: Any) -> str:
     elif isinstance(value, (list, tuple)):
         text = "a list"
     elif isinstance(value, Mapping):
-        text = "a table"
+        text = "an object" if style == "json" else "a table"
     else:
         text = f"a {type(value).__name__}"
     return text if len(text) <= 60 else text[:57] + "..."
@@ -265,10 +265,11 @@ _LIMITS = {"greater_than_equal": ("ge", "at least"), "greater_than": ("gt", "mor
            "less_than_equal": ("le", "at most"), "less_than": ("lt", "less than")}
 
 
-def _problem(error: Mapping[str, Any], known: Mapping[tuple[str, ...], Sequence[str]]) -> str:
+def _problem(error: Mapping[str, Any], style: str, known: Mapping[tuple[str, ...], Sequence[str]]) -> str:
     kind, loc, value, ctx = error["type"], error["loc"], error.get("input"), error.get("ctx") or {}
     if kind in _EXPECTED:
-        return f"expected {_EXPECTED[kind]}, got {_shown(value)}"
+        expected = _EXPECTED[kind].replace("a table", "an object") if style == "json" else _EXPECTED[kind]
+        return f"expected {expected}, got {_shown(value, style)}"
     if kind in ("missing", "missing_argument", "missing_keyword_only_argument"):
         return "missing"
     if kind in ("extra_forbidden", "unexpected_keyword_argument"):
@@ -278,14 +279,14 @@ def _problem(error: Mapping[str, Any], known: Mapping[tuple[str, ...], Sequence[
         return f"unknown {noun}" + (f"; known: {', '.join(names)}" if names else "")
     if kind in _LIMITS:
         key, words = _LIMITS[kind]
-        return f"must be {words} {ctx.get(key)}, not {_shown(value)}"
+        return f"must be {words} {ctx.get(key)}, not {_shown(value, style)}"
     if kind == "finite_number":
-        return f"must be a finite number, not {_shown(value)}"
+        return f"must be a finite number, not {_shown(value, style)}"
     if kind == "literal_error":
         expected = str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
         if isinstance(value, str):
             return f"unknown {loc[-1] if loc else 'value'} {value!r}; known: {expected}"
-        return f"expected one of {expected}, got {_shown(value)}"
+        return f"expected one of {expected}, got {_shown(value, style)}"
     if kind in ("too_short", "too_long"):
         limit = ctx.get("min_length") if kind == "too_short" else ctx.get("max_length")
         return f"has {ctx.get('actual_length')} item(s), expected {'at least' if kind == 'too_short' else 'at most'} {limit}"
@@ -302,7 +303,7 @@ def error_message(
     problems = []
     for error in err.errors(include_url=False):
         where = field_path(error["loc"], style)
-        problem = _problem(error, known)
+        problem = _problem(error, style, known)
         problems.append(f"{where}: {problem}" if where else problem)
     return "; ".join(problems)
 
