@@ -9,7 +9,6 @@ from unittest import mock
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
