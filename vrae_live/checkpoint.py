@@ -7,7 +7,9 @@
                         loaded with ``weights_only=True``
 
 Every file is written to a temporary name and renamed, so a crash never leaves a half
-file behind. Anything wrong with a checkpoint is one CheckpointError that says what.
+file behind. Anything wrong with a checkpoint is one CheckpointError that says what:
+config.json is checked field by field (pydantic, ``CheckpointDocument``) when it is read,
+so a damaged setting, pitch list or latent plane names the file and the field.
 """
 
 from __future__ import annotations
@@ -18,14 +20,18 @@ import platform
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Optional
 
 import torch
+from annotated_types import Ge, Le, MinLen
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import __version__
-from .config import Config, ConfigError, FrameTiming, build_config
+from .config import (
+    KNOWN_NAMES, Config, DataConfig, Float, FrameTiming, Int, ModelConfig, Str, TrainConfig, error_message,
+)
 from .errors import CheckpointError
 from .models import build_model
 
@@ -35,6 +41,115 @@ CONFIG = "config.json"
 OPTIMIZER = "optimizer.pt"
 
 
+# -- what config.json holds -----------------------------------------------------------
+
+
+def _increasing(pitches: list[int]) -> list[int]:
+    if any(b <= a for a, b in zip(pitches, pitches[1:])):
+        raise ValueError("must be MIDI note numbers in strictly increasing order")
+    return pitches
+
+
+Pitches = Annotated[list[Annotated[Int, Ge(0), Le(127)]], MinLen(1), AfterValidator(_increasing)]
+
+
+class SongSpot(BaseModel):
+    """Where one training song lies on the pad: its median pad position ``uv``."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    name: Str
+    uv: list[Float]
+
+
+class StoredPlane(BaseModel):
+    """The XY pad's plane, as ``train.latent_plane`` writes it and ``live.latent.LatentPlane`` reads it.
+
+    ``origin`` has the latent size L; ``axes`` is A rows of L numbers, A = min(L, 2);
+    ``lo`` and ``hi`` (above ``lo``) and each song's ``uv`` have A numbers.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    origin: Annotated[list[Float], MinLen(1)]
+    axes: list[list[Float]]
+    lo: list[Float]
+    hi: list[Float]
+    songs: list[SongSpot]
+
+    @field_validator("axes")
+    @classmethod
+    def _axes_span_the_latent(cls, axes: list[list[float]], info: ValidationInfo) -> list[list[float]]:
+        if "origin" in info.data:
+            latent = len(info.data["origin"])
+            if len(axes) != min(latent, 2) or any(len(row) != latent for row in axes):
+                got = ", ".join(str(len(row)) for row in axes) or "none"
+                raise ValueError(f"expected {min(latent, 2)} row(s) of {latent} numbers (origin's size), got rows of {got}")
+        return axes
+
+    @field_validator("lo", "hi", "songs")
+    @classmethod
+    def _one_number_per_pad_axis(cls, value: list, info: ValidationInfo) -> list:
+        if "axes" not in info.data:
+            return value
+        n = len(info.data["axes"])
+        if info.field_name == "songs":
+            for i, song in enumerate(value):
+                if len(song.uv) != n:
+                    raise ValueError(f"song {i} ({song.name}) has {len(song.uv)} uv number(s), expected {n}, one per pad axis")
+            return value
+        if len(value) != n:
+            raise ValueError(f"expected {n} numbers, one per pad axis, got {len(value)}")
+        if info.field_name == "hi" and "lo" in info.data and not all(h > l for l, h in zip(info.data["lo"], value)):
+            raise ValueError("must be above lo on every pad axis")
+        return value
+
+
+class CheckpointDocument(BaseModel):
+    """config.json, checked. ``format`` is checked before; other top-level keys are free meta."""
+
+    model_config = ConfigDict(extra="allow")
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+    pitches: Pitches
+    frame_timing: Optional[FrameTiming] = None
+    training: Optional[dict[str, Any]] = None
+    latent_plane: Optional[StoredPlane] = None
+    versions: Optional[dict[str, Str]] = None
+
+    @field_validator("frame_timing")
+    @classmethod
+    def _timing_agrees(cls, timing: FrameTiming | None, info: ValidationInfo) -> FrameTiming | None:
+        if timing is not None and "data" in info.data and timing != info.data["data"].timing:
+            raise ValueError(f"{timing.describe()} disagrees with data's {info.data['data'].timing.describe()}")
+        return timing
+
+    @field_validator("latent_plane")
+    @classmethod
+    def _plane_fits_the_model(cls, plane: StoredPlane | None, info: ValidationInfo) -> StoredPlane | None:
+        if plane is not None and "model" in info.data and len(plane.origin) != info.data["model"].latent:
+            raise ValueError(f"origin has {len(plane.origin)} numbers; the model's latent has {info.data['model'].latent}")
+        return plane
+
+    @property
+    def config(self) -> Config:
+        return Config(data=self.data, model=self.model, train=self.train)
+
+
+KNOWN_KEYS = {
+    **{loc: names for loc, names in KNOWN_NAMES.items() if loc},  # the settings of data, model, train
+    ("latent_plane",): list(StoredPlane.model_fields),
+    ("latent_plane", "songs"): list(SongSpot.model_fields),
+}
+
+
+def check_document(document: dict[str, Any], path: Path) -> CheckpointDocument:
+    """The parsed config.json, checked field by field; CheckpointError names the file and field."""
+    try:
+        return CheckpointDocument.model_validate(document)
+    except ValidationError as err:
+        raise CheckpointError(f"{path}: {error_message(err, style='json', known=KNOWN_KEYS)}") from None
+
+
 @dataclass
 class Checkpoint:
     model: torch.nn.Module
@@ -42,6 +157,7 @@ class Checkpoint:
     pitches: list[int]
     meta: dict[str, Any] = field(default_factory=dict)  # latent_plane, training, versions, ...
     path: Path | None = None
+    plane: StoredPlane | None = None  # meta["latent_plane"], checked
 
     @property
     def timing(self) -> FrameTiming:
@@ -93,6 +209,13 @@ def save_checkpoint(
 
 
 def read_config(directory: str | Path) -> dict[str, Any]:
+    """The parsed config.json of a checkpoint, checked for format and field by field."""
+    document = _read_document(directory)
+    check_document(document, Path(directory) / CONFIG)
+    return document
+
+
+def _read_document(directory: str | Path) -> dict[str, Any]:
     """The parsed config.json of a checkpoint, checked for format."""
     directory = Path(directory)
     path = directory / CONFIG
@@ -113,12 +236,9 @@ def read_config(directory: str | Path) -> dict[str, Any]:
 def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
     """Load a checkpoint directory; the model comes back in eval mode on ``device``."""
     directory = Path(directory)
-    document = read_config(directory)
-    try:
-        config = build_config({name: document[name] for name in ("data", "model", "train")})
-        pitches = [int(p) for p in document["pitches"]]
-    except (KeyError, TypeError, ValueError, ConfigError) as err:
-        raise CheckpointError(f"{directory / CONFIG}: damaged or incomplete ({err})") from err
+    document = _read_document(directory)
+    checked = check_document(document, directory / CONFIG)
+    config, pitches = checked.config, list(checked.pitches)
     weights_path = directory / WEIGHTS
     if not weights_path.is_file():
         raise CheckpointError(f"{directory}: no {WEIGHTS}")
@@ -132,7 +252,9 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     except RuntimeError as err:
         raise CheckpointError(f"{weights_path}: weights do not fit the model in {CONFIG} ({err})") from err
     meta = {k: v for k, v in document.items() if k not in ("format", "data", "model", "train", "pitches")}
-    return Checkpoint(model=model.to(device).eval(), config=config, pitches=pitches, meta=meta, path=directory)
+    return Checkpoint(
+        model=model.to(device).eval(), config=config, pitches=pitches, meta=meta, path=directory, plane=checked.latent_plane
+    )
 
 
 def load_optimizer_state(directory: str | Path) -> dict[str, Any]:

@@ -1,18 +1,29 @@
-"""Settings: frozen dataclasses, TOML presets, command-line overrides.
+"""Settings: frozen dataclasses checked by pydantic, TOML presets, command-line overrides.
 
 A setting comes from, in rising order: the defaults below, a preset
 (``presets/NAME.toml`` or any TOML file), then the command line. A preset has
-the sections ``[data]``, ``[model]`` and ``[train]``; an unknown section or key
-is an error that lists the known ones, so a typo never passes silently.
+the sections ``[data]``, ``[model]`` and ``[train]``.
+
+Every value is checked by pydantic, strictly: ``"500"`` and ``64.5`` are not
+integers (``20`` is a number, though, for ``fs = 20``), and an unknown section or
+key is an error that lists the known ones, so a typo never passes silently.
+Whatever is wrong is one ConfigError line that names the file and the field, e.g.
+``presets/x.toml: [model] hidden: expected an integer, got the string '500'``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from dataclasses import dataclass, field
+import functools
+import re
+from dataclasses import field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Literal, Mapping, Optional, Sequence, get_args
+
+from annotated_types import Ge, Gt, Le, Lt
+from pydantic import BeforeValidator, AfterValidator, ConfigDict, Strict, TypeAdapter, ValidationError
+from pydantic import field_validator, model_validator
+from pydantic.dataclasses import dataclass
 
 try:
     import tomllib
@@ -23,8 +34,59 @@ from .errors import ConfigError
 
 DEFAULT_BPM = 120.0
 
+# Strict scalars: no "500" for 500, no 64.5 or true for an integer; an integer is a number.
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
+Str = Annotated[str, Strict()]
 
-@dataclass(frozen=True)
+
+def _pitch_pair(value: Any) -> Any:
+    """``"36-84"`` or ``[36, 84]`` to ``(36, 84)``; anything else is left to the type check."""
+    if isinstance(value, str):
+        parts = value.replace(":", "-").split("-")
+        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+            raise ValueError(f"{value!r} is not of the form LO-HI, e.g. 36-84")
+        return tuple(int(p) for p in parts)
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def _pitch_order(pair: tuple[int, int]) -> tuple[int, int]:
+    lo, hi = pair
+    if not 0 <= lo <= hi <= 127:
+        raise ValueError(f"{lo}-{hi} must satisfy 0 <= LO <= HI <= 127")
+    return pair
+
+
+PitchPair = Annotated[tuple[Int, Int], BeforeValidator(_pitch_pair), AfterValidator(_pitch_order)]
+
+SETTINGS = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def _settings(cls):
+    """A frozen pydantic dataclass whose constructor raises ConfigError, not ValidationError."""
+    cls = dataclass(frozen=True, config=SETTINGS)(cls)
+    validate = cls.__init__
+
+    @functools.wraps(validate)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            validate(self, *args, **kwargs)
+        except ValidationError as err:
+            raise ConfigError(error_message(err, style="json")) from None
+
+    cls.__init__ = __init__
+    return cls
+
+
+def _one_grid(fs: float | None, steps_per_beat: int | None) -> None:
+    if (fs is None) == (steps_per_beat is None):
+        raise ValueError("frame timing needs exactly one of fs and steps_per_beat")
+
+
+@_settings
 class FrameTiming:
     """How one piano-roll frame maps to time.
 
@@ -33,16 +95,13 @@ class FrameTiming:
     tempo when played) is set.
     """
 
-    fs: float | None = 20.0
-    steps_per_beat: int | None = None
+    fs: Optional[Annotated[Float, Gt(0)]] = 20.0
+    steps_per_beat: Optional[Annotated[Int, Ge(1)]] = None
 
-    def __post_init__(self) -> None:
-        if (self.fs is None) == (self.steps_per_beat is None):
-            raise ConfigError("frame timing needs exactly one of fs and steps_per_beat")
-        if self.fs is not None and not (self.fs > 0 and math.isfinite(self.fs)):
-            raise ConfigError(f"fs must be a positive number of frames per second, not {self.fs}")
-        if self.steps_per_beat is not None and self.steps_per_beat < 1:
-            raise ConfigError(f"steps_per_beat must be at least 1, not {self.steps_per_beat}")
+    @model_validator(mode="after")
+    def _check(self) -> "FrameTiming":
+        _one_grid(self.fs, self.steps_per_beat)
+        return self
 
     @property
     def beat_based(self) -> bool:
@@ -67,94 +126,70 @@ class FrameTiming:
         return cls(fs=d.get("fs"), steps_per_beat=d.get("steps_per_beat"))
 
 
-@dataclass(frozen=True)
+@_settings
 class DataConfig:
-    fs: float | None = 20.0  # frames per second, or None for a beat grid
-    steps_per_beat: int | None = None  # grid steps per beat, following the tempo map
-    pitch_range: tuple[int, int] | None = None  # inclusive MIDI range; None: pitches the songs use
-    window: int = 50  # time steps per training sequence
-    hop: int = 50  # steps between window starts (window // 2 gives the paper's 50% overlap)
-    max_windows_per_song: int | None = None  # the paper took the first 520 of each song
-    val_fraction: float = 0.1  # share of songs (never of windows) held out for validation
+    fs: Optional[Annotated[Float, Gt(0)]] = 20.0  # frames per second, or None for a beat grid
+    steps_per_beat: Optional[Annotated[Int, Ge(1)]] = None  # grid steps per beat, following the tempo map
+    pitch_range: Optional[PitchPair] = None  # inclusive MIDI range; None: pitches the songs use
+    window: Annotated[Int, Ge(2)] = 50  # time steps per training sequence
+    hop: Annotated[Int, Ge(1)] = 50  # steps between window starts (window // 2 gives the paper's 50% overlap)
+    max_windows_per_song: Optional[Annotated[Int, Ge(1)]] = None  # the paper took the first 520 of each song
+    val_fraction: Annotated[Float, Ge(0), Lt(1)] = 0.1  # share of songs (never of windows) held out for validation
 
-    def __post_init__(self) -> None:
-        self.timing  # validates fs / steps_per_beat
-        if self.window < 2:
-            raise ConfigError(f"window must be at least 2 steps, not {self.window}")
-        if self.hop < 1:
-            raise ConfigError(f"hop must be at least 1 step, not {self.hop}")
-        if self.max_windows_per_song is not None and self.max_windows_per_song < 1:
-            raise ConfigError("max_windows_per_song must be at least 1")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ConfigError(f"val_fraction must be in [0, 1), not {self.val_fraction}")
-        if self.pitch_range is not None:
-            lo, hi = self.pitch_range
-            if not 0 <= lo <= hi <= 127:
-                raise ConfigError(f"pitch range {lo}-{hi} must satisfy 0 <= LO <= HI <= 127")
+    @model_validator(mode="after")
+    def _check(self) -> "DataConfig":
+        _one_grid(self.fs, self.steps_per_beat)
+        return self
 
     @property
     def timing(self) -> FrameTiming:
         return FrameTiming(fs=self.fs, steps_per_beat=self.steps_per_beat)
 
 
-MODELS = ("vrae", "vrnn", "rnn")
+ModelKind = Literal["vrae", "vrnn", "rnn"]
+MODELS = get_args(ModelKind)
 
 
-@dataclass(frozen=True)
+@_settings
 class ModelConfig:
     # vrae: Fabius & van Amersfoort (2014); vrnn: Chung et al. (2015), a latent at every step;
     # rnn: the same recurrence with no latent, a baseline (docs/models.md)
-    model: str = "vrae"
-    cell: str = "rnn"  # rnn is the paper's tanh RNN; gru and lstm are options
-    hidden: int = 500
-    latent: int = 2  # the VRAE's code size; the VRNN's per-step z_t size; unused by rnn
+    model: ModelKind = "vrae"
+    cell: Literal["rnn", "gru", "lstm"] = "rnn"  # rnn is the paper's tanh RNN; gru and lstm are options
+    hidden: Annotated[Int, Ge(1)] = 500
+    latent: Annotated[Int, Ge(1)] = 2  # the VRAE's code size; the VRNN's per-step z_t size; unused by rnn
     # VRAE only:
-    reverse_input: bool = True  # the encoder reads each window backwards (the paper's section 4)
-    mu_batchnorm: float = 0.7  # > 0: batch-normalise mu to this scale in training (BN-VAE); 0: off
-    z_every_step: bool = False  # feed z to the decoder at every step, not only into h_0 (the paper)
+    reverse_input: Bool = True  # the encoder reads each window backwards (the paper's section 4)
+    mu_batchnorm: Annotated[Float, Ge(0)] = 0.7  # > 0: batch-normalise mu to this scale in training (BN-VAE); 0: off
+    z_every_step: Bool = False  # feed z to the decoder at every step, not only into h_0 (the paper)
     # VRNN only:
-    features: int = 100  # width of phi_x, phi_z and of the prior, posterior and generation networks
-
-    def __post_init__(self) -> None:
-        if self.model not in MODELS:
-            raise ConfigError(f"unknown model {self.model!r}; known: {', '.join(MODELS)}")
-        if self.cell not in ("rnn", "gru", "lstm"):
-            raise ConfigError(f"unknown cell {self.cell!r}; known: rnn, gru, lstm")
-        if self.hidden < 1 or self.latent < 1:
-            raise ConfigError("hidden and latent must be at least 1")
-        if not isinstance(self.features, int) or self.features < 1:
-            raise ConfigError(f"features (the VRNN's feature width) must be a whole number at least 1, not {self.features!r}")
+    features: Annotated[Int, Ge(1)] = 100  # width of phi_x, phi_z and of the prior, posterior and generation networks
 
 
-@dataclass(frozen=True)
+@_settings
 class TrainConfig:
-    epochs: int = 20
-    batch_size: int = 100
-    lr: float = 1e-3
-    lr_final: float = 1e-4  # the learning rate decays exponentially to this by the last epoch
-    beta1: float = 0.95  # the paper's "beta1 = 0.05" in the first Adam preprint's notation
-    beta2: float = 0.999  # the paper's "beta2 = 0.001"
-    clip_grad_norm: float = 5.0
-    kl_warmup_epochs: float = 2.0  # KL weight rises linearly from 0 to 1 over these epochs
-    free_bits: float = 0.25  # nats per latent unit under which KL is not pushed down further
-    input_dropout: float = 0.0  # share of teacher-forced decoder inputs blanked, so z must carry the music
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
+    epochs: Annotated[Int, Ge(1)] = 20
+    batch_size: Annotated[Int, Ge(1)] = 100
+    lr: Annotated[Float, Gt(0)] = 1e-3
+    lr_final: Annotated[Float, Gt(0)] = 1e-4  # the learning rate decays exponentially to this by the last epoch
+    beta1: Annotated[Float, Ge(0), Lt(1)] = 0.95  # the paper's "beta1 = 0.05" in the first Adam preprint's notation
+    beta2: Annotated[Float, Ge(0), Lt(1)] = 0.999  # the paper's "beta2 = 0.001"
+    clip_grad_norm: Annotated[Float, Gt(0)] = 5.0
+    kl_warmup_epochs: Annotated[Float, Ge(0)] = 2.0  # KL weight rises linearly from 0 to 1 over these epochs
+    free_bits: Annotated[Float, Ge(0)] = 0.25  # nats per latent unit under which KL is not pushed down further
+    input_dropout: Annotated[Float, Ge(0), Lt(1)] = 0.0  # share of teacher-forced decoder inputs blanked, so z must carry the music
+    seed: Annotated[Int, Ge(0), Le(2**32 - 1)] = 0
+    device: Str = "auto"  # auto | cpu | cuda | cuda:N
 
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ConfigError("epochs and batch_size must be at least 1")
-        if not (self.lr > 0 and self.lr_final > 0):
-            raise ConfigError("lr and lr_final must be positive")
-        if self.kl_warmup_epochs < 0 or self.free_bits < 0:
-            raise ConfigError("kl_warmup_epochs and free_bits must not be negative")
-        if not 0.0 <= self.input_dropout < 1.0:
-            raise ConfigError(f"input_dropout must be in [0, 1), not {self.input_dropout}")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise ConfigError(f"unknown device {self.device!r}; known: auto, cpu, cuda")
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        if device not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", device):
+            raise ValueError(f"unknown device {device!r}; known: auto, cpu, cuda, cuda:N")
+        return device
 
 
-@dataclass(frozen=True)
+@_settings
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -169,54 +204,145 @@ class Config:
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+_CONFIG = TypeAdapter(Config)
+_PITCH_PAIR = TypeAdapter(PitchPair)
 
 
 def _field_names(cls) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
 
-def _coerce(section: str, key: str, value: Any) -> Any:
-    if key == "pitch_range" and value is not None:
-        return parse_pitch_range(value)
-    return value
+# -- one line from a ValidationError -------------------------------------------------
+
+KNOWN_NAMES: dict[tuple[str, ...], Sequence[str]] = {
+    (): list(SECTIONS), **{(name,): _field_names(cls) for name, cls in SECTIONS.items()}
+}
+
+
+def _shown(value: Any, style: str = "toml") -> str:
+    """A value as the error message shows it: TOML/JSON words, never a page of text."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif value is None:
+        text = "null"
+    elif isinstance(value, str):
+        text = f"the string {value!r}"
+    elif isinstance(value, (int, float)):
+        text = repr(value)
+    elif isinstance(value, (list, tuple)):
+        text = "a list"
+    elif isinstance(value, Mapping):
+        text = "an object" if style == "json" else "a table"
+    else:
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def field_path(loc: Sequence[str | int], style: str = "toml") -> str:
+    """``("model", "hidden")`` as ``[model] hidden`` (style toml) or ``model.hidden`` (style json)."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    if style == "toml" and loc and loc[0] in SECTIONS:
+        rest = field_path(loc[1:], "json")
+        return f"[{loc[0]}] {rest}" if rest else f"[{loc[0]}]"
+    return path
+
+
+_EXPECTED = {
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "dict_type": "a table",
+    "dataclass_type": "a table",
+    "model_type": "a table",
+    "model_attributes_type": "a table",
+}
+_LIMITS = {"greater_than_equal": ("ge", "at least"), "greater_than": ("gt", "more than"),
+           "less_than_equal": ("le", "at most"), "less_than": ("lt", "less than")}
+
+
+def _problem(error: Mapping[str, Any], style: str, known: Mapping[tuple[str, ...], Sequence[str]]) -> str:
+    kind, loc, value, ctx = error["type"], error["loc"], error.get("input"), error.get("ctx") or {}
+    if kind in _EXPECTED:
+        expected = _EXPECTED[kind].replace("a table", "an object") if style == "json" else _EXPECTED[kind]
+        return f"expected {expected}, got {_shown(value, style)}"
+    if kind in ("missing", "missing_argument", "missing_keyword_only_argument"):
+        return "missing"
+    if kind in ("extra_forbidden", "unexpected_keyword_argument"):
+        parent = tuple(p for p in loc[:-1] if not isinstance(p, int))
+        noun = "section" if not parent and () in known else "setting" if parent in KNOWN_NAMES else "key"
+        names = known.get(parent)
+        return f"unknown {noun}" + (f"; known: {', '.join(names)}" if names else "")
+    if kind in _LIMITS:
+        key, words = _LIMITS[kind]
+        return f"must be {words} {ctx.get(key)}, not {_shown(value, style)}"
+    if kind == "finite_number":
+        return f"must be a finite number, not {_shown(value, style)}"
+    if kind == "literal_error":
+        expected = str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
+        if isinstance(value, str):
+            return f"unknown {loc[-1] if loc else 'value'} {value!r}; known: {expected}"
+        return f"expected one of {expected}, got {_shown(value, style)}"
+    if kind in ("too_short", "too_long"):
+        limit = ctx.get("min_length") if kind == "too_short" else ctx.get("max_length")
+        return f"has {ctx.get('actual_length')} item(s), expected {'at least' if kind == 'too_short' else 'at most'} {limit}"
+    if kind == "value_error" and "error" in ctx:
+        return str(ctx["error"])
+    message = str(error["msg"])
+    return message[:1].lower() + message[1:]
+
+
+def error_message(
+    err: ValidationError, style: str = "toml", known: Mapping[tuple[str, ...], Sequence[str]] = KNOWN_NAMES
+) -> str:
+    """Every problem pydantic found, one line: ``[model] hidden: expected an integer, got ...``."""
+    problems = []
+    for error in err.errors(include_url=False):
+        where = field_path(error["loc"], style)
+        problem = _problem(error, style, known)
+        problems.append(f"{where}: {problem}" if where else problem)
+    return "; ".join(problems)
 
 
 def parse_pitch_range(value: Any) -> tuple[int, int]:
     """``"36-84"`` or ``[36, 84]`` to ``(36, 84)``."""
-    if isinstance(value, str):
-        parts = value.replace(":", "-").split("-")
-        try:
-            lo, hi = (int(p) for p in parts)
-        except ValueError:
-            raise ConfigError(f"pitch range {value!r} is not of the form LO-HI, e.g. 36-84") from None
-    else:
-        try:
-            lo, hi = (int(v) for v in value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"pitch range {value!r} is not a pair LO, HI") from None
-    if not 0 <= lo <= hi <= 127:
-        raise ConfigError(f"pitch range {lo}-{hi} must satisfy 0 <= LO <= HI <= 127")
-    return (lo, hi)
+    try:
+        return _PITCH_PAIR.validate_python(value)
+    except ValidationError as err:
+        raise ConfigError(f"pitch range: {error_message(err)}") from None
 
 
-def build_config(sections: Mapping[str, Any]) -> Config:
-    """A Config from nested dicts ``{"data": {...}, ...}``; unknown names are errors."""
-    unknown = set(sections) - set(SECTIONS)
-    if unknown:
-        raise ConfigError(f"unknown section(s) {sorted(unknown)}; known: {sorted(SECTIONS)}")
-    parts = {}
-    for name, cls in SECTIONS.items():
-        values = dict(sections.get(name) or {})
-        known = _field_names(cls)
-        bad = set(values) - set(known)
-        if bad:
-            raise ConfigError(f"unknown [{name}] setting(s) {sorted(bad)}; known: {', '.join(known)}")
-        values = {k: _coerce(name, k, v) for k, v in values.items()}
-        try:
-            parts[name] = cls(**values)
-        except TypeError as err:
-            raise ConfigError(f"[{name}]: {err}") from err
-    return Config(**parts)
+def build_config(sections: Any, source: str | None = None) -> Config:
+    """A Config from nested dicts ``{"data": {...}, ...}``; unknown names are errors.
+
+    ``source`` (a file, "command line") begins the message of the ConfigError.
+    """
+    try:
+        return _CONFIG.validate_python(sections)
+    except ValidationError as err:
+        raise ConfigError((f"{source}: " if source else "") + error_message(err)) from None
+
+
+def _merge(config: Config, sections: Any, source: str | None = None) -> Config:
+    """``config`` with the settings in ``sections`` replaced, then checked.
+
+    Setting ``fs`` alone clears ``steps_per_beat`` and the other way round.
+    """
+    if not isinstance(sections, Mapping):
+        return build_config(sections, source)  # the type check says what is wrong
+    merged: dict[str, Any] = config.to_dict()
+    for name, values in sections.items():
+        if name in SECTIONS and isinstance(values, Mapping):
+            merged[name] = {**merged[name], **values}
+            if name == "data" and ("fs" in values) != ("steps_per_beat" in values):
+                merged[name]["steps_per_beat" if "fs" in values else "fs"] = None
+        else:
+            merged[name] = values  # an unknown section, or not a table: the check reports it
+    return build_config(merged, source)
 
 
 DEFAULT_PRESET = "live-2d"  # what `vrae-live train` uses without --preset
@@ -266,37 +392,21 @@ def load_config(preset: str | None = None, overrides: Mapping[str, Any] | None =
     Override keys are setting names without their section (``hidden``, ``fs``,
     ``epochs``); setting ``fs`` clears ``steps_per_beat`` and the other way round.
     """
-    sections: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
-    owner = {key: name for name, cls in SECTIONS.items() for key in _field_names(cls)}
-
-    def set_value(key: str, value: Any, where: str) -> None:
-        if key not in owner:
-            raise ConfigError(f"{where}: unknown setting {key!r}")
-        sections[owner[key]][key] = value
-        if key == "fs":
-            sections["data"]["steps_per_beat"] = None
-        elif key == "steps_per_beat":
-            sections["data"]["fs"] = None
-
+    config = Config()
     if preset is not None:
-        for name, values in read_toml(resolve_preset(preset)).items():
-            if name not in SECTIONS or not isinstance(values, dict):
-                raise ConfigError(f"preset {preset}: unknown section [{name}]; known: {sorted(SECTIONS)}")
-            bad = set(values) - set(_field_names(SECTIONS[name]))
-            if bad:
-                known = ", ".join(_field_names(SECTIONS[name]))
-                raise ConfigError(f"preset {preset}: unknown [{name}] setting(s) {sorted(bad)}; known: {known}")
-            for key, value in values.items():
-                set_value(key, value, f"preset {preset}")
+        path = resolve_preset(preset)
+        config = _merge(config, read_toml(path), str(path))
+    owner = {key: name for name, cls in SECTIONS.items() for key in _field_names(cls)}
+    changes: dict[str, dict[str, Any]] = {}
     for key, value in (overrides or {}).items():
-        if value is not None:
-            set_value(key, value, "command line")
-    return build_config(sections)
+        if value is None:
+            continue
+        if key not in owner:
+            raise ConfigError(f"command line: unknown setting {key!r}")
+        changes.setdefault(owner[key], {})[key] = value
+    return _merge(config, changes, "command line") if changes else config
 
 
 def with_changes(config: Config, **sections: Mapping[str, Any]) -> Config:
     """A copy of ``config`` with some settings of some sections replaced."""
-    d = config.to_dict()
-    for name, values in sections.items():
-        d[name].update(values)
-    return build_config(d)
+    return _merge(config, sections)
