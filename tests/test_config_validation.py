@@ -21,7 +21,7 @@ from vrae_live.config import (
 )
 from vrae_live.errors import CheckpointError, ConfigError
 from vrae_live.models import build_model
-from vrae_live.train import latent_plane
+from vrae_live.pad import latent_plane
 
 PITCHES = [48, 50, 52, 55, 57, 60]
 

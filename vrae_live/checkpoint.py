@@ -29,10 +29,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import __version__
-from .config import (
-    KNOWN_NAMES, Config, DataConfig, Float, FrameTiming, Int, ModelConfig, Str, TrainConfig, error_message,
-)
+from .config import KNOWN_NAMES, SECTIONS, Config, DataConfig, Float, FrameTiming, Int, ModelConfig, Str, TrainConfig
 from .errors import CheckpointError
+from .validation import error_message
 from .models import build_model
 
 FORMAT = "vrae-live/1"
@@ -147,7 +146,7 @@ def check_document(document: dict[str, Any], path: Path) -> CheckpointDocument:
     try:
         return CheckpointDocument.model_validate(document)
     except ValidationError as err:
-        raise CheckpointError(f"{path}: {error_message(err, style='json', known=KNOWN_KEYS)}") from None
+        raise CheckpointError(f"{path}: {error_message(err, style='json', known=KNOWN_KEYS, sections=SECTIONS)}") from None
 
 
 @dataclass

@@ -31,6 +31,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from .errors import ConfigError
+from .validation import error_message
 
 DEFAULT_BPM = 120.0
 
@@ -75,7 +76,7 @@ def _settings(cls):
         try:
             validate(self, *args, **kwargs)
         except ValidationError as err:
-            raise ConfigError(error_message(err, style="json")) from None
+            raise ConfigError(error_message(err, style="json", known=KNOWN_NAMES, sections=SECTIONS)) from None
 
     cls.__init__ = __init__
     return cls
@@ -212,100 +213,10 @@ def _field_names(cls) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
 
-# -- one line from a ValidationError -------------------------------------------------
-
+# The names allowed in a preset, listed after an unknown one.
 KNOWN_NAMES: dict[tuple[str, ...], Sequence[str]] = {
     (): list(SECTIONS), **{(name,): _field_names(cls) for name, cls in SECTIONS.items()}
 }
-
-
-def _shown(value: Any, style: str = "toml") -> str:
-    """A value as the error message shows it: TOML/JSON words, never a page of text."""
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif value is None:
-        text = "null"
-    elif isinstance(value, str):
-        text = f"the string {value!r}"
-    elif isinstance(value, (int, float)):
-        text = repr(value)
-    elif isinstance(value, (list, tuple)):
-        text = "a list"
-    elif isinstance(value, Mapping):
-        text = "an object" if style == "json" else "a table"
-    else:
-        text = f"a {type(value).__name__}"
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def field_path(loc: Sequence[str | int], style: str = "toml") -> str:
-    """``("model", "hidden")`` as ``[model] hidden`` (style toml) or ``model.hidden`` (style json)."""
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    if style == "toml" and loc and loc[0] in SECTIONS:
-        rest = field_path(loc[1:], "json")
-        return f"[{loc[0]}] {rest}" if rest else f"[{loc[0]}]"
-    return path
-
-
-_EXPECTED = {
-    "int_type": "an integer",
-    "float_type": "a number",
-    "bool_type": "true or false",
-    "string_type": "a string",
-    "list_type": "a list",
-    "tuple_type": "a list",
-    "dict_type": "a table",
-    "dataclass_type": "a table",
-    "model_type": "a table",
-    "model_attributes_type": "a table",
-}
-_LIMITS = {"greater_than_equal": ("ge", "at least"), "greater_than": ("gt", "more than"),
-           "less_than_equal": ("le", "at most"), "less_than": ("lt", "less than")}
-
-
-def _problem(error: Mapping[str, Any], style: str, known: Mapping[tuple[str, ...], Sequence[str]]) -> str:
-    kind, loc, value, ctx = error["type"], error["loc"], error.get("input"), error.get("ctx") or {}
-    if kind in _EXPECTED:
-        expected = _EXPECTED[kind].replace("a table", "an object") if style == "json" else _EXPECTED[kind]
-        return f"expected {expected}, got {_shown(value, style)}"
-    if kind in ("missing", "missing_argument", "missing_keyword_only_argument"):
-        return "missing"
-    if kind in ("extra_forbidden", "unexpected_keyword_argument"):
-        parent = tuple(p for p in loc[:-1] if not isinstance(p, int))
-        noun = "section" if not parent and () in known else "setting" if parent in KNOWN_NAMES else "key"
-        names = known.get(parent)
-        return f"unknown {noun}" + (f"; known: {', '.join(names)}" if names else "")
-    if kind in _LIMITS:
-        key, words = _LIMITS[kind]
-        return f"must be {words} {ctx.get(key)}, not {_shown(value, style)}"
-    if kind == "finite_number":
-        return f"must be a finite number, not {_shown(value, style)}"
-    if kind == "literal_error":
-        expected = str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
-        if isinstance(value, str):
-            return f"unknown {loc[-1] if loc else 'value'} {value!r}; known: {expected}"
-        return f"expected one of {expected}, got {_shown(value, style)}"
-    if kind in ("too_short", "too_long"):
-        limit = ctx.get("min_length") if kind == "too_short" else ctx.get("max_length")
-        return f"has {ctx.get('actual_length')} item(s), expected {'at least' if kind == 'too_short' else 'at most'} {limit}"
-    if kind == "value_error" and "error" in ctx:
-        return str(ctx["error"])
-    message = str(error["msg"])
-    return message[:1].lower() + message[1:]
-
-
-def error_message(
-    err: ValidationError, style: str = "toml", known: Mapping[tuple[str, ...], Sequence[str]] = KNOWN_NAMES
-) -> str:
-    """Every problem pydantic found, one line: ``[model] hidden: expected an integer, got ...``."""
-    problems = []
-    for error in err.errors(include_url=False):
-        where = field_path(error["loc"], style)
-        problem = _problem(error, style, known)
-        problems.append(f"{where}: {problem}" if where else problem)
-    return "; ".join(problems)
 
 
 def parse_pitch_range(value: Any) -> tuple[int, int]:
@@ -313,7 +224,7 @@ def parse_pitch_range(value: Any) -> tuple[int, int]:
     try:
         return _PITCH_PAIR.validate_python(value)
     except ValidationError as err:
-        raise ConfigError(f"pitch range: {error_message(err)}") from None
+        raise ConfigError(f"pitch range: {error_message(err, known=KNOWN_NAMES, sections=SECTIONS)}") from None
 
 
 def build_config(sections: Any, source: str | None = None) -> Config:
@@ -324,7 +235,7 @@ def build_config(sections: Any, source: str | None = None) -> Config:
     try:
         return _CONFIG.validate_python(sections)
     except ValidationError as err:
-        raise ConfigError((f"{source}: " if source else "") + error_message(err)) from None
+        raise ConfigError((f"{source}: " if source else "") + error_message(err, known=KNOWN_NAMES, sections=SECTIONS)) from None
 
 
 def _merge(config: Config, sections: Any, source: str | None = None) -> Config:
