@@ -168,7 +168,7 @@ class MidiFileRecorder(MidiSink):
         while not self._stop_flushing.wait(interval):
             try:
                 self.flush()
-            except OSError as err:  # e.g. the disk is full: say so once, and leave the last good file
+            except OSError as err:  # e.g. the disk is full: say so once and stop; close() tries once more
                 log.error("recording to %s stopped: %s", self.path, err.strerror or err)
                 return
 
