@@ -163,20 +163,21 @@ def test_recorder_timing_does_not_accumulate_rounding(tmp_path):
 def test_recorder_file_survives_a_crash_mid_performance(tmp_path):
     clock = FakeTime(50.0)
     path = tmp_path / "crash.mid"
-    rec = MidiFileRecorder(path, clock=clock, autosave_s=2.0)
+    rec = MidiFileRecorder(path, clock=clock, autosave_s=None)
     for k in range(50):  # 5 s of performance; each note lasts 0.1 s, the last one never ends
         clock.t = 50.0 + k * 0.1
         if k:
             rec.note_off(40 + k - 1)
         rec.note_on(40 + k)
+        if k % 20 == 0:
+            rec.flush()  # what the recorder's thread does every autosave_s
     # the process dies here: no close(), the recorder is simply never heard of again
-    assert rec.saves >= 3
     notes = read_notes(path)
     ons = [n for n in notes if n[0] == "note_on"]
     offs = [n for n in notes if n[0] == "note_off"]
-    # the save at 4 s came with the first message at or after 4 s: note 39's off
-    assert len(ons) >= 40, "everything up to the last periodic save is there"
-    assert sorted(n[1] for n in ons) == sorted(n[1] for n in offs), "the snapshot switched off what sounded"
+    assert len(ons) == 41, "everything up to the last flush (at k = 40) is there"
+    assert sorted(n[1] for n in ons) == sorted(n[1] for n in offs), "the trailer switched off what sounded"
+    assert offs[-1][1] == 80 and offs[-1][3] == pytest.approx(4.0), "note 80 ends where the flush left it"
 
 
 def test_recorder_file_survives_sigkill(tmp_path):
@@ -192,13 +193,13 @@ def test_recorder_file_survives_sigkill(tmp_path):
             time.sleep(0.005)
             rec.note_off(30 + note % 60)
             note += 1
-            if rec.saves >= 4:
-                print("saved", flush=True)
+            if rec.flushes >= 4:
+                print("flushed", flush=True)
         """
     )
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
-        assert proc.stdout.readline().strip() == "saved"
+        assert proc.stdout.readline().strip() == "flushed"
     finally:
         proc.kill()
         proc.wait()

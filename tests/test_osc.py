@@ -7,6 +7,7 @@ import os
 import random
 import shutil
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -19,8 +20,8 @@ from vrae_live.live.controllers import load_controller
 from vrae_live.live.controls import Controls
 from vrae_live.live.osc.packets import split_packet
 from vrae_live.live.osc.feedback import FeedbackSender
+from vrae_live.live.osc.server import _interface_ipv4s, listen_addresses, OscServer, parse_allow, RECEIVE_BUFFER
 from vrae_live.testing.fake_time import FakeTime
-from vrae_live.live.osc.server import _interface_ipv4s, listen_addresses, OscServer
 
 LOOPBACK = "127.0.0.1"
 WAIT = 5.0  # seconds; generous, only reached when something is broken
@@ -170,6 +171,104 @@ def test_stops_promptly_in_the_middle_of_a_flood(controls):
     done.set()
     flooder.join(WAIT)
     assert stopped_after < 1.0 and not server.running
+
+
+# -- bursts: every datagram reaches the daemon
+
+
+def _message(address: str, types: str, *values: float) -> bytes:
+    """One OSC message, built here so the test does not depend on the client library's speed."""
+    def padded(text: bytes) -> bytes:
+        return text + b"\x00" * (4 - len(text) % 4)
+
+    return padded(address.encode()) + padded(b"," + types.encode()) + struct.pack(">" + types, *values)
+
+
+class PositionLog(Controls):
+    """Controls that remember every position the state passed through, to see what a flood hid."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.positions = [(0.5, 0.5)]
+
+    def handle_datagram(self, data: bytes) -> None:
+        super().handle_datagram(data)
+        state = self.snapshot()
+        if (state.x, state.y) != self.positions[-1]:
+            self.positions.append((state.x, state.y))
+
+
+def test_a_burst_of_2000_datagrams_all_arrive_and_a_pad_move_inside_it_is_applied():
+    controls = PositionLog()
+    with OscServer(controls, host=LOOPBACK, port=0) as server:
+        if server.receive_buffer_capped:
+            pytest.skip(f"the system capped the receive buffer at {server.receive_buffer} bytes (net.core.rmem_max)")
+        assert server.receive_buffer >= RECEIVE_BUFFER
+        density = [_message("/vrae/density", "f", k / 1000) for k in range(1000)]
+        burst = [density[k % 1000] for k in range(2000)]
+        burst[1000] = _message("/vrae/xy", "ff", 0.125, 0.875)  # the distinctive position, mid-flood
+        burst[-1] = _message("/vrae/xy", "ff", 0.25, 0.75)  # the last position sent
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for data in burst:  # back to back, as fast as Python sends
+                sender.sendto(data, server.address)
+        state = controls.wait_for_version(2000, WAIT)
+        stats = controls.stats
+        assert state is not None, f"{stats['datagrams']} of 2000 datagrams arrived; {dict(stats)}"
+    assert stats["datagrams"] == 2000 and stats["accepted"] == 2000
+    assert (state.x, state.y) == (0.25, 0.75)
+    assert controls.positions == [(0.5, 0.5), (0.125, 0.875), (0.25, 0.75)]
+
+
+def test_the_startup_lines_say_who_is_obeyed_and_whether_the_buffer_was_capped(controls):
+    with OscServer(controls, host=LOOPBACK, port=0) as server:
+        lines = server.describe()
+        assert lines[0] == "OSC in: obeys any sender; limit with --allow 192.168.1.0/24"
+        server.receive_buffer = 425_984  # as a default Linux would grant it
+        assert server.receive_buffer_capped
+        assert "sudo sysctl -w net.core.rmem_max=4194304" in server.describe()[1]
+    allowed = OscServer(controls, host=LOOPBACK, port=0, allow=(parse_allow("192.168.1.0/24"), parse_allow("::1")))
+    assert allowed.describe()[0] == "OSC in: obeys only 192.168.1.0/24, ::1/128"
+
+
+# -- who may play
+
+
+def test_parse_allow_takes_networks_and_single_addresses():
+    assert str(parse_allow("192.168.1.0/24")) == "192.168.1.0/24"
+    assert str(parse_allow("192.168.1.20/24")) == "192.168.1.0/24"
+    assert str(parse_allow("10.0.0.7")) == "10.0.0.7/32"
+    assert str(parse_allow("fd00::/8")) == "fd00::/8"
+    with pytest.raises(ValueError, match="e.g. 192.168.1.0/24"):
+        parse_allow("phone.local")
+
+
+def _send_from(source: str, port: int, data: bytes) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((source, 0))
+        sock.sendto(data, (LOOPBACK, port))
+
+
+def test_allow_refuses_other_senders_without_parsing_and_obeys_its_own():
+    controls = Controls()
+    with OscServer(controls, host="0.0.0.0", port=0, allow=(parse_allow("127.0.0.2/32"),)) as server:
+        port = server.address[1]
+        _send_from("127.0.0.1", port, _message("/vrae/panic", ""))
+        _send_from("127.0.0.1", port, b"garbage that would count as malformed if parsed")
+        _send_from("127.0.0.2", port, _message("/vrae/xy", "ff", 0.125, 0.875))  # after the refused ones
+        state = controls.wait_for_version(1, WAIT)
+    stats = controls.stats
+    assert state is not None and (state.x, state.y) == (0.125, 0.875) and state.panic_count == 0
+    assert stats["refused"] == 2 and stats["datagrams"] == 3 and stats["accepted"] == 1
+    assert stats["malformed"] == 0, "a refused datagram is never parsed"
+
+
+def test_allow_matches_ipv4_senders_seen_through_an_ipv6_socket():
+    from vrae_live.live.osc.server import SenderFilter
+
+    lan = SenderFilter((parse_allow("192.168.1.0/24"), parse_allow("fd00::/8")))
+    assert lan.obeys("192.168.1.20") and lan.obeys("::ffff:192.168.1.20") and lan.obeys("fd00::5")
+    assert not lan.obeys("192.168.2.20") and not lan.obeys("::1") and not lan.obeys("not an address")
+    assert SenderFilter().obeys("203.0.113.9")
 
 
 # -- where to send to

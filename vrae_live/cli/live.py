@@ -16,11 +16,22 @@ def _host_port(ctx, param, value):
     return host, int(port)
 
 
+def _networks(ctx, param, values):
+    from ..live.osc.server import parse_allow
+
+    try:
+        return tuple(parse_allow(value) for value in values)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from err
+
+
 @click.command()
 @click.option("--checkpoint", "checkpoint_dir", type=click.Path(path_type=Path),
               help="A trained model (a run directory of `vrae-live train`) [default: the shipped checkpoints/default].")
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on for OSC.")
 @click.option("--port", default=9000, show_default=True, help="UDP port to listen on for OSC.")
+@click.option("--allow", multiple=True, callback=_networks, metavar="NETWORK",
+              help="Obey OSC only from this network or address, e.g. 192.168.1.0/24 (repeatable) [default: any sender].")
 @click.option("--controller", default=None, help="Controller dialect: touchosc, open-stage-control, lemur, or a .toml file.")
 @click.option("--feedback", callback=_host_port, help="Send position and status back to HOST:PORT.")
 @click.option("--midi-port", help="Connect to this existing MIDI port instead of opening a virtual 'vrae-live' port.")
@@ -44,7 +55,7 @@ def _host_port(ctx, param, value):
 def serve(checkpoint_dir: Path, host: str, port: int, controller: str | None, feedback, midi_port: str | None,
           midi_api: str, record: Path | None, device: str, hop: int | None, glide: float, bpm: float,
           on_threshold: float, off_threshold: float, polyphony: int, min_len: int, max_len: int | None,
-          seed: int, demo: bool, duration: float | None, no_midi: bool, realtime: bool) -> None:
+          seed: int, demo: bool, duration: float | None, no_midi: bool, realtime: bool, allow: tuple) -> None:
     """Play a model live: OSC in, MIDI out. Stop with Ctrl-C."""
     from ..live.notes import NoteSettings
     from ..live.serve import PerformanceSettings, ServeOptions, serve as run
@@ -54,7 +65,7 @@ def serve(checkpoint_dir: Path, host: str, port: int, controller: str | None, fe
     performance = PerformanceSettings(hop=hop, glide_s=glide, bpm=bpm, notes=notes, seed=seed, demo=demo)
     run(ServeOptions(checkpoint=checkpoint_dir, host=host, port=port, controller=controller, feedback=feedback,
                      midi_port=midi_port, midi_api=midi_api, record=record, device=device, performance=performance,
-                     duration_s=duration, no_midi=no_midi, realtime=realtime))
+                     duration_s=duration, no_midi=no_midi, realtime=realtime, allow=allow))
 
 
 @click.command()

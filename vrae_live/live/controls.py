@@ -125,7 +125,9 @@ class Controls:
     (``accepted``, and ``clamped`` among them), and every dropped one by
     reason: ``malformed``, ``unsupported_type``, ``wrong_args``, ``wrong_type``,
     ``not_finite``, ``unknown_address``, ``held`` (a position while hold is on),
-    ``button_release``, ``empty`` (a bundle without messages), ``error``.
+    ``button_release``, ``empty`` (a bundle without messages), ``error``;
+    and ``refused``, datagrams from a sender the server does not obey (counted
+    among ``datagrams`` too, never parsed).
     """
 
     def __init__(
@@ -182,6 +184,11 @@ class Controls:
             self._count("empty")
         for message in messages:
             self.handle_message(message.address, message.params)
+
+    def refuse_datagram(self, sender: str) -> None:
+        """Count a datagram from ``sender`` that is not obeyed (the server decides who is); it is not parsed."""
+        self._count("datagrams")
+        self._count("refused", f"from {sender}, not in --allow")
 
     def handle_message(self, address: str, args: Sequence[Any]) -> None:
         """Apply one message. Never raises: bad input is counted and dropped."""

@@ -44,6 +44,7 @@ class ServeOptions:
     duration_s: float | None = None  # None: until stopped
     no_midi: bool = False
     realtime: bool = True
+    allow: tuple = ()  # ip_network values whose senders are obeyed; empty: any sender
 
 
 def serve(options: ServeOptions, echo: Callable[[str], None] = log.info) -> PerformanceStats:
@@ -67,7 +68,7 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = log.info) -> Perf
     stop = lambda signum, frame: performer.stop()
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    with OscServer(controls, options.host, options.port) as server:
+    with OscServer(controls, options.host, options.port, allow=options.allow) as server:
         bound_host, bound_port = server.address
         echo(f"model {checkpoint_dir}: {ckpt.config.model.model} latent {ckpt.config.model.latent}, "
              f"{ckpt.timing.describe()}, hop {performer.hop} frames, on {next(ckpt.model.parameters()).device}")
@@ -77,6 +78,8 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = log.info) -> Perf
         echo("OSC in: send to " + ", ".join(addresses))
         for line in dialect.describe():
             echo(f"  {line}")
+        for line in server.describe():
+            echo(line)
         if options.performance.demo:
             echo("demo: touring the pad until the controller sends a position")
         if options.realtime:  # this thread runs the performer; the OSC thread, started before, stays ordinary
