@@ -69,7 +69,7 @@ class Performer:
         self,
         checkpoint: Checkpoint,
         controls: Controls,
-        sink: MidiSink,
+        sink: MidiSink | None,
         settings: PerformanceSettings = PerformanceSettings(),
         clock: FrameClock | None = None,
         on_frame: Callable[[int, ControlState], None] | None = None,
@@ -91,6 +91,8 @@ class Performer:
         self.on_frame = on_frame
         self.stats = PerformanceStats()
         self.stop_event = threading.Event()
+        self.stop_reason: str | None = None  # why run() ended early: "SIGINT", "the JACK server went away", ...
+        self._stop_error: BaseException | None = None
         self._buffer: deque[tuple[np.ndarray, np.ndarray]] = deque()  # (probs, frame) per frame
         self._reset_stream = False
         self.current_z: np.ndarray | None = None
@@ -149,7 +151,12 @@ class Performer:
         self.stats.frames += 1
 
     def run(self, max_frames: int | None = None) -> PerformanceStats:
-        """Play until ``stop()`` (or ``max_frames``); always ends with every note off."""
+        """Play until ``stop()`` (or ``max_frames``); always ends with every note off.
+
+        ``sink`` may be given after construction (``serve`` opens the MIDI port last), but before this.
+        """
+        if self.sink is None:
+            raise RuntimeError("the performer has no sink to play to")
         self.decode_hop()  # the first hop before the clock starts, so the take starts on time
         panics_seen = self.controls.snapshot().panic_count
         try:
@@ -178,7 +185,14 @@ class Performer:
             if self.clock.lateness:
                 self.stats.lateness_p99_s = float(np.percentile(self.clock.lateness, 99))
                 self.stats.lateness_max_s = max(self.clock.lateness)
+        if self._stop_error is not None:
+            raise self._stop_error
         return self.stats
 
-    def stop(self) -> None:
+    def stop(self, reason: str = "stopped", error: BaseException | None = None) -> None:
+        """End ``run()`` at the next tick (from any thread or a signal handler); with ``error``,
+        ``run()`` raises it once every note is off."""
+        if not self.stop_event.is_set():
+            self.stop_reason = reason
+            self._stop_error = error
         self.stop_event.set()

@@ -6,6 +6,7 @@ The command line (``cli/live.py``) only turns options into :class:`ServeOptions`
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 from dataclasses import dataclass, field
@@ -47,56 +48,90 @@ class ServeOptions:
     allow: tuple = ()  # ip_network values whose senders are obeyed; empty: any sender
 
 
+STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "the terminal closed (SIGHUP)"}
+
+
 def serve(options: ServeOptions, echo: Callable[[str], None] = log.info) -> PerformanceStats:
-    """Play until Ctrl-C, SIGTERM or ``duration_s``; every note is switched off however it ends."""
+    """Play until Ctrl-C, SIGTERM, SIGHUP, ``duration_s`` or a lost MIDI port; every note is
+    switched off however it ends, and the ``stopped:`` line (and ``recorded``) always printed.
+
+    Everything that can fail on the user's input (the checkpoint, the controller preset, the
+    --record file, the OSC port) is opened before the MIDI port, so a mistake never leaves a
+    port behind that a DAW has already seen.
+    """
+    if options.no_midi and options.record is None:
+        raise ConfigError("--no-midi plays to nowhere: add --record take.mid")
     checkpoint_dir = options.checkpoint or default_checkpoint()
     ckpt = load_checkpoint(checkpoint_dir, resolve_device(options.device))
     dialect = load_controller(options.controller) if options.controller else CANONICAL
     controls = Controls(dialect, latent_size=ckpt.config.model.latent)
-    if options.no_midi and options.record is None:
-        raise ConfigError("--no-midi plays to nowhere: add --record take.mid")
-    midi_out = None if options.no_midi else RtMidiSink(options.midi_port, api=options.midi_api)
-    try:
-        recorder = MidiFileRecorder(options.record, bpm=options.performance.bpm) if options.record else None
-    except OSError as err:
-        raise ConfigError(f"cannot write the --record file {options.record}: {err.strerror or err}") from err
-    sink = TeeSink(midi_out, recorder) if midi_out and recorder else midi_out or recorder
-    performer = Performer(ckpt, controls, sink, options.performance)
-    sender = FeedbackSender(*options.feedback, dialect) if options.feedback else None
-    if sender is not None:
-        performer.on_frame = lambda index, state: sender.send(state, f"frame {index}")
-    stop = lambda signum, frame: performer.stop()
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    with OscServer(controls, options.host, options.port, allow=options.allow) as server:
-        bound_host, bound_port = server.address
-        echo(f"model {checkpoint_dir}: {ckpt.config.model.model} latent {ckpt.config.model.latent}, "
-             f"{ckpt.timing.describe()}, hop {performer.hop} frames, on {next(ckpt.model.parameters()).device}")
-        if midi_out is not None:
-            echo(f"MIDI out: {midi_out.port_name} ({midi_out.api})")
-        addresses = listen_addresses(bound_host, bound_port) or [f"{bound_host}:{bound_port}"]
-        echo("OSC in: send to " + ", ".join(addresses))
-        for line in dialect.describe():
-            echo(f"  {line}")
-        for line in server.describe():
-            echo(line)
-        if options.performance.demo:
-            echo("demo: touring the pad until the controller sends a position")
-        if options.realtime:  # this thread runs the performer; the OSC thread, started before, stays ordinary
-            problem = make_realtime()
-            echo(f"clock: realtime priority (SCHED_FIFO {PRIORITY})" if problem is None
-                 else f"clock: normal priority; {problem}")
-        echo("ready")
+    performer = Performer(ckpt, controls, None, options.performance)
+    with contextlib.ExitStack() as opened:
+        recorder = None
+        if options.record is not None:
+            try:
+                recorder = MidiFileRecorder(options.record, bpm=options.performance.bpm)
+            except OSError as err:
+                raise ConfigError(f"cannot write the --record file {options.record}: {err.strerror or err}") from err
+            opened.callback(recorder.close)
+        server = opened.enter_context(OscServer(controls, options.host, options.port, allow=options.allow))
+        sender = None
+        if options.feedback:
+            sender = FeedbackSender(*options.feedback, dialect)
+            opened.callback(sender.close)
+            performer.on_frame = lambda index, state: sender.send(state, f"frame {index}")
+        midi_out = None
+        if not options.no_midi:
+            midi_out = RtMidiSink(options.midi_port, api=options.midi_api)
+            opened.callback(midi_out.close)
+        performer.sink = TeeSink(midi_out, recorder) if midi_out and recorder else midi_out or recorder
+
+        for signum, reason in STOP_SIGNALS.items():
+            signal.signal(signum, lambda signum, frame, reason=reason: performer.stop(reason))
+        _say_what_plays(echo, options, checkpoint_dir, ckpt, performer, midi_out, server, dialect)
         duration = options.duration_s
         try:
-            stats = performer.run(None if duration is None else max(1, round(duration / performer.period_s)))
+            performer.run(None if duration is None else max(1, round(duration / performer.period_s)))
         finally:
-            if sender is not None:
-                sender.close()
+            _say_how_it_ended(echo, options, performer, controls)
+    return performer.stats
+
+
+def _say_what_plays(echo, options, checkpoint_dir, ckpt, performer, midi_out, server, dialect) -> None:
+    echo(f"model {checkpoint_dir}: {ckpt.config.model.model} latent {ckpt.config.model.latent}, "
+         f"{ckpt.timing.describe()}, hop {performer.hop} frames, on {next(ckpt.model.parameters()).device}")
+    if midi_out is not None:
+        echo(f"MIDI out: {midi_out.port_name} ({midi_out.api})")
+    bound_host, bound_port = server.address
+    addresses = listen_addresses(bound_host, bound_port) or [f"{bound_host}:{bound_port}"]
+    echo("OSC in: send to " + ", ".join(addresses))
+    for line in dialect.describe():
+        echo(f"  {line}")
+    for line in server.describe():
+        echo(line)
+    if options.performance.demo:
+        echo("demo: touring the pad until the controller sends a position")
+    if options.realtime:  # this thread runs the performer; the OSC thread, started before, stays ordinary
+        problem = make_realtime()
+        echo(f"clock: realtime priority (SCHED_FIFO {PRIORITY})" if problem is None
+             else f"clock: normal priority; {problem}")
+    echo("ready")
+
+
+def _say_how_it_ended(echo, options, performer, controls) -> None:
+    """The stop line and the recording's line, whatever ended the take; a closed terminal
+    (SIGHUP) cannot take them, and that must not hide how the take ended."""
     osc = controls.stats
     ignored = {k: v for k, v in osc.items() if k not in ("datagrams", "accepted")}
-    echo(f"stopped: {stats.line()}; OSC {osc.get('datagrams', 0)} datagrams, {osc.get('accepted', 0)} applied"
-         + (f", ignored or clamped {dict(ignored)}" if ignored else ""))
+    lines = []
+    if performer.stop_reason is not None:
+        lines.append(f"stopping: {performer.stop_reason}")
+    lines.append(f"stopped: {performer.stats.line()}; OSC {osc.get('datagrams', 0)} datagrams, "
+                 f"{osc.get('accepted', 0)} applied" + (f", ignored or clamped {dict(ignored)}" if ignored else ""))
     if options.record is not None:
-        echo(f"recorded {options.record}")
-    return stats
+        lines.append(f"recorded {options.record}")
+    for line in lines:
+        try:
+            echo(line)
+        except OSError:
+            pass
