@@ -47,7 +47,7 @@ ARGUMENTS = st.one_of(
     st.tuples(st.just("d"), finite_or_not),
     st.tuples(st.just("i"), st.integers(-(2**31), 2**31 - 1)),
     st.tuples(st.just("h"), st.integers(-(2**63), 2**63 - 1)),
-    st.tuples(st.just("s"), st.text(max_size=12).filter(lambda s: "\x00" not in s)),
+    st.tuples(st.just("s"), st.sampled_from(["", "a", "pad", "\u00e9t\u00e9", "/vrae/xy", "x" * 13])),
     st.tuples(st.just("b"), st.binary(min_size=1, max_size=12)),  # python-osc builds no empty blob
     st.tuples(st.sampled_from("TFN"), st.none()),
 )
@@ -56,8 +56,7 @@ ARGUMENTS = st.one_of(
 @st.composite
 def messages(draw) -> bytes:
     """A valid OSC message: a known (or random) address and a few typed arguments."""
-    address = draw(st.one_of(st.sampled_from(ADDRESSES),
-                             st.text(alphabet="abcxyz/._", max_size=10).map(lambda s: "/" + s)))
+    address = draw(st.sampled_from(ADDRESSES))
     builder = OscMessageBuilder(address=address)
     for tag, value in draw(st.lists(ARGUMENTS, max_size=3)):
         builder.add_arg({"T": True, "F": False}.get(tag, value), tag)
