@@ -4,7 +4,7 @@ import time
 import numpy as np
 import pytest
 
-from vrae_live.live.clock import FrameClock, Tick
+from vrae_live.live.clock import FrameClock, LatenessTracker, Tick
 from vrae_live.testing.fake_time import FakeTime
 
 
@@ -59,7 +59,8 @@ def test_late_ticks_are_counted_and_caught_up_without_resync():
     assert clock.late_ticks == 2  # 0.15 and 0.05 are both over a quarter period (0.025)
     t_before = fake.t
     assert clock.wait().lateness == 0.0 and fake.t == pytest.approx(t_before + 0.05), "back on the grid"
-    assert list(clock.lateness) == pytest.approx([0, 0.15, 0.05, 0])  # every tick's, for the summary
+    lateness = clock.lateness  # every tick's, for the summary
+    assert len(lateness) == 4 and lateness.max == pytest.approx(0.15) and lateness.min == 0
     assert clock.resyncs == 0
 
 
@@ -111,3 +112,70 @@ def test_bad_periods_and_a_deadline_before_start():
             FrameClock(bad)
     with pytest.raises(RuntimeError):
         FrameClock(0.1).deadline(0)
+
+
+# -- the lateness summary: constant memory, numpy's percentiles to within a bin ------------
+
+
+def test_lateness_memory_does_not_grow_with_ticks():
+    """An hour-long take must not keep a float per tick: 60,000 more ticks cost (next to) nothing."""
+    import tracemalloc
+
+    class Forgetful:  # FakeTime keeps its sleeps; this keeps nothing
+        t = 0.0
+
+        def now(self):
+            self.t += 1e-6  # every tick a little late: a new float each time
+            return self.t
+
+        def sleep(self, seconds):
+            self.t += seconds
+
+    fake = Forgetful()
+    clock = FrameClock(0.01, now=fake.now, sleep=fake.sleep)
+    clock.start()
+    for _ in range(1000):
+        clock.wait()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        for _ in range(60_000):
+            clock.wait()
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    grown = sum(stat.size_diff for stat in after.compare_to(before, "filename")
+                if stat.traceback[0].filename.endswith("vrae_live/live/clock.py"))
+    assert grown < 2_000, f"the clock kept {grown} bytes more after 60,000 ticks"
+    assert len(clock.lateness) == 61_000
+
+
+@pytest.mark.parametrize("sample", ["exponential", "uniform", "zeros_and_spikes", "two_clusters", "tiny"])
+def test_lateness_percentiles_match_numpy_within_one_bin(sample):
+    rng = np.random.default_rng(7)
+    values = {
+        "exponential": rng.exponential(0.0004, 20_000),
+        "uniform": rng.uniform(0, 0.1, 5_000),  # the whole range, up to its last bin
+        "zeros_and_spikes": np.concatenate([np.zeros(990), rng.uniform(0.002, 0.05, 10)]),
+        "two_clusters": np.concatenate([rng.normal(0.00002, 0.000005, 985).clip(0), rng.normal(0.03, 0.001, 15)]),
+        "tiny": np.array([0.003]),
+    }[sample]
+    tracker = LatenessTracker(bin_s=1e-5, range_s=0.1)
+    for v in rng.permutation(values):
+        tracker.add(float(v))
+    assert tracker.max == values.max() and tracker.min == values.min() and len(tracker) == len(values)
+    for q in (0, 50, 90, 99, 99.9, 100):
+        ours, theirs = tracker.percentile(q), float(np.percentile(values, q))
+        assert theirs - 1e-12 <= ours <= theirs + tracker.bin_s + 1e-12, (q, ours, theirs)
+
+
+def test_lateness_beyond_the_range_is_an_upper_bound():
+    tracker = LatenessTracker(bin_s=1e-5, range_s=0.1)
+    values = [0.001] * 95 + [0.2, 0.5, 1.5, 2.0, 3.0]  # a stalled machine: 5 ticks far beyond 100 ms
+    for v in values:
+        tracker.add(v)
+    assert tracker.max == 3.0
+    assert float(np.percentile(values, 99)) <= tracker.percentile(99) <= 3.0
+    assert 0.001 <= tracker.percentile(50) <= 0.001 + tracker.bin_s
+    with pytest.raises(ValueError):
+        LatenessTracker().percentile(99)

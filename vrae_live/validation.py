@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Collection, Mapping, Sequence
 
 from pydantic import ValidationError
@@ -28,12 +29,17 @@ def _shown(value: Any, style: str = "toml") -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _name(key: str) -> str:
+    """A key as written, or quoted when it holds what would break the one line (a newline, a space)."""
+    return key if re.fullmatch(r"[\w.-]+", key) else repr(key)
+
+
 def field_path(loc: Sequence[str | int], style: str = "toml", sections: Collection[str] = ()) -> str:
     """``("model", "hidden")`` as ``[model] hidden`` (style toml, "model" in ``sections``) or
     ``model.hidden`` (style json)."""
     path = ""
     for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        path += f"[{part}]" if isinstance(part, int) else (f".{_name(part)}" if path else _name(part))
     if style == "toml" and loc and loc[0] in sections:
         rest = field_path(loc[1:], "json")
         return f"[{loc[0]}] {rest}" if rest else f"[{loc[0]}]"

@@ -183,8 +183,8 @@ class Performer:
                 self.sink.close()  # panic: note-offs for anything sounding, then CC 123 per channel
             self.stats.late_ticks = self.clock.late_ticks
             if self.clock.lateness:
-                self.stats.lateness_p99_s = float(np.percentile(self.clock.lateness, 99))
-                self.stats.lateness_max_s = max(self.clock.lateness)
+                self.stats.lateness_p99_s = self.clock.lateness.percentile(99)
+                self.stats.lateness_max_s = self.clock.lateness.max
         if self._stop_error is not None:
             raise self._stop_error
         return self.stats
