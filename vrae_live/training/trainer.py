@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -213,12 +214,15 @@ class Trainer:
         t, p = self.config.train, self.progress
         self.out_dir.mkdir(parents=True, exist_ok=True)
         steps_in_window = self.x_train.shape[1]
+        # The bar redraws itself with carriage returns: only for a terminal. A pipe or a log file
+        # gets the epoch lines alone, one line per epoch.
+        show_bar = self.show_progress and sys.stderr.isatty()
         while p.epoch < t.epochs:
             started = time.perf_counter()
             batches = self._epoch_order(p.epoch)
             bar = tqdm(
                 total=len(batches), initial=p.step_in_epoch, desc=f"epoch {p.epoch + 1}/{t.epochs}",
-                unit="batch", leave=False, disable=not self.show_progress, dynamic_ncols=True,
+                unit="batch", leave=False, disable=not show_bar, dynamic_ncols=True,
             )
             with bar:
                 for indices in batches[p.step_in_epoch:]:
