@@ -171,3 +171,15 @@ def test_ctrl_c_saves_and_resume_finishes(songs_dir, tmp_path):
 
     result = run("train", songs_dir, "--out", out, "--resume", "--hidden", "8")
     assert result.exit_code == 1 and "--resume continues with the run's own settings" in result.output
+
+
+def test_training_into_a_pipe_writes_one_line_per_epoch(songs_dir, tmp_path):
+    """With stderr a pipe (a log file, CI), no progress bar redrawing itself with carriage returns."""
+    not_quiet = [a for a in TINY if a != "-q"]
+    args = [sys.executable, "-m", "vrae_live", "train", str(songs_dir), "--out", str(tmp_path / "run"),
+            "--epochs", "2", *not_quiet]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "\r" not in result.stderr
+    assert [line[:11] for line in result.stderr.splitlines() if line.startswith("epoch")] == ["epoch   1/2",
+                                                                                             "epoch   2/2"]

@@ -212,3 +212,19 @@ def test_a_tiny_model_learns_a_few_patterns():
         mu, _ = model.encode(_patterns())
         _, frames = model.generate(mu, steps=12)  # free-running from the codes, thresholded
     assert torch.equal(frames, _patterns())
+
+
+@pytest.mark.parametrize("model", ["vrae", "vrnn"])
+@pytest.mark.parametrize("log_variance", [1e4, -1e4])
+@torch.no_grad()
+def test_an_extreme_log_variance_leaves_the_loss_finite(model, log_variance):
+    """log sigma^2 is clamped where it is made, so exp(logvar) cannot overflow to inf (or 1/exp to inf)."""
+    torch.manual_seed(0)
+    net = build_model(P, ModelConfig(model=model, hidden=H, latent=L, features=5))
+    for name, parameter in net.named_parameters():
+        if "logvar" in name and name.endswith("bias"):
+            parameter.fill_(log_variance)
+    x, noise = rolls(), torch.Generator().manual_seed(0)
+    terms = net.loss_terms(x, noise)
+    assert torch.isfinite(terms.rec).all() and torch.isfinite(terms.kl).all()
+    assert torch.isfinite(net.importance_weighted_bound(x, 3, noise)).all()

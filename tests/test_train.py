@@ -9,10 +9,12 @@ import torch
 from vrae_live.checkpoint import load_checkpoint
 from vrae_live.config import load_config
 from vrae_live.data.corpus import prepare_data
+from vrae_live.errors import TrainingError
+from vrae_live.models import LossTerms
 from vrae_live.pad import latent_plane
 from vrae_live.training.evaluation import active_units
 from vrae_live.training.run import read_metrics
-from vrae_live.training.trainer import Trainer
+from vrae_live.training.trainer import MAX_SKIPS_IN_A_ROW, Trainer
 
 SETTINGS = dict(hidden=16, latent=2, window=16, hop=8, batch_size=16, epochs=3, lr=3e-3, fs=20)
 
@@ -111,3 +113,66 @@ def test_the_pad_is_widened_to_a_minimum_extent_around_the_origin():
     assert max(tight["hi"]) < 0.1
     assert wide["lo"] == [-2.0, -2.0] and wide["hi"] == [2.0, 2.0]
     assert all(0.49 < u < 0.51 for s in wide["songs"] for u in s["uv"])  # the songs sit near the centre
+
+
+# -- a loss that is not finite -------------------------------------------------------
+
+
+def files_in(directory):
+    """Every file under ``directory`` and its bytes."""
+    return {p.relative_to(directory): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_a_step_with_a_nan_loss_is_skipped_and_counted(songs_dir, tmp_path):
+    trainer = make_trainer(songs_dir, tmp_path / "run", epochs=1)
+    p = trainer.progress
+    poisoned = trainer.x_train[:16].clone()
+    poisoned[0, 0, 0] = float("nan")
+    before = {name: w.clone() for name, w in trainer.model.state_dict().items()}
+    trainer._train_step(poisoned)
+    assert all(torch.equal(w, trainer.model.state_dict()[name]) for name, w in before.items())
+    assert not trainer.optimizer.state  # Adam never stepped
+    assert (p.skipped_in_epoch, p.skips_in_a_row, p.step_in_epoch, p.sums["n"]) == (1, 1, 1, 0)
+    trainer._train_step(trainer.x_train[:16])
+    assert (p.skipped_in_epoch, p.skips_in_a_row, p.sums["n"]) == (1, 0, 16)  # a good step ends the run of skips
+    trainer.fit()  # the rest of the epoch
+    assert read_metrics(tmp_path / "run")[0]["skipped_steps"] == 1
+
+
+def test_training_that_diverges_stops_and_saves_nothing(songs_dir, tmp_path, monkeypatch):
+    """From epoch 2 every loss is nan: after 5 skips a one-line error, and the files of epoch 1 are untouched."""
+    out = tmp_path / "run"
+    trainer = make_trainer(songs_dir, out, epochs=3)
+    assert trainer.steps_per_epoch > MAX_SKIPS_IN_A_ROW
+    real_loss_terms = trainer.model.loss_terms
+    after_epoch_1 = {}
+
+    def nan_from_epoch_2(x, *args):
+        terms = real_loss_terms(x, *args)
+        if trainer.progress.epoch == 0:
+            return terms
+        if not after_epoch_1:
+            after_epoch_1.update(files_in(out))
+        return LossTerms(rec=terms.rec * float("nan"), kl=terms.kl)
+
+    monkeypatch.setattr(trainer.model, "loss_terms", nan_from_epoch_2)
+    with pytest.raises(TrainingError, match=r"^training diverged at epoch 2, step 5: .* try a lower --lr"):
+        trainer.fit()
+    assert trainer.progress.skipped_in_epoch == MAX_SKIPS_IN_A_ROW
+    assert {"resume/model.safetensors", "model.safetensors", "metrics.jsonl"} <= {str(p) for p in after_epoch_1}
+    assert files_in(out) == after_epoch_1  # neither resume/ nor the best checkpoint was written again
+    assert all(torch.isfinite(w).all() for w in load_checkpoint(out / "resume").model.parameters())
+
+
+def test_weights_that_are_not_finite_are_never_saved(songs_dir, tmp_path):
+    out = tmp_path / "run"
+    trainer = make_trainer(songs_dir, out, epochs=1)
+    trainer.fit()
+    saved = files_in(out)
+    with torch.no_grad():
+        next(trainer.model.parameters()).view(-1)[0] = float("inf")
+    with pytest.raises(TrainingError, match="no longer finite"):
+        trainer._save_resumable(interrupted=True)
+    with pytest.raises(TrainingError, match="no longer finite"):
+        trainer._save_best(torch.zeros(len(trainer.x_train), 2))
+    assert files_in(out) == saved

@@ -19,3 +19,7 @@ class CheckpointError(VraeLiveError):
 
 class MidiPortError(VraeLiveError):
     """A MIDI port cannot be opened or was lost."""
+
+
+class TrainingError(VraeLiveError):
+    """Training diverged: the loss, its gradient or the weights are no longer finite numbers."""

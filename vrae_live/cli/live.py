@@ -6,6 +6,10 @@ from pathlib import Path
 
 import click
 
+from .options import FiniteRange, OutputFile, live_options, note_settings
+
+MIDI_APIS = click.Choice(["auto", "alsa", "jack", "coremidi", "winmm"])
+
 
 def _host_port(ctx, param, value):
     if value is None:
@@ -13,6 +17,8 @@ def _host_port(ctx, param, value):
     host, _, port = value.rpartition(":")
     if not host or not port.isdigit():
         raise click.BadParameter("expected HOST:PORT, e.g. 192.168.1.20:9001")
+    if not 1 <= int(port) <= 65535:
+        raise click.BadParameter(f"port {port} is not in the range 1<=x<=65535.")
     return host, int(port)
 
 
@@ -29,26 +35,19 @@ def _networks(ctx, param, values):
 @click.option("--checkpoint", "checkpoint_dir", type=click.Path(path_type=Path),
               help="A trained model (a run directory of `vrae-live train`) [default: the shipped checkpoints/default].")
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on for OSC.")
-@click.option("--port", default=9000, show_default=True, help="UDP port to listen on for OSC.")
+@click.option("--port", type=click.IntRange(0, 65535), default=9000, show_default=True,
+              help="UDP port to listen on for OSC (0: any free port).")
 @click.option("--allow", multiple=True, callback=_networks, metavar="NETWORK",
               help="Obey OSC only from this network or address, e.g. 192.168.1.0/24 (repeatable) [default: any sender].")
 @click.option("--controller", default=None, help="Controller dialect: touchosc, open-stage-control, lemur, or a .toml file.")
 @click.option("--feedback", callback=_host_port, help="Send position and status back to HOST:PORT.")
 @click.option("--midi-port", help="Connect to this existing MIDI port instead of opening a virtual 'vrae-live' port.")
-@click.option("--midi-api", type=click.Choice(["auto", "alsa", "jack", "coremidi", "winmm"]), default="auto", show_default=True)
-@click.option("--record", type=click.Path(path_type=Path), help="Also write the performance to this .mid file.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--hop", type=int, help="Frames per decoded hop [default: the model's, or half a window].")
-@click.option("--glide", type=float, default=0.25, show_default=True, help="Seconds for a pad jump to be 63 % done.")
-@click.option("--bpm", type=float, default=120.0, show_default=True, help="Tempo for a beat-based model.")
-@click.option("--on-threshold", type=float, default=0.5, show_default=True)
-@click.option("--off-threshold", type=float, default=0.35, show_default=True)
-@click.option("--polyphony", type=int, default=8, show_default=True)
-@click.option("--min-len", type=int, default=1, show_default=True, help="Frames a note sounds at least.")
-@click.option("--max-len", type=int, help="Frames after which a note is released.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--midi-api", type=MIDI_APIS, default="auto", show_default=True)
+@click.option("--record", type=OutputFile(), help="Also write the performance to this .mid file.")
+@live_options
 @click.option("--demo", is_flag=True, help="Tour the pad on its own until the controller sends a position.")
-@click.option("--duration", type=float, help="Stop after this many seconds [default: play until Ctrl-C].")
+@click.option("--duration", type=FiniteRange(min=0, min_open=True),
+              help="Stop after this many seconds [default: play until Ctrl-C].")
 @click.option("--no-midi", is_flag=True, help="Open no MIDI port (with --record: render to the file only).")
 @click.option("--realtime/--no-realtime", default=True, show_default=True,
               help="Keep the clock at realtime priority where the system permits (Linux: root or the audio group).")
@@ -57,11 +56,9 @@ def serve(checkpoint_dir: Path, host: str, port: int, controller: str | None, fe
           on_threshold: float, off_threshold: float, polyphony: int, min_len: int, max_len: int | None,
           seed: int, demo: bool, duration: float | None, no_midi: bool, realtime: bool, allow: tuple) -> None:
     """Play a model live: OSC in, MIDI out. Stop with Ctrl-C."""
-    from ..live.notes import NoteSettings
     from ..live.serve import PerformanceSettings, ServeOptions, serve as run
 
-    notes = NoteSettings(on_threshold=on_threshold, off_threshold=off_threshold, min_len=min_len,
-                         max_len=max_len, polyphony=polyphony)
+    notes = note_settings(on_threshold, off_threshold, polyphony, min_len, max_len)
     performance = PerformanceSettings(hop=hop, glide_s=glide, bpm=bpm, notes=notes, seed=seed, demo=demo)
     run(ServeOptions(checkpoint=checkpoint_dir, host=host, port=port, controller=controller, feedback=feedback,
                      midi_port=midi_port, midi_api=midi_api, record=record, device=device, performance=performance,
@@ -69,7 +66,7 @@ def serve(checkpoint_dir: Path, host: str, port: int, controller: str | None, fe
 
 
 @click.command()
-@click.option("--midi-api", type=click.Choice(["auto", "alsa", "jack", "coremidi", "winmm"]), default="auto", show_default=True)
+@click.option("--midi-api", type=MIDI_APIS, default="auto", show_default=True)
 def ports(midi_api: str) -> None:
     """List the MIDI output ports --midi-port can connect to."""
     from ..live.midi.rtmidi_port import list_output_ports

@@ -12,45 +12,15 @@ from pathlib import Path
 
 import click
 
+from .options import FiniteRange, OutputFile, device_option, note_settings, seed_option, take_options
+
 log = logging.getLogger("vrae_live")
 
 
-def _take_options(command):
-    """The performance settings ``serve`` has, with its defaults, for an offline take."""
-    options = [
-        click.option("--seed", type=int, default=0, show_default=True,
-                     help="Seeds the sampling of notes (and a random z)."),
-        click.option("--bpm", type=float, default=120.0, show_default=True,
-                     help="Tempo for a beat-based model, and of the file."),
-        click.option("--hop", type=int, help="Frames per decoded hop [default: the model's, or half a window]."),
-        click.option("--density", type=float, default=0.5, show_default=True, help="0..1; 0.5 plays the model as it is."),
-        click.option("--temperature", type=float, default=1.0, show_default=True,
-                     help="0 thresholds the probabilities; 1 samples them."),
-        click.option("--on-threshold", type=float, default=0.5, show_default=True),
-        click.option("--off-threshold", type=float, default=0.35, show_default=True),
-        click.option("--polyphony", type=int, default=8, show_default=True),
-        click.option("--min-len", type=int, default=1, show_default=True, help="Frames a note sounds at least."),
-        click.option("--max-len", type=int, help="Frames after which a note is released."),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
-
-
 def _take_settings(seed, bpm, hop, density, temperature, on_threshold, off_threshold, polyphony, min_len, max_len):
-    from ..errors import ConfigError
-    from ..live.notes import NoteSettings
     from ..offline.render import TakeSettings
 
-    if not 0.0 <= density <= 1.0:
-        raise ConfigError(f"--density must be in 0..1, not {density}")
-    if temperature < 0:
-        raise ConfigError(f"--temperature must be 0 or more, not {temperature}")
-    if not bpm > 0:
-        raise ConfigError(f"--bpm must be positive, not {bpm}")
-    notes = NoteSettings(on_threshold=on_threshold, off_threshold=off_threshold, min_len=min_len,
-                         max_len=max_len, polyphony=polyphony)
+    notes = note_settings(on_threshold, off_threshold, polyphony, min_len, max_len)
     return TakeSettings(bpm=bpm, density=density, temperature=temperature, hop=hop, notes=notes, seed=seed)
 
 
@@ -81,13 +51,15 @@ def _with_take_settings(command):
 
 @click.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="The .mid file to write.")
+@click.option("--out", type=OutputFile(), required=True, help="The .mid file to write.")
 @click.option("--z", "z_text", help="The latent vector, comma-separated, e.g. 0.1,-0.3 [default: random from --seed].")
-@click.option("--from", "from_song", type=click.Path(path_type=Path), help="Play the code of a passage of this song.")
-@click.option("--at", type=float, default=0.0, show_default=True, help="Seconds into --from where the passage starts.")
-@click.option("--steps", type=int, default=1000, show_default=True,
+@click.option("--from", "from_song", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Play the code of a passage of this song.")
+@click.option("--at", type=FiniteRange(min=0), default=0.0, show_default=True,
+              help="Seconds into --from where the passage starts.")
+@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Frames to generate (the paper: 1000, about 50 s at 20 Hz).")
-@_take_options
+@take_options
 @_with_take_settings
 def generate(checkpoint: Path, out: Path, z_text: str | None, from_song: Path | None, at: float, steps: int,
              device: str, settings) -> None:
@@ -113,13 +85,16 @@ def generate(checkpoint: Path, out: Path, z_text: str | None, from_song: Path | 
 
 @click.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.argument("song_a", type=click.Path(path_type=Path))
-@click.argument("song_b", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="The .mid file to write.")
-@click.option("--at-a", type=float, default=0.0, show_default=True, help="Seconds into SONG_A of its passage.")
-@click.option("--at-b", type=float, default=0.0, show_default=True, help="Seconds into SONG_B of its passage.")
-@click.option("--steps", type=int, default=200, show_default=True, help="Frames of the whole morph.")
-@_take_options
+@click.argument("song_a", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("song_b", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", type=OutputFile(), required=True, help="The .mid file to write.")
+@click.option("--at-a", type=FiniteRange(min=0), default=0.0, show_default=True,
+              help="Seconds into SONG_A of its passage.")
+@click.option("--at-b", type=FiniteRange(min=0), default=0.0, show_default=True,
+              help="Seconds into SONG_B of its passage.")
+@click.option("--steps", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Frames of the whole morph.")
+@take_options
 @_with_take_settings
 def interpolate(checkpoint: Path, song_a: Path, song_b: Path, out: Path, at_a: float, at_b: float, steps: int,
                 device: str, settings) -> None:
@@ -143,17 +118,17 @@ def interpolate(checkpoint: Path, song_a: Path, song_b: Path, out: Path, at_a: f
 
 @click.command("map")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.argument("songs_dir", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="The image to write (.png, .pdf, .svg).")
+@click.argument("songs_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=OutputFile(), required=True, help="The image to write (.png, .pdf, .svg).")
 @click.option("--color-by", type=click.Choice(["song", "folder"]), default="song", show_default=True,
               help="One colour per song, or per top folder (e.g. composer).")
 @click.option("--method", type=click.Choice(["auto", "tsne", "pca"]), default="auto", show_default=True,
               help="For more than 2 latent dims: t-SNE (needs scikit-learn) or PCA; auto falls back to PCA.")
-@click.option("--max-points", type=int, default=3000, show_default=True,
+@click.option("--max-points", type=click.IntRange(min=1), default=3000, show_default=True,
               help="Draw at most this many windows (an even subsample): t-SNE is slow beyond.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--cache-dir", type=click.Path(path_type=Path))
+@seed_option(help="Seeds t-SNE.")
+@device_option("cpu")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="Where parsed songs are cached.")
 def map_command(checkpoint: Path, songs_dir: Path, out: Path, color_by: str, method: str, max_points: int, seed: int,
                 device: str, cache_dir: Path | None) -> None:
     """Every window of SONGS_DIR encoded and drawn at its mean (paper Figures 1-2, right)."""
@@ -173,7 +148,7 @@ def map_command(checkpoint: Path, songs_dir: Path, out: Path, color_by: str, met
     if len(windows.x) == 0:
         raise DataError(f"{songs_dir}: no window of {ckpt.config.data.window} steps in {len(songs)} usable songs")
     keep = np.arange(len(windows.x))
-    if max_points > 0 and len(keep) > max_points:
+    if len(keep) > max_points:
         keep = np.linspace(0, len(keep) - 1, max_points).round().astype(int)
     x = torch.from_numpy(windows.x[keep]).to(next(ckpt.model.parameters()).device, torch.float32)
     means = encode_means(ckpt.model, x).double().numpy()  # (N, L)
@@ -187,9 +162,9 @@ def map_command(checkpoint: Path, songs_dir: Path, out: Path, color_by: str, met
 
 
 @click.command()
-@click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="The image to write.")
-@click.option("--skip", type=int, default=0, show_default=True,
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=OutputFile(), required=True, help="The image to write.")
+@click.option("--skip", type=click.IntRange(min=0), default=0, show_default=True,
               help="Leave out the first N epochs (the paper cut 10, for scale).")
 def curve(run_dir: Path, out: Path, skip: int) -> None:
     """The training curve of a run: lower bound per time step, training and validation."""

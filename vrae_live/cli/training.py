@@ -11,8 +11,13 @@ from typing import Any
 import click
 
 from ..errors import VraeLiveError
+from .options import FiniteRange, device_option, seed_option
 
 log = logging.getLogger("vrae_live")
+
+
+POSITIVE = FiniteRange(min=0, min_open=True)
+SHARE = FiniteRange(0, 1, max_open=True)  # a share of something that must keep some of it
 
 
 def _pitch_range(ctx, param, value):
@@ -27,37 +32,37 @@ def _pitch_range(ctx, param, value):
 
 
 @click.command()
-@click.argument("songs_dir", type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Run directory [default: checkpoints/<SONGS_DIR name>].")
+@click.argument("songs_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Run directory [default: checkpoints/<SONGS_DIR name>].")
 @click.option("--preset", help="Model preset: a name in presets/ (live-2d, paper-2d, ...) or a .toml file "
               "[default: live-2d].")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out (settings come from it).")
 @click.option("--overwrite", is_flag=True, help="Replace a finished run in --out.")
-@click.option("--epochs", type=int)
-@click.option("--batch-size", type=int)
-@click.option("--lr", type=float, help="Initial learning rate.")
-@click.option("--lr-final", type=float, help="Learning rate at the last step (exponential decay).")
+@click.option("--epochs", type=click.IntRange(min=1))
+@click.option("--batch-size", type=click.IntRange(min=1))
+@click.option("--lr", type=POSITIVE, help="Initial learning rate.")
+@click.option("--lr-final", type=POSITIVE, help="Learning rate at the last step (exponential decay).")
 @click.option("--cell", type=click.Choice(["rnn", "gru", "lstm"]), help="Recurrent cell; rnn is the paper's.")
 @click.option("--model", type=click.Choice(["vrae", "vrnn", "rnn"]), help="vrae (Fabius 2014), vrnn (Chung 2015) or rnn (no latent).")
-@click.option("--hidden", type=int, help="Hidden units of encoder and decoder.")
-@click.option("--latent", type=int, help="Latent dimensions (2 plays an XY pad directly).")
-@click.option("--window", type=int, help="Time steps per training sequence.")
-@click.option("--hop", type=int, help="Steps between window starts.")
-@click.option("--fs", type=float, help="Frames per second (the paper used 20).")
-@click.option("--steps-per-beat", type=int, help="A grid that follows the tempo map, e.g. 4 (sixteenths).")
+@click.option("--hidden", type=click.IntRange(min=1), help="Hidden units of encoder and decoder.")
+@click.option("--latent", type=click.IntRange(min=1), help="Latent dimensions (2 plays an XY pad directly).")
+@click.option("--window", type=click.IntRange(min=2), help="Time steps per training sequence.")
+@click.option("--hop", type=click.IntRange(min=1), help="Steps between window starts.")
+@click.option("--fs", type=POSITIVE, help="Frames per second (the paper used 20).")
+@click.option("--steps-per-beat", type=click.IntRange(min=1), help="A grid that follows the tempo map, e.g. 4 (sixteenths).")
 @click.option("--pitch-range", callback=_pitch_range, help="Keep pitches LO-HI, e.g. 36-84 [default: those the songs use].")
-@click.option("--max-windows-per-song", type=int, help="Take the first N windows of each song.")
+@click.option("--max-windows-per-song", type=click.IntRange(min=1), help="Take the first N windows of each song.")
 @click.option("--reverse-input/--no-reverse-input", default=None, help="The encoder reads each window backwards.")
 @click.option("--z-every-step/--no-z-every-step", default=None,
               help="Feed z to the decoder at every step, not only its first state.")
-@click.option("--mu-batchnorm", type=float, help="Batch-normalise mu to this scale in training (0: off).")
-@click.option("--kl-warmup-epochs", type=float, help="Epochs over which the KL weight rises from 0 to 1.")
-@click.option("--free-bits", type=float, help="Nats per latent unit below which KL is not pushed down.")
-@click.option("--input-dropout", type=float, help="Share of decoder inputs blanked in training (makes z matter).")
-@click.option("--val-fraction", type=float, help="Share of songs held out for validation.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="auto takes CUDA when present.")
-@click.option("--seed", type=int)
-@click.option("--cache-dir", type=click.Path(path_type=Path), help="Where parsed songs are cached.")
+@click.option("--mu-batchnorm", type=FiniteRange(min=0), help="Batch-normalise mu to this scale in training (0: off).")
+@click.option("--kl-warmup-epochs", type=FiniteRange(min=0), help="Epochs over which the KL weight rises from 0 to 1.")
+@click.option("--free-bits", type=FiniteRange(min=0), help="Nats per latent unit below which KL is not pushed down.")
+@click.option("--input-dropout", type=SHARE, help="Share of decoder inputs blanked in training (makes z matter).")
+@click.option("--val-fraction", type=SHARE, help="Share of songs held out for validation.")
+@device_option(None)
+@seed_option(None, help="Seeds the init, the shuffles and the noise [default: the preset's].")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="Where parsed songs are cached.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def train(songs_dir: Path, out_dir: Path | None, preset: str | None, resume: bool, overwrite: bool,
           cache_dir: Path | None, quiet: bool, **settings: Any) -> None:
@@ -174,13 +179,13 @@ def _pitch_list(pitches: list[int]) -> str:
 
 @click.command("eval")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.argument("songs_dir", type=click.Path(path_type=Path))
-@click.option("--samples", type=int, default=0, show_default=True, help="K > 0 adds the importance-weighted bound.")
+@click.argument("songs_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--samples", type=click.IntRange(min=0), default=0, show_default=True, help="K > 0 adds the importance-weighted bound.")
 @click.option("--split", type=click.Choice(["all", "validation", "training"]), default="all", show_default=True,
               help="Only the songs the checkpoint trained or validated on (matched by path in SONGS_DIR).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@device_option("auto")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-@click.option("--cache-dir", type=click.Path(path_type=Path))
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="Where parsed songs are cached.")
 def evaluate_command(checkpoint: Path, songs_dir: Path, samples: int, split: str, device: str,
                      as_json: bool, cache_dir: Path | None) -> None:
     """Lower bound per time step (nats) of a checkpoint on the songs in SONGS_DIR."""
@@ -192,8 +197,6 @@ def evaluate_command(checkpoint: Path, songs_dir: Path, samples: int, split: str
     from ..errors import DataError
     from ..training.evaluation import evaluate
 
-    if samples < 0:
-        raise click.BadParameter("must be 0 or more", param_hint="--samples")
     dev = resolve_device(device)
     ckpt = load_checkpoint(checkpoint, dev)
     songs = load_songs(songs_dir, ckpt.timing, cache_dir=cache_dir)

@@ -56,7 +56,7 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = log.info) -> Perf
     switched off however it ends, and the ``stopped:`` line (and ``recorded``) always printed.
 
     Everything that can fail on the user's input (the checkpoint, the controller preset, the
-    --record file, the OSC port) is opened before the MIDI port, so a mistake never leaves a
+    hop, the OSC port, the --record file) is checked or opened before the MIDI port, so a mistake never leaves a
     port behind that a DAW has already seen.
     """
     if options.no_midi and options.record is None:
@@ -67,6 +67,7 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = log.info) -> Perf
     controls = Controls(dialect, latent_size=ckpt.config.model.latent)
     performer = Performer(ckpt, controls, None, options.performance)
     with contextlib.ExitStack() as opened:
+        server = opened.enter_context(OscServer(controls, options.host, options.port, allow=options.allow))
         recorder = None
         if options.record is not None:
             try:
@@ -74,7 +75,6 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = log.info) -> Perf
             except OSError as err:
                 raise ConfigError(f"cannot write the --record file {options.record}: {err.strerror or err}") from err
             opened.callback(recorder.close)
-        server = opened.enter_context(OscServer(controls, options.host, options.port, allow=options.allow))
         sender = None
         if options.feedback:
             sender = FeedbackSender(*options.feedback, dialect)

@@ -4,7 +4,8 @@ Encoder (h_0 = 0, one step per frame of the window x_1..x_T)::
 
     h_{t+1} = tanh(W_enc h_t + W_in x_{t+1} + b_enc)
     mu      = W_mu h_end + b_mu
-    logvar  = W_sigma h_end + b_sigma        # log sigma^2 (the paper writes log sigma: a factor 2)
+    logvar  = W_sigma h_end + b_sigma        # log sigma^2 (the paper writes log sigma: a factor 2),
+                                             # clamped to +-20 so that its exp stays finite
 
 Reparametrisation: ``z = mu + sigma * eps``, ``eps ~ N(0, I)``.
 
@@ -44,6 +45,14 @@ from ..config import ModelConfig
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # (1, B, H), or (h, c) for the LSTM
 
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+# log sigma^2 is kept within +-20 (sigma^2 between 2e-9 and 5e8), so its exp, in the KL and in
+# the reparametrisation, stays finite in float32: one wild step of the encoder cannot make the loss inf.
+LOGVAR_LIMIT = 20.0
+
+
+def clamp_logvar(logvar: torch.Tensor) -> torch.Tensor:
+    return logvar.clamp(-LOGVAR_LIMIT, LOGVAR_LIMIT)
 
 
 @dataclass
@@ -130,7 +139,7 @@ class VRAE(nn.Module):
             x = x.flip(1)  # read the window backwards: its start ends up nearest the code
         _, state = self.encoder(x)
         h_end = (state[0] if self.is_lstm else state).squeeze(0)  # (B, H)
-        mu, logvar = self.to_mu(h_end), self.to_logvar(h_end)
+        mu, logvar = self.to_mu(h_end), clamp_logvar(self.to_logvar(h_end))
         if self.mu_norm is not None and (mu.shape[0] > 1 or not self.training):
             mu = self.config.mu_batchnorm * self.mu_norm(mu)
         return (mu[0], logvar[0]) if single else (mu, logvar)

@@ -12,7 +12,8 @@ size) and every phi a one-layer ReLU network of width F::
     generation  x_t ~ Bernoulli(sigm(W_out relu(W_d [phi_z(z_t); h_{t-1}] + b_d) + b_out))
     recurrence  h_t = f(W [phi_x(x_t); phi_z(z_t)], h_{t-1})                 # f: cell rnn | gru | lstm
 
-where each ``heads`` is two affine maps, one for the mean and one for ``logvar = log sigma^2``.
+where each ``heads`` is two affine maps, one for the mean and one for ``logvar = log sigma^2``
+(clamped to +-20, as in the VRAE, so that its exp stays finite).
 The objective is the paper's lower bound,
 
     sum_t  E_q[ log p(x_t | z_<=t, x_<t) ]  -  KL( q(z_t | x_<=t, z_<t) || p(z_t | x_<t, z_<t) ),
@@ -59,7 +60,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from .vrae import LossTerms, free_run
+from .vrae import LossTerms, clamp_logvar, free_run
 
 CELLS = {"rnn": nn.RNNCell, "gru": nn.GRUCell, "lstm": nn.LSTMCell}
 LOG_2PI = math.log(2 * math.pi)
@@ -142,7 +143,7 @@ class VRNN(nn.Module):
     def prior_of(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``h_{t-1} (..., H)`` to the prior's ``mu, logvar``, each ``(..., L)``."""
         a = F.relu(self.prior(h))
-        return self.prior_mu(a), self.prior_logvar(a)
+        return self.prior_mu(a), clamp_logvar(self.prior_logvar(a))
 
     def generate_logits(self, fz: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """``phi_z(z_t) (..., F)`` and ``h_{t-1} (..., H)`` to the logits ``(..., P)`` of x_t."""
@@ -176,7 +177,7 @@ class VRNN(nn.Module):
         for t in range(steps):
             hs.append(h)
             a = F.relu(post_x[:, t] + F.linear(h, w_h))  # (B, F)
-            mu, logvar = self.posterior_mu(a), self.posterior_logvar(a)  # (B, L)
+            mu, logvar = self.posterior_mu(a), clamp_logvar(self.posterior_logvar(a))  # (B, L)
             z = mu if eps is None else mu + torch.exp(0.5 * logvar) * eps[:, t]
             fz = self.features_z(z)  # (B, F)
             h, c = self._recur(fx_fed[:, t], fz, h, c)

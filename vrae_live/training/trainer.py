@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,16 +31,20 @@ import torch
 from ..checkpoint import load_checkpoint, load_optimizer_state, read_config, save_checkpoint
 from ..config import Config
 from ..data.corpus import TrainingData, WindowSet
-from ..errors import CheckpointError
+from ..errors import CheckpointError, TrainingError
 from ..models import build_model
 from ..pad import latent_plane
 from .evaluation import active_units, encode_means, evaluate
 from .run import RESUME_DIR, append_metrics, format_row, keep_metrics_until
 
 
+# A step whose loss or gradient norm is not finite is skipped (one bad batch need not end a
+# run); this many in a row means training has diverged, and it stops before saving anything.
+MAX_SKIPS_IN_A_ROW = 5
+
+
 def _as_tensor(windows: WindowSet, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(windows.x).to(device=device, dtype=torch.float32)  # (N, W, P)
-
 
 
 @dataclass
@@ -53,6 +58,8 @@ class Progress:
     best_epoch: int = -1
     seconds: float = 0.0
     sums: dict[str, float] = field(default_factory=lambda: {"rec": 0.0, "kl": 0.0, "n": 0.0})
+    skipped_in_epoch: int = 0  # steps skipped for a loss or gradient that was not finite
+    skips_in_a_row: int = 0
 
     def to_state(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -130,7 +137,18 @@ class Trainer:
         self.progress = Progress(**state["progress"])
         keep_metrics_until(self.out_dir, self.progress.epoch)
 
+    def _check_weights_are_finite(self) -> None:
+        """Called before every save: a checkpoint of nan or inf weights would only play silence."""
+        if not all(torch.isfinite(w).all() for w in self.model.state_dict().values()):
+            p = self.progress
+            raise TrainingError(
+                f"the weights are no longer finite numbers at epoch {p.epoch + 1}, step {p.step_in_epoch}; "
+                f"nothing was saved over the last good checkpoint; try a lower --lr (this run's is "
+                f"{self.config.train.lr:g})"
+            )
+
     def _save_resumable(self, interrupted: bool = False) -> None:
+        self._check_weights_are_finite()
         state = {
             "optimizer": self.optimizer.state_dict(),
             "noise": self.noise.get_state(),
@@ -152,17 +170,32 @@ class Trainer:
         lr = self.learning_rate(p.global_step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        # The forward pass updates batch norm's running statistics; a skipped step puts them back.
+        buffers = [b.clone() for b in self.model.buffers()]
         terms = self.model.loss_terms(batch, self.noise, t.input_dropout)
         kl_per_unit = terms.kl.mean(0)  # (L,)
         kl_objective = torch.clamp(kl_per_unit, min=t.free_bits).sum()
         loss = terms.rec.mean() + self.kl_weight(p.global_step) * kl_objective
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_grad_norm)
-        self.optimizer.step()
-        p.sums["rec"] += terms.rec.sum().item()
-        p.sums["kl"] += terms.kl.sum().item()
-        p.sums["n"] += len(batch)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_grad_norm)
+        if torch.isfinite(loss.detach() + grad_norm).item():  # one sync for both
+            self.optimizer.step()
+            p.sums["rec"] += terms.rec.sum().item()
+            p.sums["kl"] += terms.kl.sum().item()
+            p.sums["n"] += len(batch)
+            p.skips_in_a_row = 0
+        else:
+            for buffer, before in zip(self.model.buffers(), buffers):
+                buffer.copy_(before)
+            p.skipped_in_epoch += 1
+            p.skips_in_a_row += 1
+            if p.skips_in_a_row >= MAX_SKIPS_IN_A_ROW:
+                raise TrainingError(
+                    f"training diverged at epoch {p.epoch + 1}, step {p.step_in_epoch + 1}: the loss or its gradient "
+                    f"was not finite {p.skips_in_a_row} steps in a row; nothing was saved over the last good "
+                    f"checkpoint; try a lower --lr (this run's is {t.lr:g})"
+                )
         p.global_step += 1
         p.step_in_epoch += 1
 
@@ -181,19 +214,23 @@ class Trainer:
         t, p = self.config.train, self.progress
         self.out_dir.mkdir(parents=True, exist_ok=True)
         steps_in_window = self.x_train.shape[1]
+        # The bar redraws itself with carriage returns: only for a terminal. A pipe or a log file
+        # gets the epoch lines alone, one line per epoch.
+        show_bar = self.show_progress and sys.stderr.isatty()
         while p.epoch < t.epochs:
             started = time.perf_counter()
             batches = self._epoch_order(p.epoch)
             bar = tqdm(
                 total=len(batches), initial=p.step_in_epoch, desc=f"epoch {p.epoch + 1}/{t.epochs}",
-                unit="batch", leave=False, disable=not self.show_progress, dynamic_ncols=True,
+                unit="batch", leave=False, disable=not show_bar, dynamic_ncols=True,
             )
             with bar:
                 for indices in batches[p.step_in_epoch:]:
                     self._train_step(self.x_train[indices.to(self.device)])
                     n = p.sums["n"]
-                    bound = -(p.sums["rec"] + p.sums["kl"]) / n / steps_in_window
-                    bar.set_postfix(bound=f"{bound:.4f}", kl=f"{p.sums['kl'] / n:.2f}", refresh=False)
+                    if n:  # 0 while every step of the epoch has been skipped
+                        bound = -(p.sums["rec"] + p.sums["kl"]) / n / steps_in_window
+                        bar.set_postfix(bound=f"{bound:.4f}", kl=f"{p.sums['kl'] / n:.2f}", refresh=False)
                     bar.update()
                     if self.on_step is not None:
                         self.on_step(self)
@@ -206,15 +243,22 @@ class Trainer:
         return self.summary(interrupted=False)
 
     def _end_epoch(self, train_seconds: float) -> None:
+        p = self.progress
+        if p.sums["n"] == 0:  # every step of a short epoch was skipped: nothing was learnt, nothing to report
+            raise TrainingError(
+                f"training diverged in epoch {p.epoch + 1}: the loss or its gradient was not finite at any of its "
+                f"{p.skipped_in_epoch} steps; try a lower --lr (this run's is {self.config.train.lr:g})"
+            )
+        self._check_weights_are_finite()  # before the epoch's row is written, too
         means = encode_means(self.model, self.x_train)
         row = self._epoch_row(means, train_seconds)
         append_metrics(self.out_dir, row)
         improved = self._note_best(row)
         self.echo(format_row(row, self.config.train.epochs, improved))
-        p = self.progress
         p.epoch += 1
         p.step_in_epoch = 0
         p.sums = {"rec": 0.0, "kl": 0.0, "n": 0.0}
+        p.skipped_in_epoch = 0
         if improved:
             self._save_best(means)
         self._save_resumable()
@@ -238,6 +282,7 @@ class Trainer:
             "latent": self.config.model.latent,
             "lr": self.learning_rate(p.global_step - 1),
             "kl_weight": self.kl_weight(p.global_step - 1),
+            "skipped_steps": p.skipped_in_epoch,
             "seconds": round(train_seconds, 3),
         }
 
@@ -245,13 +290,14 @@ class Trainer:
         """Whether this epoch is the best so far (validation bound, or training without validation)."""
         p = self.progress
         score = row["val_bound"] if row["val_bound"] is not None else row["train_bound"]
-        if score <= p.best_bound:
+        if not math.isfinite(score) or score <= p.best_bound:  # nan compares false: it would always win
             return False
         p.best_bound, p.best_epoch = score, row["epoch"]
         return True
 
     def _save_best(self, means: torch.Tensor) -> None:
         """The run directory's top: the weights, and the pad's plane fitted to the songs' codes."""
+        self._check_weights_are_finite()
         plane = latent_plane(means.numpy(), self.data.train.song, self.data.train.song_names,
                              min_extent=getattr(self.model, "pad_min_extent", 0.0))
         meta = {"training": self.summary(interrupted=False), "latent_plane": plane}
