@@ -16,7 +16,7 @@ from typing import Callable
 from ..checkpoint import load_checkpoint
 from ..config import default_checkpoint
 from ..device import resolve_device
-from ..errors import ConfigError
+from ..errors import ConfigError, MidiPortError
 from .controllers import CANONICAL, load_controller
 from .controls import Controls
 from .midi.rtmidi_port import RtMidiSink
@@ -84,6 +84,7 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = log.info) -> Perf
         if not options.no_midi:
             midi_out = RtMidiSink(options.midi_port, api=options.midi_api)
             opened.callback(midi_out.close)
+            midi_out.on_lost(lambda reason: performer.stop(reason, MidiPortError(reason)))
         performer.sink = TeeSink(midi_out, recorder) if midi_out and recorder else midi_out or recorder
 
         for signum, reason in STOP_SIGNALS.items():

@@ -11,14 +11,20 @@ from __future__ import annotations
 import os
 import sys
 import time
+from typing import Callable
 
 import mido
 
 from ...errors import MidiPortError
+from .jack_watch import FALLBACK_SETTLE_S, JackWatch
 from .sink import MidiSink
 
 DEFAULT_PORT_NAME = "vrae-live"
 APIS = ("auto", "alsa", "jack", "coremidi", "winmm")
+# Seconds to wait between the last send and closing the port, where no JACK watch can tell:
+# ALSA's sequencer has the events once rtmidi's send returns (it drains its output queue);
+# CoreMIDI and Windows MM hand on asynchronously, so a little time (not measured here).
+SETTLE_S = {"alsa": 0.0, "coremidi": 0.05, "winmm": 0.05}
 
 def _rtmidi():
     try:
@@ -133,6 +139,7 @@ class RtMidiSink(MidiSink):
         check_interval_s: float = 1.0,
     ) -> None:
         super().__init__()
+        self._played: set[tuple[int, int]] = set()  # (channel, note) switched on since the last panic
         rtmidi = _rtmidi()
         self._midiout = _open_midiout(api, client_name)
         self.api = _api_name(rtmidi, self._midiout.get_current_api())
@@ -154,6 +161,9 @@ class RtMidiSink(MidiSink):
         except BaseException:
             self._midiout.delete()
             raise
+        # Beside a JACK port: a watch that sees the server die and tells when a stop's last
+        # messages have left (jack_watch.py says why rtmidi cannot tell either).
+        self.watch = JackWatch.open(f"{client_name}-watch") if self.api == "jack" else None
 
     def _open_virtual(self, rtmidi, name: str) -> None:
         try:
@@ -181,7 +191,15 @@ class RtMidiSink(MidiSink):
                 f"MIDI port {self.port_name!r} was lost; ports that exist: {', '.join(available) or 'none'}"
             )
 
+    def on_lost(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(reason)``, from another thread, when the MIDI system goes away (JACK)."""
+        if self.watch is not None:
+            self.watch.on_dead(callback)
+
     def _write(self, msg: mido.Message) -> None:
+        if self.watch is not None and self.watch.dead.is_set():
+            # rtmidi would queue into a ring buffer nobody empties, then spin once it is full.
+            raise MidiPortError(f"{self.watch.reason}: MIDI port {self.port_name!r} is gone")
         now = time.monotonic()
         if now >= self._next_check:
             self._next_check = now + self.check_interval_s
@@ -191,10 +209,23 @@ class RtMidiSink(MidiSink):
         except Exception as err:
             raise MidiPortError(f"cannot send to MIDI port {self.port_name!r} ({self.api}): {err}") from err
 
+    def _track(self, msg: mido.Message) -> None:
+        super()._track(msg)
+        if msg.type == "note_on" and msg.velocity > 0:
+            self._played.add((msg.channel, msg.note))
+
     def panic(self) -> None:
-        # Panic sends without checking the port: a port found lost halfway would
-        # otherwise stop the note-offs that can still get through.
+        """A note-off for every note played since the last panic, then All Notes Off.
+
+        Every note played, not only those sounding here: a message can be lost on its way
+        (a JACK server without realtime priority drops a late client's cycle under load,
+        measured: one note-off in about 20 stops beside two busy processes), and a note
+        switched off here may still sound at the receiver. The port is not checked
+        meanwhile: a port found lost halfway would stop the note-offs that can get through.
+        """
         with self._lock:
+            self._sounding |= self._played
+            self._played = set()
             next_check, self._next_check = self._next_check, float("inf")
             try:
                 super().panic()
@@ -202,5 +233,16 @@ class RtMidiSink(MidiSink):
                 self._next_check = next_check
 
     def _close_port(self) -> None:
-        self._midiout.close_port()
-        self._midiout.delete()
+        """Let what was sent leave before the port goes, then release it."""
+        dead = self.watch is not None and self.watch.dead.is_set()
+        try:
+            if not dead:
+                if self.watch is not None:
+                    self.watch.settle()
+                else:
+                    time.sleep(SETTLE_S.get(self.api, FALLBACK_SETTLE_S))
+                self._midiout.close_port()
+        finally:
+            self._midiout.delete()
+            if self.watch is not None:
+                self.watch.close()
