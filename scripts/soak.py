@@ -1,6 +1,6 @@
 """Soak: ``vrae-live serve`` for an hour through JACK, driven over OSC, watched for growth and leaks.
 
-A private JACK server (dummy driver, 48 kHz, 256-frame periods) runs ``python3 -m
+A private JACK server (``vrae_live.testing.jack``: dummy driver, 48 kHz, 256-frame periods) runs ``python3 -m
 vrae_live serve --midi-api jack`` (this checkout's code, the shipped model unless
 --checkpoint) as a subprocess. A separate JACK client (``jack_midi_dump``) records its MIDI
 output; a thread drives the pad round a circle with ``/vrae/xy`` over UDP (--rate messages a
@@ -17,8 +17,7 @@ the report gives:
   be sounding them), and how many All Notes Off (CC 123) arrived;
 - the daemon's exit code and any traceback in its output.
 
-Everything started here (jackd, the daemon, the receiver) is in its own process group and is
-ended however the script ends.
+Everything started here (jackd, the daemon, the receiver) is ended however the script ends.
 
     python3 scripts/soak.py                      # an hour
     python3 scripts/soak.py --minutes 5          # a quick check
@@ -31,15 +30,12 @@ import argparse
 import math
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -49,33 +45,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's vrae_live, not an installed one
 
 from vrae_live.machine import machine_line  # noqa: E402
+from vrae_live.testing.jack import SAMPLE_RATE, JackServer, MidiDump, missing_jack_tools  # noqa: E402
 
-SAMPLE_RATE = 48_000
-JACK_TOOLS = ("jackd", "jack_lsp", "jack_connect", "jack_midi_dump")
 SOURCE_PORT = "vrae-live:vrae-live"
-_DUMP_LINE = re.compile(r"^\s*(\d+):((?:\s[0-9a-f]{2})+)")  # jack_midi_dump -a: "<frame>: 90 3c 64 ..."
 _STOP_LINE = re.compile(
     r"stopped: (?P<frames>\d+) frames, (?P<notes>\d+) notes, (?P<hops>\d+) hops decoded, (?P<late>\d+) late ticks "
     r"\(p99 (?P<p99>[\d.]+) ms, max (?P<max>[\d.]+) ms late\), (?P<panics>\d+) panics; "
     r"OSC (?P<datagrams>\d+) datagrams, (?P<applied>\d+) applied"
 )
-
-
-def _child_setup() -> None:
-    """In each child before exec (after setsid): SIGTERM when this script dies, even by SIGKILL."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def wait_for(condition, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-    return value
 
 
 def rss_kb(pid: int) -> int | None:
@@ -98,21 +75,15 @@ def slope_kb_per_min(samples: list[tuple[float, int]]) -> float | None:
 
 
 class Receiver:
-    """What a synth would make of the MIDI: which notes still sound, and how many CC 123 arrived."""
+    """What a synth would make of the MIDI a JACK client received: which notes still sound, and
+    how many CC 123 arrived."""
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
+    def __init__(self, events) -> None:
         self.sounding: set[tuple[int, int]] = set()  # (channel, note)
-        self.events = self.note_ons = self.note_offs = self.all_notes_off = 0
-        self.last_event_at = time.monotonic()
-
-    def feed(self, data: bytes) -> None:
-        if not data:
-            return
-        kind, channel = data[0] & 0xF0, data[0] & 0x0F
-        with self.lock:
-            self.events += 1
-            self.last_event_at = time.monotonic()
+        self.note_ons = self.note_offs = self.all_notes_off = 0
+        for event in events:
+            data = event.data
+            kind, channel = data[0] & 0xF0, data[0] & 0x0F
             if kind == 0x90 and len(data) > 2 and data[2] > 0:
                 self.note_ons += 1
                 self.sounding.add((channel, data[1]))
@@ -121,12 +92,6 @@ class Receiver:
                 self.sounding.discard((channel, data[1]))
             elif kind == 0xB0 and len(data) > 1 and data[1] == 123:
                 self.all_notes_off += 1
-
-    def read(self, stream) -> None:
-        for line in stream:
-            match = _DUMP_LINE.match(line)
-            if match:
-                self.feed(bytes.fromhex(match.group(2)))
 
 
 class Driver(threading.Thread):
@@ -186,37 +151,15 @@ class Driver(threading.Thread):
 
 
 class Soak:
-    """The processes of one soak run, each in its own process group; ``close()`` ends them all."""
+    """The processes of one soak run: a private JACK server, the daemon, the receiving client."""
 
     def __init__(self, args: argparse.Namespace):
         self.args = args
-        self.name = f"vrae-soak-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.env = {**os.environ, "JACK_DEFAULT_SERVER": self.name, "JACK_NO_START_SERVER": "1",
-                    "PYTHONUNBUFFERED": "1", "PYTHONPATH": os.pathsep.join(
-                        [str(ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))}
-        self.procs: dict[str, subprocess.Popen] = {}
-        self.jack_log = tempfile.TemporaryFile(mode="w+")
+        self.jack = JackServer(args.jack_period, SAMPLE_RATE)
+        self.serve: subprocess.Popen | None = None
+        self.dump: MidiDump | None = None
         self.serve_lines: list[str] = []
-        self.receiver = Receiver()
         self.threads: list[threading.Thread] = []
-
-    def popen(self, role: str, command: list[str], **kwargs) -> subprocess.Popen:
-        proc = subprocess.Popen(command, env=self.env, start_new_session=True, preexec_fn=_child_setup, **kwargs)
-        self.procs[role] = proc
-        return proc
-
-    def jack_ports(self) -> list[str]:
-        result = subprocess.run(["jack_lsp"], capture_output=True, text=True, timeout=10, env=self.env)
-        return result.stdout.splitlines() if result.returncode == 0 else []
-
-    def start_jack(self) -> None:
-        command = ["jackd", "-n", self.name, "-S", "--no-realtime", "-t", "5000",
-                   "-d", "dummy", "-r", str(SAMPLE_RATE), "-p", str(self.args.jack_period)]
-        jackd = self.popen("jackd", command, stdout=self.jack_log, stderr=subprocess.STDOUT)
-        wait_for(lambda: jackd.poll() is not None or self.jack_ports(), 15, f"jackd -n {self.name}")
-        if jackd.poll() is not None:
-            self.jack_log.seek(0)
-            raise RuntimeError(f"jackd did not start: {' '.join(command)}\n{self.jack_log.read()}")
 
     def start_serve(self, seconds: float) -> int:
         """The daemon, until ``seconds`` (its own --duration, a backstop: it is stopped with SIGINT first); its OSC port."""
@@ -224,57 +167,45 @@ class Soak:
                    "--port", str(self.args.port), "--duration", str(seconds)]
         if self.args.checkpoint:
             command += ["--checkpoint", self.args.checkpoint]
-        serve = self.popen("serve", command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           bufsize=1)
-        for line in serve.stdout:
+        env = {**self.jack.env, "PYTHONUNBUFFERED": "1",
+               "PYTHONPATH": os.pathsep.join([str(ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))}
+        self.serve = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      text=True, bufsize=1, start_new_session=True)
+        for line in self.serve.stdout:
             self.serve_lines.append(line)
             if line.strip().endswith("ready"):
                 break
         else:
             raise RuntimeError("serve did not start:\n" + "".join(self.serve_lines))
-        reader = threading.Thread(target=lambda: self.serve_lines.extend(serve.stdout), daemon=True)
+        reader = threading.Thread(target=lambda: self.serve_lines.extend(self.serve.stdout), daemon=True)
         reader.start()
         self.threads.append(reader)
         osc = next(l for l in self.serve_lines if "OSC in: send to" in l)
         return int(osc.rsplit(":", 1)[1].split(",")[0])
 
-    def start_receiver(self) -> None:
-        client = f"soak-rx-{uuid.uuid4().hex[:6]}"
-        dump = self.popen("receiver", ["jack_midi_dump", "-a", client], stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, bufsize=1)
-        reader = threading.Thread(target=self.receiver.read, args=(dump.stdout,), daemon=True)
-        reader.start()
-        self.threads.append(reader)
-        wait_for(lambda: f"{client}:input" in self.jack_ports(), 15, f"JACK port {client}:input")
-        wait_for(lambda: SOURCE_PORT in self.jack_ports(), 15, f"JACK port {SOURCE_PORT}")
-        wait_for(lambda: subprocess.run(["jack_connect", SOURCE_PORT, f"{client}:input"], env=self.env,
-                                        capture_output=True).returncode == 0, 15, "jack_connect")
-
-    def stop(self, role: str, sig: int, timeout: float) -> int | None:
-        """Signal ``role``'s process and wait; then its whole group is killed. Its exit code (None if killed)."""
-        proc = self.procs.get(role)
-        if proc is None:
+    def stop_serve(self, timeout: float) -> int | None:
+        """SIGINT, as Ctrl-C; then its whole group is killed. Its exit code (None if it had to be killed)."""
+        if self.serve is None:
             return None
-        code = proc.poll()
+        code = self.serve.poll()
         if code is None:
-            proc.send_signal(sig)
+            self.serve.send_signal(signal.SIGINT)
             try:
-                code = proc.wait(timeout)
+                code = self.serve.wait(timeout)
             except subprocess.TimeoutExpired:
                 code = None
         try:
-            os.killpg(proc.pid, signal.SIGKILL)  # anything it left behind in its group
+            os.killpg(self.serve.pid, signal.SIGKILL)  # anything it left behind in its group
         except (ProcessLookupError, PermissionError):
             pass
-        if proc.poll() is None:
-            proc.wait()
+        self.serve.wait()
         return code
 
     def close(self) -> None:
-        # The receiver and daemon first (SIGINT: their JACK clients close cleanly), jackd last.
-        for role, sig in (("serve", signal.SIGINT), ("receiver", signal.SIGINT), ("jackd", signal.SIGTERM)):
-            self.stop(role, sig, 30 if role == "serve" else 5)
-        self.jack_log.close()
+        self.stop_serve(30)
+        if self.dump is not None:
+            self.dump.stop()
+        self.jack.stop()
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -284,17 +215,17 @@ def run(args: argparse.Namespace) -> dict:
     samples: list[tuple[float, int]] = []
     result: dict = {}
     try:
-        soak.start_jack()
+        soak.jack.start()
         port = soak.start_serve(total_s + 120)
-        soak.start_receiver()
-        pid = soak.procs["serve"].pid
+        soak.dump = MidiDump(SOURCE_PORT).start()
+        pid = soak.serve.pid
         driver = Driver(port, args.rate, args.flood_every, args.flood_size)
         started = time.monotonic()
         driver.start()
         next_sample = started
         while True:
             now = time.monotonic()
-            if soak.procs["serve"].poll() is not None:
+            if soak.serve.poll() is not None:
                 result["died_at_s"] = now - started
                 break
             if now >= next_sample:
@@ -312,17 +243,22 @@ def run(args: argparse.Namespace) -> dict:
         driver.stop_event.set()
         driver.join(5)
         stopped_at = time.monotonic()
-        result["exit_code"] = soak.stop("serve", signal.SIGINT, 30)
+        result["exit_code"] = soak.stop_serve(30)
         result["stop_s"] = time.monotonic() - stopped_at
-        # The last note-offs and CC 123 leave one JACK period later; wait until the receiver goes quiet.
-        wait_for(lambda: time.monotonic() - soak.receiver.last_event_at > 1.0, 10, "the MIDI to go quiet")
+        # The receiver drains what reached it: the stop's All Notes Off comes last.
+        try:
+            soak.dump.wait_until(lambda events: Receiver(events).all_notes_off, timeout=10)
+        except TimeoutError:
+            pass  # reported below as no CC 123
+        result["receiver"] = Receiver(soak.dump.events)
     finally:
         if driver is not None:
             driver.stop_event.set()
         soak.close()
         for thread in soak.threads:
             thread.join(2)
-    result.update(samples=samples, lines=soak.serve_lines, receiver=soak.receiver, driver=driver)
+    result.update(samples=samples, lines=soak.serve_lines, driver=driver)
+    result.setdefault("receiver", Receiver(soak.dump.events if soak.dump else []))
     return result
 
 
@@ -384,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", help="model to play (default: the shipped checkpoints/default)")
     parser.add_argument("--progress", action="store_true", help="print each RSS sample as it is taken")
     args = parser.parse_args(argv)
-    missing = [tool for tool in JACK_TOOLS if shutil.which(tool) is None]
+    missing = missing_jack_tools()
     if missing:
         print(f"soak: JACK tools not found: {', '.join(missing)} (Debian: apt install jackd2)")
         return 1
