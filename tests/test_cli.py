@@ -31,6 +31,9 @@ def test_train_info_eval(songs_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert "6 of 6 songs usable" in result.output
     assert "epoch   2/2" in result.output
+    assert "steering" in result.output.split("epoch   2/2")[1].splitlines()[0]  # the quick figure, each epoch
+    assert "steering: steering ratio" in result.output  # the verdict on the kept checkpoint
+    assert all("steering_weaker" in row and "seams" in row for row in read_metrics(out))
 
     result = run("info", out)
     assert result.exit_code == 0, result.output
@@ -41,7 +44,8 @@ def test_train_info_eval(songs_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert "steering ratio" in result.output and "on hop boundaries" in result.output
 
-    best = max(r["val_bound"] for r in read_metrics(out))
+    kept = read_config(out)["training"]["best_epoch"]  # chosen by bound and steering (Trainer._note_best)
+    best = read_metrics(out)[kept - 1]["val_bound"]
     result = run("eval", out, songs_dir, "--split", "validation", "--json", "--samples", 4)
     assert result.exit_code == 0, result.output
     figures = json.loads(result.stdout)

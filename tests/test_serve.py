@@ -80,6 +80,7 @@ def test_the_steering_measurement_tells_a_steerable_model_from_one_that_ignores_
             ckpt.model.decoder.weight_ih_l0[:, len(ckpt.pitches):].zero_()
     deaf = measure_steering(ckpt)
     assert deaf.ratio < 1.5, deaf.line()
+    assert not deaf.steers and "will change little" in deaf.verdict()  # the end-of-training verdict
 
 
 def test_note_starts_count_onsets_not_sustains():

@@ -176,3 +176,21 @@ def test_weights_that_are_not_finite_are_never_saved(songs_dir, tmp_path):
     with pytest.raises(TrainingError, match="no longer finite"):
         trainer._save_best(torch.zeros(len(trainer.x_train), 2))
     assert files_in(out) == saved
+
+
+def test_the_kept_epoch_is_one_whose_pad_steers(tmp_path):
+    """A pad that steers beats a better bound whose pad does not; between equals, the bound decides."""
+    from vrae_live.training.trainer import Progress, Trainer
+
+    trainer = Trainer.__new__(Trainer)  # the rule alone: no model, no data
+    trainer.progress = Progress()
+    rows = [
+        dict(epoch=1, val_bound=-5.0, train_bound=-5.0, steers=False),
+        dict(epoch=2, val_bound=-5.2, train_bound=-5.2, steers=True),   # worse bound, but it steers: kept
+        dict(epoch=3, val_bound=-4.8, train_bound=-4.8, steers=False),  # better bound, dead pad: not kept
+        dict(epoch=4, val_bound=-5.1, train_bound=-5.1, steers=True),   # steers, better than epoch 2: kept
+        dict(epoch=5, val_bound=float("nan"), train_bound=-4.0, steers=True),
+    ]
+    kept = [trainer._note_best(row) for row in rows]
+    assert kept == [True, True, False, True, False]
+    assert (trainer.progress.best_epoch, trainer.progress.best_bound) == (4, -5.1)

@@ -100,7 +100,10 @@ def train(songs_dir: Path, out_dir: Path | None, preset: str | None, resume: boo
         f"{len(data.pitches)} pitches ({data.pitches[0]}-{data.pitches[-1]})"
     )
     log.info(f"model: {m.model} {m.cell} hidden {m.hidden} latent {m.latent}; {config.train.epochs} epochs on {device}")
-    trainer = Trainer(config, data, out_dir, device, show_progress=not quiet, echo=log.info)
+    pad_check = None
+    if m.model != "rnn":  # a model without a latent has no pad to steer
+        from ..measure.pad_check import quick_pad_check as pad_check
+    trainer = Trainer(config, data, out_dir, device, show_progress=not quiet, echo=log.info, pad_check=pad_check)
     if resume:
         trainer.resume()
         log.info(f"resuming at epoch {trainer.progress.epoch + 1}, step {trainer.progress.step_in_epoch}")
@@ -112,6 +115,18 @@ def train(songs_dir: Path, out_dir: Path | None, preset: str | None, resume: boo
             f"best {summary['bound_on']} bound {summary['best_bound']:.4f} nats/step at epoch "
             f"{summary['best_epoch']}; checkpoint: {out_dir}"
         )
+        if pad_check is not None:
+            _say_whether_the_pad_steers(out_dir)
+
+
+def _say_whether_the_pad_steers(run_dir: Path) -> None:
+    """The verdict on the kept checkpoint, measured as `info --steering` does."""
+    from ..checkpoint import load_checkpoint
+    from ..measure.steering import measure_steering
+
+    report = measure_steering(load_checkpoint(run_dir))
+    log.info(f"steering: {report.line()}")
+    (log.info if report.steers else log.warning)(report.verdict())
 
 
 # -- info -----------------------------------------------------------------------

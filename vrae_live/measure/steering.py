@@ -44,19 +44,40 @@ def play(checkpoint: Checkpoint, z: np.ndarray, frames: int, seed: int, hop: int
     return np.concatenate(chunks)[:frames]
 
 
+STEERS = 1.5  # below this, along either diagonal, the pad changes little a listener could tell from chance
+
+
 @dataclass(frozen=True)
 class SteeringReport:
     same: float  # mean feature distance, same corner, two seeds
     opposite: float  # mean feature distance, opposite corners
     takes: int
+    diagonals: tuple[float, float] = (float("nan"), float("nan"))  # the ratio along (0.1, 0.1)-(0.9, 0.9), and along (0.1, 0.9)-(0.9, 0.1)
 
     @property
     def ratio(self) -> float:
         return self.opposite / self.same if self.same > 0 else float("inf")
 
+    @property
+    def weaker(self) -> float:
+        """The ratio along the diagonal that steers less: a pad steers only as well as its weaker direction."""
+        return min(self.diagonals)
+
+    @property
+    def steers(self) -> bool:
+        return self.weaker >= STEERS
+
     def line(self) -> str:
-        return (f"steering ratio {self.ratio:.2f} (opposite corners {self.opposite:.3f}, "
+        return (f"steering ratio {self.ratio:.2f}: {self.diagonals[0]:.2f} along one diagonal, "
+                f"{self.diagonals[1]:.2f} along the other (opposite corners {self.opposite:.3f}, "
                 f"same corner twice {self.same:.3f}, {self.takes} takes per corner)")
+
+    def verdict(self) -> str:
+        """What a musician should make of it, in a line or two."""
+        if self.steers:
+            return f"the pad steers: opposite corners play clearly different music ({self.weaker:.2f} or more)"
+        return (f"the pad will change little (steering {self.weaker:.2f} along its weaker diagonal, below "
+                f"{STEERS}): train longer (--epochs), on more songs, or with a preset made for the pad (live-2d)")
 
 
 def measure_steering(checkpoint: Checkpoint, frames: int = 256, takes: int = 6) -> SteeringReport:
@@ -71,10 +92,18 @@ def measure_steering(checkpoint: Checkpoint, frames: int = 256, takes: int = 6) 
     def distance(a: np.ndarray, b: np.ndarray) -> float:
         return float(np.abs(a - b).sum())
 
-    same = [distance(f[i], f[j]) for f in features.values() for i in range(takes) for j in range(i + 1, takes)]
-    opposite = [
-        distance(a, b)
-        for first, second in (CORNERS[:2], CORNERS[2:])
-        for a in features[first] for b in features[second]
-    ]
-    return SteeringReport(float(np.mean(same)), float(np.mean(opposite)), takes)
+    def same_corner(corner) -> list[float]:
+        f = features[corner]
+        return [distance(f[i], f[j]) for i in range(takes) for j in range(i + 1, takes)]
+
+    def opposite_corners(first, second) -> list[float]:
+        return [distance(a, b) for a in features[first] for b in features[second]]
+
+    diagonals = (CORNERS[:2], CORNERS[2:])
+    same = [d for corner in CORNERS for d in same_corner(corner)]
+    opposite = [d for diagonal in diagonals for d in opposite_corners(*diagonal)]
+    along = tuple(
+        float(np.mean(opposite_corners(*diagonal)) / max(np.mean(same_corner(diagonal[0]) + same_corner(diagonal[1])), 1e-12))
+        for diagonal in diagonals
+    )
+    return SteeringReport(float(np.mean(same)), float(np.mean(opposite)), takes, along)

@@ -36,6 +36,7 @@ def format_row(row: dict[str, Any], epochs: int, improved: bool) -> str:
         f"epoch {row['epoch']:>3}/{epochs}  train {row['train_bound']:.4f}  {val} nats/step  "
         f"KL {row['train_kl']:.2f}  active {row['active_units']}/{row['latent']}  "
         f"lr {row['lr']:.2e}  {row['seconds']:.1f}s"
+        + (f"  steering {row['steering_weaker']:.2f}  seams {row['seams']:.2f}" if "steering_weaker" in row else "")
         + (f"  {row['skipped_steps']} steps skipped (not finite)" if row.get("skipped_steps") else "")
         + ("  *" if improved else "")
     )

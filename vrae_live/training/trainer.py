@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..checkpoint import load_checkpoint, load_optimizer_state, read_config, save_checkpoint
+from ..checkpoint import Checkpoint, load_checkpoint, load_optimizer_state, read_config, save_checkpoint
 from ..config import Config
 from ..data.corpus import TrainingData, WindowSet
 from ..errors import CheckpointError, TrainingError
@@ -56,6 +56,7 @@ class Progress:
     global_step: int = 0
     best_bound: float = -math.inf
     best_epoch: int = -1
+    best_steers: bool = False  # whether the kept epoch's pad steered (see Trainer._note_best)
     seconds: float = 0.0
     sums: dict[str, float] = field(default_factory=lambda: {"rec": 0.0, "kl": 0.0, "n": 0.0})
     skipped_in_epoch: int = 0  # steps skipped for a loss or gradient that was not finite
@@ -81,7 +82,10 @@ class Trainer:
         show_progress: bool = False,
         echo: Callable[[str], None] = lambda line: None,
         on_step: Callable[["Trainer"], None] | None = None,
+        pad_check: Callable[[Checkpoint], dict[str, Any]] | None = None,
     ):
+        """``pad_check``: quick steering and seam figures of a checkpoint, taken at every epoch's
+        end (``measure.pad_check.quick_pad_check``); with it the kept epoch is one whose pad steers."""
         self.config = config
         self.data = data
         self.out_dir = Path(out_dir)
@@ -89,6 +93,7 @@ class Trainer:
         self.show_progress = show_progress
         self.echo = echo
         self.on_step = on_step
+        self.pad_check = pad_check
         self.stop_requested = False
         self.progress = Progress()
         torch.manual_seed(config.train.seed)
@@ -251,7 +256,10 @@ class Trainer:
             )
         self._check_weights_are_finite()  # before the epoch's row is written, too
         means = encode_means(self.model, self.x_train)
+        plane = latent_plane(means.numpy(), self.data.train.song, self.data.train.song_names,
+                             min_extent=getattr(self.model, "pad_min_extent", 0.0))
         row = self._epoch_row(means, train_seconds)
+        row.update(self._check_pad(plane))
         append_metrics(self.out_dir, row)
         improved = self._note_best(row)
         self.echo(format_row(row, self.config.train.epochs, improved))
@@ -260,7 +268,7 @@ class Trainer:
         p.sums = {"rec": 0.0, "kl": 0.0, "n": 0.0}
         p.skipped_in_epoch = 0
         if improved:
-            self._save_best(means)
+            self._save_best(plane)
         self._save_resumable()
 
     def _epoch_row(self, means: torch.Tensor, train_seconds: float) -> dict[str, Any]:
@@ -286,20 +294,40 @@ class Trainer:
             "seconds": round(train_seconds, 3),
         }
 
+    def _check_pad(self, plane: dict[str, Any]) -> dict[str, Any]:
+        """The quick steering and seam figures of the model as it stands (none without a ``pad_check``)."""
+        if self.pad_check is None:
+            return {}
+        started = time.perf_counter()
+        was_training = self.model.training
+        try:
+            figures = self.pad_check(Checkpoint(self.model, self.config, list(self.data.pitches),
+                                                {"latent_plane": plane}))
+        finally:
+            self.model.train(was_training)
+        return {**figures, "pad_check_seconds": round(time.perf_counter() - started, 3)}
+
     def _note_best(self, row: dict[str, Any]) -> bool:
-        """Whether this epoch is the best so far (validation bound, or training without validation)."""
+        """Whether this epoch is the one to keep so far.
+
+        The rule: an epoch whose pad steers (``row["steers"]``, from the pad check) beats one
+        whose pad does not, whatever their bounds; between two that both steer, or both do
+        not, the better validation bound wins (the training bound without a validation set).
+        Without a pad check every epoch counts as steering: the bound alone decides.
+        """
         p = self.progress
         score = row["val_bound"] if row["val_bound"] is not None else row["train_bound"]
-        if not math.isfinite(score) or score <= p.best_bound:  # nan compares false: it would always win
+        steers = bool(row.get("steers", True))
+        if not math.isfinite(score):  # nan compares false: it would always win
             return False
-        p.best_bound, p.best_epoch = score, row["epoch"]
+        if p.best_epoch > 0 and (steers, score) <= (p.best_steers, p.best_bound):
+            return False
+        p.best_bound, p.best_epoch, p.best_steers = score, row["epoch"], steers
         return True
 
-    def _save_best(self, means: torch.Tensor) -> None:
+    def _save_best(self, plane: dict[str, Any]) -> None:
         """The run directory's top: the weights, and the pad's plane fitted to the songs' codes."""
         self._check_weights_are_finite()
-        plane = latent_plane(means.numpy(), self.data.train.song, self.data.train.song_names,
-                             min_extent=getattr(self.model, "pad_min_extent", 0.0))
         meta = {"training": self.summary(interrupted=False), "latent_plane": plane}
         save_checkpoint(self.out_dir, self.model, self.config, self.data.pitches, meta)
 
