@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Does the pad steer after `vrae-live train`, on music of different character? A table.
+
+For each corpus (a folder of .mid files), each size (all songs, or the first N, sorted by
+path) and each setting (extra `vrae-live train` options; none is the default training a
+musician gets), this trains a model with the command line a musician types, then measures
+what the musician would: the pad's steering along each diagonal and the seams
+(`vrae-live info --steering --seams`), the validation bound, and the minutes it took here.
+
+    python scripts/export_corpus.py --composer bach --out ~/corpora/bach
+    python scripts/export_corpus.py --composer ryansMammoth --out ~/corpora/fiddle
+    python scripts/export_corpus.py --composer palestrina --limit 200 --out ~/corpora/palestrina
+    python scripts/synthetic_corpus.py --out ~/corpora/synthetic
+    python scripts/steering_study.py --corpus bach=~/corpora/bach --corpus fiddle=~/corpora/fiddle \\
+        --size 8 --size all --setting default= --setting "dropout=--input-dropout 0.25" --out study.md
+
+Every run writes its checkpoint under --work, so a table can be re-measured without
+training again (--measure-only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this checkout's vrae_live
+
+import torch  # noqa: E402
+
+from vrae_live.checkpoint import load_checkpoint  # noqa: E402
+from vrae_live.machine import machine_line  # noqa: E402
+from vrae_live.measure.seams import measure_seams  # noqa: E402
+from vrae_live.measure.steering import measure_steering  # noqa: E402
+
+
+def subset(corpus: Path, size: str, into: Path) -> Path:
+    """``corpus`` itself, or a folder of links to its first ``size`` songs (sorted by path)."""
+    if size == "all":
+        return corpus
+    songs = sorted(p for p in corpus.rglob("*") if p.suffix.lower() in (".mid", ".midi"))[: int(size)]
+    if into.exists():
+        shutil.rmtree(into)
+    into.mkdir(parents=True)
+    for i, song in enumerate(songs):
+        (into / f"{i:03d}-{song.name}").symlink_to(song.resolve())
+    return into
+
+
+def train(songs: Path, run: Path, options: list[str]) -> float:
+    """Minutes `vrae-live train SONGS --out RUN OPTIONS` took."""
+    if run.exists():
+        shutil.rmtree(run)
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "vrae_live", "train", str(songs), "--out", str(run), "-q", *options],
+                   check=True, cwd=ROOT)
+    return (time.perf_counter() - started) / 60
+
+
+def measure(run: Path) -> dict:
+    ckpt = load_checkpoint(run)
+    steering, seams = measure_steering(ckpt), measure_seams(ckpt)
+    t = ckpt.meta["training"]
+    return {"bound": t["best_bound"], "epochs": f"{t['best_epoch']}/{t['epochs_done']}",
+            "windows": t["train_windows"], "songs": len(t["train_songs"]) + len(t["val_songs"]),
+            "steering": steering.ratio, "weaker": steering.weaker, "other": max(steering.diagonals),
+            "seams": seams.ratio}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", action="append", required=True, metavar="NAME=DIR")
+    parser.add_argument("--size", action="append", metavar="N|all", help="songs per corpus (repeatable) [default: all]")
+    parser.add_argument("--setting", action="append", metavar="NAME=OPTIONS",
+                        help="extra train options, e.g. 'dropout=--input-dropout 0.25' [default: default=]")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/steering-study"), help="where runs are kept")
+    parser.add_argument("--out", type=Path, help="also write the table (markdown) here")
+    parser.add_argument("--measure-only", action="store_true", help="measure the runs in --work again, train nothing")
+    args = parser.parse_args(argv)
+    corpora = [item.split("=", 1) for item in args.corpus]
+    settings = [item.split("=", 1) for item in args.setting or ["default="]]
+    sizes = args.size or ["all"]
+
+    lines = [machine_line(torch.device("cpu")) + " (training runs on the CPU unless --device is among the options)", "",
+             "| corpus | songs | setting | epochs kept/done | windows | minutes | bound | steering | weaker diagonal | other | seams |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    print("\n".join(lines), flush=True)
+    for name, folder in corpora:
+        for size in sizes:
+            for setting, options in settings:
+                run = args.work / f"{name}-{size}-{setting}"
+                minutes = json.loads((run / "study.json").read_text())["minutes"] if args.measure_only else None
+                if not args.measure_only:
+                    songs = subset(Path(folder).expanduser(), size, args.work / f"songs-{name}-{size}")
+                    minutes = train(songs, run, shlex.split(options))
+                    (run / "study.json").write_text(json.dumps({"minutes": minutes, "options": options}))
+                m = measure(run)
+                line = (f"| {name} | {m['songs']} | {setting} | {m['epochs']} | {m['windows']} | {minutes:.1f} | "
+                        f"{m['bound']:.3f} | {m['steering']:.2f} | {m['weaker']:.2f} | {m['other']:.2f} | {m['seams']:.2f} |")
+                lines.append(line)
+                print(line, flush=True)
+    if args.out:
+        args.out.write_text("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

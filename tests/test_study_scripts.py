@@ -1,0 +1,32 @@
+"""The steering study and its synthetic corpus still run end to end, at a toy size."""
+
+from __future__ import annotations
+
+import re
+
+import mido
+
+from tests.test_bench_scripts import load_script
+
+
+def test_the_synthetic_corpus_has_its_styles_apart(tmp_path):
+    corpus = load_script("synthetic_corpus")
+    assert corpus.write_corpus(tmp_path, songs_per_style=2) == 8
+    registers = {}
+    for style in corpus.STYLES:
+        notes = [m.note for path in (tmp_path / style).glob("*.mid") for m in mido.MidiFile(path) if m.type == "note_on"]
+        registers[style] = sum(notes) / len(notes)
+    assert registers["high-major-arpeggios"] > registers["mid-chords"] > registers["low-minor-walk"]
+
+
+def test_the_steering_study_trains_measures_and_writes_a_row(tmp_path, capsys):
+    load_script("synthetic_corpus").write_corpus(tmp_path / "songs", songs_per_style=2)
+    table = tmp_path / "study.md"
+    study = load_script("steering_study")
+    assert study.main(["--corpus", f"synth={tmp_path / 'songs'}", "--size", "6", "--setting",
+                       "toy=--epochs 1 --hidden 16 --batch-size 8", "--work", str(tmp_path / "work"),
+                       "--out", str(table)]) == 0
+    row = table.read_text().splitlines()[-1]
+    assert re.match(r"\| synth \| 6 \| toy \| 1/1 \| \d+ \| [\d.]+ \| -[\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|", row), row
+    assert study.main(["--corpus", f"synth={tmp_path / 'songs'}", "--size", "6", "--setting", "toy=",
+                       "--work", str(tmp_path / "work"), "--measure-only"]) == 0  # measured again, no training
