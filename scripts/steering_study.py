@@ -5,7 +5,8 @@ For each corpus (a folder of .mid files), each size (all songs, or the first N, 
 path) and each setting (extra `vrae-live train` options; none is the default training a
 musician gets), this trains a model with the command line a musician types, then measures
 what the musician would: the pad's steering along each diagonal and the seams
-(`vrae-live info --steering --seams`), the validation bound, and the minutes it took here.
+(`vrae-live info --steering --seams`), whether the pad plays what its map shows
+(`--faithfulness`, on the songs it trained on), the validation bound, and the minutes it took here.
 
     python scripts/export_corpus.py --composer bach --out ~/corpora/bach
     python scripts/export_corpus.py --composer ryansMammoth --out ~/corpora/fiddle
@@ -36,6 +37,8 @@ import torch  # noqa: E402
 
 from vrae_live.checkpoint import load_checkpoint  # noqa: E402
 from vrae_live.machine import machine_line  # noqa: E402
+from vrae_live.data.corpus import load_songs  # noqa: E402
+from vrae_live.measure.faithfulness import measure_faithfulness  # noqa: E402
 from vrae_live.measure.seams import measure_seams  # noqa: E402
 from vrae_live.measure.steering import measure_steering  # noqa: E402
 
@@ -63,14 +66,15 @@ def train(songs: Path, run: Path, options: list[str]) -> float:
     return (time.perf_counter() - started) / 60
 
 
-def measure(run: Path) -> dict:
+def measure(run: Path, songs: Path) -> dict:
     ckpt = load_checkpoint(run)
     steering, seams = measure_steering(ckpt), measure_seams(ckpt)
+    faithful = measure_faithfulness(ckpt, load_songs(songs, ckpt.timing))
     t = ckpt.meta["training"]
     return {"bound": t["best_bound"], "epochs": f"{t['best_epoch']}/{t['epochs_done']}",
             "windows": t["train_windows"], "songs": len(t["train_songs"]) + len(t["val_songs"]),
             "steering": steering.ratio, "weaker": steering.weaker, "other": max(steering.diagonals),
-            "seams": seams.ratio}
+            "seams": seams.ratio, "faithfulness": faithful.score, "chance": faithful.chance}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,21 +92,25 @@ def main(argv: list[str] | None = None) -> int:
     sizes = args.size or ["all"]
 
     lines = [machine_line(torch.device("cpu")) + " (training runs on the CPU unless --device is among the options)", "",
-             "| corpus | songs | setting | epochs kept/done | windows | minutes | bound | steering | weaker diagonal | other | seams |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| corpus | songs | setting | epochs kept/done | windows | minutes | bound | steering | weaker diagonal "
+             "| other | seams | faithfulness (chance) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
     for name, folder in corpora:
         for size in sizes:
             for setting, options in settings:
                 run = args.work / f"{name}-{size}-{setting}"
-                minutes = json.loads((run / "study.json").read_text())["minutes"] if args.measure_only else None
-                if not args.measure_only:
-                    songs = subset(Path(folder).expanduser(), size, args.work / f"songs-{name}-{size}")
+                songs = Path(folder).expanduser() if size == "all" else args.work / f"songs-{name}-{size}"
+                if args.measure_only:
+                    minutes = json.loads((run / "study.json").read_text())["minutes"]
+                else:
+                    songs = subset(Path(folder).expanduser(), size, songs)
                     minutes = train(songs, run, shlex.split(options))
                     (run / "study.json").write_text(json.dumps({"minutes": minutes, "options": options}))
-                m = measure(run)
+                m = measure(run, songs)
                 line = (f"| {name} | {m['songs']} | {setting} | {m['epochs']} | {m['windows']} | {minutes:.1f} | "
-                        f"{m['bound']:.3f} | {m['steering']:.2f} | {m['weaker']:.2f} | {m['other']:.2f} | {m['seams']:.2f} |")
+                        f"{m['bound']:.3f} | {m['steering']:.2f} | {m['weaker']:.2f} | {m['other']:.2f} | {m['seams']:.2f} | "
+                        f"{m['faithfulness']:.2f} ({m['chance']:.2f}) |")
                 lines.append(line)
                 print(line, flush=True)
     if args.out:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -43,6 +44,9 @@ def test_train_info_eval(songs_dir, tmp_path):
     result = run("info", out, "--steering", "--seams")
     assert result.exit_code == 0, result.output
     assert "steering ratio" in result.output and "on hop boundaries" in result.output
+    result = run("info", out, "--faithfulness", songs_dir)
+    assert result.exit_code == 0, result.output
+    assert re.search(r"faithfulness \d\.\d\d: .* regions x 3 takes \(chance \d+ %", result.output), result.output
 
     kept = read_config(out)["training"]["best_epoch"]  # chosen by bound and steering (Trainer._note_best)
     best = read_metrics(out)[kept - 1]["val_bound"]

@@ -27,6 +27,18 @@ def test_the_steering_study_trains_measures_and_writes_a_row(tmp_path, capsys):
                        "toy=--epochs 1 --hidden 16 --batch-size 8", "--work", str(tmp_path / "work"),
                        "--out", str(table)]) == 0
     row = table.read_text().splitlines()[-1]
-    assert re.match(r"\| synth \| 6 \| toy \| 1/1 \| \d+ \| [\d.]+ \| -[\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|", row), row
+    assert re.match(r"\| synth \| 6 \| toy \| 1/1 \| \d+ \| [\d.]+ \| -[\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \([\d.]+\) \|", row), row
     assert study.main(["--corpus", f"synth={tmp_path / 'songs'}", "--size", "6", "--setting", "toy=",
                        "--work", str(tmp_path / "work"), "--measure-only"]) == 0  # measured again, no training
+
+
+def test_kmeans_finds_separate_groups():
+    import numpy as np
+
+    from vrae_live.measure.faithfulness import kmeans
+
+    rng = np.random.default_rng(0)
+    blobs = [rng.normal(centre, 0.02, size=(30, 2)) for centre in ((0.2, 0.2), (0.8, 0.2), (0.5, 0.9))]
+    centres, labels = kmeans(np.concatenate(blobs), 3)
+    assert sorted(np.round(centres, 1).tolist()) == [[0.2, 0.2], [0.5, 0.9], [0.8, 0.2]]
+    assert all(len(set(labels[30 * i:30 * (i + 1)])) == 1 for i in range(3))  # each blob one region

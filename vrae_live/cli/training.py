@@ -137,7 +137,10 @@ def _say_whether_the_pad_steers(run_dir: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print config.json as it is.")
 @click.option("--steering", is_flag=True, help="Also measure how much the pad's corners change the music.")
 @click.option("--seams", is_flag=True, help="Also measure whether notes start more often at window joins.")
-def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool) -> None:
+@click.option("--faithfulness", "songs_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              metavar="SONGS_DIR", help="Also measure whether each region of the pad plays music like the windows "
+              "of SONGS_DIR the map places there.")
+def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool, songs_dir: Path | None) -> None:
     """Say what a checkpoint is: model, data settings, pitches, timing, training."""
     from ..checkpoint import load_checkpoint
 
@@ -180,6 +183,11 @@ def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool) -> None:
         from ..measure.seams import measure_seams
 
         lines.append(f"seams        {measure_seams(ckpt).line()}")
+    if songs_dir is not None:
+        from ..data.corpus import load_songs
+        from ..measure.faithfulness import measure_faithfulness
+
+        lines.append(f"faithfulness {measure_faithfulness(ckpt, load_songs(songs_dir, ckpt.timing)).line()}")
     click.echo("\n".join(lines))
 
 
