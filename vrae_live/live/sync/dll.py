@@ -124,15 +124,14 @@ class ClockDLL:
             self._t1 = t + self._period
             self._last_arrival = t
             return self._advance(1)
-        if not self._periods_known:  # the second: measures the period, unless it is a gap
-            gap = t - self._last_arrival
-            n = max(1, round(gap / self._period)) if gap > 1.5 * self._period else 1
-            self._period = gap / n
+        if not self._periods_known:
+            # The second measures the period: the assumed one (--bpm) may be any tempo, so a gap here
+            # cannot be told from a slower clock, and is not taken for dropped ticks.
+            self._period = max(t - self._last_arrival, 1e-4)
             self._periods_known = True
             self._t1 = t + self._period
             self._last_arrival = t
-            self.dropped += n - 1
-            return self._advance(n)
+            return self._advance(1)
         n = 1 + max(0, round((t - self._t1) / self._period))  # a gap of ~n periods: n - 1 dropped
         self.dropped += n - 1
         predicted = self._t1 + (n - 1) * self._period

@@ -92,6 +92,7 @@ class MidiClockFollower:
         self.spin_s = spin_s
         self._late_tolerance = late_tolerance_s
         self._inbox: deque[tuple[float, bytes]] = deque()
+        self._stamper = ArrivalStamper()
         self._arrived = threading.Event()
         self._woken = threading.Event()
         self._next_frame = 0
@@ -132,6 +133,10 @@ class MidiClockFollower:
         """A MIDI message arrived at ``t`` (from any thread)."""
         self._inbox.append((t, bytes(data)))
         self._arrived.set()
+
+    def receive(self, data, delta_s: float, arrival: float) -> None:
+        """A message from the MIDI input's callback: stamped (see :class:`ArrivalStamper`) and queued."""
+        self.feed(data, self._stamper.stamp(delta_s, arrival))
 
     def wake(self) -> None:
         """End a ``wait()`` now (the performer is stopping): it returns a tick the performer will not play."""
