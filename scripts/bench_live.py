@@ -26,12 +26,24 @@ pad delay
     python3 scripts/bench_live.py --device cuda      # decode on the GPU (on a machine with one)
     python3 scripts/bench_live.py --parts decode,pad # without a JACK server
     python3 scripts/bench_live.py --quick            # tiny sizes: checks the script runs
+clock
+    ``serve --sync midi-clock``. The delay-locked loop on synthetic clocks (no real time): the
+    error of each predicted sixteenth against the clean grid, p50 and p99, with a clean clock and
+    with +-1.5 ms (3 ms) of uniform jitter, and the ticks to lock (every later prediction within
+    1 ms) after a jump from 120 to 90 bpm. Then end to end on a private JACK server:
+    ``jack_midi_clock -b 100`` (and ``-J``, its jitter in percent of a tick: 12 % of 25 ms is
+    3 ms) started by ``jack_transport``, serve's note-ons against the clock's own sixteenths,
+    both recorded by one ``jack_midi_dump``; and Start to the first note (ms). Goals: p99 <= 2 ms
+    clean, <= 3 ms with jitter; locked within a beat (24 ticks).
+
+    python3 scripts/bench_live.py --parts clock
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -418,6 +430,49 @@ def report_pad_delay(preset: str, r: dict) -> None:
 # -- main --------------------------------------------------------------------------
 
 
+def bench_clock_synthetic() -> dict:
+    from vrae_live.testing.synthetic_clock import jittered, predictions, tick_times, ticks_to_lock
+
+    true = tick_times([120] * 4800)
+    out = {}
+    for name, arrivals in (("clean", true), ("3 ms jitter", jittered(true, 0.0015, 0))):
+        errors = np.abs(predictions(arrivals) - true)[48::6]
+        out[name] = percentiles(errors * 1000)
+    jump = tick_times([120] * 960 + [90] * 480)
+    out["lock"] = ticks_to_lock(predictions(jump) - jump, 960, 0.001)
+    out["lock jitter"] = max(ticks_to_lock(predictions(jittered(jump, 0.0015, s)) - jump, 960, 0.002) for s in range(5))
+    return out
+
+
+def bench_clock_jack(ckpt_dir: Path, jitter_percent: int) -> dict:
+    from vrae_live.testing.midi_clock import measure_take, onset_errors_s
+    from vrae_live.testing.serve import channel_messages
+
+    with JackServer(period_frames=64, name="vrae-bench-midi-clock", realtime=not realtime_permitted()) as server:
+        events, stopped, _ = measure_take(ckpt_dir, server, seconds=20.0, jitter_percent=jitter_percent)
+    first = events[:stopped]
+    start = next(i for i, e in enumerate(first) if e.data == b"\xfa")
+    errors = onset_errors_s(first, start)
+    first_tick = next(e.frame for e in first[start:] if e.data == b"\xf8")
+    first_on = next(e.frame for e in channel_messages(first[start:]) if e.data[0] & 0xF0 == 0x90 and e.data[2])
+    return {"abs": percentiles(np.abs(errors) * 1000), "median": float(np.median(errors) * 1000),
+            "notes": len(errors), "start_to_note_ms": (first_on - first_tick) / 48.0}
+
+
+def report_clock(synthetic: dict, jack: dict) -> None:
+    print("clock (DLL on synthetic 24-ppqn clocks, 120 bpm, predicted sixteenths vs the clean grid):")
+    for name in ("clean", "3 ms jitter"):
+        p50, p99 = synthetic[name]
+        print(f"  {name:12s} p50 {p50:.3f} ms  p99 {p99:.3f} ms")
+    print(f"  120 -> 90 bpm: locked (within 1 ms) {synthetic['lock']} ticks after the jump; "
+          f"with 3 ms jitter (within 2 ms) {synthetic['lock jitter']} ticks (goal: 24)")
+    for name, r in jack.items():
+        p50, p99 = r["abs"]
+        print(f"  JACK, jack_midi_clock {name}: onset vs the clock's sixteenths p50 {p50:.2f} ms  p99 {p99:.2f} ms "
+              f"(signed median {r['median']:+.2f} ms, {r['notes']} note-ons); Start's first tick to the first "
+              f"note {r['start_to_note_ms']:.2f} ms")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda, for the decode timing (default cpu)")
@@ -441,8 +496,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (hidden 32, few hops, 1 s of MIDI)")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
-    if parts - {"decode", "pad", "jitter"}:
-        parser.error(f"unknown --parts {sorted(parts - {'decode', 'pad', 'jitter'})}; known: decode, pad, jitter")
+    if parts - {"decode", "pad", "jitter", "clock"}:
+        parser.error(f"unknown --parts {sorted(parts - {'decode', 'pad', 'jitter', 'clock'})}; "
+                     "known: decode, pad, jitter, clock")
     if args.threads:
         torch.set_num_threads(args.threads)
     hidden = 32 if args.quick else None
@@ -465,6 +521,16 @@ def main(argv: list[str] | None = None) -> int:
         for preset in PRESETS if "pad" in parts else ():
             report_pad_delay(preset, bench_pad_delay(ckpts[preset], phases=3 if args.quick else None))
         missing = missing_jack_tools()
+        if "clock" in parts:
+            jack = {}
+            if missing or shutil.which("jack_midi_clock") is None:
+                print("clock: jack_midi_clock or the JACK tools not found (Debian: apt install jackd2 jack-midi-clock); "
+                      "the JACK figures skipped")
+            else:
+                live = make_checkpoint("live-2d", Path(tmp) / "live-2d", 32)
+                for name, jitter in (("clean", 0), ("-J 12 (3 ms)", 12)):
+                    jack[name] = bench_clock_jack(live, jitter)
+            report_clock(bench_clock_synthetic(), jack)
         if "jitter" not in parts:
             pass
         elif missing:

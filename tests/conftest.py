@@ -6,6 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from vrae_live.config import load_config
+from vrae_live.data.corpus import prepare_data
+from vrae_live.training.trainer import Trainer
+
 from tests.songs import write_song
 
 pytest_plugins = ["tests.jack"]  # the jack_server fixture, for every test module
@@ -42,3 +46,14 @@ def write_motif_songs(folder: Path, count: int = 6, seconds: float = 10.0) -> Pa
 def songs_dir(tmp_path) -> Path:
     """Six distinct 10-second songs at 120 BPM: at 20 frames per second, 200 frames each."""
     return write_motif_songs(tmp_path / "songs")
+
+
+@pytest.fixture(scope="session")
+def beat_checkpoint(tmp_path_factory):
+    """A small beat-based model, quick to start and to decode: for tests that run `serve`."""
+    songs = write_motif_songs(tmp_path_factory.mktemp("songs"), count=4, seconds=8.0)
+    config = load_config("live-2d", {"epochs": 2, "hidden": 32, "window": 16, "hop": 8, "batch_size": 8, "seed": 0})
+    data = prepare_data(songs, config.data, seed=0, batch_size=config.train.batch_size)
+    out = tmp_path_factory.mktemp("run")
+    Trainer(config, data, out).fit()
+    return out

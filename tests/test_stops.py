@@ -3,91 +3,22 @@ armed track would: no note is left hanging, All Notes Off arrives, and the stop 
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import mido
 import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
-from tests.conftest import write_motif_songs
 from tests.jack import require_jack_tools
-from vrae_live.config import load_config
-from vrae_live.data.corpus import prepare_data
 from vrae_live.testing.jack import JackServer, MidiDump
-from vrae_live.training.trainer import Trainer
+from vrae_live.testing.serve import ServeProcess, all_notes_off, hanging, note_ons
 
 PORT = "vrae-live:vrae-live"
 STOPS = 20
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-@pytest.fixture(scope="module")
-def checkpoint_dir(tmp_path_factory):
-    """A small beat-based model, quick to start and to decode."""
-    songs = write_motif_songs(tmp_path_factory.mktemp("songs"), count=4, seconds=8.0)
-    config = load_config("live-2d", {"epochs": 2, "hidden": 32, "window": 16, "hop": 8, "batch_size": 8, "seed": 0})
-    data = prepare_data(songs, config.data, seed=0, batch_size=config.train.batch_size)
-    out = tmp_path_factory.mktemp("run")
-    Trainer(config, data, out).fit()
-    return out
-
-
-class Daemon:
-    """`vrae-live serve` in a subprocess, its output read by a thread."""
-
-    def __init__(self, checkpoint_dir, *args: str, env=None):
-        command = [sys.executable, "-m", "vrae_live", "serve", "--checkpoint", str(checkpoint_dir), "--host",
-                   "127.0.0.1", "--port", "0", "--midi-api", "jack", "--bpm", "240", *args]
-        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     env={**(env or os.environ), "PYTHONUNBUFFERED": "1"})
-        self.lines: list[str] = []
-        for line in self.proc.stdout:
-            self.lines.append(line)
-            if line.strip() == "ready":
-                break
-        else:
-            raise AssertionError("serve did not start:\n" + self.output)
-        self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
-        self._reader.start()
-        self.osc_port = int(next(l for l in self.lines if "OSC in: send to" in l).rsplit(":", 1)[1].split(",")[0])
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def wait(self, timeout: float) -> int:
-        code = self.proc.wait(timeout)
-        self._reader.join(5)
-        return code
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def note_ons(events):
-    return [e for e in events if e.data[0] & 0xF0 == 0x90 and e.data[2] > 0]
-
-
-def all_notes_off(events):
-    return [e for e in events if e.data[0] & 0xF0 == 0xB0 and e.data[1] == 123]
-
-
-def hanging(events) -> set[tuple[int, int]]:
-    sounding = set()
-    for e in events:
-        kind, key = e.data[0] & 0xF0, (e.data[0] & 0x0F, e.data[1])
-        if kind == 0x90 and e.data[2] > 0:
-            sounding.add(key)
-        elif kind in (0x80, 0x90):
-            sounding.discard(key)
-    return sounding
 
 
 def busy_processes(count: int) -> list[subprocess.Popen]:
@@ -96,24 +27,26 @@ def busy_processes(count: int) -> list[subprocess.Popen]:
 
 @pytest.mark.jack
 @pytest.mark.slow
-def test_twenty_stops_in_a_row_leave_no_note_hanging(checkpoint_dir, tmp_path):
+def test_twenty_stops_in_a_row_leave_no_note_hanging(beat_checkpoint, tmp_path):
     """Ctrl-C, SIGTERM and SIGHUP in turn, every other stop beside two busy processes, some after a
     /vrae/panic: each time the last note-offs and All Notes Off reach the receiving client.
 
-    On the JACK a desktop user has: asynchronous and without realtime priority, where a client
-    late for a cycle loses that cycle's MIDI (the test fixture's server is synchronous, kinder).
+    On a JACK server without realtime priority, as in containers and on desktops outside the
+    audio group, and synchronous (``-S``), so that what goes missing is the daemon's doing: an
+    asynchronous one drops a late client's whole cycle under load, whatever the client does
+    (docs/benchmarks.md, "Stops").
     """
     require_jack_tools()
-    with JackServer(period_frames=256, name="vrae-test-async", synchronous=False) as server:
-        _stop_twenty_times(checkpoint_dir, tmp_path, server)
+    with JackServer(period_frames=256, name="vrae-test-stops") as server:
+        _stop_twenty_times(beat_checkpoint, tmp_path, server)
 
 
-def _stop_twenty_times(checkpoint_dir, tmp_path, server):
+def _stop_twenty_times(beat_checkpoint, tmp_path, server):
     failures = []
     for stop in range(STOPS):
         sig, loaded, panic = SIGNALS[stop % len(SIGNALS)], stop % 2 == 1, stop % 4 == 0
         take = tmp_path / f"take{stop}.mid"
-        daemon = Daemon(checkpoint_dir, "--record", str(take), env=server.env)
+        daemon = ServeProcess(beat_checkpoint, "--record", str(take), env=server.env)
         hogs = busy_processes(2) if loaded else []
         try:
             with MidiDump(PORT) as dump:
@@ -148,12 +81,12 @@ def _file_events(path):
 
 
 @pytest.mark.jack
-def test_a_lost_midi_port_ends_serve_with_its_lines(jack_server, checkpoint_dir, tmp_path):
+def test_a_lost_midi_port_ends_serve_with_its_lines(jack_server, beat_checkpoint, tmp_path):
     """serve connected to another client's port (--midi-port): that client quits, serve says so and stops."""
     take = tmp_path / "take.mid"
     dump = MidiDump(client_name="lost-target").start()
     try:
-        daemon = Daemon(checkpoint_dir, "--midi-port", "lost-target", "--record", str(take))
+        daemon = ServeProcess(beat_checkpoint, "--midi-port", "lost-target", "--record", str(take))
         try:
             dump.wait_until(lambda events: len(note_ons(events)) >= 4, timeout=30)
             dump.stop()  # the DAW quits: its port goes
@@ -170,7 +103,7 @@ def test_a_lost_midi_port_ends_serve_with_its_lines(jack_server, checkpoint_dir,
 
 
 @pytest.mark.jack
-def test_a_dead_jack_server_ends_serve_within_seconds(jack_server, checkpoint_dir, tmp_path):
+def test_a_dead_jack_server_ends_serve_within_seconds(jack_server, beat_checkpoint, tmp_path):
     """The JACK server is killed under a playing daemon: it is noticed (not spun on), serve stops
     with one error line and a non-zero exit, and the recording is complete."""
     require_jack_tools()
@@ -178,7 +111,7 @@ def test_a_dead_jack_server_ends_serve_within_seconds(jack_server, checkpoint_di
     # A fixed name: a SIGKILLed server leaves its slot in JACK's registry of 8 servers, and only
     # a server of the same name takes it back, on the next run.
     with JackServer(period_frames=256, name="vrae-test-dying") as dying:
-        daemon = Daemon(checkpoint_dir, "--record", str(take), env=dying.env)
+        daemon = ServeProcess(beat_checkpoint, "--record", str(take), env=dying.env)
         try:
             with MidiDump(PORT) as dump:
                 dump.wait_until(lambda events: len(note_ons(events)) >= 4, timeout=30)
@@ -218,3 +151,17 @@ def test_the_jack_watch_lets_periods_pass_and_sees_the_server_die(jack_server):
         watch.settle(periods=3, cap_s=5.0)  # a dead server: no waiting
         assert time.monotonic() - began < 0.1
         watch.close()
+
+
+@pytest.mark.jack
+def test_a_killed_servers_registry_slot_is_reclaimed(jack_server):
+    """JACK keeps 8 servers; a SIGKILLed one keeps its slot until a server of its name returns."""
+    from vrae_live.testing.jack import reclaim_stale_servers
+
+    server = JackServer(period_frames=1024, name="vrae-test-reclaim").start()
+    server.kill()
+    try:
+        assert "vrae-test-reclaim" in reclaim_stale_servers()
+        assert "vrae-test-reclaim" not in reclaim_stale_servers()  # freed: nothing left to reclaim
+    finally:
+        server.stop()

@@ -9,6 +9,7 @@ import click
 from .options import FiniteRange, OutputFile, live_options, note_settings
 
 MIDI_APIS = click.Choice(["auto", "alsa", "jack", "coremidi", "winmm"])
+SYNC_SOURCES = click.Choice(["internal", "midi-clock"])
 
 
 def _host_port(ctx, param, value):
@@ -44,6 +45,14 @@ def _networks(ctx, param, values):
 @click.option("--midi-port", help="Connect to this existing MIDI port instead of opening a virtual 'vrae-live' port.")
 @click.option("--midi-api", type=MIDI_APIS, default="auto", show_default=True)
 @click.option("--record", type=OutputFile(), help="Also write the performance to this .mid file.")
+@click.option("--sync", type=SYNC_SOURCES, default="internal", show_default=True,
+              help="internal: play at --bpm on our own clock. midi-clock: follow a DAW's MIDI clock sent to the "
+                   "virtual input 'vrae-live clock' (or --clock-port): its tempo, Start (on the bar), Stop, "
+                   "Continue and song position. A model whose frames are seconds (the paper presets) follows "
+                   "only Start/Stop/Continue, at its own rate.")
+@click.option("--clock-port", metavar="NAME",
+              help="With --sync midi-clock: listen to this existing MIDI output port (a unique part of its name) "
+                   "instead of opening the virtual input 'vrae-live clock'.")
 @live_options
 @click.option("--demo", is_flag=True, help="Tour the pad on its own until the controller sends a position.")
 @click.option("--duration", type=FiniteRange(min=0, min_open=True),
@@ -54,15 +63,19 @@ def _networks(ctx, param, values):
 def serve(checkpoint_dir: Path, host: str, port: int, controller: str | None, feedback, midi_port: str | None,
           midi_api: str, record: Path | None, device: str, hop: int | None, glide: float, bpm: float,
           on_threshold: float, off_threshold: float, polyphony: int, min_len: int, max_len: int | None,
-          seed: int, demo: bool, duration: float | None, no_midi: bool, realtime: bool, allow: tuple) -> None:
+          seed: int, demo: bool, duration: float | None, no_midi: bool, realtime: bool, allow: tuple,
+          sync: str, clock_port: str | None) -> None:
     """Play a model live: OSC in, MIDI out. Stop with Ctrl-C."""
     from ..live.serve import PerformanceSettings, ServeOptions, serve as run
 
     notes = note_settings(on_threshold, off_threshold, polyphony, min_len, max_len)
+    if clock_port is not None and sync != "midi-clock":
+        raise click.BadParameter("needs --sync midi-clock.", param_hint="'--clock-port'")
     performance = PerformanceSettings(hop=hop, glide_s=glide, bpm=bpm, notes=notes, seed=seed, demo=demo)
     run(ServeOptions(checkpoint=checkpoint_dir, host=host, port=port, controller=controller, feedback=feedback,
                      midi_port=midi_port, midi_api=midi_api, record=record, device=device, performance=performance,
-                     duration_s=duration, no_midi=no_midi, realtime=realtime, allow=allow))
+                     duration_s=duration, no_midi=no_midi, realtime=realtime, allow=allow,
+                     sync=sync, clock_port=clock_port))
 
 
 @click.command()

@@ -150,6 +150,12 @@ class Performer:
         self.stats.panics += 1
         self.stats.frames += 1
 
+    def silence(self, why: str = "stop") -> None:
+        """The transport stopped (a sync source's Stop): every sounding note off, then All Notes Off,
+        at once. Not a panic: nothing is counted, the decoded frames stay, and play resumes from them."""
+        self.sink.send_events(self.emitter.all_off())
+        self.sink.panic()
+
     def run(self, max_frames: int | None = None) -> PerformanceStats:
         """Play until ``stop()`` (or ``max_frames``); always ends with every note off.
 
@@ -159,10 +165,14 @@ class Performer:
             raise RuntimeError("the performer has no sink to play to")
         self.decode_hop()  # the first hop before the clock starts, so the take starts on time
         panics_seen = self.controls.snapshot().panic_count
+        if hasattr(self.clock, "on_stop"):  # a clock with a transport (live/sync): its Stop silences
+            self.clock.on_stop = self.silence
         try:
             self.clock.start()
             while not self.stop_event.is_set():
                 tick = self.clock.wait()
+                if self.stop_event.is_set():  # a transport clock's wait() returns early when woken by stop()
+                    break
                 state = self.control_state(self.stats.frames)
                 if state.panic_count != panics_seen:
                     panics_seen = state.panic_count
@@ -196,3 +206,6 @@ class Performer:
             self.stop_reason = reason
             self._stop_error = error
         self.stop_event.set()
+        wake = getattr(self.clock, "wake", None)  # a transport clock may be waiting for Start: let it return
+        if wake is not None:
+            wake()

@@ -19,13 +19,14 @@ from ..device import resolve_device
 from ..errors import ConfigError, MidiPortError
 from .controllers import CANONICAL, load_controller
 from .controls import Controls
-from .midi.rtmidi_port import RtMidiSink
+from .midi.rtmidi_port import RtMidiClockInput, RtMidiSink
 from .midi.sink import TeeSink
 from .midi.smf import MidiFileRecorder
 from .osc.feedback import FeedbackSender
 from .osc.server import OscServer, listen_addresses
 from .performer import PerformanceSettings, PerformanceStats, Performer
 from .realtime import PRIORITY, make_realtime
+from .sync.midi_clock import MidiClockFollower
 
 log = logging.getLogger("vrae_live")
 
@@ -46,6 +47,8 @@ class ServeOptions:
     no_midi: bool = False
     realtime: bool = True
     allow: tuple = ()  # ip_network values whose senders are obeyed; empty: any sender
+    sync: str = "internal"  # "internal": our own clock at --bpm; "midi-clock": follow a DAW's MIDI clock
+    clock_port: str | None = None  # midi-clock: an existing output port to listen to; None: a virtual input
 
 
 STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "the terminal closed (SIGHUP)"}
@@ -65,7 +68,12 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = log.info) -> Perf
     ckpt = load_checkpoint(checkpoint_dir, resolve_device(options.device))
     dialect = load_controller(options.controller) if options.controller else CANONICAL
     controls = Controls(dialect, latent_size=ckpt.config.model.latent)
-    performer = Performer(ckpt, controls, None, options.performance)
+    follower = None
+    if options.sync == "midi-clock":  # refuses a grid that does not fit 24 ppqn before anything opens
+        follower = MidiClockFollower(ckpt.timing.steps_per_beat, ckpt.timing.frame_seconds(options.performance.bpm))
+    elif options.sync != "internal":
+        raise ConfigError(f"unknown --sync {options.sync!r}; known: internal, midi-clock")
+    performer = Performer(ckpt, controls, None, options.performance, clock=follower)
     with contextlib.ExitStack() as opened:
         server = opened.enter_context(OscServer(controls, options.host, options.port, allow=options.allow))
         recorder = None
@@ -80,6 +88,10 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = log.info) -> Perf
             sender = FeedbackSender(*options.feedback, dialect)
             opened.callback(sender.close)
             performer.on_frame = lambda index, state: sender.send(state, f"frame {index}")
+        clock_in = None
+        if follower is not None:
+            clock_in = RtMidiClockInput(options.clock_port, follower.receive, api=options.midi_api)
+            opened.callback(clock_in.close)
         midi_out = None
         if not options.no_midi:
             midi_out = RtMidiSink(options.midi_port, api=options.midi_api)
@@ -89,7 +101,7 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = log.info) -> Perf
 
         for signum, reason in STOP_SIGNALS.items():
             signal.signal(signum, lambda signum, frame, reason=reason: performer.stop(reason))
-        _say_what_plays(echo, options, checkpoint_dir, ckpt, performer, midi_out, server, dialect)
+        _say_what_plays(echo, options, checkpoint_dir, ckpt, performer, midi_out, server, dialect, clock_in)
         duration = options.duration_s
         try:
             performer.run(None if duration is None else max(1, round(duration / performer.period_s)))
@@ -98,11 +110,17 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = log.info) -> Perf
     return performer.stats
 
 
-def _say_what_plays(echo, options, checkpoint_dir, ckpt, performer, midi_out, server, dialect) -> None:
+def _say_what_plays(echo, options, checkpoint_dir, ckpt, performer, midi_out, server, dialect, clock_in=None) -> None:
     echo(f"model {checkpoint_dir}: {ckpt.config.model.model} latent {ckpt.config.model.latent}, "
          f"{ckpt.timing.describe()}, hop {performer.hop} frames, on {next(ckpt.model.parameters()).device}")
     if midi_out is not None:
         echo(f"MIDI out: {midi_out.port_name} ({midi_out.api})")
+    if clock_in is not None:
+        follows = ("plays on its sixteenths" if ckpt.timing.steps_per_beat == 4 else
+                   f"plays a frame every {performer.clock.ticks_per_frame} ticks") if ckpt.timing.beat_based else \
+            "follows Start/Stop/Continue only and plays at the model's own rate (its frames are seconds, not beats)"
+        where = "listening to" if not clock_in.virtual else "send the DAW's clock to"
+        echo(f"MIDI clock in: {where} {clock_in.port_name} ({clock_in.api}); {follows}; waiting for Start")
     bound_host, bound_port = server.address
     addresses = listen_addresses(bound_host, bound_port) or [f"{bound_host}:{bound_port}"]
     echo("OSC in: send to " + ", ".join(addresses))

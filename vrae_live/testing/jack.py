@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 SAMPLE_RATE = 48_000
@@ -92,6 +93,39 @@ def stop_process(process: subprocess.Popen, first_signal: int = signal.SIGTERM, 
             process.wait()
 
 
+def reclaim_stale_servers() -> list[str]:
+    """Free the slots of JACK servers that died without unregistering (SIGKILLed); their names.
+
+    JACK keeps at most 8 servers in its registry (``/dev/shm/jack-shm-registry``). A server
+    killed with SIGKILL leaves its entry behind, and only a server of the same name takes it
+    back: after a few such deaths every new server fails with "Too many servers already
+    active". The names are read from the semaphores each server leaves in /dev/shm; each
+    one without a live ``jackd -n NAME`` is started for a moment and stopped, which frees it.
+    """
+    shm = Path("/dev/shm")
+    if not shm.is_dir():
+        return []
+    names = {m.group(1) for p in shm.glob("jack_sem.*") if (m := re.match(r"jack_sem\.\d+_(.+?)_(?:system|freewheel)$", p.name))}
+    running = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    reclaimed = []
+    for name in sorted(names):
+        if re.search(rf"jackd .*-n {re.escape(name)}( |$)", running, re.M):
+            continue
+        probe = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-p", "1024"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
+        env = {**os.environ, "JACK_DEFAULT_SERVER": name, "JACK_NO_START_SERVER": "1"}
+        try:
+            poll(lambda: probe.poll() is not None or subprocess.run(["jack_lsp"], env=env, capture_output=True,
+                                                                     timeout=10).returncode == 0,
+                 timeout=5, what=f"jackd -n {name}")
+        except TimeoutError:
+            pass
+        if probe.poll() is None:
+            reclaimed.append(name)
+        stop_process(probe, signal.SIGTERM)
+    return reclaimed
+
+
 class JackServer:
     """A private ``jackd`` on the dummy driver, from ``start()`` (or ``with``) to ``stop()``.
 
@@ -129,7 +163,7 @@ class JackServer:
                 + ["-R" if self.realtime else "--no-realtime", "-t", "5000",
                    "-d", "dummy", "-r", str(self.sample_rate), "-p", str(self.period_frames)])
 
-    def start(self) -> "JackServer":
+    def start(self, retried: bool = False) -> "JackServer":
         missing = missing_jack_tools()
         if missing:
             raise RuntimeError(f"JACK tools not found: {', '.join(missing)} (Debian: apt install jackd2)")
@@ -146,6 +180,8 @@ class JackServer:
         if self.process.poll() is not None or not jack_ports():
             log = self.output()
             self.stop()
+            if "Too many servers already active" in log and not retried and reclaim_stale_servers():
+                return self.start(retried=True)
             raise RuntimeError(f"jackd did not start: {' '.join(self.command)}\n{log}")
         return self
 

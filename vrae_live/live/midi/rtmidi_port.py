@@ -20,6 +20,7 @@ from .jack_watch import FALLBACK_SETTLE_S, JackWatch
 from .sink import MidiSink
 
 DEFAULT_PORT_NAME = "vrae-live"
+DEFAULT_CLOCK_PORT_NAME = "vrae-live clock"  # the MIDI input a DAW sends its clock to (serve --sync midi-clock)
 APIS = ("auto", "alsa", "jack", "coremidi", "winmm")
 # Seconds to wait between the last send and closing the port, where no JACK watch can tell:
 # ALSA's sequencer has the events once rtmidi's send returns (it drains its output queue);
@@ -54,9 +55,10 @@ def alsa_sequencer_exists() -> bool:
     return os.path.exists("/dev/snd/seq")
 
 
-def _open_midiout(api: str, client_name: str):
-    """An ``rtmidi.MidiOut`` on ``api`` (see :class:`RtMidiSink`), or MidiPortError."""
+def _open_midiout(api: str, client_name: str, direction: str = "output"):
+    """An ``rtmidi.MidiOut`` (``direction`` "input": a ``MidiIn``) on ``api`` (see :class:`RtMidiSink`), or MidiPortError."""
     rtmidi = _rtmidi()
+    opener = rtmidi.MidiIn if direction == "input" else rtmidi.MidiOut
     if api not in APIS:
         raise MidiPortError(f"unknown MIDI API {api!r}; known: {', '.join(APIS)}")
     compiled = rtmidi.get_compiled_api()
@@ -78,11 +80,11 @@ def _open_midiout(api: str, client_name: str):
     last_error: Exception | None = None
     for constant in candidates:
         try:
-            return rtmidi.MidiOut(constant, name=client_name)
+            return opener(constant, name=client_name)
         except rtmidi.RtMidiError as err:
             last_error = err
     hint = " (is the JACK server running?)" if api == "jack" else ""
-    raise MidiPortError(f"cannot open MIDI output with API {api}{hint}: {last_error}") from last_error
+    raise MidiPortError(f"cannot open MIDI {direction} with API {api}{hint}: {last_error}") from last_error
 
 
 def list_output_ports(api: str = "auto") -> list[str]:
@@ -94,7 +96,7 @@ def list_output_ports(api: str = "auto") -> list[str]:
         midiout.delete()
 
 
-def choose_port(name: str, available: list[str]) -> int:
+def choose_port(name: str, available: list[str], direction: str = "output") -> int:
     """Index of the port called ``name``, or else of the one port whose name contains it.
 
     The substring match ignores case, so ``--midi-port loopmidi`` finds
@@ -110,7 +112,7 @@ def choose_port(name: str, available: list[str]) -> int:
     if matches:
         ambiguous = ", ".join(repr(available[i]) for i in matches)
         raise MidiPortError(f"MIDI port name {name!r} matches several ports: {ambiguous}; give more of the name")
-    raise MidiPortError(f"no MIDI output port {name!r}; ports that exist: {listing}")
+    raise MidiPortError(f"no MIDI {direction} port {name!r}; ports that exist: {listing}")
 
 
 class RtMidiSink(MidiSink):
@@ -246,3 +248,67 @@ class RtMidiSink(MidiSink):
             self._midiout.delete()
             if self.watch is not None:
                 self.watch.close()
+
+
+class RtMidiClockInput:
+    """A MIDI input for a DAW's clock: a virtual input port (``port`` None) called ``name``, or a
+    connection to the existing output port ``port`` (exact name or a unique substring).
+
+    ``on_message(data, delta_s, arrival)`` is called from rtmidi's thread for every message with
+    the API's delta time and ``time.monotonic()`` read on arrival; it should only queue it.
+    Clock, Start, Continue and Stop (System Real-Time) and Song Position Pointer get through;
+    SysEx and Active Sensing are dropped by rtmidi.
+    """
+
+    def __init__(self, port: str | None, on_message: Callable[[bytes, float, float], None], *,
+                 api: str = "auto", name: str = DEFAULT_CLOCK_PORT_NAME) -> None:
+        rtmidi = _rtmidi()
+        self._midiin = _open_midiout(api, name, direction="input")
+        self.api = _api_name(rtmidi, self._midiin.get_current_api())
+        self.virtual = port is None
+        try:
+            self._midiin.ignore_types(sysex=True, timing=False, active_sense=True)
+            if self.virtual:
+                self.port_name = name
+                self._midiin.open_virtual_port(name)
+            else:
+                available = list(self._midiin.get_ports())
+                index = choose_port(port, available, direction="input")
+                self.port_name = available[index]
+                self._midiin.open_port(index, name=name)
+        except (rtmidi.UnsupportedOperationError, NotImplementedError) as err:
+            self._midiin.delete()
+            raise MidiPortError(f"cannot open a virtual MIDI input {name!r}: {self.api} does not support "
+                                f"virtual ports; give the DAW's clock output with --clock-port") from err
+        except rtmidi.RtMidiError as err:
+            self._midiin.delete()
+            raise MidiPortError(f"cannot open the MIDI clock input ({self.api}): {err}") from err
+        except BaseException:
+            self._midiin.delete()
+            raise
+
+        def callback(event, _data=None, monotonic=time.monotonic):
+            arrival = monotonic()
+            message, delta = event
+            on_message(message, delta, arrival)
+
+        self._midiin.set_callback(callback)
+
+    def close(self) -> None:
+        if self._midiin is None:
+            return
+        midiin, self._midiin = self._midiin, None
+        try:
+            midiin.cancel_callback()
+            midiin.close_port()
+        finally:
+            midiin.delete()
+
+
+def list_input_ports(api: str = "auto") -> list[str]:
+    """Names of the MIDI output ports of other programs that ``--clock-port`` could listen to."""
+    midiin = _open_midiout(api, "vrae-live-list", direction="input")
+    try:
+        return list(midiin.get_ports())
+    finally:
+        midiin.delete()

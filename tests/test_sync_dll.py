@@ -1,0 +1,116 @@
+"""The MIDI clock's delay-locked loop on synthetic clocks, in no real time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vrae_live.live.sync.dll import TICKS_PER_BEAT, ClockDLL
+from vrae_live.testing.synthetic_clock import jittered, predictions, tick_times, ticks_to_lock
+
+PERIOD_120 = 60 / (120 * TICKS_PER_BEAT)
+FRAMES = slice(48, None, 6)  # every sixteenth (a frame) after the first two beats
+
+
+def frame_errors(true, arrivals, dll=None):
+    return (predictions(arrivals, dll) - true)[FRAMES]
+
+
+def test_a_clean_clock_is_predicted_exactly():
+    true = tick_times([120] * 2000, start=5.0)
+    errors = frame_errors(true, true)
+    assert np.max(np.abs(errors)) < 1e-6
+
+
+def test_a_clean_clock_at_another_tempo_than_assumed_locks_from_the_second_tick():
+    true = tick_times([93] * 500)
+    errors = predictions(true, ClockDLL(PERIOD_120)) - true
+    assert np.max(np.abs(errors[2:])) < 1e-6
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_3_ms_of_jitter_stays_under_1_ms_at_p99(seed):
+    true = tick_times([120] * 4800)  # 50 bars
+    errors = frame_errors(true, jittered(true, 0.0015, seed))
+    assert np.percentile(np.abs(errors), 99) <= 0.001
+    # +-3 ms (6 ms peak to peak) still comes out under 1.5 ms
+    errors = frame_errors(true, jittered(true, 0.003, seed))
+    assert np.percentile(np.abs(errors), 99) <= 0.0015
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_jump_from_120_to_90_bpm_is_locked_within_a_beat(seed):
+    true = tick_times([120] * 960 + [90] * 480)
+    assert ticks_to_lock(predictions(true) - true, 960, 0.001) <= TICKS_PER_BEAT
+    noisy = predictions(jittered(true, 0.0015, seed)) - true
+    assert ticks_to_lock(noisy, 960, 0.002) <= TICKS_PER_BEAT
+
+
+def test_a_ramp_from_120_to_90_bpm_over_two_beats_is_locked_within_a_beat_of_its_end():
+    true = tick_times([120] * 960 + list(np.linspace(120, 90, 48)) + [90] * 480)
+    assert ticks_to_lock(predictions(true) - true, 960 + 48, 0.001) <= TICKS_PER_BEAT
+    noisy = predictions(jittered(true, 0.0015, 1)) - true
+    assert ticks_to_lock(noisy, 960 + 48, 0.002) <= TICKS_PER_BEAT
+
+
+def test_dropped_ticks_count_as_ticks():
+    true = tick_times([120] * 400)
+    keep = np.ones(len(true), bool)
+    keep[[100, 200, 201, 300]] = False  # one, then two in a row
+    dll = ClockDLL()
+    dll.start()
+    positions = [dll.clock(t) for t in true[keep]]
+    assert positions == list(np.nonzero(keep)[0])
+    assert dll.dropped == 4
+    assert dll.time_of(400) == pytest.approx(true[-1] + PERIOD_120, abs=1e-6)
+
+
+def test_start_makes_the_next_tick_position_zero_and_predicts_it():
+    dll = ClockDLL()
+    true = tick_times([120] * 200)
+    for t in true[:100]:  # the DAW sends clock while stopped: the loop follows, the position stays
+        assert dll.clock(t) is None
+    assert dll.position == 0 and not dll.playing
+    dll.start()
+    assert dll.time_of(0) == pytest.approx(true[100], abs=1e-6)  # the start can be played on a prediction
+    assert [dll.clock(t) for t in true[100:110]] == list(range(10))
+
+
+def test_stop_keeps_the_position_and_continue_resumes_from_it():
+    dll = ClockDLL()
+    dll.start()
+    true = tick_times([120] * 100)
+    for t in true[:30]:
+        dll.clock(t)
+    dll.stop()
+    assert [dll.clock(t) for t in true[30:50]] == [None] * 20
+    dll.continue_()
+    assert dll.clock(true[50]) == 30
+
+
+def test_song_position_sets_the_next_tick_in_sixteenths():
+    dll = ClockDLL()
+    dll.stop()
+    assert dll.message(bytes([0xF2, 0x10, 0x01]), 0.0) == "position"  # 16 + 128 = 144 sixteenths
+    assert dll.position == 144 * 6
+    dll.message(bytes([0xFB]), 0.0)
+    assert dll.clock(1.0) == 864
+
+
+def test_a_clock_that_stops_arriving_times_out_after_three_periods():
+    dll = ClockDLL()
+    dll.start()
+    true = tick_times([120] * 10)
+    for t in true:
+        dll.clock(t)
+    assert not dll.timed_out(true[-1] + 2.9 * PERIOD_120)
+    assert dll.timed_out(true[-1] + 3.1 * PERIOD_120)
+    dll.lose_clock()
+    assert not dll.playing and dll.position == 10 and not dll.tracking and dll.timeouts == 1
+    assert dll.period_s == pytest.approx(PERIOD_120)
+
+
+def test_other_messages_are_ignored():
+    dll = ClockDLL()
+    assert dll.message(bytes([0x90, 60, 100]), 0.0) is None
+    assert dll.message(b"", 0.0) is None

@@ -1,0 +1,216 @@
+"""A delay-locked loop that filters the arrival times of MIDI clock: pure, fake-time tested.
+
+MIDI beat clock is 24 ticks (0xF8) per quarter note, each stamped when it arrives here,
+with whatever jitter the sender, the cable or driver and our own thread add (a DAW sends
+its ticks from its audio callback, so a few milliseconds are common). Playing a frame on
+the arrival of a tick would copy that jitter into the notes; instead the loop keeps an
+estimate of the tick period and of the time of the next tick, and frames are played on
+the estimate.
+
+The loop is the second-order DLL of Fons Adriaensen, "Using a DLL to filter time" (2005),
+the one JACK uses for its own clock. With the next tick predicted at ``t1`` and the period
+estimated as ``e2``, a tick arriving at ``t`` gives the error ``e = t - t1``, and::
+
+    t1 += e2 + b * e        e2 += c * e        b = sqrt(2) * w,  c = w * w
+
+``w`` is the loop bandwidth in radians per tick (``2 pi B T`` in Adriaensen's terms, B in
+Hz, T the period): counting it per tick rather than in Hz keeps the loop's behaviour the
+same, in beats, at every tempo. Critically damped (b = sqrt(2) w), it follows a step in
+phase or in tempo without a steady error.
+
+Bandwidth, measured on synthetic clocks (``tests/test_sync_dll.py``, ``scripts/bench_live.py
+--parts clock``): a narrow loop rejects jitter and a wide one follows a tempo change fast;
+no single ``w`` does both for 3 ms of jitter on a 20.8 ms tick (120 bpm) and a jump from
+120 to 90 bpm locked within a beat (24 ticks). So the loop shifts gear: it runs wide
+(``WIDE``) after a (re)start and whenever a tick lands further than ``unlock_s`` from its
+prediction, and narrows by ``NARROWING`` a tick down to ``NARROW`` while ticks land near
+their prediction. Numbers are in ``docs/benchmarks.md``.
+
+Positions count ticks from the song's start: a Start (0xFA) makes the next tick position
+0, a Song Position Pointer (0xF2, in sixteenths) sets the next tick's position to
+``6 * sixteenths``, a Continue (0xFB) resumes counting from where Stop (0xFC) left it. The
+loop keeps filtering ticks while the transport is stopped (most DAWs keep sending clock),
+so a Start can be played on a prediction; with no ticks to go on it plays on the first
+tick's arrival. A gap of about ``n`` periods between ticks counts as ``n`` ticks (dropped
+ones); no tick for ``timeout_periods`` periods means the clock has stopped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+TICKS_PER_BEAT = 24  # MIDI beat clock: 24 per quarter note
+TICKS_PER_SIXTEENTH = 6
+
+CLOCK, START, CONTINUE, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
+
+WIDE = 0.7  # radians per tick: a step from 120 to 90 bpm locked (within 1 ms) in 8-12 ticks
+NARROW = 0.04  # radians per tick (0.3 Hz at 120 bpm): +-1.5 ms of jitter filtered to 0.45 ms p99, +-3 ms to 0.9 ms
+NARROWING = 0.95  # per tick on time, the bandwidth shrinks by this factor, from WIDE to NARROW
+UNLOCK_S = 0.005  # a tick this far from its prediction (and 15 % of a period) widens the loop again
+UNLOCK_FRACTION = 0.15
+
+
+@dataclass
+class TickEstimate:
+    """What the loop knows after a tick: the next tick's position and predicted time, and the period."""
+
+    position: int  # the next tick's position in ticks from the song's start
+    time: float  # when the next tick is predicted, seconds on the stamps' clock
+    period: float  # seconds per tick
+
+
+class ClockDLL:
+    """The loop and the transport state; feed it ``clock(t)``, ``start()``, ``stop()``, ``continue_()``,
+    ``song_position(sixteenths)`` in order of arrival, and ask ``time_of(position)``.
+
+    initial_period_s: the period assumed until two ticks have arrived (from --bpm).
+    """
+
+    def __init__(self, initial_period_s: float = 60 / (120 * TICKS_PER_BEAT), *, wide: float = WIDE,
+                 narrow: float = NARROW, narrowing: float = NARROWING, unlock_s: float = UNLOCK_S,
+                 unlock_fraction: float = UNLOCK_FRACTION, timeout_periods: float = 3.0) -> None:
+        if not (initial_period_s > 0 and 0 < narrow <= wide < 2 and 0 < narrowing <= 1):
+            raise ValueError("the period must be positive and 0 < narrow <= wide < 2, 0 < narrowing <= 1")
+        self.initial_period_s = float(initial_period_s)
+        self.wide, self.narrow, self.narrowing = wide, narrow, narrowing
+        self.unlock_s, self.unlock_fraction = unlock_s, unlock_fraction
+        self.timeout_periods = timeout_periods
+        self.playing = False  # the transport: True after Start or Continue, until Stop or a timeout
+        self.position = 0  # the position of the next tick, in ticks from the song's start
+        self.dropped = 0  # ticks counted in a gap (not received)
+        self.unlocks = 0  # ticks that landed too far from their prediction and widened the loop
+        self.timeouts = 0  # times the clock stopped arriving while playing
+        self.ticks = 0  # ticks received
+        self.last_error = 0.0  # the last tick's arrival minus its prediction, seconds
+        self._reset_loop()
+
+    # -- the loop ---------------------------------------------------------------
+
+    def _reset_loop(self) -> None:
+        self._t1: float | None = None  # the next tick's predicted time; None: no tick yet
+        self._period = self.initial_period_s
+        self._periods_known = False  # True once two consecutive ticks measured a period
+        self._last_arrival: float | None = None
+        self.bandwidth = self.wide
+
+    @property
+    def period_s(self) -> float:
+        return self._period
+
+    @property
+    def tracking(self) -> bool:
+        """True once a tick has arrived and the clock has not timed out since: predictions stand on ticks."""
+        return self._t1 is not None
+
+    @property
+    def locked(self) -> bool:
+        return self.tracking and self._periods_known and self.bandwidth <= self.narrow * 1.0001
+
+    def estimate(self) -> TickEstimate | None:
+        return None if self._t1 is None else TickEstimate(self.position, self._t1, self._period)
+
+    def time_of(self, position: float) -> float | None:
+        """When the tick at ``position`` is predicted (None before any tick)."""
+        if self._t1 is None:
+            return None
+        return self._t1 + (position - self.position) * self._period
+
+    def clock(self, t: float) -> int | None:
+        """A tick (0xF8) arrived at ``t``; returns its position (dropped ticks before it counted), None while stopped."""
+        self.ticks += 1
+        if self._t1 is None:  # the first tick: it is where it is
+            self._t1 = t + self._period
+            self._last_arrival = t
+            return self._advance(1)
+        if not self._periods_known:
+            # The second measures the period: the assumed one (--bpm) may be any tempo, so a gap here
+            # cannot be told from a slower clock, and is not taken for dropped ticks.
+            self._period = max(t - self._last_arrival, 1e-4)
+            self._periods_known = True
+            self._t1 = t + self._period
+            self._last_arrival = t
+            return self._advance(1)
+        n = 1 + max(0, round((t - self._t1) / self._period))  # a gap of ~n periods: n - 1 dropped
+        self.dropped += n - 1
+        predicted = self._t1 + (n - 1) * self._period
+        e = t - predicted
+        self.last_error = e
+        if abs(e) > max(self.unlock_s, self.unlock_fraction * self._period):
+            if self.bandwidth < self.wide:
+                self.unlocks += 1
+            self.bandwidth = self.wide
+        else:
+            self.bandwidth = max(self.narrow, self.bandwidth * self.narrowing)
+        w = self.bandwidth
+        self._t1 = predicted + self._period + math.sqrt(2) * w * e
+        self._period += w * w * e
+        self._period = max(self._period, 1e-4)
+        self._last_arrival = t
+        return self._advance(n)
+
+    def _advance(self, n: int) -> int | None:
+        """The position of the tick just received (None while stopped: the position stays)."""
+        if not self.playing:
+            return None
+        self.position += n
+        return self.position - 1
+
+    def timed_out(self, now: float) -> bool:
+        """True when no tick has come for ``timeout_periods`` periods past the last one's successor."""
+        return self._t1 is not None and now > self._t1 + (self.timeout_periods - 1) * self._period
+
+    def lose_clock(self) -> None:
+        """The clock stopped arriving: stopped, position kept, the loop starts afresh on the next tick."""
+        if self.playing:
+            self.timeouts += 1
+        self.playing = False
+        self._reset_loop_keep_period()
+
+    def _reset_loop_keep_period(self) -> None:
+        period = self._period
+        self._reset_loop()
+        self._period = period  # the best guess for the next first tick
+
+    # -- the transport ----------------------------------------------------------
+
+    def start(self) -> None:
+        """Start (0xFA): the next tick is position 0, the song's start."""
+        self.playing = True
+        self.position = 0
+
+    def continue_(self) -> None:
+        """Continue (0xFB): play on from the position Stop (or a Song Position Pointer) left."""
+        self.playing = True
+
+    def stop(self) -> None:
+        """Stop (0xFC): stopped; the position stays where it is."""
+        self.playing = False
+
+    def song_position(self, sixteenths: int) -> None:
+        """Song Position Pointer (0xF2): the next tick is at ``sixteenths`` sixteenths from the start."""
+        self.position = TICKS_PER_SIXTEENTH * int(sixteenths)
+
+    def message(self, data, t: float) -> str | None:
+        """One MIDI message (bytes) arriving at ``t``: returns 'clock', 'start', 'continue', 'stop',
+        'position' or None (anything else, ignored)."""
+        if not data:
+            return None
+        status = data[0]
+        if status == CLOCK:
+            self.clock(t)
+            return "clock"
+        if status == START:
+            self.start()
+            return "start"
+        if status == CONTINUE:
+            self.continue_()
+            return "continue"
+        if status == STOP:
+            self.stop()
+            return "stop"
+        if status == SONG_POSITION and len(data) >= 3:
+            self.song_position((data[1] & 0x7F) | (data[2] & 0x7F) << 7)
+            return "position"
+        return None
