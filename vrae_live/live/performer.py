@@ -96,6 +96,7 @@ class Performer:
         self._buffer: deque[tuple[np.ndarray, np.ndarray]] = deque()  # (probs, frame) per frame
         self._reset_stream = False
         self.current_z: np.ndarray | None = None
+        self.clock_out = None  # a sync.clock_out.ClockSender (serve --send-clock), driven from this loop
 
     def control_state(self, frame: int) -> ControlState:
         """The controller's state, with the demo's pad position at ``frame`` while the demo drives."""
@@ -150,6 +151,24 @@ class Performer:
         self.stats.panics += 1
         self.stats.frames += 1
 
+    def silence(self) -> None:
+        """Every note off and MIDI clock Stop, without counting a panic: the transport stopped
+        (``--sync link``); the stream plays on from where it was when the transport starts again."""
+        self.sink.send_events(self.emitter.all_off())
+        self.sink.panic()
+        if self.clock_out is not None:
+            self.clock_out.stop()
+
+    def _stop_clock_out(self) -> None:
+        """MIDI clock Stop after the take's last note-off (the port's panic sends its note-offs first)."""
+        if self.clock_out is None or not self.clock_out.running:
+            return
+        try:
+            self.sink.panic()
+            self.clock_out.stop()
+        except Exception as err:  # noqa: BLE001 -- the port is going; close() still tries its note-offs
+            log.debug("MIDI clock stop not sent: %s", err)
+
     def run(self, max_frames: int | None = None) -> PerformanceStats:
         """Play until ``stop()`` (or ``max_frames``); always ends with every note off.
 
@@ -163,6 +182,10 @@ class Performer:
             self.clock.start()
             while not self.stop_event.is_set():
                 tick = self.clock.wait()
+                if tick is None:  # the clock held by a stopped transport, and stop() called meanwhile
+                    continue
+                if self.clock_out is not None:
+                    self.clock_out.at_frame(tick.index)
                 state = self.control_state(self.stats.frames)
                 if state.panic_count != panics_seen:
                     panics_seen = state.panic_count
@@ -175,12 +198,17 @@ class Performer:
                     break
                 if not self._buffer:
                     self.decode_hop()
+                if self.clock_out is not None:
+                    self.clock_out.until_next(tick.index)
         finally:
             self.stop_event.set()
             try:
                 self.sink.send_events(self.emitter.all_off())
             finally:
-                self.sink.close()  # panic: note-offs for anything sounding, then CC 123 per channel
+                try:
+                    self._stop_clock_out()
+                finally:
+                    self.sink.close()  # panic: note-offs for anything sounding, then CC 123 per channel
             self.stats.late_ticks = self.clock.late_ticks
             if self.clock.lateness:
                 self.stats.lateness_p99_s = self.clock.lateness.percentile(99)
