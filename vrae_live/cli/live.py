@@ -49,12 +49,22 @@ def _networks(ctx, param, values):
 @click.option("--duration", type=FiniteRange(min=0, min_open=True),
               help="Stop after this many seconds [default: play until Ctrl-C].")
 @click.option("--no-midi", is_flag=True, help="Open no MIDI port (with --record: render to the file only).")
+@click.option("--sync", type=click.Choice(["internal", "link"]), default="internal", show_default=True,
+              help="Whose tempo: internal plays at --bpm; link follows Ableton Link's session tempo, beat and "
+                   "start/stop (needs the optional aalink package, GPL: pip install 'vrae-live[link]').")
+@click.option("--quantum", type=FiniteRange(min=0, min_open=True), default=4.0, show_default=True,
+              help="With --sync link: beats in Link's cycle (4: a bar); the stream starts on the next one.")
+@click.option("--send-clock", is_flag=True,
+              help="Be the master: send MIDI clock (24 per beat) with Start and Stop on the MIDI port, locked to "
+                   "the frames, at --bpm (at Link's tempo with --sync link). A model in frames per second has no "
+                   "beat: its clock runs at --bpm from the first frame.")
 @click.option("--realtime/--no-realtime", default=True, show_default=True,
               help="Keep the clock at realtime priority where the system permits (Linux: root or the audio group).")
 def serve(checkpoint_dir: Path, host: str, port: int, controller: str | None, feedback, midi_port: str | None,
           midi_api: str, record: Path | None, device: str, hop: int | None, glide: float, bpm: float,
           on_threshold: float, off_threshold: float, polyphony: int, min_len: int, max_len: int | None,
-          seed: int, demo: bool, duration: float | None, no_midi: bool, realtime: bool, allow: tuple) -> None:
+          seed: int, demo: bool, duration: float | None, no_midi: bool, realtime: bool, allow: tuple,
+          sync: str, quantum: float, send_clock: bool) -> None:
     """Play a model live: OSC in, MIDI out. Stop with Ctrl-C."""
     from ..live.serve import PerformanceSettings, ServeOptions, serve as run
 
@@ -62,7 +72,8 @@ def serve(checkpoint_dir: Path, host: str, port: int, controller: str | None, fe
     performance = PerformanceSettings(hop=hop, glide_s=glide, bpm=bpm, notes=notes, seed=seed, demo=demo)
     run(ServeOptions(checkpoint=checkpoint_dir, host=host, port=port, controller=controller, feedback=feedback,
                      midi_port=midi_port, midi_api=midi_api, record=record, device=device, performance=performance,
-                     duration_s=duration, no_midi=no_midi, realtime=realtime, allow=allow))
+                     duration_s=duration, no_midi=no_midi, realtime=realtime, allow=allow,
+                     sync=sync, quantum=quantum, send_clock=send_clock))
 
 
 @click.command()
