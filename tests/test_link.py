@@ -60,13 +60,13 @@ def test_the_first_frame_waits_for_the_next_bar_and_frames_are_sixteenths():
     assert clock.late_ticks == 0 and clock.period_s == pytest.approx(0.125)
 
 
-def test_the_quantum_sets_the_boundary_and_a_start_just_past_it_is_on_it():
+def test_the_quantum_sets_the_boundary():
     _, session, clock = make(beat=5.1, quantum=2)
     clock.wait()
     assert session.beat == pytest.approx(6.0)
-    _, session, clock = make(beat=8.2, quantum=4)  # within a frame past the bar: start on it, a little late
+    _, session, clock = make(beat=8.02, quantum=4)  # just past a bar: the next one
     tick = clock.wait()
-    assert clock.beat_of(0) == 8.0 and tick.lateness == pytest.approx(0.2 * 0.5)
+    assert clock.beat_of(0) == 12.0 and session.beat == pytest.approx(12.0) and tick.lateness < 1e-9
 
 
 def test_a_tempo_change_mid_bar_keeps_the_frames_on_the_beat_grid():
@@ -113,6 +113,23 @@ def test_stop_silences_holds_and_resumes_on_the_next_bar():
     assert len(fake.sleeps) > sleeps
     tick = clock.wait()
     assert (tick.index, session.beat) == (11, pytest.approx(4.25))
+
+
+def test_a_transport_start_seen_just_after_a_bar_resumes_on_that_bar():
+    fake, session, clock = make(playing=True)
+    clock.wait()
+    session.playing = False
+    original_sleep = fake.sleep
+
+    def sleep(seconds):
+        original_sleep(seconds)
+        if session.beat >= 4.1:  # a peer alone maps its start to the beat now: seen at 4.1
+            session.playing = True
+
+    clock._sleep = sleep
+    tick = clock.wait()
+    assert clock.beat_of(tick.index) == 4.0 and tick.lateness == pytest.approx(0.1 * 0.5, abs=0.006)
+    assert clock.wait().lateness == 0 and session.beat == pytest.approx(4.25)
 
 
 def test_a_session_that_never_played_does_not_hold_the_clock():

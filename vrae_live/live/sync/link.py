@@ -17,8 +17,8 @@ deadline computed from the last snapshot (beat, tempo, time). aalink's own async
 Start/stop sync: once a peer with Start Stop Sync has started the session's transport, the
 clock follows it. When the transport stops, ``wait()`` calls ``on_pause()`` (the performer
 switches its notes off and sends MIDI Stop) and holds until the transport starts again,
-then resumes on the next quantum boundary (a start up to one frame late is taken as on the
-boundary). A session that has never played (no peer uses start/stop sync) does not hold
+then resumes on the next quantum boundary (a start seen up to one frame after a boundary is
+taken as on it: that first frame is late). A session that has never played (no peer uses start/stop sync) does not hold
 the clock: vrae-live plays on the beat grid from the start. ``interrupt`` (the performer's
 stop event) ends a hold: ``wait()`` then returns None.
 
@@ -130,9 +130,8 @@ class LinkClock:
         t, beat, tempo = self._snapshot
         return t + (self.beat_of(k) - beat) * 60.0 / tempo
 
-    def _boundary(self, beat: float) -> float:
-        """The first quantum boundary at or after ``beat``; one up to a frame behind counts."""
-        slack = 1.0 / self.steps_per_beat
+    def _boundary(self, beat: float, slack: float = 0.0) -> float:
+        """The first quantum boundary at or after ``beat - slack``."""
         return math.ceil((beat - slack) / self.quantum) * self.quantum
 
     def start(self) -> None:
@@ -173,7 +172,9 @@ class LinkClock:
             t, beat, tempo = self._read()
             if self.paused:  # the transport started again: on its next boundary
                 self.paused = False
-                self._anchor_beat, self._anchor_tick = self._boundary(beat), k
+                # A start seen up to a frame late (a peer without others maps its start to the beat
+                # now) is taken as on its boundary: that frame comes late, the rest on time.
+                self._anchor_beat, self._anchor_tick = self._boundary(beat, 1.0 / self.steps_per_beat), k
             beats_ahead = self.beat_of(k) - beat
             seconds_per_beat = 60.0 / tempo
             if beats_ahead > self.quantum + 1.0 / self.steps_per_beat:
