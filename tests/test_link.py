@@ -210,3 +210,38 @@ def wait_for(condition, timeout=5.0):
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
+
+
+def test_without_aalink_serve_says_how_to_install_it(monkeypatch):
+    import sys
+
+    from vrae_live.errors import ConfigError
+    from vrae_live.live.sync.link import MISSING_AALINK
+
+    monkeypatch.setitem(sys.modules, "aalink", None)  # import aalink raises ImportError
+    with pytest.raises(ConfigError) as caught:
+        LinkSession(120.0, 4.0)
+    assert str(caught.value) == MISSING_AALINK
+    assert "pip install 'vrae-live[link]'" in MISSING_AALINK and "GPL" in MISSING_AALINK
+
+
+def test_link_refuses_a_model_in_seconds():
+    from types import SimpleNamespace
+
+    from vrae_live.config import FrameTiming
+    from vrae_live.errors import ConfigError
+    from vrae_live.live.serve import ServeOptions, _follow_link
+
+    ckpt = SimpleNamespace(timing=FrameTiming(fs=20.0, steps_per_beat=None))
+    with pytest.raises(ConfigError, match="--sync link needs a beat-based model; this one plays 20 frames per second"):
+        _follow_link(ServeOptions(sync="link"), ckpt, None, None, print)
+
+
+def test_send_clock_needs_a_midi_port(tmp_path):
+    from click.testing import CliRunner
+
+    from vrae_live.cli import main
+
+    result = CliRunner().invoke(main, ["serve", "--no-midi", "--send-clock", "--record", str(tmp_path / "t.mid")])
+    assert result.exit_code != 0
+    assert "--send-clock sends on the MIDI port: not with --no-midi" in result.output
