@@ -42,6 +42,7 @@ clock
 from __future__ import annotations
 
 import argparse
+import re
 import os
 import shutil
 import signal
@@ -473,6 +474,57 @@ def report_clock(synthetic: dict, jack: dict) -> None:
               f"note {r['start_to_note_ms']:.2f} ms")
 
 
+# -- clock out ---------------------------------------------------------------------
+
+
+def bench_clock_out(ckpt_dir: Path, seconds: float, bpm: float, period_frames: int, jack_realtime: bool) -> list[dict]:
+    """``serve`` without and with ``--send-clock``, twice each, received by an rtmidi JACK input in
+    this process: the frame clock's lateness (the stop line) and the clock ticks' distance from
+    their grid in real time at the JACK cycle."""
+    import rtmidi
+
+    runs = []
+    with JackServer(period_frames, SAMPLE_RATE, realtime=jack_realtime) as jack:
+        for send_clock in (False, True, False, True):
+            midi_in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="bench-rx", queue_size_limit=65536)
+            midi_in.ignore_types(sysex=True, timing=False, active_sense=True)  # rtmidi drops clock by default
+            midi_in.open_virtual_port("in")
+            command = [sys.executable, "-m", "vrae_live", "serve", "--checkpoint", str(ckpt_dir), "--midi-api", "jack",
+                       "--midi-port", "bench-rx", "--host", "127.0.0.1", "--port", "0", "--bpm", str(bpm),
+                       "--duration", str(seconds), "--device", "cpu"] + (["--send-clock"] if send_clock else [])
+            proc = subprocess.run(command, capture_output=True, text=True, env={**jack.env, "PYTHONUNBUFFERED": "1"},
+                                  timeout=seconds + 120)
+            elapsed, times = 0.0, []
+            while (message := midi_in.get_message()) is not None:
+                data, delta = message
+                elapsed += delta
+                if data[0] == 0xF8:
+                    times.append(elapsed)
+            midi_in.close_port()
+            midi_in.delete()
+            output = proc.stdout + proc.stderr
+            stopped = next((line for line in output.splitlines() if line.startswith("stopped:")), output[-300:])
+            runs.append({"send_clock": send_clock, "stopped": stopped, "times": np.array(times),
+                         "clock_line": next((l for l in output.splitlines() if "MIDI clock out" in l), "")})
+    return runs
+
+
+def report_clock_out(runs: list[dict], bpm: float, period_frames: int) -> None:
+    print(f"clock out (serve --send-clock through JACK, {period_frames}-frame periods, {bpm:g} bpm):")
+    for r in runs:
+        lateness = re.search(r"late ticks \((.*?)\)", r["stopped"])
+        print(f"  --send-clock {'on ' if r['send_clock'] else 'off'}: frame ticks "
+              f"{lateness.group(1) if lateness else r['stopped']}")
+        if r["send_clock"] and len(r["times"]) > 2:
+            times = r["times"]
+            residual = times - np.arange(len(times)) * 60 / (bpm * 24)
+            distance = np.abs(residual - np.median(residual)) * 1000
+            p50, p99 = percentiles(distance)
+            print(f"    {r['clock_line'].strip()}")
+            print(f"    {len(times)} clock ticks, in real time at the JACK cycle: distance from the grid "
+                  f"p50 {p50:.3f} ms, p99 {p99:.3f} ms, max {distance.max():.3f} ms")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda, for the decode timing (default cpu)")
@@ -496,9 +548,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (hidden 32, few hops, 1 s of MIDI)")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
-    if parts - {"decode", "pad", "jitter", "clock"}:
-        parser.error(f"unknown --parts {sorted(parts - {'decode', 'pad', 'jitter', 'clock'})}; "
-                     "known: decode, pad, jitter, clock")
+    known = {"decode", "pad", "jitter", "clock", "clock-out"}
+    if parts - known:
+        parser.error(f"unknown --parts {sorted(parts - known)}; known: {', '.join(sorted(known))}")
     if args.threads:
         torch.set_num_threads(args.threads)
     hidden = 32 if args.quick else None
@@ -531,6 +583,10 @@ def main(argv: list[str] | None = None) -> int:
                 for name, jitter in (("clean", 0), ("-J 12 (3 ms)", 12)):
                     jack[name] = bench_clock_jack(live, jitter)
             report_clock(bench_clock_synthetic(), jack)
+        if "clock-out" in parts and not missing:
+            live = make_checkpoint("live-2d", Path(tmp) / "live-2d-out", 32)
+            report_clock_out(bench_clock_out(live, args.seconds, args.bpm, args.jack_period,
+                                             jack_realtime=not realtime_permitted()), args.bpm, args.jack_period)
         if "jitter" not in parts:
             pass
         elif missing:

@@ -9,7 +9,7 @@ import click
 from .options import FiniteRange, OutputFile, live_options, note_settings
 
 MIDI_APIS = click.Choice(["auto", "alsa", "jack", "coremidi", "winmm"])
-SYNC_SOURCES = click.Choice(["internal", "midi-clock"])
+SYNC_SOURCES = click.Choice(["internal", "midi-clock", "link"])
 
 
 def _host_port(ctx, param, value):
@@ -49,7 +49,9 @@ def _networks(ctx, param, values):
               help="internal: play at --bpm on our own clock. midi-clock: follow a DAW's MIDI clock sent to the "
                    "virtual input 'vrae-live clock' (or --clock-port): its tempo, Start (on the bar), Stop, "
                    "Continue and song position. A model whose frames are seconds (the paper presets) follows "
-                   "only Start/Stop/Continue, at its own rate.")
+                   "only Start/Stop/Continue, at its own rate. link: follow Ableton Link's session tempo, beat "
+                   "and start/stop (beat-based models; needs the optional aalink package, GPL: "
+                   "pip install 'vrae-live[link]').")
 @click.option("--clock-port", metavar="NAME",
               help="With --sync midi-clock: listen to this existing MIDI output port (a unique part of its name) "
                    "instead of opening the virtual input 'vrae-live clock'.")
@@ -58,13 +60,19 @@ def _networks(ctx, param, values):
 @click.option("--duration", type=FiniteRange(min=0, min_open=True),
               help="Stop after this many seconds [default: play until Ctrl-C].")
 @click.option("--no-midi", is_flag=True, help="Open no MIDI port (with --record: render to the file only).")
+@click.option("--quantum", type=FiniteRange(min=0, min_open=True), default=4.0, show_default=True,
+              help="With --sync link: beats in Link's cycle (4: a bar); the stream starts on the next one.")
+@click.option("--send-clock", is_flag=True,
+              help="Be the master: send MIDI clock (24 per beat) with Start and Stop on the MIDI port, locked to "
+                   "the frames, at --bpm (at Link's tempo with --sync link). A model in frames per second has no "
+                   "beat: its clock runs at --bpm from the first frame.")
 @click.option("--realtime/--no-realtime", default=True, show_default=True,
               help="Keep the clock at realtime priority where the system permits (Linux: root or the audio group).")
 def serve(checkpoint_dir: Path, host: str, port: int, controller: str | None, feedback, midi_port: str | None,
           midi_api: str, record: Path | None, device: str, hop: int | None, glide: float, bpm: float,
           on_threshold: float, off_threshold: float, polyphony: int, min_len: int, max_len: int | None,
           seed: int, demo: bool, duration: float | None, no_midi: bool, realtime: bool, allow: tuple,
-          sync: str, clock_port: str | None) -> None:
+          sync: str, clock_port: str | None, quantum: float, send_clock: bool) -> None:
     """Play a model live: OSC in, MIDI out. Stop with Ctrl-C."""
     from ..live.serve import PerformanceSettings, ServeOptions, serve as run
 
@@ -75,7 +83,7 @@ def serve(checkpoint_dir: Path, host: str, port: int, controller: str | None, fe
     run(ServeOptions(checkpoint=checkpoint_dir, host=host, port=port, controller=controller, feedback=feedback,
                      midi_port=midi_port, midi_api=midi_api, record=record, device=device, performance=performance,
                      duration_s=duration, no_midi=no_midi, realtime=realtime, allow=allow,
-                     sync=sync, clock_port=clock_port))
+                     sync=sync, clock_port=clock_port, quantum=quantum, send_clock=send_clock))
 
 
 @click.command()

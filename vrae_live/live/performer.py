@@ -96,6 +96,7 @@ class Performer:
         self._buffer: deque[tuple[np.ndarray, np.ndarray]] = deque()  # (probs, frame) per frame
         self._reset_stream = False
         self.current_z: np.ndarray | None = None
+        self.clock_out = None  # a sync.clock_out.ClockSender (serve --send-clock), driven from this loop
 
     def control_state(self, frame: int) -> ControlState:
         """The controller's state, with the demo's pad position at ``frame`` while the demo drives."""
@@ -152,9 +153,22 @@ class Performer:
 
     def silence(self, why: str = "stop") -> None:
         """The transport stopped (a sync source's Stop): every sounding note off, then All Notes Off,
-        at once. Not a panic: nothing is counted, the decoded frames stay, and play resumes from them."""
+        at once, and MIDI clock Stop if we send clock. Not a panic: nothing is counted, the decoded
+        frames stay, and play resumes from them."""
         self.sink.send_events(self.emitter.all_off())
         self.sink.panic()
+        if self.clock_out is not None:
+            self.clock_out.stop()
+
+    def _stop_clock_out(self) -> None:
+        """MIDI clock Stop after the take's last note-off (the port's panic sends its note-offs first)."""
+        if self.clock_out is None or not self.clock_out.running:
+            return
+        try:
+            self.sink.panic()
+            self.clock_out.stop()
+        except Exception as err:  # noqa: BLE001 -- the port is going; close() still tries its note-offs
+            log.debug("MIDI clock stop not sent: %s", err)
 
     def run(self, max_frames: int | None = None) -> PerformanceStats:
         """Play until ``stop()`` (or ``max_frames``); always ends with every note off.
@@ -173,6 +187,10 @@ class Performer:
                 tick = self.clock.wait()
                 if self.stop_event.is_set():  # a transport clock's wait() returns early when woken by stop()
                     break
+                if tick is None:  # a clock held by a stopped transport
+                    continue
+                if self.clock_out is not None:
+                    self.clock_out.at_frame(tick.index)
                 state = self.control_state(self.stats.frames)
                 if state.panic_count != panics_seen:
                     panics_seen = state.panic_count
@@ -185,12 +203,17 @@ class Performer:
                     break
                 if not self._buffer:
                     self.decode_hop()
+                if self.clock_out is not None:
+                    self.clock_out.until_next(tick.index)
         finally:
             self.stop_event.set()
             try:
                 self.sink.send_events(self.emitter.all_off())
             finally:
-                self.sink.close()  # panic: note-offs for anything sounding, then CC 123 per channel
+                try:
+                    self._stop_clock_out()
+                finally:
+                    self.sink.close()  # panic: note-offs for anything sounding, then CC 123 per channel
             self.stats.late_ticks = self.clock.late_ticks
             if self.clock.lateness:
                 self.stats.lateness_p99_s = self.clock.lateness.percentile(99)

@@ -26,6 +26,9 @@ from .osc.feedback import FeedbackSender
 from .osc.server import OscServer, listen_addresses
 from .performer import PerformanceSettings, PerformanceStats, Performer
 from .realtime import PRIORITY, make_realtime
+from .sync.clock_out import ClockSender, frames_per_tick
+from .sync.link import LinkClock, LinkSession
+from .sync.link import describe as describe_link
 from .sync.midi_clock import MidiClockFollower
 
 log = logging.getLogger("vrae_live")
@@ -47,8 +50,10 @@ class ServeOptions:
     no_midi: bool = False
     realtime: bool = True
     allow: tuple = ()  # ip_network values whose senders are obeyed; empty: any sender
-    sync: str = "internal"  # "internal": our own clock at --bpm; "midi-clock": follow a DAW's MIDI clock
+    sync: str = "internal"  # internal: our own clock at --bpm; midi-clock: follow a DAW's MIDI clock; link: Ableton Link
     clock_port: str | None = None  # midi-clock: an existing output port to listen to; None: a virtual input
+    quantum: float = 4.0  # beats (--sync link): the stream starts on the next multiple
+    send_clock: bool = False  # MIDI clock, Start and Stop on the MIDI port (vrae-live as the master)
 
 
 STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "the terminal closed (SIGHUP)"}
@@ -64,6 +69,8 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = log.info) -> Perf
     """
     if options.no_midi and options.record is None:
         raise ConfigError("--no-midi plays to nowhere: add --record take.mid")
+    if options.no_midi and options.send_clock:
+        raise ConfigError("--send-clock sends on the MIDI port: not with --no-midi")
     checkpoint_dir = options.checkpoint or default_checkpoint()
     ckpt = load_checkpoint(checkpoint_dir, resolve_device(options.device))
     dialect = load_controller(options.controller) if options.controller else CANONICAL
@@ -71,10 +78,12 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = log.info) -> Perf
     follower = None
     if options.sync == "midi-clock":  # refuses a grid that does not fit 24 ppqn before anything opens
         follower = MidiClockFollower(ckpt.timing.steps_per_beat, ckpt.timing.frame_seconds(options.performance.bpm))
-    elif options.sync != "internal":
-        raise ConfigError(f"unknown --sync {options.sync!r}; known: internal, midi-clock")
+    elif options.sync not in ("internal", "link"):
+        raise ConfigError(f"unknown --sync {options.sync!r}; known: internal, midi-clock, link")
     performer = Performer(ckpt, controls, None, options.performance, clock=follower)
     with contextlib.ExitStack() as opened:
+        if options.sync == "link":
+            _follow_link(options, ckpt, performer, opened, echo)
         server = opened.enter_context(OscServer(controls, options.host, options.port, allow=options.allow))
         recorder = None
         if options.record is not None:
@@ -97,6 +106,9 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = log.info) -> Perf
             midi_out = RtMidiSink(options.midi_port, api=options.midi_api)
             opened.callback(midi_out.close)
             midi_out.on_lost(lambda reason: performer.stop(reason, MidiPortError(reason)))
+            if options.send_clock:  # to the port only: a recording has no place for clock messages
+                performer.clock_out = ClockSender(midi_out, performer.clock, frames_per_tick(
+                    options.performance.bpm, ckpt.timing.steps_per_beat, ckpt.timing.fs))
         performer.sink = TeeSink(midi_out, recorder) if midi_out and recorder else midi_out or recorder
 
         for signum, reason in STOP_SIGNALS.items():
@@ -108,6 +120,26 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = log.info) -> Perf
         finally:
             _say_how_it_ended(echo, options, performer, controls)
     return performer.stats
+
+
+def _follow_link(options, ckpt, performer, opened, echo) -> None:
+    """The performer's clock on the Link session's beat; the tempo and peers said now and when they change."""
+    steps_per_beat = ckpt.timing.steps_per_beat
+    if steps_per_beat is None:
+        raise ConfigError(f"--sync link needs a beat-based model; this one plays {ckpt.timing.describe()}")
+    said = []
+
+    def say(tempo: float, peers: int) -> None:
+        line = describe_link(tempo, peers)
+        if not said or said[-1] != line:
+            said.append(line)
+            echo(line)
+
+    session = LinkSession(options.performance.bpm, options.quantum, on_change=say)
+    opened.callback(session.close)
+    performer.clock = LinkClock(session, steps_per_beat, options.quantum, on_pause=performer.silence,
+                                interrupt=performer.stop_event)
+    say(session.tempo, session.num_peers)
 
 
 def _say_what_plays(echo, options, checkpoint_dir, ckpt, performer, midi_out, server, dialect, clock_in=None) -> None:
@@ -147,6 +179,8 @@ def _say_how_it_ended(echo, options, performer, controls) -> None:
         lines.append(f"stopping: {performer.stop_reason}")
     lines.append(f"stopped: {performer.stats.line()}; OSC {osc.get('datagrams', 0)} datagrams, "
                  f"{osc.get('accepted', 0)} applied" + (f", ignored or clamped {dict(ignored)}" if ignored else ""))
+    if performer.clock_out is not None:
+        lines.append(performer.clock_out.line())
     if options.record is not None:
         lines.append(f"recorded {options.record}")
     for line in lines:
