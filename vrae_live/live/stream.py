@@ -20,10 +20,16 @@ move reaches the very next frame decoded:
   of the hop already played), then free for the rest of the hop. Smaller moves wait for
   the next hop's window.
 
-Windows still begin on the hop grid, so each stays the length training saw. When a window
-begins (on the grid or re-anchored), the one it replaces keeps running for ``blend``
-frames, fed the frames actually decided, and the probabilities cross-fade from its to the
-new window's, to hide the change of window.
+Windows still begin on the hop grid, so each stays the length training saw. To hide the
+change of window there, the window being replaced first runs ``blend`` frames on (not
+played, each fed its own output), and the first ``blend`` frames of the new window
+cross-fade from those probabilities to its own. (Fading instead from the replaced window
+fed the frames actually played changes nothing for a decoder that forgets h_0 within the
+context, and the shipped model then settles on one held chord within a few hops; the
+look-past's own dice keep it moving.) A window re-anchored mid-hop has no fade of its own:
+its teacher-forced pass through the frames played is what joins it on (a fade in progress
+goes on). At a fixed z the stream is the same, frame for frame and draw for draw, as when
+it decoded a whole hop at once.
 
 Pure: torch and numpy, no IO. :func:`live_stream` builds a checkpoint's stream the one way
 ``serve``, offline takes and the measurements all use.
@@ -99,7 +105,7 @@ class StreamDecoder:
         self._fed: torch.Tensor | None = None  # the last decided frame (1, P), not yet fed to the states
         self._anchor_z: np.ndarray | None = None  # the z the current window's h_0 came from
         self._in_hop = 0  # frames decided since the last window on the hop grid began
-        self._old = None  # the replaced window's state while the cross-fade lasts
+        self._tail: np.ndarray | None = None  # (blend, P) the replaced window's look past its end, to fade from
         self._fade = 0  # frames of the cross-fade done
         self.windows = 0  # windows begun on the hop grid
         self.reanchors = 0  # windows begun mid-hop by a pad move
@@ -107,7 +113,7 @@ class StreamDecoder:
     def reset(self) -> None:
         """Start afresh (after a panic): no context, no blend, no sounding notes; the hop grid starts again."""
         self.history = self.history[:0]
-        self._state = self._fed = self._anchor_z = self._old = None
+        self._state = self._fed = self._anchor_z = self._tail = None
         self._in_hop = 0
         self.gate.reset()
 
@@ -124,14 +130,19 @@ class StreamDecoder:
                 return "move"
         return None
 
-    def _begin_window(self, z: np.ndarray, zt: torch.Tensor, join: str) -> None:
+    def _begin_window(self, z: np.ndarray, zt: torch.Tensor, join: str, bias: float, temperature: float) -> None:
         """h_0 from ``z``, teacher-forced through the frames decided since the window's start."""
         model = self.model
-        self._old, self._fade = None, 0
-        if self._state is not None and self.blend:
-            self._old = model.advance(self._fed, self._state, zt)  # the replaced window, fed the last frame
         if join == "hop":
-            self._in_hop = 0
+            self._tail, self._fade, self._in_hop = None, 0, 0
+            if self._state is not None and self.blend:  # the replaced window looks past its end, for the fade
+                state, frame, tail = self._state, self._fed, np.empty((self.blend, model.n_pitches))
+                for i in range(self.blend):
+                    state = model.advance(frame, state, zt)
+                    tail[i] = p = torch.sigmoid(model.logits(state)[0] + bias).double().cpu().numpy()
+                    chosen = self.rng.random(p.shape) < p if temperature > 0 else p >= 0.5  # nothing is decided
+                    frame = torch.as_tensor(chosen, dtype=torch.float32, device=self.device)[None]
+                self._tail = tail
         # a window on the grid starts `context` frames back; a re-anchored one at the same start as the window it replaces
         teacher = min(len(self.history), self.context + self._in_hop)
         state = model.initial_state(zt)
@@ -151,21 +162,18 @@ class StreamDecoder:
         z = np.asarray(z, dtype=np.float64)
         zt = self._z(z)
         join = self._join(z)
+        bias = density_bias(density)
         if join is not None:
-            self._begin_window(z, zt, join)
+            self._begin_window(z, zt, join, bias, temperature)
         else:
             self._state = model.advance(self._fed, self._state, zt)
-            if self._old is not None:
-                self._old = model.advance(self._fed, self._old, zt)
-        bias = density_bias(density)
         p = torch.sigmoid(model.logits(self._state)[0] + bias).double().cpu().numpy()
-        if self._old is not None:
+        if self._tail is not None:
             alpha = (self._fade + 1) / (self.blend + 1)
-            p_old = torch.sigmoid(model.logits(self._old)[0] + bias).double().cpu().numpy()
-            p = (1 - alpha) * p_old + alpha * p
+            p = (1 - alpha) * self._tail[self._fade] + alpha * p
             self._fade += 1
             if self._fade >= self.blend:
-                self._old = None
+                self._tail = None
         frame = self.gate.step(p, temperature, self.rng)
         self._fed = torch.as_tensor(frame, dtype=torch.float32, device=self.device)[None]
         self.history = np.concatenate([self.history, frame[None]])[-self.window:]
