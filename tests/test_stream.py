@@ -55,8 +55,8 @@ def test_chunks_are_hop_frames_long_and_contiguous(model):
     chunks = [stream.next_chunk(np.zeros(2), temperature=1.0) for _ in range(4)]
     assert [c.start for c in chunks] == [0, 8, 16, 24]
     assert all(c.frames.shape == (8, 12) and c.probs.shape == (8, 12) for c in chunks)
-    assert stream.history.shape == (16, 12)  # a window of decided frames: the context and a hop
-    np.testing.assert_array_equal(stream.history, np.concatenate([chunks[-2].frames, chunks[-1].frames]))
+    assert stream.history.shape == (8, 12)
+    np.testing.assert_array_equal(stream.history, chunks[-1].frames)
 
 
 @torch.no_grad()
@@ -108,17 +108,17 @@ def test_a_pad_move_mid_hop_is_heard_in_the_next_frame(model, z_every_step_model
 
 
 @torch.no_grad()
-def test_a_reanchored_window_starts_where_the_window_it_replaces_started(model):
+def test_a_reanchored_window_is_teacher_forced_through_the_context(model):
     """A model fed z only in h_0 re-anchors mid-hop: h_0 from the new z, teacher-forced through the
-    context and the part of the hop already played, as one window of training from the same start."""
+    last ``context`` frames played, as a window on the hop grid is, until the next boundary."""
     stream = StreamDecoder(model, window=16, hop=8, blend=0, seed=0)
     a, b = np.array([0.3, -0.7]), np.array([-1.5, 1.0])
     frames = [stream.next_frame(a).frame for _ in range(8 + 3)]  # a hop, then 3 frames into the next
     rest = [stream.next_frame(b) for _ in range(5)]  # the rest of that hop, from b
     assert [f.join for f in rest] == ["move", None, None, None, None] and stream.reanchors == 1
-    x = torch.tensor(np.concatenate([frames, [f.frame for f in rest]]), dtype=torch.float32)[None]
+    x = torch.tensor(np.concatenate([frames[-8:], [f.frame for f in rest]]), dtype=torch.float32)[None]
     probs = torch.sigmoid(model.decode(torch.tensor(b, dtype=torch.float32)[None], x))[0].numpy()
-    np.testing.assert_allclose(np.stack([f.probs for f in rest]), probs[11:], atol=1e-5)
+    np.testing.assert_allclose(np.stack([f.probs for f in rest]), probs[8:], atol=1e-5)
     assert stream.next_frame(b).join == "hop"  # and the grid of hops stays where it was
 
 

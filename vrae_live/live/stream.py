@@ -15,10 +15,13 @@ move reaches the very next frame decoded:
   z at its next step, the state running on;
 - a model fed z only in h_0 (the paper's) cannot hear a new z without a new h_0: when z
   has moved ``reanchor_distance`` or more from the z its window began with, the window
-  is re-anchored mid-hop: a new window from the same start, h_0 from the new z,
-  teacher-forced through every frame decided since that start (the context and the part
-  of the hop already played), then free for the rest of the hop. Smaller moves wait for
-  the next hop's window.
+  is re-anchored mid-hop: a new window, h_0 from the new z, teacher-forced through the
+  last ``context`` frames played, as at a hop boundary, then free until the next boundary
+  (so it is cut short of a full window, never longer). Its first frame sits where a hop's
+  first frame sits in its window, where h_0 holds as much as it does anywhere in the
+  stream; a window teacher-forced from the replaced window's start instead would have read
+  up to ``window - 1`` frames first, and an untrained decoder forgets h_0 entirely over 49
+  steps (the paper-2d preset: no frame changed). Smaller moves wait for the next hop.
 
 Windows still begin on the hop grid, so each stays the length training saw. To hide the
 change of window there, the window being replaced first runs ``blend`` frames on (not
@@ -99,7 +102,7 @@ class StreamDecoder:
         self.z_every_step = bool(getattr(model, "z_fed_every_step", False))
         self.reanchor_distance = float(reanchor_distance)  # 0: any move re-anchors an h_0-only model
         n_pitches = model.n_pitches
-        self.history = np.zeros((0, n_pitches), dtype=bool)  # the decided frames, up to a window of them
+        self.history = np.zeros((0, n_pitches), dtype=bool)  # the last `context` decided frames
         self.position = 0  # frames decided since the stream began
         self._state = None  # the current window's state, predicting the next frame once `_fed` is fed
         self._fed: torch.Tensor | None = None  # the last decided frame (1, P), not yet fed to the states
@@ -131,7 +134,7 @@ class StreamDecoder:
         return None
 
     def _begin_window(self, z: np.ndarray, zt: torch.Tensor, join: str, bias: float, temperature: float) -> None:
-        """h_0 from ``z``, teacher-forced through the frames decided since the window's start."""
+        """h_0 from ``z``, teacher-forced through the last ``context`` frames decided."""
         model = self.model
         if join == "hop":
             self._tail, self._fade, self._in_hop = None, 0, 0
@@ -143,8 +146,8 @@ class StreamDecoder:
                     chosen = self.rng.random(p.shape) < p if temperature > 0 else p >= 0.5  # nothing is decided
                     frame = torch.as_tensor(chosen, dtype=torch.float32, device=self.device)[None]
                 self._tail = tail
-        # a window on the grid starts `context` frames back; a re-anchored one at the same start as the window it replaces
-        teacher = min(len(self.history), self.context + self._in_hop)
+        # `context` frames back, on the grid or re-anchored: the new z's first frame sits where a hop's first frame does
+        teacher = min(len(self.history), self.context)
         state = model.initial_state(zt)
         if teacher:
             context = torch.as_tensor(self.history[-teacher:], dtype=torch.float32, device=self.device)[None]
@@ -176,7 +179,8 @@ class StreamDecoder:
                 self._tail = None
         frame = self.gate.step(p, temperature, self.rng)
         self._fed = torch.as_tensor(frame, dtype=torch.float32, device=self.device)[None]
-        self.history = np.concatenate([self.history, frame[None]])[-self.window:]
+        if self.context:
+            self.history = np.concatenate([self.history, frame[None]])[-self.context:]
         self._in_hop += 1
         out = DecodedFrame(index=self.position, probs=p, frame=frame, join=join)
         self.position += 1
