@@ -21,7 +21,8 @@ move reaches the very next frame decoded:
   first frame sits in its window, where h_0 holds as much as it does anywhere in the
   stream; a window teacher-forced from the replaced window's start instead would have read
   up to ``window - 1`` frames first, and an untrained decoder forgets h_0 entirely over 49
-  steps (the paper-2d preset: no frame changed). Smaller moves wait for the next hop.
+  steps (the paper-2d preset with random weights: a jump late in a hop left the next frames
+  unchanged). Smaller moves wait for the next hop.
 
 Windows still begin on the hop grid, so each stays the length training saw. To hide the
 change of window there, the window being replaced first runs ``blend`` frames on (not
@@ -47,6 +48,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..pad import LatentPlane
 from .notes import FrameGate, NoteSettings
 
 if TYPE_CHECKING:
@@ -206,8 +208,6 @@ def live_hop(checkpoint: "Checkpoint", hop: int | None) -> int:
 
 def reanchor_distance(checkpoint: "Checkpoint") -> float:
     """How far z moves before an h_0-only model re-anchors mid-hop: ``REANCHOR_SHARE`` of the pad's diagonal."""
-    from ..pad import LatentPlane
-
     plane = LatentPlane.stored_or_standard(checkpoint.meta.get("latent_plane"), checkpoint.config.model.latent)
     return REANCHOR_SHARE * float(np.linalg.norm(plane.z_at(1.0, 1.0) - plane.z_at(0.0, 0.0)))
 
