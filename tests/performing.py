@@ -10,7 +10,7 @@ from vrae_live.live.midi.sink import MemorySink
 from vrae_live.testing.fake_time import FakeTime
 
 
-def perform(checkpoint, frames, messages=(), seed=0, at_frame=None, initial=None, fake=None, **settings):
+def perform(checkpoint, frames, messages=(), seed=0, at_frame=None, initial=None, fake=None, played=None, **settings):
     """Play ``frames`` frames on a fake clock into memory, as ``serve`` would.
 
     ``checkpoint``: a Checkpoint or its directory. The controls start from ``initial`` (a
@@ -28,6 +28,14 @@ def perform(checkpoint, frames, messages=(), seed=0, at_frame=None, initial=None
     performer = Performer(ckpt, controls, sink, PerformanceSettings(seed=seed, **settings), clock=clock)
     if at_frame:
         performer.on_frame = lambda index, state: at_frame(controls, index, performer)
+    if played is not None:
+        play_frame = performer.play_frame
+
+        def recording(state):
+            played.append(performer._buffer[0][0])
+            play_frame(state)
+
+        performer.play_frame = recording
     stats = performer.run(max_frames=frames)
     return sink, stats, controls, performer
 

@@ -18,10 +18,12 @@ from tests.conftest import write_motif_songs
 from vrae_live.testing.jack import MidiDump
 from tests.performing import assert_nothing_hangs, note_ons, perform
 from vrae_live.testing.fake_time import FakeTime
-from vrae_live.checkpoint import load_checkpoint
+from vrae_live.checkpoint import load_checkpoint, save_checkpoint
 from vrae_live.config import load_config
 from vrae_live.data.corpus import prepare_data
 from vrae_live.live.demo import DemoPath
+from vrae_live.live.stream import live_hop
+from vrae_live.models import build_model
 from vrae_live.pad import LatentPlane
 from vrae_live.measure.seams import measure_seams, note_starts
 from vrae_live.measure.steering import measure_steering
@@ -95,10 +97,10 @@ def test_window_joins_start_no_more_notes_than_the_frames_inside_a_hop(checkpoin
 
 
 def test_the_demo_tours_the_pad_until_the_controller_takes_over(checkpoint_dir):
-    hop_z = {}  # hop number: the z it was decoded from
+    frame_z = {}  # frame: the z it was decoded from
 
     def follow(controls, index, performer):
-        hop_z.setdefault(performer.stats.hops - 1, performer.current_z.copy())
+        frame_z[index] = performer.current_z.copy()  # the frame just played was the last decoded
         if index == 400:
             controls.handle_message("/vrae/xy", [0.5, 0.5])
 
@@ -106,13 +108,48 @@ def test_the_demo_tours_the_pad_until_the_controller_takes_over(checkpoint_dir):
     plane = LatentPlane.from_meta(ckpt.meta["latent_plane"])
     path = DemoPath.for_plane(ckpt.meta["latent_plane"])
     sink, stats, controls, performer = perform(checkpoint_dir, 600, at_frame=follow, demo=True, glide_s=0.0)
-    period, hop = ckpt.timing.frame_seconds(), performer.hop
-    demo_hops = [k for k in hop_z if (k + 1) * hop <= 400]  # decoded before the controller moved
-    for k in demo_hops:  # each hop plays the path's position at its first frame
-        np.testing.assert_allclose(hop_z[k], plane.z_at(*path.at(k * hop * period)), atol=1e-9)
-    assert len({tuple(np.round(hop_z[k], 6)) for k in demo_hops}) > 3  # it moved
-    np.testing.assert_allclose(hop_z[max(hop_z)], plane.z_at(0.5, 0.5), atol=1e-9)
+    period = ckpt.timing.frame_seconds()
+    for f in range(401):  # each frame plays the path's position at that frame, until the controller moved
+        np.testing.assert_allclose(frame_z[f], plane.z_at(*path.at(f * period)), atol=1e-9)
+    assert len({tuple(np.round(frame_z[f], 6)) for f in range(401)}) > 3  # it moved
+    np.testing.assert_allclose(frame_z[401], plane.z_at(0.5, 0.5), atol=1e-9)  # the very next frame
+    np.testing.assert_allclose(frame_z[599], plane.z_at(0.5, 0.5), atol=1e-9)
     assert performer.demo is None and len(note_ons(sink)) > 10
+
+
+@pytest.fixture(scope="module")
+def beat_checkpoint(tmp_path_factory):
+    """Like the shipped model: the live-2d preset (a beat grid, z fed at every step, hop 16), small, random weights."""
+    config = load_config("live-2d", {"hidden": 32})
+    torch.manual_seed(0)
+    model = build_model(49, config.model).eval()
+    return save_checkpoint(tmp_path_factory.mktemp("beat") / "model", model, config, list(range(36, 85)))
+
+
+def played_probs(ckpt, frames, move_after=None):
+    """The probabilities of each frame played; the pad jumps corner to corner after frame ``move_after``."""
+    def jump(controls, index, performer):
+        if index == move_after:
+            controls.handle_message("/vrae/xy", [0.9, 0.9])
+
+    played = []
+    perform(ckpt, frames, [("/vrae/xy", (0.1, 0.1))], seed=1, at_frame=jump, played=played)
+    return np.array(played)
+
+
+@pytest.mark.parametrize("model", ["beat, z every step", "paper, z only in h0"])
+def test_a_pad_move_changes_the_next_frame_at_every_phase_of_a_hop(model, beat_checkpoint, checkpoint_dir):
+    """A /vrae/xy jump after frame N changes frame N + 1 (at most N + 2), wherever N falls in a hop."""
+    ckpt = load_checkpoint(beat_checkpoint if model.startswith("beat") else checkpoint_dir)
+    assert ckpt.config.model.z_every_step == model.startswith("beat")
+    hop = live_hop(ckpt, None)
+    start = 2 * hop
+    still = played_probs(ckpt, start + hop + 3)
+    for n in range(start, start + hop):  # every phase of a hop
+        moved = played_probs(ckpt, start + hop + 3, move_after=n)
+        changed = np.flatnonzero(np.any(moved != still, axis=1))
+        assert changed.size and changed[0] > n, (n, changed[:3])  # nothing before the move
+        assert changed[0] <= n + 2, f"a jump after frame {n} first changed frame {changed[0]} (hop {hop})"
 
 
 def test_panic_silences_and_the_stream_goes_on(checkpoint_dir):

@@ -83,8 +83,65 @@ def test_a_pad_move_is_heard_in_the_next_hop(model):
     assert not np.allclose(same.probs[0], changed.probs[0])  # from the first frame of the hop
 
 
+@pytest.fixture
+def z_every_step_model():
+    torch.manual_seed(0)
+    return build_model(12, ModelConfig(hidden=24, latent=2, z_every_step=True))
+
+
+@pytest.mark.parametrize("every_step", [False, True], ids=["z in h0", "z every step"])
+@pytest.mark.parametrize("k", range(8))
+def test_a_pad_move_mid_hop_is_heard_in_the_next_frame(model, z_every_step_model, every_step, k):
+    """A move after frame 8 + k reaches frame 9 + k, whatever the phase k of the hop."""
+    net = z_every_step_model if every_step else model
+    still = StreamDecoder(net, window=16, hop=8, seed=3)
+    moved = StreamDecoder(net, window=16, hop=8, seed=3)
+    a, b = np.array([-2.0, -2.0]), np.array([2.0, 2.0])
+    for i in range(9 + k):
+        p, q = still.next_frame(a, temperature=1.0), moved.next_frame(a, temperature=1.0)
+        np.testing.assert_array_equal(p.probs, q.probs)
+    p, q = still.next_frame(a, temperature=1.0), moved.next_frame(b, temperature=1.0)
+    assert not np.array_equal(p.probs, q.probs)  # (an untrained decoder fed z only in h_0 forgets it within
+    # a window: late in a hop the two differ by 1e-6; a trained one holds it better, and z_every_step far better)
+    assert p.join == ("hop" if k == 7 else None)
+    assert q.join == ("hop" if k == 7 else None if every_step else "move")
+
+
+@torch.no_grad()
+def test_a_reanchored_window_is_teacher_forced_through_the_context(model):
+    """A model fed z only in h_0 re-anchors mid-hop: h_0 from the new z, teacher-forced through the
+    last ``context`` frames played, as a window on the hop grid is, until the next boundary."""
+    stream = StreamDecoder(model, window=16, hop=8, blend=0, seed=0)
+    a, b = np.array([0.3, -0.7]), np.array([-1.5, 1.0])
+    frames = [stream.next_frame(a).frame for _ in range(8 + 3)]  # a hop, then 3 frames into the next
+    rest = [stream.next_frame(b) for _ in range(5)]  # the rest of that hop, from b
+    assert [f.join for f in rest] == ["move", None, None, None, None] and stream.reanchors == 1
+    x = torch.tensor(np.concatenate([frames[-8:], [f.frame for f in rest]]), dtype=torch.float32)[None]
+    probs = torch.sigmoid(model.decode(torch.tensor(b, dtype=torch.float32)[None], x))[0].numpy()
+    np.testing.assert_allclose(np.stack([f.probs for f in rest]), probs[8:], atol=1e-5)
+    assert stream.next_frame(b).join == "hop"  # and the grid of hops stays where it was
+
+
+def test_small_moves_wait_for_the_next_hop(model):
+    """Below ``reanchor_distance`` a model fed z only in h_0 keeps its window until the hop's end."""
+    stream = StreamDecoder(model, window=16, hop=8, seed=0, reanchor_distance=0.5)
+    z = np.zeros(2)
+    joins = [stream.next_frame(z + 0.01 * i).join for i in range(12)]
+    assert joins == ["hop"] + [None] * 7 + ["hop"] + [None] * 3
+    assert [stream.next_frame(z + 1.0).join for _ in range(5)] == ["move"] + [None] * 3 + ["hop"]
+
+
+def test_frames_at_a_fixed_z_are_the_chunks(model):
+    by_chunk = StreamDecoder(model, window=16, hop=8, seed=5)
+    by_frame = StreamDecoder(model, window=16, hop=8, seed=5)
+    chunks = np.concatenate([by_chunk.next_chunk(np.ones(2), temperature=1.0).probs for _ in range(3)])
+    frames = np.stack([by_frame.next_frame(np.ones(2), temperature=1.0).probs for _ in range(24)])
+    np.testing.assert_array_equal(chunks, frames)
+
+
 def test_reset_forgets_the_context(model):
     stream = StreamDecoder(model, window=16, hop=8, seed=0)
     stream.next_chunk(np.zeros(2), temperature=1.0)
     stream.reset()
-    assert len(stream.history) == 0 and stream.tail is None and len(stream.gate.sounding) == 0
+    assert len(stream.history) == 0 and len(stream.gate.sounding) == 0
+    assert stream.next_frame(np.zeros(2)).join == "hop"  # a new window, from nothing

@@ -1,17 +1,19 @@
 """The performer: controls in, stream decoder, notes, clock, MIDI out.
 
 One thread, one loop: wait for the frame clock's next absolute deadline, send that
-frame's note events (with the current transpose, channel and velocity), then, when that
-was the last frame of the look-ahead buffer, decode the next hop from the latest control
-state. Decoding happens right after a tick's MIDI has gone out, with a whole frame period
-before the next deadline, so it never delays the output as long as a hop decodes within a
-frame (a second Python thread decoding beside the clock was measured to add 3-9 ms of
-jitter through the GIL). Decoding no earlier than that means a pad move is heard within
-one hop: it reaches the next hop decoded, which is the next one played. A decode slower
-than a frame makes the next tick late, and the clock counts it. Every
-note switched on is switched off: on stop, on panic, and on any error (``MidiSink.close``
-panics in a finally). ``serve`` runs this loop at realtime priority where the system
-permits (``realtime.py``).
+frame's note events (with the current transpose, channel and velocity), then decode the
+next frame from the latest control state: the look-ahead is one frame. Decoding happens
+right after a tick's MIDI has gone out, with a whole frame period before the next
+deadline, so it never delays the output as long as a frame decodes within a period (a
+frame of the shipped model takes about 0.1 ms; a frame that begins a window, with
+its teacher-forced pass over the context, a few milliseconds; a second Python thread
+decoding beside the clock was measured to add 3-9 ms of jitter through the GIL). A pad
+move reaches the next frame decoded: it is heard at most two frames after it arrives (one
+if it arrives before the tick's decode). How the stream takes a new z a frame at a time:
+``stream.py``. A decode slower than a frame makes the next tick late, and the clock
+counts it. Every note switched on is switched off: on stop, on panic, and on any error
+(``MidiSink.close`` panics in a finally). ``serve`` runs this loop at realtime priority
+where the system permits (``realtime.py``).
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ class PerformanceSettings:
 class PerformanceStats:
     frames: int = 0
     notes_on: int = 0
-    hops: int = 0
+    hops: int = 0  # windows begun on the hop grid
+    reanchors: int = 0  # windows begun mid-hop because the pad moved (a model fed z only in h_0)
     late_ticks: int = 0
     lateness_p99_s: float = 0.0  # how late the clock's ticks came, 99th percentile and worst
     lateness_max_s: float = 0.0
@@ -93,7 +96,7 @@ class Performer:
         self.stop_event = threading.Event()
         self.stop_reason: str | None = None  # why run() ended early: "SIGINT", "the JACK server went away", ...
         self._stop_error: BaseException | None = None
-        self._buffer: deque[tuple[np.ndarray, np.ndarray]] = deque()  # (probs, frame) per frame
+        self._buffer: deque[tuple[np.ndarray, np.ndarray]] = deque()  # (probs, frame): the frame decoded ahead
         self._reset_stream = False
         self.current_z: np.ndarray | None = None
         self.clock_out = None  # a sync.clock_out.ClockSender (serve --send-clock), driven from this loop
@@ -118,16 +121,20 @@ class Performer:
 
     # -- decoding ----------------------------------------------------------------
 
-    def decode_hop(self) -> None:
-        state = self.control_state(self.stats.frames + len(self._buffer))  # the frame this hop starts on
+    def decode_frame(self) -> None:
+        """Decode the frame after the buffered ones from the control state of this moment."""
+        state = self.control_state(self.stats.frames + len(self._buffer))  # the frame being decoded
         if self._reset_stream:
             self._reset_stream = False
             self.stream.reset()
-        z = self.glide.step(self.target_z(state), self.hop * self.period_s)
+        z = self.glide.step(self.target_z(state), self.period_s)
         self.current_z = z
-        chunk = self.stream.next_chunk(z, state.density, state.temperature)
-        self._buffer.extend(zip(chunk.probs, chunk.frames))
-        self.stats.hops += 1
+        decoded = self.stream.next_frame(z, state.density, state.temperature)
+        self._buffer.append((decoded.probs, decoded.frame))
+        if decoded.join == "hop":
+            self.stats.hops += 1
+        elif decoded.join == "move":
+            self.stats.reanchors += 1
 
     # -- play loop ---------------------------------------------------------------
 
@@ -143,7 +150,7 @@ class Performer:
 
     def panic(self) -> None:
         """Silence now: every sounding note off, then All Notes Off. The frame of the panic is
-        silent, the rest of the decoded hop is dropped, and the stream starts afresh after it."""
+        silent, the frame decoded ahead is dropped, and the stream starts afresh after it."""
         self.sink.send_events(self.emitter.all_off())
         self.sink.panic()
         self._buffer.clear()
@@ -177,7 +184,7 @@ class Performer:
         """
         if self.sink is None:
             raise RuntimeError("the performer has no sink to play to")
-        self.decode_hop()  # the first hop before the clock starts, so the take starts on time
+        self.decode_frame()  # the first frame before the clock starts, so the take starts on time
         panics_seen = self.controls.snapshot().panic_count
         if hasattr(self.clock, "on_stop"):  # a clock with a transport (live/sync): its Stop silences
             self.clock.on_stop = self.silence
@@ -202,7 +209,7 @@ class Performer:
                 if max_frames is not None and self.stats.frames >= max_frames:
                     break
                 if not self._buffer:
-                    self.decode_hop()
+                    self.decode_frame()
                 if self.clock_out is not None:
                     self.clock_out.until_next(tick.index)
         finally:

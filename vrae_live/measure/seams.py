@@ -1,9 +1,11 @@
 """Are the joins between decoded windows audible? A measurement through the live stream path.
 
-The stream decoder starts a new window every hop (``live/stream.py``). A seam would show
-as notes starting (or restarting) more often on the first frame of a hop than on the
-other frames. This plays a long take while the pad wanders, as ``serve`` would, and
-compares the rate of note starts on hop boundaries with the rate inside hops.
+The stream decoder starts a new window every hop, and, for a model fed z only in h_0,
+re-anchors one mid-hop when the pad has moved far enough (``live/stream.py``). A seam
+would show as notes starting (or restarting) more often on the first frame of a window
+than on the other frames. This plays a long take while the pad wanders, as ``serve``
+would (the stream decoded a frame at a time, z moving a little every frame), and compares
+the rate of note starts on the frames where a window began with the rate on the others.
 """
 
 from __future__ import annotations
@@ -21,16 +23,20 @@ from ..pad import LatentPlane
 class SeamReport:
     hop: int
     hops: int
-    at_boundaries: float  # note starts per frame on the first frame of a hop
+    at_boundaries: float  # note starts per frame on the first frame of a window (hop boundary or re-anchor)
     inside: float  # note starts per frame on the other frames
+    reanchors: int = 0  # windows begun mid-hop by the pad's move
+    at_reanchors: float = 0.0  # note starts per frame on those
 
     @property
     def ratio(self) -> float:
         return self.at_boundaries / self.inside if self.inside > 0 else float("inf")
 
     def line(self) -> str:
-        return (f"note starts per frame: {self.at_boundaries:.3f} on hop boundaries, {self.inside:.3f} inside hops "
-                f"(ratio {self.ratio:.2f}; hop {self.hop}, {self.hops} hops)")
+        moved = (f"; of those, {self.reanchors} windows re-anchored mid-hop by the moving pad, "
+                 f"{self.at_reanchors:.3f} there" if self.reanchors else "")
+        return (f"note starts per frame: {self.at_boundaries:.3f} on hop boundaries and re-anchors, "
+                f"{self.inside:.3f} inside windows (ratio {self.ratio:.2f}; hop {self.hop}, {self.hops} hops{moved})")
 
 
 def note_starts(frames: np.ndarray) -> np.ndarray:
@@ -44,11 +50,15 @@ def measure_seams(checkpoint: Checkpoint, hops: int = 200, hop: int | None = Non
     stream = live_stream(checkpoint, hop, seed=seed)
     hop = stream.hop
     plane = LatentPlane.stored_or_standard(checkpoint.meta.get("latent_plane"), checkpoint.config.model.latent)
-    chunks = []
-    for k in range(hops):
-        angle = 2 * np.pi * k / 40  # once round the pad every 40 hops, so windows differ
+    frames, joins = [], []
+    for i in range(hops * hop):
+        angle = 2 * np.pi * i / (40 * hop)  # once round the pad every 40 hops, a little every frame, so windows differ
         z = plane.z_at(0.5 + 0.4 * np.cos(angle), 0.5 + 0.4 * np.sin(angle))
-        chunks.append(stream.next_chunk(z, density=0.5, temperature=1.0).frames)
-    starts = note_starts(np.concatenate(chunks))[hop:]  # from the second hop: the first has no join
-    boundary = np.arange(hop, hop * hops) % hop == 0
-    return SeamReport(hop, hops, float(starts[boundary].mean()), float(starts[~boundary].mean()))
+        decoded = stream.next_frame(z, density=0.5, temperature=1.0)
+        frames.append(decoded.frame)
+        joins.append(decoded.join)
+    starts = note_starts(np.stack(frames))[hop:]  # from the second hop: the first has no join
+    kind = np.array(joins[hop:], dtype=object)
+    joined, moved = kind != None, kind == "move"  # noqa: E711 (elementwise)
+    return SeamReport(hop, hops, float(starts[joined].mean()), float(starts[~joined].mean()),
+                      int(moved.sum()), float(starts[moved].mean()) if moved.any() else 0.0)

@@ -130,6 +130,11 @@ class VRAE(nn.Module):
     def latent_size(self) -> int:
         return self.config.latent
 
+    @property
+    def z_fed_every_step(self) -> bool:
+        """Whether ``advance`` feeds z at every step (a new z reaches the next frame), not only h_0."""
+        return self.config.z_every_step
+
     # -- encoder ---------------------------------------------------------------
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -128,6 +128,8 @@ class VRNN(nn.Module):
     def latent_size(self) -> int:
         return self.config.latent
 
+    z_fed_every_step = True  # the pad's offset shifts the prior of every step's z_t (``advance``)
+
     def reseed(self, seed: int) -> None:
         """Restart the noise the live path draws z_t with."""
         self.noise.manual_seed(seed)

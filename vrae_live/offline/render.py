@@ -2,9 +2,9 @@
 
 ``generate`` and ``interpolate`` render through :func:`render_take`, which runs the very
 objects ``serve``'s :class:`~vrae_live.live.performer.Performer` runs, in the same order:
-one :class:`StreamDecoder` hop per ``hop`` frames (hop from
-:func:`~vrae_live.live.stream.live_hop`), its frames through a :class:`NoteEmitter` into a
-:class:`MidiFileRecorder`. Only time differs: the recorder reads a counter of frames
+one :class:`StreamDecoder` frame at a time, each from the z of its own frame (windows on
+the hop grid of :func:`~vrae_live.live.stream.live_hop`), through a :class:`NoteEmitter`
+into a :class:`MidiFileRecorder`. Only time differs: the recorder reads a counter of frames
 instead of the wall clock, so a take of 1000 frames is written as fast as it decodes and
 its notes sit exactly on the frame grid. What you render is what the pad would play at
 the same z, seed and note settings.
@@ -30,7 +30,7 @@ from ..live.midi.smf import MidiFileRecorder
 from ..live.notes import NoteEmitter, NoteSettings
 from ..live.stream import live_stream
 
-ZPath = Callable[[int], np.ndarray]  # frame index of a hop's first frame -> z (L,)
+ZPath = Callable[[int], np.ndarray]  # frame index -> the z (L,) that frame is decoded from
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class _FrameCounterClock:
 
 def render_take(checkpoint: Checkpoint, z_path: ZPath, steps: int, out: str | Path | None = None,
                 settings: TakeSettings = TakeSettings()) -> Take:
-    """Decode ``steps`` frames as ``serve`` would, z taken from ``z_path`` at each hop's start.
+    """Decode ``steps`` frames as ``serve`` would, each from the z ``z_path`` gives for its frame.
 
     Writes a type-0 MIDI file to ``out`` (every note-on has its off; the file ends at the
     end of the last frame) unless ``out`` is None.
@@ -95,19 +95,16 @@ def render_take(checkpoint: Checkpoint, z_path: ZPath, steps: int, out: str | Pa
     zs = np.zeros((steps, checkpoint.config.model.latent))
     notes_on = 0
     try:
-        for start in range(0, steps, hop):
-            z = np.asarray(z_path(start), dtype=np.float64)
-            chunk = stream.next_chunk(z, settings.density, settings.temperature)
-            n = min(hop, steps - start)
-            frames[start:start + n], probs[start:start + n] = chunk.frames[:n], chunk.probs[:n]
-            zs[start:start + n] = z
-            for i in range(start, start + n):
-                # The Performer's play_frame: velocity from probability, no transpose, channel 1.
-                events = emitter.step(frames[i], probs[i], pitches)
-                notes_on += sum(e.kind == "on" for e in events)
-                if sink is not None:
-                    clock.frame = i
-                    sink.send_events(events)
+        for i in range(steps):
+            z = np.asarray(z_path(i), dtype=np.float64)
+            decoded = stream.next_frame(z, settings.density, settings.temperature)
+            frames[i], probs[i], zs[i] = decoded.frame, decoded.probs, z
+            # The Performer's play_frame: velocity from probability, no transpose, channel 1.
+            events = emitter.step(frames[i], probs[i], pitches)
+            notes_on += sum(e.kind == "on" for e in events)
+            if sink is not None:
+                clock.frame = i
+                sink.send_events(events)
         clock.frame = steps  # the last frame sounds its full length
         if sink is not None:
             sink.send_events(emitter.all_off())
@@ -128,7 +125,8 @@ def fixed_path(z: np.ndarray) -> ZPath:
 
 
 def glide_path(z_a: np.ndarray, z_b: np.ndarray, steps: int, hop: int) -> ZPath:
-    """From ``z_a`` at the first hop to ``z_b`` at the last, in equal steps (paper section 3.3)."""
+    """From ``z_a`` at the first frame to ``z_b`` at the start of the last hop, a little each frame
+    (paper section 3.3, where each window was decoded from its own point on the line)."""
     z_a, z_b = np.asarray(z_a, dtype=np.float64), np.asarray(z_b, dtype=np.float64)
     last_hop_start = max(1, ((steps - 1) // hop) * hop)
 
