@@ -184,6 +184,7 @@ def test_the_kept_epoch_is_one_whose_pad_steers(tmp_path):
 
     trainer = Trainer.__new__(Trainer)  # the rule alone: no model, no data
     trainer.progress = Progress()
+    trainer.pad_check = None
     rows = [
         dict(epoch=1, val_bound=-5.0, train_bound=-5.0, steers=False),
         dict(epoch=2, val_bound=-5.2, train_bound=-5.2, steers=True),   # worse bound, but it steers: kept

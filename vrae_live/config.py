@@ -170,6 +170,7 @@ class ModelConfig:
 @_settings
 class TrainConfig:
     epochs: Annotated[Int, Ge(1)] = 20
+    min_steps: Annotated[Int, Ge(0)] = 1000  # unless --epochs is given, epochs grow until training takes this many steps (training/length.py)
     batch_size: Annotated[Int, Ge(1)] = 100
     lr: Annotated[Float, Gt(0)] = 1e-3
     lr_final: Annotated[Float, Gt(0)] = 1e-4  # the learning rate decays exponentially to this by the last epoch

@@ -73,6 +73,7 @@ def train(songs_dir: Path, out_dir: Path | None, preset: str | None, resume: boo
     from ..device import resolve_device
     from ..errors import ConfigError
     from ..training.run import METRICS_FILE, RESUME_DIR
+    from ..training.length import fit_to_corpus
     from ..training.trainer import Trainer
 
     out_dir = out_dir or Path("checkpoints") / songs_dir.resolve().name
@@ -91,7 +92,14 @@ def train(songs_dir: Path, out_dir: Path | None, preset: str | None, resume: boo
         config = load_config(preset or DEFAULT_PRESET, settings)
 
     device = resolve_device(config.train.device)
-    data = prepare_data(songs_dir, config.data, config.train.seed, config.train.batch_size, cache_dir=cache_dir)
+    explicit = {k for k in ("epochs", "batch_size") if settings[k] is not None}
+    # Without --batch-size, a corpus smaller than one batch trains in one batch of all its windows.
+    batch_floor = config.train.batch_size if resume or "batch_size" in explicit else 1
+    data = prepare_data(songs_dir, config.data, config.train.seed, batch_floor, cache_dir=cache_dir)
+    if not resume:  # a resumed run keeps the length it was fitted to
+        config, fitted = fit_to_corpus(config, len(data.train.x), explicit)
+        for line in fitted:
+            log.info(f"fitted to the corpus: {line}")
     m, d = config.model, config.data
     val_text = f"{len(data.val.x)} windows from {len(data.val.song_names)} songs" if data.val is not None else "none"
     log.info(

@@ -94,6 +94,9 @@ class Trainer:
         self.echo = echo
         self.on_step = on_step
         self.pad_check = pad_check
+        # At most about 40 checks in a run: a small corpus fitted to many short epochs would
+        # otherwise spend more time measuring than training.
+        self.pad_check_every = max(1, math.ceil(config.train.epochs / 40))
         self.stop_requested = False
         self.progress = Progress()
         torch.manual_seed(config.train.seed)
@@ -259,7 +262,9 @@ class Trainer:
         plane = latent_plane(means.numpy(), self.data.train.song, self.data.train.song_names,
                              min_extent=getattr(self.model, "pad_min_extent", 0.0))
         row = self._epoch_row(means, train_seconds)
-        row.update(self._check_pad(plane))
+        epoch = self.progress.epoch + 1
+        if epoch % self.pad_check_every == 0 or epoch == self.config.train.epochs:
+            row.update(self._check_pad(plane))
         append_metrics(self.out_dir, row)
         improved = self._note_best(row)
         self.echo(format_row(row, self.config.train.epochs, improved))
@@ -313,10 +318,13 @@ class Trainer:
         The rule: an epoch whose pad steers (``row["steers"]``, from the pad check) beats one
         whose pad does not, whatever their bounds; between two that both steer, or both do
         not, the better validation bound wins (the training bound without a validation set).
-        Without a pad check every epoch counts as steering: the bound alone decides.
+        Without a pad check every epoch counts as steering: the bound alone decides. With one,
+        only the epochs it measured (every ``pad_check_every``-th, and the last) are candidates.
         """
         p = self.progress
         score = row["val_bound"] if row["val_bound"] is not None else row["train_bound"]
+        if self.pad_check is not None and "steers" not in row:
+            return False  # an epoch between checks: only checked epochs are kept
         steers = bool(row.get("steers", True))
         if not math.isfinite(score):  # nan compares false: it would always win
             return False
