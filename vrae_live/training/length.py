@@ -17,7 +17,7 @@ import math
 
 from ..config import Config, with_changes
 
-MAX_EPOCHS = 400  # the ceiling: on a single short song, 1,000 steps of one window each would be 1,000 epochs
+MAX_EPOCHS = 1000  # the ceiling: a single short song, one batch an epoch, reaches 1,000 steps
 
 
 def fit_to_corpus(config: Config, windows: int, explicit: set[str] = frozenset()) -> tuple[Config, list[str]]:
