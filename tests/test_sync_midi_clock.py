@@ -130,19 +130,9 @@ def test_the_arrival_stamper_takes_out_late_callbacks():
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A small beat-based model (4 steps per beat), quick to train and to decode."""
-    from tests.conftest import write_motif_songs
-    from vrae_live.config import load_config
-    from vrae_live.data.corpus import prepare_data
-    from vrae_live.training.trainer import Trainer
-
-    songs = write_motif_songs(tmp_path_factory.mktemp("songs"), count=4, seconds=8.0)
-    config = load_config("live-2d", {"epochs": 2, "hidden": 32, "window": 16, "hop": 8, "batch_size": 8, "seed": 0})
-    data = prepare_data(songs, config.data, seed=0, batch_size=config.train.batch_size)
-    out = tmp_path_factory.mktemp("run")
-    Trainer(config, data, out).fit()
-    return load_checkpoint(out)
+def checkpoint(beat_checkpoint):
+    """The small beat-based model (4 steps per beat) of tests/conftest.py, loaded."""
+    return load_checkpoint(beat_checkpoint)
 
 
 def perform_on_clock(ckpt, messages, count):
