@@ -41,6 +41,7 @@ from vrae_live.data.corpus import load_songs  # noqa: E402
 from vrae_live.measure.faithfulness import measure_faithfulness  # noqa: E402
 from vrae_live.measure.seams import measure_seams  # noqa: E402
 from vrae_live.measure.steering import measure_steering  # noqa: E402
+from vrae_live.training.run import read_metrics  # noqa: E402
 
 
 def subset(corpus: Path, size: str, into: Path) -> Path:
@@ -70,8 +71,9 @@ def measure(run: Path, songs: Path) -> dict:
     ckpt = load_checkpoint(run)
     steering, seams = measure_steering(ckpt), measure_seams(ckpt)
     faithful = measure_faithfulness(ckpt, load_songs(songs, ckpt.timing))
-    t = ckpt.meta["training"]
-    return {"bound": t["best_bound"], "epochs": f"{t['best_epoch']}/{t['epochs_done']}",
+    t = ckpt.meta["training"]  # as it stood when the kept epoch was saved
+    epochs_done = len(read_metrics(run))
+    return {"bound": t["best_bound"], "epochs": f"{t['best_epoch']}/{epochs_done}",
             "windows": t["train_windows"], "songs": len(t["train_songs"]) + len(t["val_songs"]),
             "steering": steering.ratio, "weaker": steering.weaker, "other": max(steering.diagonals),
             "seams": seams.ratio, "faithfulness": faithful.score, "chance": faithful.chance}
