@@ -79,10 +79,23 @@ class JackWatch:
                 return
             time.sleep(0.001)
 
-    def close(self) -> None:
-        if not self.dead.is_set():
+    def close(self, timeout_s: float = 1.0) -> None:
+        """Close the client, giving up after ``timeout_s``: once in well over a hundred stops here, libjack's
+        ``jack_client_close`` waited on a mutex for good (two copies of libjack live in this
+        process: rtmidi's wheel brings its own). A stop must not hang on a client that only
+        watched; the process exits without it."""
+        if self.dead.is_set():
+            return
+
+        def close() -> None:
             try:
                 self._client.deactivate()
                 self._client.close()
             except Exception as err:  # noqa: BLE001 -- closing a watch must never stop a stop
                 log.debug("closing the JACK watch: %s", err)
+
+        closer = threading.Thread(target=close, name="jack-watch-close", daemon=True)
+        closer.start()
+        closer.join(timeout_s)
+        if closer.is_alive():
+            log.debug("the JACK watch did not close within %.1f s; left to the process's exit", timeout_s)

@@ -243,11 +243,14 @@ class RtMidiSink(MidiSink):
                     self.watch.settle()
                 else:
                     time.sleep(SETTLE_S.get(self.api, FALLBACK_SETTLE_S))
-                self._midiout.close_port()
         finally:
-            self._midiout.delete()
             if self.watch is not None:
-                self.watch.close()
+                self.watch.close()  # the watch first: the port's client outlives it, as it was opened first
+            try:
+                if not dead:
+                    self._midiout.close_port()
+            finally:
+                self._midiout.delete()
 
 
 class RtMidiClockInput:
