@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Does the pad steer after `vrae-live train`, on music of different character? A table.
 
-For each corpus (a folder of .mid files), each size (all songs, or the first N, sorted by
-path) and each setting (extra `vrae-live train` options; none is the default training a
+For each corpus (a folder of .mid files), each size (all songs, or N spread over the sorted
+paths) and each setting (extra `vrae-live train` options; none is the default training a
 musician gets), this trains a model with the command line a musician types, then measures
 what the musician would: the pad's steering along each diagonal and the seams
 (`vrae-live info --steering --seams`), whether the pad plays what its map shows
@@ -45,10 +45,12 @@ from vrae_live.training.run import read_metrics  # noqa: E402
 
 
 def subset(corpus: Path, size: str, into: Path) -> Path:
-    """``corpus`` itself, or a folder of links to its first ``size`` songs (sorted by path)."""
+    """``corpus`` itself, or a folder of links to ``size`` of its songs, spread evenly over the
+    sorted paths (so a corpus in folders, e.g. the synthetic styles, gives some of each)."""
     if size == "all":
         return corpus
-    songs = sorted(p for p in corpus.rglob("*") if p.suffix.lower() in (".mid", ".midi"))[: int(size)]
+    every = sorted(p for p in corpus.rglob("*") if p.suffix.lower() in (".mid", ".midi"))
+    songs = [every[i] for i in sorted({round(i * len(every) / int(size)) for i in range(int(size))})]
     if into.exists():
         shutil.rmtree(into)
     into.mkdir(parents=True)
