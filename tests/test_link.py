@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import threading
 import time
 
 import pytest
@@ -88,7 +87,8 @@ def test_a_tempo_change_mid_bar_keeps_the_frames_on_the_beat_grid():
 
 def test_stop_silences_holds_and_resumes_on_the_next_bar():
     pauses = []
-    fake, session, clock = make(playing=True, on_pause=lambda: pauses.append(session.beat))
+    fake, session, clock = make(playing=True)
+    clock.on_stop = lambda why: pauses.append(session.beat)
     for _ in range(10):
         clock.wait()  # frames 0..9, beats 0 .. 2.25
     session.playing = False  # a peer stops the transport
@@ -140,12 +140,11 @@ def test_a_session_that_never_played_does_not_hold_the_clock():
 
 
 def test_the_performers_stop_ends_a_hold():
-    stop = threading.Event()
-    fake, session, clock = make(playing=True, interrupt=stop)
+    fake, session, clock = make(playing=True)
     clock.wait()
     session.playing = False
     original_sleep = fake.sleep
-    fake.sleep = lambda s: (original_sleep(s), stop.set())
+    fake.sleep = lambda s: (original_sleep(s), clock.wake())
     clock._sleep = fake.sleep
     assert clock.wait() is None
 

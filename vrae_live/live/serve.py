@@ -137,8 +137,7 @@ def _follow_link(options, ckpt, performer, opened, echo) -> None:
 
     session = LinkSession(options.performance.bpm, options.quantum, on_change=say)
     opened.callback(session.close)
-    performer.clock = LinkClock(session, steps_per_beat, options.quantum, on_pause=performer.silence,
-                                interrupt=performer.stop_event)
+    performer.clock = LinkClock(session, steps_per_beat, options.quantum)  # run() wires its on_stop
     say(session.tempo, session.num_peers)
 
 

@@ -15,12 +15,12 @@ deadline computed from the last snapshot (beat, tempo, time). aalink's own async
 (its callbacks: tempo, peers, start/stop) runs in a helper thread (:class:`LinkSession`).
 
 Start/stop sync: once a peer with Start Stop Sync has started the session's transport, the
-clock follows it. When the transport stops, ``wait()`` calls ``on_pause()`` (the performer
-switches its notes off and sends MIDI Stop) and holds until the transport starts again,
+clock follows it. When the transport stops, ``wait()`` calls ``on_stop("stop")`` (the
+performer sets it: it switches its notes off and sends MIDI Stop, as for MIDI clock's Stop) and holds until the transport starts again,
 then resumes on the next quantum boundary (a start seen up to one frame after a boundary is
 taken as on it: that first frame is late). A session that has never played (no peer uses start/stop sync) does not hold
-the clock: vrae-live plays on the beat grid from the start. ``interrupt`` (the performer's
-stop event) ends a hold: ``wait()`` then returns None.
+the clock: vrae-live plays on the beat grid from the start. ``wake()`` (the performer
+stopping) ends a hold: ``wait()`` then returns None.
 
 aalink and Link are GPL-2.0-or-later; vrae-live imports aalink only here, only for ``--sync
 link`` (``pip install 'vrae-live[link]'``).
@@ -65,8 +65,7 @@ class LinkClock:
     def __init__(self, session: Session, steps_per_beat: int, quantum: float = 4.0,
                  now: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep, *,
                  late_tolerance_s: float | None = None, resync_after_periods: float = 3.0,
-                 spin_s: float = 0.002, max_sleep_s: float = 0.02, poll_s: float = 0.005,
-                 on_pause: Callable[[], None] | None = None, interrupt: threading.Event | None = None) -> None:
+                 spin_s: float = 0.002, max_sleep_s: float = 0.02, poll_s: float = 0.005) -> None:
         if steps_per_beat < 1 or not quantum > 0:
             raise ValueError("steps_per_beat must be at least 1 and the quantum positive")
         self.session = session
@@ -76,8 +75,8 @@ class LinkClock:
         self._late_tolerance = late_tolerance_s
         self.resync_after_periods = resync_after_periods
         self.spin_s, self.max_sleep_s, self.poll_s = spin_s, max_sleep_s, poll_s
-        self.on_pause = on_pause
-        self.interrupt = interrupt
+        self.on_stop: Callable[[str], None] | None = None  # called in wait() when the transport stops
+        self._woken = threading.Event()
         self._anchor_beat: float | None = None
         self._anchor_tick = 0
         self._next_tick = 0
@@ -143,7 +142,7 @@ class LinkClock:
     # -- waiting ------------------------------------------------------------------
 
     def _held(self) -> bool:
-        """Whether the transport holds the clock now; calls on_pause once when it stops."""
+        """Whether the transport holds the clock now; calls on_stop once when it stops."""
         playing = bool(getattr(self.session, "playing", False))
         if playing:
             self.seen_playing = True
@@ -153,19 +152,19 @@ class LinkClock:
         if not self.paused:
             self.paused = True
             self.pauses += 1
-            if self.on_pause is not None:
-                self.on_pause()
+            if self.on_stop is not None:
+                self.on_stop("stop")
         return True
 
     def wait(self) -> Tick | None:
         """Block until the next frame's beat; its index and lateness in seconds. None when
-        ``interrupt`` is set while the transport holds the clock."""
+        ``wake()`` was called while the transport holds the clock."""
         if self._anchor_beat is None:
             self.start()
         k = self._next_tick
         while True:
             if self._held():
-                if self.interrupt is not None and self.interrupt.is_set():
+                if self._woken.is_set():
                     return None
                 self._sleep(self.poll_s)
                 continue
@@ -199,6 +198,10 @@ class LinkClock:
             while now < due:
                 now = self._now()
             return self._tick(k, now - due)
+
+    def wake(self) -> None:
+        """End a hold now (the performer is stopping): ``wait()`` returns None."""
+        self._woken.set()
 
     def _tick(self, k: int, lateness: float) -> Tick:
         if lateness > self.late_tolerance_s:
