@@ -55,7 +55,7 @@ def alsa_sequencer_exists() -> bool:
     return os.path.exists("/dev/snd/seq")
 
 
-def _open_midiout(api: str, client_name: str, direction: str = "output"):
+def _open_client(api: str, client_name: str, direction: str = "output"):
     """An ``rtmidi.MidiOut`` (``direction`` "input": a ``MidiIn``) on ``api`` (see :class:`RtMidiSink`), or MidiPortError."""
     rtmidi = _rtmidi()
     opener = rtmidi.MidiIn if direction == "input" else rtmidi.MidiOut
@@ -89,7 +89,7 @@ def _open_midiout(api: str, client_name: str, direction: str = "output"):
 
 def list_output_ports(api: str = "auto") -> list[str]:
     """Names of the MIDI ports that an :class:`RtMidiSink` could connect to."""
-    midiout = _open_midiout(api, "vrae-live-list")
+    midiout = _open_client(api, "vrae-live-list")
     try:
         return list(midiout.get_ports())
     finally:
@@ -143,7 +143,7 @@ class RtMidiSink(MidiSink):
         super().__init__()
         self._played: set[tuple[int, int]] = set()  # (channel, note) switched on since the last panic
         rtmidi = _rtmidi()
-        self._midiout = _open_midiout(api, client_name)
+        self._midiout = _open_client(api, client_name)
         self.api = _api_name(rtmidi, self._midiout.get_current_api())
         self.virtual = port is None
         self.check_interval_s = check_interval_s
@@ -266,7 +266,7 @@ class RtMidiClockInput:
     def __init__(self, port: str | None, on_message: Callable[[bytes, float, float], None], *,
                  api: str = "auto", name: str = DEFAULT_CLOCK_PORT_NAME) -> None:
         rtmidi = _rtmidi()
-        self._midiin = _open_midiout(api, name, direction="input")
+        self._midiin = _open_client(api, name, direction="input")
         self.api = _api_name(rtmidi, self._midiin.get_current_api())
         self.virtual = port is None
         try:
@@ -307,11 +307,3 @@ class RtMidiClockInput:
         finally:
             midiin.delete()
 
-
-def list_input_ports(api: str = "auto") -> list[str]:
-    """Names of the MIDI output ports of other programs that ``--clock-port`` could listen to."""
-    midiin = _open_midiout(api, "vrae-live-list", direction="input")
-    try:
-        return list(midiin.get_ports())
-    finally:
-        midiin.delete()
