@@ -53,16 +53,36 @@ def test_a_ramp_from_120_to_90_bpm_over_two_beats_is_locked_within_a_beat_of_its
     assert ticks_to_lock(noisy, 960 + 48, 0.002) <= TICKS_PER_BEAT
 
 
-def test_dropped_ticks_count_as_ticks():
+def test_dropped_ticks_count_as_ticks_once_the_next_tick_confirms_them():
     true = tick_times([120] * 400)
     keep = np.ones(len(true), bool)
     keep[[100, 200, 201, 300]] = False  # one, then two in a row
     dll = ClockDLL()
     dll.start()
-    positions = [dll.clock(t) for t in true[keep]]
-    assert positions == list(np.nonzero(keep)[0])
+    for t in true[keep]:
+        dll.clock(t)
     assert dll.dropped == 4
+    assert dll.position == 400
     assert dll.time_of(400) == pytest.approx(true[-1] + PERIOD_120, abs=1e-6)
+    # the tick after a loss is counted as one until the next one arrives a period later, still late
+    dll = ClockDLL()
+    dll.start()
+    positions = [dll.clock(t) for t in true[:100]] + [dll.clock(true[101]), dll.clock(true[102])]
+    assert positions[-2:] == [100, 102]
+
+
+@pytest.mark.parametrize("held_s", [0.03, 0.045])
+def test_ticks_held_up_and_then_delivered_in_a_burst_are_not_taken_for_lost_ones(held_s):
+    # A stalled driver: ticks 100 and 101 come late, together with 102; positions stay right, and the
+    # predictions are back on the grid within a beat.
+    true = tick_times([120] * 400)
+    arrivals = true.copy()
+    arrivals[100:103] = true[100] + held_s
+    arrivals[100:103] += [0.0, 1e-4, 2e-4]
+    dll = ClockDLL()
+    predicted = predictions(arrivals, dll)
+    assert dll.dropped == 0 and dll.position == 400
+    assert ticks_to_lock(predicted - true, 103, 0.001) <= TICKS_PER_BEAT
 
 
 def test_start_makes_the_next_tick_position_zero_and_predicts_it():
@@ -114,3 +134,20 @@ def test_other_messages_are_ignored():
     dll = ClockDLL()
     assert dll.message(bytes([0x90, 60, 100]), 0.0) is None
     assert dll.message(b"", 0.0) is None
+
+
+def test_ticks_coming_back_in_a_burst_after_a_lost_clock_keep_the_period_and_the_count():
+    true = tick_times([120] * 400)
+    dll = ClockDLL()
+    dll.start()
+    for t in true[:100]:
+        dll.clock(t)
+    assert dll.timed_out(true[100] + 0.06)
+    dll.lose_clock()
+    dll.continue_()
+    # ticks 100-104 held up for 60 ms, then handed on together; the rest on time
+    for t in [true[100] + 0.06 + 1e-4 * i for i in range(5)] + list(true[105:]):
+        dll.clock(t)
+    assert dll.position == 400 and dll.dropped == 0
+    assert dll.period_s == pytest.approx(PERIOD_120, rel=1e-3)
+    assert dll.time_of(400) == pytest.approx(true[-1] + PERIOD_120, abs=2e-4)

@@ -1,34 +1,48 @@
-"""A take of `vrae-live serve --sync midi-clock` under Debian's `jack_midi_clock` (a MIDI beat
-clock from the JACK transport, moved with `jack_transport`), recorded with the clock in one
-`jack_midi_dump`: for the end-to-end test and the benchmark."""
+"""A take of `vrae-live serve --sync midi-clock` under a MIDI beat clock from the JACK transport,
+moved with `jack_transport`: Debian's `jack_midi_clock`, or, with jitter, this package's
+`jittered_clock`; recorded with the clock in one `jack_midi_dump`: for the end-to-end test and the
+benchmark."""
 
 from __future__ import annotations
 
 import subprocess
+import sys
 
 import numpy as np
 from pythonosc.udp_client import SimpleUDPClient
 
+from . import jittered_clock
 from .jack import MidiDump, die_with_parent, jack_connect, jack_ports, poll, stop_process
 from .serve import ServeProcess, all_notes_off, note_ons
 
 
-CLOCK_OUT = "jack_midi_clock:mclk_out"
 CLOCK_IN = "vrae-live clock:vrae-live clock"
 OUT = "vrae-live:vrae-live"
 BPM = 100
-TICK_FRAMES = 48_000 * 60 / (BPM * 24)  # 1200 frames, 25 ms
+SAMPLE_RATE = 48_000
+
+
+def tick_frames(bpm: float = BPM) -> float:
+    """A 24-ppqn tick in JACK frames: 1200 (25 ms) at 100 bpm."""
+    return SAMPLE_RATE * 60 / (bpm * 24)
 
 
 class ClockSource:
-    """``jack_midi_clock`` at a fixed tempo, moved by the JACK transport."""
+    """A MIDI beat clock at a fixed tempo, moved by the JACK transport: ``jack_midi_clock``, or
+    with ``jitter_ms`` each tick moved by up to that either way (``jittered_clock``)."""
 
-    def __init__(self, env, bpm=BPM, jitter_percent=0):
+    def __init__(self, env, bpm: float = BPM, jitter_ms: float = 0.0):
         self.env = env
-        args = ["jack_midi_clock", "-b", str(bpm), "-B", "-d", "0"] + (["-J", str(jitter_percent)] if jitter_percent else [])
+        if jitter_ms:
+            args = [sys.executable, "-m", "vrae_live.testing.jittered_clock", "--bpm", str(bpm),
+                    "--jitter-ms", str(jitter_ms)]
+            self.port = jittered_clock.PORT
+        else:
+            args = ["jack_midi_clock", "-b", str(bpm), "-B", "-d", "0"]
+            self.port = "jack_midi_clock:mclk_out"
         self.proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      preexec_fn=die_with_parent)
-        poll(lambda: CLOCK_OUT in jack_ports(), timeout=10, what=CLOCK_OUT)
+        poll(lambda: self.port in jack_ports(), timeout=10, what=self.port)
 
     def transport(self, command: str) -> None:
         subprocess.run(["jack_transport"], input=f"{command}\n", env=self.env, capture_output=True, text=True, timeout=10,
@@ -38,29 +52,39 @@ class ClockSource:
         stop_process(self.proc)
 
 
+def tick_grid(ticks_frames) -> tuple[float, float]:
+    """The straight line the ticks lie on or jitter around: (frame of tick 0, frames per tick), by
+    least squares over the ticks numbered by their intervals (so a lost tick keeps its number)."""
+    frames = np.asarray(ticks_frames, dtype=np.float64)
+    steps = np.diff(frames)
+    index = np.concatenate([[0.0], np.cumsum(np.maximum(1.0, np.round(steps / np.median(steps))))])
+    slope, intercept = np.polyfit(index, frames, 1)
+    return float(intercept), float(slope)
+
+
 def onset_errors_s(events, start_index=0):
-    """Each of serve's note-ons minus the nearest sixteenth (every 6th tick from the first tick after
-    the Start at or after ``start_index``), in seconds, with the ticks' own frame times as the grid."""
-    ticks = [e for e in events[start_index:] if e.data == b"\xf8"]
-    grid = np.array([e.frame for e in ticks[::6]], dtype=np.float64)
+    """Each of serve's note-ons minus the nearest sixteenth of the clock's grid (every 6th tick of
+    the straight line through the ticks after the Start at or after ``start_index``), in seconds."""
+    ticks = [e.frame for e in events[start_index:] if e.data == b"\xf8"]
+    first, tick = tick_grid(ticks)
     ons = np.array([e.frame for e in note_ons(events[start_index:])], dtype=np.float64)
-    ons = ons[(ons >= grid[0] - TICK_FRAMES) & (ons <= grid[-1] + TICK_FRAMES)]
-    nearest = grid[np.abs(ons[:, None] - grid[None, :]).argmin(axis=1)]
-    return (ons - nearest) / 48_000
+    ons = ons[(ons >= ticks[0] - tick) & (ons <= ticks[-1] + tick)]
+    sixteenth = 6 * tick
+    return (ons - (first + np.round((ons - first) / sixteenth) * sixteenth)) / SAMPLE_RATE
 
 
-def measure_take(checkpoint_dir, server, seconds=6.0, jitter_percent=0):
+def measure_take(checkpoint_dir, server, seconds=6.0, bpm=BPM, jitter_ms=0.0):
     """Start, ``seconds`` of play, Stop: the recording, the Stop's index and the daemon's output."""
-    clock = ClockSource(server.env, jitter_percent=jitter_percent)
+    clock = ClockSource(server.env, bpm, jitter_ms)
     daemon = ServeProcess(checkpoint_dir, "--sync", "midi-clock", env=server.env)
     try:
-        jack_connect(CLOCK_OUT, CLOCK_IN)
+        jack_connect(clock.port, CLOCK_IN)
         with MidiDump(OUT) as dump:
-            dump.connect(CLOCK_OUT)
+            dump.connect(clock.port)
             SimpleUDPClient("127.0.0.1", daemon.osc_port).send_message("/vrae/xy", [0.2, 0.8])
             clock.transport("locate 0")
             clock.transport("play")
-            dump.wait_until(lambda ev: sum(e.data == b"\xf8" for e in ev) >= seconds * BPM / 60 * 24,
+            dump.wait_until(lambda ev: sum(e.data == b"\xf8" for e in ev) >= seconds * bpm / 60 * 24,
                             timeout=seconds * 3 + 10)
             clock.transport("stop")
             events = dump.wait_until(lambda ev: any(e.data == b"\xfc" for e in ev) and all_notes_off(ev),

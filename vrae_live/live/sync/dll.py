@@ -31,8 +31,11 @@ Positions count ticks from the song's start: a Start (0xFA) makes the next tick 
 ``6 * sixteenths``, a Continue (0xFB) resumes counting from where Stop (0xFC) left it. The
 loop keeps filtering ticks while the transport is stopped (most DAWs keep sending clock),
 so a Start can be played on a prediction; with no ticks to go on it plays on the first
-tick's arrival. A gap of about ``n`` periods between ticks counts as ``n`` ticks (dropped
-ones); no tick for ``timeout_periods`` periods means the clock has stopped.
+tick's arrival. A tick that comes ``n`` whole periods late is either ``n`` ticks after lost
+ones or held up on the way (a stalled driver hands ticks on late and then in a burst; counting
+those as lost would put every later frame a tick early): it counts as one and leaves the loop
+alone, and the next tick decides: still ``n`` periods late, a period after it, and the ``n``
+are counted as lost. No tick for ``timeout_periods`` periods means the clock has stopped.
 """
 
 from __future__ import annotations
@@ -84,6 +87,7 @@ class ClockDLL:
         self.timeouts = 0  # times the clock stopped arriving while playing
         self.ticks = 0  # ticks received
         self.last_error = 0.0  # the last tick's arrival minus its prediction, seconds
+        self._period_measured = False  # True once any two consecutive ticks measured a period
         self._reset_loop()
 
     # -- the loop ---------------------------------------------------------------
@@ -91,8 +95,9 @@ class ClockDLL:
     def _reset_loop(self) -> None:
         self._t1: float | None = None  # the next tick's predicted time; None: no tick yet
         self._period = self.initial_period_s
-        self._periods_known = False  # True once two consecutive ticks measured a period
+        self._periods_known = False  # True once two consecutive ticks measured a period (since the last reset)
         self._last_arrival: float | None = None
+        self._held: int | None = None  # the last tick came this many whole periods late: lost ticks, or held up?
         self.bandwidth = self.wide
 
     @property
@@ -118,7 +123,8 @@ class ClockDLL:
         return self._t1 + (position - self.position) * self._period
 
     def clock(self, t: float) -> int | None:
-        """A tick (0xF8) arrived at ``t``; returns its position (dropped ticks before it counted), None while stopped."""
+        """A tick (0xF8) arrived at ``t``; returns its position as counted so far (a tick after lost ones is
+        renumbered when the next one arrives), None while stopped."""
         self.ticks += 1
         if self._t1 is None:  # the first tick: it is where it is
             self._t1 = t + self._period
@@ -126,16 +132,34 @@ class ClockDLL:
             return self._advance(1)
         if not self._periods_known:
             # The second measures the period: the assumed one (--bpm) may be any tempo, so a gap here
-            # cannot be told from a slower clock, and is not taken for dropped ticks.
-            self._period = max(t - self._last_arrival, 1e-4)
-            self._periods_known = True
+            # cannot be told from a slower clock, and is not taken for dropped ticks. After a lost
+            # clock the ticks may come back in a burst (a stalled driver): a spacing under half the
+            # period measured before is no tempo; the tick counts, and the next one measures.
+            burst = self._period_measured and t - self._last_arrival < self._period / 2
+            if not burst:
+                self._period = max(t - self._last_arrival, 1e-4)
+                self._periods_known = self._period_measured = True
             self._t1 = t + self._period
             self._last_arrival = t
             return self._advance(1)
-        n = 1 + max(0, round((t - self._t1) / self._period))  # a gap of ~n periods: n - 1 dropped
-        self.dropped += n - 1
-        predicted = self._t1 + (n - 1) * self._period
-        e = t - predicted
+        late = max(0, round((t - self._t1) / self._period))  # whole periods after its prediction
+        if self._held is not None:
+            held, self._held = self._held, None
+            if late == held and abs(t - self._last_arrival - self._period) < self._period / 2:
+                # Still as late, a period after the late one: ticks were lost before it. Renumber;
+                # the predicted times of positions stay as they were.
+                self.dropped += held
+                self._t1 += held * self._period
+                self._advance(held)
+        elif late:
+            # Whole periods late: ticks lost, or held up on the way (a stalled driver delivers them
+            # late, then in a burst). Count it as one and keep the loop as it was; the next tick tells.
+            self._held = late
+            self.last_error = t - self._t1
+            self._t1 += self._period
+            self._last_arrival = t
+            return self._advance(1)
+        e = t - self._t1
         self.last_error = e
         if abs(e) > max(self.unlock_s, self.unlock_fraction * self._period):
             if self.bandwidth < self.wide:
@@ -144,11 +168,11 @@ class ClockDLL:
         else:
             self.bandwidth = max(self.narrow, self.bandwidth * self.narrowing)
         w = self.bandwidth
-        self._t1 = predicted + self._period + math.sqrt(2) * w * e
+        self._t1 += self._period + math.sqrt(2) * w * e
         self._period += w * w * e
         self._period = max(self._period, 1e-4)
         self._last_arrival = t
-        return self._advance(n)
+        return self._advance(1)
 
     def _advance(self, n: int) -> int | None:
         """The position of the tick just received (None while stopped: the position stays)."""
@@ -169,9 +193,9 @@ class ClockDLL:
         self._reset_loop_keep_period()
 
     def _reset_loop_keep_period(self) -> None:
-        period = self._period
+        period, measured = self._period, self._period_measured
         self._reset_loop()
-        self._period = period  # the best guess for the next first tick
+        self._period, self._period_measured = period, measured  # the best guess for the next first tick
 
     # -- the transport ----------------------------------------------------------
 
