@@ -9,7 +9,7 @@ import pytest
 from vrae_live.testing.jack import MidiDump, jack_ports
 from vrae_live.errors import MidiPortError
 from vrae_live.live.clock import FrameClock
-from vrae_live.live.midi.rtmidi_port import alsa_sequencer_exists, choose_port, list_output_ports, RtMidiSink
+from vrae_live.live.midi.rtmidi_port import alsa_sequencer_exists, choose_port, list_ports, RtMidiSink
 from vrae_live.live.midi.sink import MemorySink, MidiSink, TeeSink
 from vrae_live.live.midi.smf import MidiFileRecorder
 from vrae_live.live.notes import NoteEvent
@@ -265,10 +265,37 @@ def test_auto_api_picks_jack_without_an_alsa_sequencer(jack_server):
 @pytest.mark.jack
 def test_missing_port_lists_the_ports_that_exist(jack_server):
     with MidiDump() as dump:
-        assert dump.input_port in list_output_ports("jack")
+        assert dump.input_port in list_ports("jack")
         with pytest.raises(MidiPortError) as caught:
             RtMidiSink("no-such-synth", api="jack")
         assert "no-such-synth" in str(caught.value) and dump.input_port in str(caught.value)
+
+
+@pytest.mark.jack
+def test_ports_lists_where_notes_can_go_and_where_a_clock_can_come_from(jack_server):
+    from click.testing import CliRunner
+
+    from vrae_live.cli import main
+
+    midi_out = _rtmidi_jack_out("a DAW's clock")
+    try:
+        with MidiDump() as dump:
+            result = CliRunner().invoke(main, ["ports", "--midi-api", "jack"])
+    finally:
+        midi_out.delete()
+    assert result.exit_code == 0, result.output
+    notes, clock = result.output.split("MIDI ports to take MIDI clock from (--clock-port):")
+    assert notes.startswith("MIDI ports to send notes to (--midi-port):")
+    assert dump.input_port in notes and "a DAW's clock" not in notes
+    assert "a DAW's clock" in clock and dump.input_port not in clock
+
+
+def _rtmidi_jack_out(port_name):
+    import rtmidi
+
+    midi_out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="vrae-test-daw")
+    midi_out.open_virtual_port(port_name)
+    return midi_out
 
 
 @pytest.mark.jack

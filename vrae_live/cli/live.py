@@ -89,8 +89,10 @@ def serve(checkpoint_dir: Path, host: str, port: int, controller: str | None, fe
 @click.command()
 @click.option("--midi-api", type=MIDI_APIS, default="auto", show_default=True)
 def ports(midi_api: str) -> None:
-    """List the MIDI output ports --midi-port can connect to."""
-    from ..live.midi.rtmidi_port import list_output_ports
+    """List the MIDI ports --midi-port can send to and --clock-port can take a clock from."""
+    from ..live.midi.rtmidi_port import list_ports
 
-    names = list_output_ports(midi_api)
-    click.echo("\n".join(names) if names else "no MIDI output ports")
+    for direction, title in (("output", "send notes to (--midi-port)"), ("input", "take MIDI clock from (--clock-port)")):
+        names = list_ports(midi_api, direction)
+        click.echo(f"MIDI ports to {title}:")
+        click.echo("\n".join(f"  {name}" for name in names) if names else "  none")

@@ -87,13 +87,14 @@ def _open_client(api: str, client_name: str, direction: str = "output"):
     raise MidiPortError(f"cannot open MIDI {direction} with API {api}{hint}: {last_error}") from last_error
 
 
-def list_output_ports(api: str = "auto") -> list[str]:
-    """Names of the MIDI ports that an :class:`RtMidiSink` could connect to."""
-    midiout = _open_client(api, "vrae-live-list")
+def list_ports(api: str = "auto", direction: str = "output") -> list[str]:
+    """Names of the MIDI ports a client could connect to: outputs for an :class:`RtMidiSink`
+    (``direction`` "output"), or the ports an input can listen to, a DAW's clock among them ("input")."""
+    client = _open_client(api, "vrae-live-list", direction)
     try:
-        return list(midiout.get_ports())
+        return list(client.get_ports())
     finally:
-        midiout.delete()
+        client.delete()
 
 
 def choose_port(name: str, available: list[str], direction: str = "output") -> int:
