@@ -16,7 +16,7 @@ what the musician would: the pad's steering along each diagonal and the seams
         --size 8 --size all --setting default= --setting "dropout=--input-dropout 0.25" --out study.md
 
 Every run writes its checkpoint under --work, so a table can be re-measured without
-training again (--measure-only).
+training again (--measure-only); a run already trained with the same options is not trained again.
 """
 
 from __future__ import annotations
@@ -105,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
             for setting, options in settings:
                 run = args.work / f"{name}-{size}-{setting}"
                 songs = Path(folder).expanduser() if size == "all" else args.work / f"songs-{name}-{size}"
-                if args.measure_only:
-                    minutes = json.loads((run / "study.json").read_text())["minutes"]
+                done = run / "study.json"
+                if args.measure_only or (done.exists() and json.loads(done.read_text())["options"] == options):
+                    minutes = json.loads(done.read_text())["minutes"]  # trained before with these options
                 else:
                     songs = subset(Path(folder).expanduser(), size, songs)
                     minutes = train(songs, run, shlex.split(options))

@@ -14,10 +14,10 @@ from vrae_live.models.vrae import gaussian_kl
 P, T, H, L = 7, 9, 11, 3
 
 
-def tiny(cell="rnn", reverse_input=False, seed=0, mu_batchnorm=0.0, z_every_step=False):
+def tiny(cell="rnn", reverse_input=False, seed=0, mu_batchnorm=0.0, z_every_step=False, mu_whiten=False):
     """The paper's model exactly: no reversed input, no batch-normalised mu, z only into h_0, unless asked."""
     torch.manual_seed(seed)
-    config = ModelConfig(cell=cell, hidden=H, latent=L, reverse_input=reverse_input, mu_batchnorm=mu_batchnorm,
+    config = ModelConfig(cell=cell, hidden=H, latent=L, reverse_input=reverse_input, mu_batchnorm=mu_batchnorm, mu_whiten=mu_whiten,
                          z_every_step=z_every_step)
     return build_model(P, config)
 
@@ -149,6 +149,31 @@ def test_batch_normalised_mu_spreads_codes_in_training_and_is_affine_at_inferenc
     folded = 0.7 * (plain.encode(x)[0] - stats.running_mean) / torch.sqrt(stats.running_var + stats.eps)
     torch.testing.assert_close(model.encode(x)[0], folded)
     torch.testing.assert_close(model.encode(x[0])[0], folded[0])  # one sequence at inference
+
+
+def test_whitened_mu_is_decorrelated_in_training_and_affine_at_inference():
+    model, x = tiny(mu_batchnorm=0.7, mu_whiten=True), rolls(batch=64)
+    with torch.no_grad():  # make the two units nearly the same variable, as a collapsing encoder does
+        model.to_mu.weight[1] = model.to_mu.weight[0] + 0.3 * model.to_mu.weight[1]
+        model.to_mu.bias[1] = model.to_mu.bias[0]
+    plain = tiny()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("mu_norm")})
+    raw = plain.encode(x)[0]
+    assert torch.corrcoef(raw.T)[0, 1] > 0.9
+    model.train()
+    mu, _ = model.encode(x)
+    torch.testing.assert_close(torch.cov(mu.T), 0.49 * torch.eye(L), atol=5e-3, rtol=0)  # eps takes a little
+    mu.sum().backward()  # a gradient flows through the whitening, and it is finite
+    assert all(torch.isfinite(p.grad).all() for p in model.to_mu.parameters())
+    model.eval()
+    with torch.no_grad():
+        at_inference = model.encode(x)[0]
+        torch.testing.assert_close(model.encode(x[0])[0], at_inference[0])  # one sequence: no batch needed
+        stats = model.mu_norm
+        cov = stats.running_cov
+        lower = torch.linalg.cholesky(cov + stats.eps * (cov.diagonal().mean() + 1e-12) * torch.eye(L))
+        expected = 0.7 * torch.linalg.solve_triangular(lower, (raw - stats.running_mean).T, upper=False).T
+    torch.testing.assert_close(at_inference, expected)
 
 
 @torch.no_grad()

@@ -56,6 +56,8 @@ def _pitch_range(ctx, param, value):
 @click.option("--z-every-step/--no-z-every-step", default=None,
               help="Feed z to the decoder at every step, not only its first state.")
 @click.option("--mu-batchnorm", type=FiniteRange(min=0), help="Batch-normalise mu to this scale in training (0: off).")
+@click.option("--mu-whiten/--no-mu-whiten", default=None,
+              help="With --mu-batchnorm: whiten mu, decorrelating the latent units too (both ways of the pad).")
 @click.option("--kl-warmup-epochs", type=FiniteRange(min=0), help="Epochs over which the KL weight rises from 0 to 1.")
 @click.option("--free-bits", type=FiniteRange(min=0), help="Nats per latent unit below which KL is not pushed down.")
 @click.option("--input-dropout", type=SHARE, help="Share of decoder inputs blanked in training (makes z matter).")

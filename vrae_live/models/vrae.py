@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
+from .whitening import BatchWhitening
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # (1, B, H), or (h, c) for the LSTM
 
@@ -121,7 +122,11 @@ class VRAE(nn.Module):
         # BN-VAE (Zhu et al. 2020): in training, mu is standardised over the batch and scaled
         # by a fixed gamma, so the codes cannot all collapse onto one point; at inference the
         # running statistics fold into W_mu, b_mu, leaving the paper's affine map.
-        self.mu_norm = nn.BatchNorm1d(latent, affine=False) if config.mu_batchnorm > 0 else None
+        # With mu_whiten the units are decorrelated as well as standardised (whitening.py).
+        self.mu_norm = None
+        if config.mu_batchnorm > 0:
+            self.mu_norm = (BatchWhitening(latent, config.mu_batchnorm) if config.mu_whiten
+                            else nn.BatchNorm1d(latent, affine=False))
         self.to_h0 = nn.Linear(latent, 2 * h if self.is_lstm else h)  # W_z, b_z
         self.decoder = cell(n_pitches + (latent if config.z_every_step else 0), h, batch_first=True)  # W_x, W_dec, b_dec
         self.to_logits = nn.Linear(h, n_pitches)  # W_out, b_out
@@ -146,7 +151,7 @@ class VRAE(nn.Module):
         h_end = (state[0] if self.is_lstm else state).squeeze(0)  # (B, H)
         mu, logvar = self.to_mu(h_end), clamp_logvar(self.to_logvar(h_end))
         if self.mu_norm is not None and (mu.shape[0] > 1 or not self.training):
-            mu = self.config.mu_batchnorm * self.mu_norm(mu)
+            mu = self.mu_norm(mu) if self.config.mu_whiten else self.config.mu_batchnorm * self.mu_norm(mu)
         return (mu[0], logvar[0]) if single else (mu, logvar)
 
     @staticmethod
