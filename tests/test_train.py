@@ -52,6 +52,8 @@ def test_schedules():
     assert trainer.learning_rate(39) == pytest.approx(1e-5)
     assert trainer.learning_rate(20) < trainer.learning_rate(19)
     assert [trainer.kl_weight(s) for s in (0, 10, 20, 30)] == [0.0, 0.5, 1.0, 1.0]
+    trainer.config = load_config(None, {"epochs": 4, "kl_cycles": 2})  # 40 steps: two cycles of 20
+    assert [trainer.kl_weight(s) for s in (0, 5, 10, 19, 20, 25, 39)] == [0.0, 0.5, 1.0, 1.0, 0.0, 0.5, 1.0]
 
 
 @pytest.mark.parametrize("stop_at", [5, 14])  # mid-epoch, and the last batch of an epoch

@@ -59,6 +59,8 @@ def _pitch_range(ctx, param, value):
 @click.option("--mu-whiten/--no-mu-whiten", default=None,
               help="With --mu-batchnorm: whiten mu, decorrelating the latent units too (both ways of the pad).")
 @click.option("--kl-warmup-epochs", type=FiniteRange(min=0), help="Epochs over which the KL weight rises from 0 to 1.")
+@click.option("--kl-cycles", type=click.IntRange(min=0),
+              help="Cyclical KL annealing (Fu et al. 2019) in this many cycles instead of the warm-up (0: off).")
 @click.option("--free-bits", type=FiniteRange(min=0), help="Nats per latent unit below which KL is not pushed down.")
 @click.option("--input-dropout", type=SHARE, help="Share of decoder inputs blanked in training (makes z matter).")
 @click.option("--val-fraction", type=SHARE, help="Share of songs held out for validation.")

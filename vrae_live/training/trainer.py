@@ -122,7 +122,13 @@ class Trainer:
         return t.lr * (t.lr_final / t.lr) ** (step / max(1, self.total_steps - 1))
 
     def kl_weight(self, step: int) -> float:
-        warmup = self.config.train.kl_warmup_epochs * self.steps_per_epoch
+        t = self.config.train
+        if t.kl_cycles > 0:
+            # Cyclical annealing (Fu et al. 2019): the run in kl_cycles cycles, each rising from 0
+            # to 1 over its first half and staying at 1 for the second.
+            cycle = self.total_steps / t.kl_cycles
+            return min(1.0, 2 * (step % cycle) / cycle)
+        warmup = t.kl_warmup_epochs * self.steps_per_epoch
         return 1.0 if warmup <= 0 else min(1.0, step / warmup)
 
     # -- resume ------------------------------------------------------------------
