@@ -43,6 +43,16 @@ clock
     beat (24 ticks).
 
     python3 scripts/bench_live.py --parts clock
+voices
+    ``serve --voices N``: decode time per frame for 1, 2, 4, 8 and 16 voices, each at its own
+    z, decoded together by one ``BatchedStream`` (one batched model call per step), against N
+    separate ``StreamDecoder`` streams in the same run (the sum of their ``next_frame`` calls
+    for the frame), for a paper preset (z only in h_0) and the shipped model; every voice
+    starts on frame 0, so windows begin on the same frames for both. Medians, means and the
+    worst frame; the ratio to one voice. Goal: 8 voices cost at most twice one voice; and no
+    frame as long as a frame period (a late tick).
+
+    python3 scripts/bench_live.py --parts voices [--device cuda]
 """
 
 from __future__ import annotations
@@ -70,7 +80,8 @@ from vrae_live.live.controls import Controls
 from vrae_live.live.performer import PerformanceSettings, Performer
 from vrae_live.live.midi.sink import MemorySink
 from vrae_live.live.realtime import realtime_permitted
-from vrae_live.live.stream import live_hop, live_stream
+from vrae_live.live.batched_stream import BatchedStream
+from vrae_live.live.stream import live_hop, live_stream, reanchor_distance
 from vrae_live.machine import machine_line
 from vrae_live.testing.fake_time import FakeTime
 from vrae_live.testing.jack import JackServer, MidiDump, jack_connect, missing_jack_tools, stop_process
@@ -188,6 +199,61 @@ def report_decode(preset: str, device: torch.device, r: dict) -> None:
     print(f"  goal p99 < a quarter frame period ({1000 * quarter:.1f} ms): {'met' if p99 < quarter else 'NOT met'}; "
           f"every frame < one frame period ({1000 * period:.0f} ms, else the next tick is late): "
           f"{'met' if times.max() < period else 'NOT met'}")
+
+
+# -- several voices ---------------------------------------------------------------
+
+VOICE_COUNTS = (1, 2, 4, 8, 16)
+
+
+def bench_voices(ckpt_dir: Path, device: torch.device, frames: int) -> dict:
+    """Seconds per frame for each voice count: batched, and the same voices as separate streams."""
+    ckpt = load_checkpoint(ckpt_dir, device)
+    hop = live_hop(ckpt, None)
+    latent = ckpt.config.model.latent
+    rng = np.random.default_rng(0)
+    zs = rng.standard_normal((max(VOICE_COUNTS), latent))
+    out = {"hop": hop, "period_s": ckpt.timing.frame_seconds(), "batched": {}, "separate": {}, "calls": {}}
+    warm = 2 * hop  # the first frames allocate and pick kernels
+    for n in VOICE_COUNTS:
+        bank = BatchedStream(ckpt.model, ckpt.config.data.window, hop, n, seed=0,
+                             reanchor_distance=reanchor_distance(ckpt))
+        for k in range(n):
+            bank.start(k)
+        separate = [live_stream(ckpt, None, seed=k) for k in range(n)]
+        batched_times, separate_times = [], []
+        for t in range(frames + warm):
+            step_zs = {k: zs[k] for k in range(n)}
+            before = time.perf_counter()
+            bank.step(step_zs, temperature=1.0)
+            middle = time.perf_counter()
+            for k, stream in enumerate(separate):
+                stream.next_frame(zs[k], temperature=1.0)
+            if t >= warm:
+                batched_times.append(middle - before)
+                separate_times.append(time.perf_counter() - middle)
+        out["batched"][n], out["separate"][n] = np.asarray(batched_times), np.asarray(separate_times)
+        out["calls"][n] = bank.model_calls / (frames + warm)
+    return out
+
+
+def report_voices(preset: str, device: torch.device, r: dict) -> None:
+    period = r["period_s"]
+    print(f"voices {preset} on {device}: hop {r['hop']} frames, frame period {1000 * period:.0f} ms at 120 bpm; "
+          f"per frame, batched (one model call per step for all voices) vs N separate streams:")
+    one_med, one_mean = np.median(r["batched"][1]), r["batched"][1].mean()
+    for n in VOICE_COUNTS:
+        b, sep = r["batched"][n], r["separate"][n]
+        print(f"  {n:2d} voices: batched p50 {1e3 * np.median(b):6.2f} ms, mean {1e3 * b.mean():6.2f} ms, "
+              f"max {1e3 * b.max():6.2f} ms ({np.median(b) / one_med:4.2f}x / {b.mean() / one_mean:4.2f}x one voice, "
+              f"p50 / mean); separate p50 {1e3 * np.median(sep):6.2f} ms, mean {1e3 * sep.mean():6.2f} ms "
+              f"(separate / batched {sep.mean() / b.mean():4.2f}x, means); "
+              f"{r['calls'][n]:.2f} model calls per frame")
+    b8 = r["batched"][8]
+    ratio = b8.mean() / one_mean
+    print(f"  goal 8 voices <= 2x one voice (means): {'met' if ratio <= 2 else 'NOT met'} ({ratio:.2f}x); "
+          f"16 voices' worst frame {1e3 * r['batched'][16].max():.2f} ms against the {1000 * period:.0f} ms period: "
+          f"{'no late tick' if r['batched'][16].max() < period else 'LATE'}")
 
 
 # -- jitter through JACK -----------------------------------------------------------
@@ -577,10 +643,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="the daemon's clock priority in the jitter runs: serve --realtime, --no-realtime, "
                              "or both, the normal run as the reference (default both; realtime only where permitted)")
     parser.add_argument("--require-jack", action="store_true", help="fail, not skip, when the JACK tools are missing")
+    parser.add_argument("--voice-frames", type=int, default=192, help="timed frames per voice count (default 192)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (hidden 32, few hops, 1 s of MIDI)")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
-    known = {"decode", "pad", "jitter", "clock", "clock-out"}
+    known = {"decode", "pad", "jitter", "clock", "clock-out", "voices"}
     if parts - known:
         parser.error(f"unknown --parts {sorted(parts - known)}; known: {', '.join(sorted(known))}")
     if args.threads:
@@ -588,6 +655,7 @@ def main(argv: list[str] | None = None) -> int:
     hidden = 32 if args.quick else None
     if args.quick:
         args.hops, args.seconds, args.rate, args.load = 5, 1.0, 500.0, min(args.load, 1)
+        args.voice_frames = 16
 
     devices = [torch.device("cpu")]
     if args.device.startswith("cuda"):
@@ -604,6 +672,9 @@ def main(argv: list[str] | None = None) -> int:
         for preset in ckpts if "decode" in parts else ():
             for device in devices:
                 report_decode(preset, device, bench_decode(ckpts[preset], device, args.hops))
+        for preset in ("paper-2d", "shipped") if "voices" in parts else ():
+            for device in devices if preset in ckpts else ():
+                report_voices(preset, device, bench_voices(ckpts[preset], device, args.voice_frames))
         for preset in ckpts if "pad" in parts else ():
             report_pad_delay(preset, bench_pad_delay(ckpts[preset], phases=3 if args.quick else None))
         missing = missing_jack_tools()

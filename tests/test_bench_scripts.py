@@ -42,12 +42,14 @@ def test_bench_train_notes_a_missing_gpu(capsys):
 
 
 def test_bench_live_prints_decode_times_and_pad_delay(capsys):
-    assert load_script("bench_live").main(["--quick", "--parts", "decode,pad", "--device", "cuda"]) == 0
+    assert load_script("bench_live").main(["--quick", "--parts", "decode,pad,voices", "--device", "cuda"]) == 0
     out = capsys.readouterr().out
     for preset in ("paper-2d", "paper-20d"):
         assert re.search(rf"decode {preset} on cpu: .* per frame: p50 = {NUMBER} us, p99 = {NUMBER} ms", out), out
         assert re.search(rf"plain reference hop .*: p50 = {NUMBER} ms, p99 = {NUMBER} ms; ratio = {NUMBER}", out), out
         assert re.search(rf"pad delay {preset} \(z only in h_0\): .* median \d+ frames .* max \d+ frames", out), out
+    assert re.search(rf"16 voices: batched p50 +{NUMBER} ms.*separate p50 +{NUMBER} ms", out), out
+    assert "goal 8 voices <= 2x one voice" in out
     assert "goal p99 < a quarter frame period" in out and "goal within 2 frames: met" in out
 
 

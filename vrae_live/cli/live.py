@@ -66,24 +66,36 @@ def _networks(ctx, param, values):
               help="Be the master: send MIDI clock (24 per beat) with Start and Stop on the MIDI port, locked to "
                    "the frames, at --bpm (at Link's tempo with --sync link). A model in frames per second has no "
                    "beat: its clock runs at --bpm from the first frame.")
+@click.option("--voices", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="Streams played at once, one per finger of a multi-touch pad: voice K follows "
+                   "/vrae/voice/K/xy and starts and stops on /vrae/voice/K/on; voice 1 is /vrae/xy.")
+@click.option("--channel", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="MIDI channel of voice 1 (also /vrae/channel); voice K plays on the K-1th channel after it.")
+@click.option("--voice-ports", is_flag=True,
+              help="With --voices: each voice on a virtual port of its own, 'vrae-live voice K', all on --channel.")
 @click.option("--realtime/--no-realtime", default=True, show_default=True,
               help="Keep the clock at realtime priority where the system permits (Linux: root or the audio group).")
 def serve(checkpoint_dir: Path, host: str, port: int, controller: str | None, feedback, midi_port: str | None,
           midi_api: str, record: Path | None, device: str, hop: int | None, glide: float, bpm: float,
           on_threshold: float, off_threshold: float, polyphony: int, min_len: int, max_len: int | None,
           seed: int, demo: bool, duration: float | None, no_midi: bool, realtime: bool, allow: tuple,
-          sync: str, clock_port: str | None, quantum: float, send_clock: bool) -> None:
+          sync: str, clock_port: str | None, quantum: float, send_clock: bool, voices: int = 1, channel: int = 1,
+          voice_ports: bool = False) -> None:
     """Play a model live: OSC in, MIDI out. Stop with Ctrl-C."""
     from ..live.serve import PerformanceSettings, ServeOptions, serve as run
 
     notes = note_settings(on_threshold, off_threshold, polyphony, min_len, max_len)
     if clock_port is not None and sync != "midi-clock":
         raise click.BadParameter("needs --sync midi-clock.", param_hint="'--clock-port'")
-    performance = PerformanceSettings(hop=hop, glide_s=glide, bpm=bpm, notes=notes, seed=seed, demo=demo)
+    if voice_ports and voices == 1:
+        raise click.BadParameter("needs --voices 2 or more.", param_hint="'--voice-ports'")
+    performance = PerformanceSettings(hop=hop, glide_s=glide, bpm=bpm, notes=notes, seed=seed, demo=demo,
+                                      voices=voices)
     run(ServeOptions(checkpoint=checkpoint_dir, host=host, port=port, controller=controller, feedback=feedback,
                      midi_port=midi_port, midi_api=midi_api, record=record, device=device, performance=performance,
                      duration_s=duration, no_midi=no_midi, realtime=realtime, allow=allow,
-                     sync=sync, clock_port=clock_port, quantum=quantum, send_clock=send_clock))
+                     sync=sync, clock_port=clock_port, quantum=quantum, send_clock=send_clock,
+                     channel=channel, voice_ports=voice_ports))
 
 
 @click.command()

@@ -131,6 +131,81 @@ class ValueMapping:
         return self.addresses[0], [self.scale.from_control(value)]
 
 
+MAX_TOUCHES = 16  # touches a multi-touch preset maps (voices beyond --voices are ignored)
+
+
+@dataclass(frozen=True)
+class VoicesMapping:
+    """A multi-touch control mapped onto the voices: touch n (counted from ``first``) plays voice n - first + 1.
+
+    Each of ``xy``, ``x``, ``y`` and ``on`` is either a pattern with ``{k}`` (one address per touch,
+    TouchOSC's ``/1/multixy1/{k}``) or one address whose arguments list every touch (Lemur's
+    ``/MultiBall/x f f f``; an ``xy`` list goes x1 y1 x2 y2 ...). ``touch`` is an address
+    carrying ``index state`` pairs (Open Stage Control's touch messages).
+    """
+
+    xy: str | None = None
+    x: str | None = None
+    y: str | None = None
+    on: str | None = None
+    touch: str | None = None
+    first: int = 1
+    x_scale: Scale = Scale((0.0, 1.0), (0.0, 1.0))
+    y_scale: Scale = Scale((0.0, 1.0), (0.0, 1.0))
+    swap: bool = False
+
+    def _voice(self, touch: float) -> int:
+        if touch != int(touch):
+            raise Rejected("wrong_args")
+        return int(touch) - self.first + 1
+
+    def _pair(self, first: float, second: float) -> dict[str, Any]:
+        if self.swap:
+            first, second = second, first
+        return {"x": self.x_scale.to_control(first), "y": self.y_scale.to_control(second), "z": None}
+
+    def routes(self) -> dict[str, Callable[[Sequence[Any]], dict[str, Any]]]:
+        routes: dict[str, Callable[[Sequence[Any]], dict[str, Any]]] = {}
+
+        def per_touch(pattern: str, make: Callable[[Sequence[Any]], dict[str, Any]]) -> None:
+            for n in range(self.first, self.first + MAX_TOUCHES):
+                routes[pattern.replace("{k}", str(n))] = lambda args, k=n - self.first + 1: {"voices": {k: make(args)}}
+
+        def listing(address: str, width: int, make: Callable[[list[float]], dict[str, Any]]) -> None:
+            def route(args):
+                values = [as_number(a) for a in args]
+                if not values or len(values) % width:
+                    raise Rejected("wrong_args")
+                return {"voices": {i + 1: make(values[i * width:(i + 1) * width])
+                                   for i in range(min(len(values) // width, MAX_TOUCHES))}}
+            routes[address] = route
+
+        on = lambda args: {"on": exact_numbers(args, 1)[0] != 0}  # noqa: E731
+        if self.xy:
+            if "{k}" in self.xy:
+                per_touch(self.xy, lambda args: self._pair(*exact_numbers(args, 2)))
+            else:
+                listing(self.xy, 2, lambda v: self._pair(*v))
+        for address, axis, scale in ((self.x, "x", self.x_scale), (self.y, "y", self.y_scale)):
+            if address and "{k}" in address:
+                per_touch(address, lambda args, a=axis, s=scale: {a: s.to_control(exact_numbers(args, 1)[0]), "z": None})
+            elif address:
+                listing(address, 1, lambda v, a=axis, s=scale: {a: s.to_control(v[0]), "z": None})
+        if self.on and "{k}" in self.on:
+            per_touch(self.on, on)
+        elif self.on:
+            listing(self.on, 1, lambda v: {"on": v[0] != 0})
+        if self.touch:
+            def touch(args):
+                index, state = exact_numbers(args, 2)
+                return {"voices": {self._voice(index): {"on": state != 0}}}
+            routes[self.touch] = touch
+        return routes
+
+    def addresses(self) -> list[str]:
+        return [a for a in (self.xy, self.x, self.y, self.on, self.touch) if a]
+
+
 @dataclass(frozen=True)
 class ControllerMap:
     """A controller's dialect: its addresses mapped onto the canonical ``/vrae/...`` ones."""
@@ -140,10 +215,13 @@ class ControllerMap:
     values: tuple[ValueMapping, ...] = ()
     status_address: str | None = None  # a label the feedback writes its status text to
     source: str | None = None  # the file it was read from
+    voices: VoicesMapping | None = None  # a multi-touch control, one touch per voice
 
     def routes(self) -> dict[str, Callable[[Sequence[Any]], dict[str, Any]]]:
         """Address to a function from the message's arguments to changes in canonical units."""
         routes: dict[str, Callable[[Sequence[Any]], dict[str, Any]]] = {}
+        if self.voices is not None:
+            routes.update(self.voices.routes())
         for mapping in ((self.pair,) if self.pair else ()) + self.values:
             for address in mapping.addresses:
                 routes[address] = mapping.to_changes
@@ -166,6 +244,8 @@ class ControllerMap:
             lines.append(f"{' or '.join(self.pair.addresses)} {order} -> /vrae/xy")
         for m in self.values:
             lines.append(f"{' or '.join(m.addresses)} -> {m.control}")
+        if self.voices is not None:
+            lines.append(f"{', '.join(self.voices.addresses())} -> /vrae/voice/K/... (touch {self.voices.first} is voice 1)")
         return lines
 
 
@@ -178,6 +258,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "hold": ("address",),
     "panic": ("address",),
     "status": ("address",),
+    "voices": ("xy", "x", "y", "on", "touch", "first", "swap", "invert_x", "invert_y", "range", "range_x", "range_y"),
 }
 TOP_LEVEL_KEYS = ("name",)
 
@@ -230,6 +311,7 @@ def controller_from_dict(d: Mapping[str, Any], source: str = "controller preset"
             swap=s.flag("swap"),
         )
     status = sections.pop("status").addresses()[0] if "status" in sections else None
+    voices = _voices_mapping(sections.pop("voices")) if "voices" in sections else None
     values = []
     for control, s in sections.items():
         scale = None
@@ -237,8 +319,8 @@ def controller_from_dict(d: Mapping[str, Any], source: str = "controller preset"
             scale = Scale(s.range("range", CONTROL_RANGES[control]), CONTROL_RANGES[control], s.flag("invert"))
         values.append(ValueMapping(control, s.addresses(), scale))
 
-    controller = ControllerMap(str(d.get("name", Path(source).stem)), pair, tuple(values), status, source)
-    seen: dict[str, str] = {}
+    controller = ControllerMap(str(d.get("name", Path(source).stem)), pair, tuple(values), status, source, voices)
+    seen: dict[str, str] = {address: "voices" for address in (voices.routes() if voices else ())}
     for mapping in ([pair] if pair else []) + values:
         for address in mapping.addresses:
             owner = "xy" if mapping is pair else mapping.control
@@ -246,6 +328,29 @@ def controller_from_dict(d: Mapping[str, Any], source: str = "controller preset"
                 raise ConfigError(f"{source}: address {address} is mapped by both [{seen[address]}] and [{owner}]")
             seen[address] = owner
     return controller
+
+
+def _voices_mapping(s: "_Section") -> VoicesMapping:
+    found = {}
+    for key in ("xy", "x", "y", "on", "touch"):
+        if key in s.body:
+            value = s.body[key]
+            if not (isinstance(value, str) and value.startswith("/") and " " not in value):
+                raise ConfigError(f"{s._where(key)} must be an OSC address like \"/1/multixy1/{{k}}\", not {value!r}")
+            if value.startswith(CANONICAL_PREFIX):
+                raise ConfigError(f"{s._where(key)} {value}: {CANONICAL_PREFIX}... addresses are canonical and always accepted")
+            if key == "touch" and "{k}" in value:
+                raise ConfigError(f"{s._where(key)} carries the touch's number in its arguments: no {{k}}")
+            found[key] = value
+    if not found.get("xy") and not (found.get("x") and found.get("y")):
+        raise ConfigError(f"{s._where('xy')} (or both x and y) is missing: the touches' positions")
+    first = s.body.get("first", 1)
+    if not isinstance(first, int) or isinstance(first, bool) or first < 0:
+        raise ConfigError(f"{s._where('first')} must be the number of the first touch (0 or 1), not {first!r}")
+    both = s.range("range", (0.0, 1.0))
+    return VoicesMapping(**found, first=first, swap=s.flag("swap"),
+                         x_scale=Scale(s.range("range_x", both), CONTROL_RANGES["x"], s.flag("invert_x")),
+                         y_scale=Scale(s.range("range_y", both), CONTROL_RANGES["y"], s.flag("invert_y")))
 
 
 class _Section:

@@ -16,6 +16,19 @@ always accepted as well:
     /vrae/hold i|f        nonzero freezes the position (xy and z)
     /vrae/panic ...       all notes off; any arguments
 
+With several voices (``serve --voices N``), voice K (1..N) has its own:
+
+    /vrae/voice/K/xy f f        its position on the plane
+    /vrae/voice/K/z f...        its whole latent vector
+    /vrae/voice/K/on i|f        a touch down (nonzero) or up (0): the voice starts, or fades out
+    /vrae/voice/K/density f     its own density, velocity, transpose and hold; until set,
+    /vrae/voice/K/velocity f|i  voice K follows the plain /vrae/... control of that name
+    /vrae/voice/K/transpose i|f
+    /vrae/voice/K/hold i|f
+
+Voice 1 is the plain controls: ``/vrae/voice/1/xy`` is ``/vrae/xy``, ``/vrae/voice/1/density``
+is ``/vrae/density`` (and so the density of every voice that has none of its own).
+
 Handlers only validate and store the latest value: the decoder reads a
 ``snapshot()`` at its own pace, so a flood of messages never piles up work.
 Bad input is never raised; it is dropped and counted in ``Controls.stats``.
@@ -64,6 +77,49 @@ class ControlState:
     touched: bool = False  # a position has come from the controller (the demo hands over)
     panic_count: int = 0
     version: int = 0
+    on: bool = True  # voice 1 is touched (with --voices N; a single voice plays regardless)
+    voices: tuple["VoiceControl", ...] = ()  # voices 2..N
+
+    def voice(self, k: int) -> "Voice":
+        """Voice ``k`` (1..N) with every control resolved: its own, else the plain one."""
+        if k == 1:
+            return Voice(self.x, self.y, self.z, self.on, self.density, self.velocity, self.transpose, self.hold,
+                         self.touched)
+        own = self.voices[k - 2]
+        return Voice(own.x, own.y, own.z, own.on, self.density if own.density is None else own.density,
+                     self.velocity if own.velocity is None else own.velocity,
+                     self.transpose if own.transpose is None else own.transpose,
+                     self.hold if own.hold is None else own.hold, own.touched)
+
+
+@dataclass(frozen=True)
+class VoiceControl:
+    """What voice 2..N has of its own; None follows the plain control."""
+
+    x: float = 0.5
+    y: float = 0.5
+    z: tuple[float, ...] | None = None
+    on: bool = False  # touched: voices after the first wait for a touch
+    density: float | None = None
+    velocity: int | None = None
+    transpose: int | None = None
+    hold: bool | None = None
+    touched: bool = False  # a position has come for this voice
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One voice's controls, resolved (``ControlState.voice``)."""
+
+    x: float
+    y: float
+    z: tuple[float, ...] | None
+    on: bool
+    density: float
+    velocity: int
+    transpose: int
+    hold: bool
+    touched: bool
 
 
 def _fit(name: str, value: float) -> tuple[float | int, bool]:
@@ -82,6 +138,12 @@ def _fit_changes(changes: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
     for name, value in changes.items():
         if name in CONTROL_RANGES:
             fitted[name], was_clamped = _fit(name, value)
+        elif name == "voices":
+            fitted[name] = {}
+            for k, voice_changes in value.items():
+                fitted[name][k], was_clamped = _fit_changes(voice_changes)
+                clamped = clamped or was_clamped
+            was_clamped = False
         elif name == "z" and value is not None:
             fitted[name] = tuple(min(max(v, -Z_LIMIT), Z_LIMIT) for v in value)
             was_clamped = fitted[name] != tuple(value)
@@ -92,7 +154,12 @@ def _fit_changes(changes: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
 
 
 
-def _canonical_routes(latent_size: int | None) -> dict[str, Callable[[Sequence[Any]], dict[str, Any]]]:
+VOICE_PREFIX = "/vrae/voice/"
+VOICE_CONTROLS = ("xy", "z", "on", "density", "velocity", "transpose", "hold")
+MAX_VOICES = 16
+
+
+def _canonical_routes(latent_size: int | None, voices: int = 1) -> dict[str, Callable[[Sequence[Any]], dict[str, Any]]]:
     def xy(args):
         x, y = exact_numbers(args, 2)
         return {"x": x, "y": y, "z": None}
@@ -105,7 +172,7 @@ def _canonical_routes(latent_size: int | None) -> dict[str, Callable[[Sequence[A
     def one(name):
         return lambda args: {name: exact_numbers(args, 1)[0]}
 
-    return {
+    routes = {
         "/vrae/xy": xy,
         "/vrae/z": z,
         "/vrae/density": one("density"),
@@ -116,6 +183,17 @@ def _canonical_routes(latent_size: int | None) -> dict[str, Callable[[Sequence[A
         "/vrae/hold": lambda args: {"hold": exact_numbers(args, 1)[0] != 0},
         "/vrae/panic": lambda args: {"panic": True},
     }
+    plain = {"xy": routes["/vrae/xy"], "z": routes["/vrae/z"], "density": routes["/vrae/density"],
+             "velocity": routes["/vrae/velocity"], "transpose": routes["/vrae/transpose"],
+             "hold": routes["/vrae/hold"], "on": lambda args: {"on": exact_numbers(args, 1)[0] != 0}}
+    for k in range(1, voices + 1):
+        for name in VOICE_CONTROLS:
+            routes[f"{VOICE_PREFIX}{k}/{name}"] = plain[name] if k == 1 else _for_voice(k, plain[name])
+    return routes
+
+
+def _for_voice(k: int, route: Callable[[Sequence[Any]], dict[str, Any]]) -> Callable[[Sequence[Any]], dict[str, Any]]:
+    return lambda args: {"voices": {k: route(args)}}
 
 
 class Controls:
@@ -136,13 +214,21 @@ class Controls:
         *,
         latent_size: int | None = None,
         initial: ControlState | None = None,
+        voices: int = 1,
     ) -> None:
-        """``latent_size``: the length a ``/vrae/z`` vector must have; None accepts any length."""
+        """``latent_size``: the length a ``/vrae/z`` vector must have; None accepts any length.
+        ``voices``: how many voices ``/vrae/voice/K/...`` (and a preset's multi-touch) may address."""
+        if not 1 <= voices <= MAX_VOICES:
+            raise ValueError(f"voices must be 1..{MAX_VOICES}, not {voices}")
         self.controller = controller or CANONICAL
         self.latent_size = latent_size
+        self.voices = voices
         # A preset's own addresses never shadow canonical ones (the loader rejects /vrae/...).
-        self._routes = {**self.controller.routes(), **_canonical_routes(latent_size)}
-        self._state = initial or ControlState()
+        self._routes = {**self.controller.routes(), **_canonical_routes(latent_size, voices)}
+        state = initial or ControlState()
+        if len(state.voices) < voices - 1:
+            state = dataclasses.replace(state, voices=state.voices + (VoiceControl(),) * (voices - 1 - len(state.voices)))
+        self._state = state
         self._stats: Counter[str] = Counter()
         self._changed = threading.Condition(threading.Lock())
 
@@ -208,9 +294,21 @@ class Controls:
         self._apply(changes, clamped)
 
     def _apply(self, changes: dict[str, Any], clamped: bool) -> None:
+        per_voice = {k: c for k, c in changes.pop("voices", {}).items() if 1 <= k <= self.voices}
+        if 1 in per_voice:
+            changes.update(per_voice.pop(1))
         with self._changed:
             state = self._state
+            held_voices = 0
+            if per_voice:
+                state, held_voices = self._apply_voices(state, per_voice)
             if state.hold and "hold" not in changes and POSITION_FIELDS & changes.keys():
+                held = True
+                if held_voices < len(per_voice):  # other voices of one multi-touch message still move
+                    self._state = dataclasses.replace(state, version=state.version + 1)
+                    self._stats["accepted"] += 1
+                    self._changed.notify_all()
+            elif not changes and per_voice and held_voices == len(per_voice):
                 held = True
             else:
                 held = False
@@ -225,6 +323,22 @@ class Controls:
                 self._changed.notify_all()
         if held:
             self._count("held", "a position while hold is on")
+
+    @staticmethod
+    def _apply_voices(state: ControlState, per_voice: dict[int, dict[str, Any]]) -> tuple[ControlState, int]:
+        """``state`` with voices 2..N changed (not yet counted or versioned); and how many were held."""
+        voices = list(state.voices)
+        held = 0
+        for k, changes in per_voice.items():
+            own = voices[k - 2]
+            is_held = own.hold if own.hold is not None else state.hold
+            if is_held and "hold" not in changes and POSITION_FIELDS & changes.keys():
+                held += 1
+                continue
+            if POSITION_FIELDS & changes.keys():
+                changes = {**changes, "touched": True}
+            voices[k - 2] = dataclasses.replace(own, **changes)
+        return dataclasses.replace(state, voices=tuple(voices)), held
 
     def _count(self, reason: str, detail: str = "") -> None:
         with self._changed:

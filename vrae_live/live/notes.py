@@ -220,6 +220,8 @@ class NoteEmitter:
         velocity: int | None = None,
         transpose: int = 0,
         channel: int = 0,
+        gain: float = 1.0,
+        busy: frozenset[tuple[int, int]] = frozenset(),
     ) -> list[NoteEvent]:
         """Events that take the instrument from the previous frame to ``frame``: offs first, then ons.
 
@@ -229,6 +231,8 @@ class NoteEmitter:
         velocity: a fixed velocity 1..127, or None for velocity from probability.
         transpose: semitones added to new notes.
         channel: MIDI channel 0..15 for new notes.
+        gain: 0..1, scales the velocity of new notes (a voice coming in or fading out), at least 1.
+        busy: (channel, note) pairs that other emitters hold (other voices): not started here.
         """
         frame = np.asarray(frame, dtype=bool)
         if frame.ndim != 1 or len(pitches) != frame.shape[0]:
@@ -244,7 +248,7 @@ class NoteEmitter:
             if target is not None:
                 events.append(NoteEvent("off", target[1], 0, target[0]))
 
-        sounding = self.sounding
+        sounding = self.sounding | busy
         for index in np.flatnonzero(frame):
             index = int(index)
             if index in self._held:
@@ -254,6 +258,8 @@ class NoteEmitter:
                 self._held[index] = None
                 continue
             vel = velocity if velocity is not None else self.velocity_for(probs[index])
+            if gain != 1.0:
+                vel = max(1, round(vel * gain))
             events.append(NoteEvent("on", note, int(vel), channel))
             self._held[index] = (channel, note)
             sounding = sounding | {(channel, note)}

@@ -48,6 +48,7 @@ class PerformanceSettings:
     notes: NoteSettings = field(default_factory=NoteSettings)
     seed: int = 0
     demo: bool = False  # tour the pad on its own until the controller sends a position
+    voices: int = 1  # streams played at once, one per finger (live/voices.py); 1: the one stream below
 
 
 @dataclass
@@ -148,10 +149,14 @@ class Performer:
         self.stats.notes_on += sum(e.kind == "on" for e in events)
         self.stats.frames += 1
 
+    def send_all_off(self) -> None:
+        """Offs for every note this performer switched on (a voice performer: of every voice)."""
+        self.sink.send_events(self.emitter.all_off())
+
     def panic(self) -> None:
         """Silence now: every sounding note off, then All Notes Off. The frame of the panic is
         silent, the frame decoded ahead is dropped, and the stream starts afresh after it."""
-        self.sink.send_events(self.emitter.all_off())
+        self.send_all_off()
         self.sink.panic()
         self._buffer.clear()
         self._reset_stream = True
@@ -162,7 +167,7 @@ class Performer:
         """The transport stopped (a sync source's Stop): every sounding note off, then All Notes Off,
         at once, and MIDI clock Stop if we send clock. Not a panic: nothing is counted, the decoded
         frames stay, and play resumes from them."""
-        self.sink.send_events(self.emitter.all_off())
+        self.send_all_off()
         self.sink.panic()
         if self.clock_out is not None:
             self.clock_out.stop()
@@ -215,7 +220,7 @@ class Performer:
         finally:
             self.stop_event.set()
             try:
-                self.sink.send_events(self.emitter.all_off())
+                self.send_all_off()
             finally:
                 try:
                     self._stop_clock_out()

@@ -18,18 +18,19 @@ from ..config import default_checkpoint
 from ..device import resolve_device
 from ..errors import ConfigError, MidiPortError
 from .controllers import CANONICAL, load_controller
-from .controls import Controls
+from .controls import ControlState, Controls
 from .midi.rtmidi_port import RtMidiClockInput, RtMidiSink
 from .midi.sink import TeeSink
 from .midi.smf import MidiFileRecorder
 from .osc.feedback import FeedbackSender
 from .osc.server import OscServer, listen_addresses
-from .performer import PerformanceSettings, PerformanceStats, Performer
+from .performer import PerformanceSettings, PerformanceStats
 from .realtime import PRIORITY, make_realtime
 from .sync.clock_out import ClockSender, frames_per_tick
 from .sync.link import LinkClock, LinkSession
 from .sync.link import describe as describe_link
 from .sync.midi_clock import MidiClockFollower
+from .voice_performer import make_performer
 
 log = logging.getLogger("vrae_live")
 
@@ -54,6 +55,8 @@ class ServeOptions:
     clock_port: str | None = None  # midi-clock: an existing output port to listen to; None: a virtual input
     quantum: float = 4.0  # beats (--sync link): the stream starts on the next multiple
     send_clock: bool = False  # MIDI clock, Start and Stop on the MIDI port (vrae-live as the master)
+    channel: int = 1  # MIDI channel of voice 1 (1..16); voice k plays on channel + k - 1
+    voice_ports: bool = False  # each voice on a virtual port of its own ("vrae-live voice K"), all on `channel`
 
 
 STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "the terminal closed (SIGHUP)"}
@@ -71,16 +74,21 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = log.info) -> Perf
         raise ConfigError("--no-midi plays to nowhere: add --record take.mid")
     if options.no_midi and options.send_clock:
         raise ConfigError("--send-clock sends on the MIDI port: not with --no-midi")
+    voices = options.performance.voices
+    if options.voice_ports and (voices == 1 or options.midi_port or options.no_midi or options.record):
+        raise ConfigError("--voice-ports opens a virtual port per voice: it needs --voices 2 or more, and "
+                          "neither --midi-port, --no-midi nor --record (record the ports in the DAW)")
     checkpoint_dir = options.checkpoint or default_checkpoint()
     ckpt = load_checkpoint(checkpoint_dir, resolve_device(options.device))
     dialect = load_controller(options.controller) if options.controller else CANONICAL
-    controls = Controls(dialect, latent_size=ckpt.config.model.latent)
+    controls = Controls(dialect, latent_size=ckpt.config.model.latent, voices=voices,
+                        initial=ControlState(channel=options.channel))
     follower = None
     if options.sync == "midi-clock":  # refuses a grid that does not fit 24 ppqn before anything opens
         follower = MidiClockFollower(ckpt.timing.steps_per_beat, ckpt.timing.frame_seconds(options.performance.bpm))
     elif options.sync not in ("internal", "link"):
         raise ConfigError(f"unknown --sync {options.sync!r}; known: internal, midi-clock, link")
-    performer = Performer(ckpt, controls, None, options.performance, clock=follower)
+    performer = make_performer(ckpt, controls, options.performance, clock=follower)
     with contextlib.ExitStack() as opened:
         if options.sync == "link":
             _follow_link(options, ckpt, performer, opened, echo)
@@ -102,14 +110,21 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = log.info) -> Perf
             clock_in = RtMidiClockInput(options.clock_port, follower.receive, api=options.midi_api)
             opened.callback(clock_in.close)
         midi_out = None
-        if not options.no_midi:
+        voice_ports = None
+        if options.voice_ports:
+            voice_ports = _open_voice_ports(options, voices, performer, opened)
+            midi_out = voice_ports[0]
+        elif not options.no_midi:
             midi_out = RtMidiSink(options.midi_port, api=options.midi_api)
             opened.callback(midi_out.close)
             midi_out.on_lost(lambda reason: performer.stop(reason, MidiPortError(reason)))
-            if options.send_clock:  # to the port only: a recording has no place for clock messages
-                performer.clock_out = ClockSender(midi_out, performer.clock, frames_per_tick(
-                    options.performance.bpm, ckpt.timing.steps_per_beat, ckpt.timing.fs))
+        if midi_out is not None and options.send_clock:  # to the port only: a recording has no place for clock
+            performer.clock_out = ClockSender(midi_out, performer.clock, frames_per_tick(
+                options.performance.bpm, ckpt.timing.steps_per_beat, ckpt.timing.fs))
         performer.sink = TeeSink(midi_out, recorder) if midi_out and recorder else midi_out or recorder
+        if voice_ports is not None:
+            performer.voice_sinks, performer.bank.own_ports = voice_ports, True
+            performer.sink = TeeSink(*voice_ports)  # panic and close reach every port
 
         for signum, reason in STOP_SIGNALS.items():
             signal.signal(signum, lambda signum, frame, reason=reason: performer.stop(reason))
@@ -120,6 +135,18 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = log.info) -> Perf
         finally:
             _say_how_it_ended(echo, options, performer, controls)
     return performer.stats
+
+
+def _open_voice_ports(options, voices, performer, opened) -> list[RtMidiSink]:
+    """A virtual port per voice, ``vrae-live voice K``, each its own client."""
+    ports = []
+    for k in range(1, voices + 1):
+        name = f"vrae-live voice {k}"
+        port = RtMidiSink(None, api=options.midi_api, virtual_name=name, client_name=name)
+        opened.callback(port.close)
+        port.on_lost(lambda reason: performer.stop(reason, MidiPortError(reason)))
+        ports.append(port)
+    return ports
 
 
 def _follow_link(options, ckpt, performer, opened, echo) -> None:
@@ -144,8 +171,17 @@ def _follow_link(options, ckpt, performer, opened, echo) -> None:
 def _say_what_plays(echo, options, checkpoint_dir, ckpt, performer, midi_out, server, dialect, clock_in=None) -> None:
     echo(f"model {checkpoint_dir}: {ckpt.config.model.model} latent {ckpt.config.model.latent}, "
          f"{ckpt.timing.describe()}, hop {performer.hop} frames, on {next(ckpt.model.parameters()).device}")
-    if midi_out is not None:
+    if getattr(performer, "voice_sinks", None):
+        echo(f"MIDI out: {len(performer.voice_sinks)} voices on ports "
+             + ", ".join(p.port_name for p in performer.voice_sinks) + f" ({midi_out.api}), channel {options.channel}")
+    elif midi_out is not None:
         echo(f"MIDI out: {midi_out.port_name} ({midi_out.api})")
+    voices = options.performance.voices
+    if voices > 1:
+        where = "" if options.voice_ports else \
+            f" on channels {', '.join(str((options.channel - 1 + k) % 16 + 1) for k in range(voices))}"
+        echo(f"voices: {voices}{where}; voice 1 plays until /vrae/voice/1/on 0, the others start on "
+             f"/vrae/voice/K/on 1 (a touch) and fade within a beat on /vrae/voice/K/on 0")
     if clock_in is not None:
         follows = ("plays on its sixteenths" if ckpt.timing.steps_per_beat == 4 else
                    f"plays a frame every {performer.clock.ticks_per_frame} ticks") if ckpt.timing.beat_based else \

@@ -1,0 +1,205 @@
+"""Several voices, one per finger: each its own place on the pad, stream, notes and MIDI channel.
+
+Two parts, kept apart so that the note logic is tested without a model:
+
+- :class:`VoiceNotes` is one voice's life over touches, pure: a touch down starts it from
+  silence with its velocities rising over ``attack`` frames (so it comes in, not on with a
+  full chord at once), a touch up lowers them over ``release`` frames (a beat) and then
+  switches every note of the voice off and stops decoding it. A touch down during the
+  release takes the voice up again where it is, its stream running on. Every note
+  remembers its channel (``NoteEmitter``), so no note hangs when a voice stops, starts or
+  changes channel.
+- :class:`VoiceBank` drives N of them from the control state with one
+  :class:`~vrae_live.live.batched_stream.BatchedStream`: each frame, every sounding voice is
+  decoded in one batched model call, each from its own z (its pad position through its own
+  glide) and density.
+
+Voice k (0-based here, ``/vrae/voice/{k+1}/...`` outside) plays on MIDI channel
+``channel + k`` (wrapping after 16), or on ``channel`` when each voice has its own port.
+Pure: no sockets or ports; the performer (``voice_performer.py``) sends what it returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ..pad import Glide, LatentPlane
+from .batched_stream import BatchedStream
+from .controls import ControlState, Voice
+from .notes import NoteEmitter, NoteEvent, NoteSettings
+from .stream import DecodedFrame
+
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class VoicePlan:
+    """What one voice does on one frame, decided when the frame is decoded."""
+
+    decodes: bool  # the stream decodes this voice this frame
+    starts: bool  # from silence: its stream starts afresh
+    gain: float  # 0..1, scales the velocity of the notes it starts
+    ends: bool  # the release is over: every note of the voice off, and it stops
+
+
+SILENT = VoicePlan(decodes=False, starts=False, gain=0.0, ends=False)
+
+
+class VoiceNotes:
+    """One voice over touches: its level (attack and release) and its notes.
+
+    ``plan(touching)`` once per decoded frame says what the voice does; ``play(plan, ...)``
+    once per played frame turns the plan and the decoded frame into note events.
+    """
+
+    def __init__(self, settings: NoteSettings | None = None, attack: int = 2, release: int = 4) -> None:
+        if attack < 1 or release < 1:
+            raise ValueError(f"attack and release are at least 1 frame, not {attack} and {release}")
+        self.attack, self.release = attack, release
+        self.emitter = NoteEmitter(settings)
+        self.level = 0.0  # 0: silent; rises by 1/attack a frame while touched, falls by 1/release after
+        self.sounding_voice = False  # decoding: touched, or releasing
+        self._releasing = False
+
+    @property
+    def phase(self) -> str:
+        if not self.sounding_voice:
+            return "silent"
+        return "releasing" if self._releasing else "sounding"
+
+    def plan(self, touching: bool) -> VoicePlan:
+        if touching:
+            starts = not self.sounding_voice
+            if starts:
+                self.level = 0.0
+            self.sounding_voice, self._releasing = True, False
+            self.level = min(1.0, self.level + 1.0 / self.attack)
+            return VoicePlan(decodes=True, starts=starts, gain=self.level, ends=False)
+        if not self.sounding_voice:
+            return SILENT
+        self._releasing = True
+        self.level -= 1.0 / self.release
+        if self.level <= _EPS:
+            self.level, self.sounding_voice, self._releasing = 0.0, False, False
+            return VoicePlan(decodes=False, starts=False, gain=0.0, ends=True)
+        return VoicePlan(decodes=True, starts=False, gain=self.level, ends=False)
+
+    def play(self, plan: VoicePlan, decoded: DecodedFrame | None, pitches: Sequence[int], *,
+             velocity: int | None = None, transpose: int = 0, channel: int = 0,
+             busy: frozenset[tuple[int, int]] = frozenset()) -> list[NoteEvent]:
+        """The events of one frame: the decoded frame's notes at the plan's gain, or all off at the end.
+        ``busy``: (channel, note) pairs other voices hold, which this one leaves alone."""
+        if plan.ends:
+            return self.emitter.all_off()
+        if decoded is None:
+            return []
+        return self.emitter.step(decoded.frame, decoded.probs, pitches, velocity=velocity, transpose=transpose,
+                                 channel=channel, gain=plan.gain, busy=busy)
+
+    def all_off(self) -> list[NoteEvent]:
+        return self.emitter.all_off()
+
+
+@dataclass(frozen=True)
+class VoiceOutput:
+    """How voice k's new notes go out: velocity (None: from probability), transpose, channel 0..15."""
+
+    velocity: int | None
+    transpose: int
+    channel: int
+
+
+def play_voices(voices: Sequence[VoiceNotes], plans: Sequence[VoicePlan], decoded: dict[int, DecodedFrame],
+                pitches: Sequence[int], outputs: Sequence[VoiceOutput],
+                own_ports: bool = False) -> list[tuple[int, list[NoteEvent]]]:
+    """Every voice's events for one frame, offs of all voices first. A voice does not start a
+    (channel, note) another voice holds: after a channel change two voices may share a channel
+    for a while, and a note switched off by one must not silence (or double) the other's. Voices
+    on ports of their own (``own_ports``) share nothing."""
+    ending = [(k, voices[k].play(plan, None, pitches)) for k, plan in enumerate(plans) if plan.ends]
+    played = [(k, events) for k, events in ending if events]
+    for k, plan in enumerate(plans):
+        if plan.ends:
+            continue
+        busy = frozenset() if own_ports else frozenset().union(
+            *(v.emitter.sounding for j, v in enumerate(voices) if j != k))
+        out = outputs[k]
+        events = voices[k].play(plan, decoded.get(k), pitches, velocity=out.velocity, transpose=out.transpose,
+                                channel=out.channel, busy=busy)
+        if events:
+            played.append((k, events))
+    return played
+
+
+def voice_channel(base: int, k: int, own_ports: bool = False) -> int:
+    """MIDI channel 0..15 of voice ``k`` (0-based) when voice 1 plays on ``base`` (1..16)."""
+    return base - 1 if own_ports else (base - 1 + k) % 16
+
+
+@dataclass
+class VoicesFrame:
+    """One decoded frame of every voice: its plan, and its frame where it decoded."""
+
+    plans: list[VoicePlan]
+    decoded: dict[int, DecodedFrame]
+
+
+class VoiceBank:
+    """N voices over one model: plans from touches, one batched decode, notes per voice."""
+
+    def __init__(self, stream: BatchedStream, plane: LatentPlane, pitches: Sequence[int], period_s: float,
+                 glide_s: float, settings: NoteSettings | None = None, attack: int = 2, release: int = 4,
+                 own_ports: bool = False) -> None:
+        self.stream = stream
+        self.count = len(stream.voices)
+        self.plane = plane
+        self.pitches = list(pitches)
+        self.period_s = period_s
+        self.glide_s = glide_s
+        self.own_ports = own_ports
+        self.notes = [VoiceNotes(settings, attack, release) for _ in range(self.count)]
+        self.glides = [Glide(glide_s) for _ in range(self.count)]
+        self.current_z: list[np.ndarray | None] = [None] * self.count
+
+    def target_z(self, voice: Voice) -> np.ndarray:
+        if voice.z is not None and len(voice.z) == self.plane.latent_size:
+            return np.asarray(voice.z, dtype=np.float64)
+        return self.plane.z_at(voice.x, voice.y)
+
+    def decode(self, state: ControlState) -> VoicesFrame:
+        """Plan every voice from the touches of ``state`` and decode the sounding ones together."""
+        plans, zs, densities = [], {}, {}
+        for k in range(self.count):
+            voice = state.voice(k + 1)
+            plan = self.notes[k].plan(voice.on)
+            plans.append(plan)
+            if plan.starts:
+                self.stream.start(k)
+                self.glides[k] = Glide(self.glide_s)  # a new touch lands where it lands: no glide from the last
+            elif plan.ends:
+                self.stream.stop(k)
+            if plan.decodes:
+                zs[k] = self.current_z[k] = self.glides[k].step(self.target_z(voice), self.period_s)
+                densities[k] = voice.density
+        decoded = self.stream.step(zs, densities, state.temperature)
+        return VoicesFrame(plans, decoded)
+
+    def play(self, frame: VoicesFrame, state: ControlState) -> list[tuple[int, list[NoteEvent]]]:
+        """Each voice's events for ``frame``, with the velocity, transpose and channel of ``state``."""
+        outputs = []
+        for k in range(self.count):
+            voice = state.voice(k + 1)
+            outputs.append(VoiceOutput(voice.velocity or None, voice.transpose,
+                                       voice_channel(state.channel, k, self.own_ports)))
+        return play_voices(self.notes, frame.plans, frame.decoded, self.pitches, outputs, self.own_ports)
+
+    def all_off(self) -> list[tuple[int, list[NoteEvent]]]:
+        """Offs for every sounding note of every voice."""
+        return [(k, events) for k, notes in enumerate(self.notes) if (events := notes.all_off())]
+
+    def reset(self) -> None:
+        """After a panic: every voice's stream starts afresh (a touched voice at full level again)."""
+        self.stream.reset()
