@@ -84,6 +84,7 @@ function setControls(controls) {
 const link = connect({
   onHello(message) {
     map = message.map;
+    window.vraeMap = map;  // for the browser test and the curious
     $("model").textContent = message.model + (map ? "" : " (no map in this checkpoint: vrae-live map --store)");
     state = message.controls; status = message.status;
     setControls(state);
@@ -115,5 +116,6 @@ $("hold").addEventListener("change", () => link.send("hold", $("hold").checked ?
 $("panic").addEventListener("click", () => link.send("panic"));
 $("colour-by").addEventListener("change", () => { colourBy = $("colour-by").value; resize(); showStatus(); });
 window.addEventListener("resize", resize);
+window.addEventListener("hashchange", () => location.reload());  // a new token: connect afresh
 resize();
 requestAnimationFrame(draw);
