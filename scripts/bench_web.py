@@ -108,7 +108,7 @@ def run_daemon(jack: JackServer, checkpoint: Path, seconds: float, taps: int, st
                 time.sleep(0.05)  # a tap every 50 ms: a pacing of the test, not a synchronisation
             result["taps"] = page.latencies_ms(tap_seqs)
             started, stream_seqs, k = time.perf_counter(), [], 0
-            while (now := time.perf_counter()) < started + seconds:
+            while time.perf_counter() < started + seconds:
                 if stream:
                     t = k / 60
                     stream_seqs.append(page.move(0.5 + 0.4 * math.cos(0.7 * t), 0.5 + 0.4 * math.sin(0.7 * t)))

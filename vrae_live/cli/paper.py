@@ -118,7 +118,8 @@ def interpolate(checkpoint: Path, song_a: Path, song_b: Path, out: Path, at_a: f
 
 @click.command("map")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.argument("songs_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=False)
+@click.argument("songs_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=False,
+                metavar="SONGS_DIR")
 @click.option("--out", type=OutputFile(), help="The image to write (.png, .pdf, .svg).")
 @click.option("--store", is_flag=True,
               help="Store SONGS_DIR's windows on the pad in CHECKPOINT, as `train` does: the map serve's web page "
@@ -171,7 +172,6 @@ def _draw_stored_map(checkpoint: Path, out: Path, color_by: str) -> None:
 
 
 def _map_songs(checkpoint, songs_dir, out, store, color_by, method, max_points, seed, device, cache_dir) -> None:
-    import numpy as np
     import torch
 
     from ..checkpoint import store_meta

@@ -21,9 +21,9 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 def missing_browser_tools() -> list[str]:
     """What is missing to run the browser tests: selenium, a Chromium, its driver."""
     missing = []
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("selenium") is None:
         missing.append("selenium (pip install selenium)")
     if not any(shutil.which(name) for name in BROWSERS):
         missing.append("chromium (Debian: apt install chromium)")
