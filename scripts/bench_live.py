@@ -388,7 +388,7 @@ def bench_jitter(ckpt_dir: Path, seconds: float, rate: float, bpm: float, *, per
     results = {"period_s": period}
     with JackSession(period_frames, jack_realtime) as jack:
         command = [sys.executable, "-m", "vrae_live", "serve", "--checkpoint", str(ckpt_dir), "--host",
-                   "127.0.0.1", "--port", "0", "--midi-api", "jack", "--device", "cpu", "--bpm", str(bpm),
+                   "127.0.0.1", "--port", "0", "--midi-api", "jack", "--device", "cpu", "--bpm", str(bpm), "--web-port", "0",
                    "--realtime" if serve_realtime else "--no-realtime"]
         serve = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                  env={**jack.env, "PYTHONUNBUFFERED": "1"})
@@ -589,7 +589,7 @@ def bench_clock_out(ckpt_dir: Path, seconds: float, bpm: float, period_frames: i
             midi_in.open_virtual_port("in")
             command = [sys.executable, "-m", "vrae_live", "serve", "--checkpoint", str(ckpt_dir), "--midi-api", "jack",
                        "--midi-port", "bench-rx", "--host", "127.0.0.1", "--port", "0", "--bpm", str(bpm),
-                       "--duration", str(seconds), "--device", "cpu"] + (["--send-clock"] if send_clock else [])
+                       "--duration", str(seconds), "--device", "cpu", "--web-port", "0"] + (["--send-clock"] if send_clock else [])
             proc = subprocess.run(command, capture_output=True, text=True, env={**jack.env, "PYTHONUNBUFFERED": "1"},
                                   timeout=seconds + 120)
             elapsed, times = 0.0, []

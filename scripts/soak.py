@@ -164,7 +164,7 @@ class Soak:
     def start_serve(self, seconds: float) -> int:
         """The daemon, until ``seconds`` (its own --duration, a backstop: it is stopped with SIGINT first); its OSC port."""
         command = [sys.executable, "-m", "vrae_live", "serve", "--midi-api", "jack", "--host", "127.0.0.1",
-                   "--port", str(self.args.port), "--duration", str(seconds)]
+                   "--port", str(self.args.port), "--duration", str(seconds), "--web-port", "0"]
         if self.args.checkpoint:
             command += ["--checkpoint", self.args.checkpoint]
         env = {**self.jack.env, "PYTHONUNBUFFERED": "1",

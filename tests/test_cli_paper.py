@@ -154,3 +154,39 @@ def test_figures_without_matplotlib_name_the_extra(trained, tmp_path, monkeypatc
         assert result.exit_code == 1
         assert "pip install 'vrae-live[plots]'" in result.output
         assert not (tmp_path / "x.png").exists()
+
+
+def test_train_stores_the_window_map_and_map_draws_it(trained, tmp_path):
+    """train writes the windows on the pad into the checkpoint; `map` without SONGS_DIR draws them."""
+    from vrae_live.checkpoint import read_config
+
+    songs, runs = trained
+    stored = read_config(runs[2])["window_map"]
+    assert len(stored["u"]) == len(stored["register"]) > 0 and stored["at_unit"] == "s"
+    assert {"even/song0.mid", "odd/song1.mid"} <= set(stored["songs"])
+    for color_by in ("song", "folder", "register", "density", "major"):
+        out = tmp_path / f"{color_by}.png"
+        result = run("map", runs[2], "--out", out, "--color-by", color_by)
+        assert result.exit_code == 0, result.output
+        assert out.read_bytes().startswith(PNG) and "on the pad" in result.output
+
+
+def test_map_store_computes_the_map_of_an_older_checkpoint(trained, tmp_path):
+    import json
+    import shutil
+
+    from vrae_live.checkpoint import read_config
+
+    songs, runs = trained
+    old = tmp_path / "old"
+    shutil.copytree(runs[3], old)
+    document = json.loads((old / "config.json").read_text())
+    del document["window_map"]
+    (old / "config.json").write_text(json.dumps(document))
+    result = run("map", old, "--out", tmp_path / "m.png")
+    assert result.exit_code == 1 and "--store" in result.output
+    result = run("map", old, songs, "--store", "--max-points", 40)
+    assert result.exit_code == 0, result.output
+    assert len(read_config(old)["window_map"]["u"]) == 40
+    assert run("map", old, "--out", tmp_path / "m.png").exit_code == 0
+    assert run("map", old).exit_code == 1  # nothing to do

@@ -209,7 +209,7 @@ def test_serve_end_to_end_on_jack(jack_server, checkpoint_dir, tmp_path):
     take = tmp_path / "take.mid"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "vrae_live", "serve", "--checkpoint", str(checkpoint_dir),
-               "--host", "127.0.0.1", "--port", "0", "--midi-api", "jack", "--record", str(take)]
+               "--host", "127.0.0.1", "--port", "0", "--midi-api", "jack", "--record", str(take), "--web-port", "0"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     lines: list[str] = []
     try:
@@ -271,7 +271,7 @@ def test_serve_demo_renders_a_take_and_sends_feedback_without_a_midi_port(checkp
     take = tmp_path / "demo.mid"
     command = [sys.executable, "-m", "vrae_live", "serve", "--checkpoint", str(checkpoint_dir), "--demo",
                "--no-midi", "--record", str(take), "--duration", "2", "--host", "127.0.0.1", "--port", "0",
-               "--feedback", f"127.0.0.1:{listener.getsockname()[1]}"]
+               "--web-port", "0", "--feedback", f"127.0.0.1:{listener.getsockname()[1]}"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     positions = []
     try:

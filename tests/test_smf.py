@@ -140,7 +140,7 @@ def test_serve_record_survives_sigkill(tmp_path):
     """`serve --demo --no-midi --record`, killed outright: the take up to the last flush, every note ended."""
     take = tmp_path / "killed.mid"
     command = [sys.executable, "-m", "vrae_live", "serve", "--demo", "--no-midi", "--record", str(take),
-               "--host", "127.0.0.1", "--port", "0", "--allow", "127.0.0.2", "--no-realtime"]
+               "--host", "127.0.0.1", "--port", "0", "--allow", "127.0.0.2", "--no-realtime", "--web-port", "0"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     lines = []

@@ -20,11 +20,12 @@ import platform
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import torch
 from annotated_types import Ge, Le, MinLen
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -102,6 +103,31 @@ class StoredPlane(BaseModel):
         return value
 
 
+class WindowMap(BaseModel):
+    """The map of the training windows on the pad (``songmap.window_map`` writes it): columns of
+    one value per window, ``song`` indexing ``songs``; drawn by ``vrae-live map`` and serve's page."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    at_unit: Literal["bar", "s"]
+    songs: list[Str]
+    u: list[Float]
+    v: list[Float]
+    song: list[Annotated[Int, Ge(0)]]
+    at: list[Float]
+    mean_pitch: list[Float] = Field(alias="register")  # "register" would shadow BaseModel.register
+    density: list[Annotated[Float, Ge(0)]]
+    major: list[Annotated[Int, Ge(0), Le(1)]]
+
+    @model_validator(mode="after")
+    def _columns_agree(self) -> "WindowMap":
+        columns = {name: len(getattr(self, name)) for name in ("u", "v", "song", "at", "mean_pitch", "density", "major")}
+        if len(set(columns.values())) > 1:
+            raise ValueError(f"every column needs one value per window; lengths {columns}")
+        if self.song and max(self.song) >= len(self.songs):
+            raise ValueError(f"song index {max(self.song)} but only {len(self.songs)} songs")
+        return self
+
+
 class CheckpointDocument(BaseModel):
     """config.json, checked. ``format`` is checked before; other top-level keys are free meta."""
 
@@ -113,6 +139,7 @@ class CheckpointDocument(BaseModel):
     frame_timing: Optional[FrameTiming] = None
     training: Optional[dict[str, Any]] = None
     latent_plane: Optional[StoredPlane] = None
+    window_map: Optional[WindowMap] = None
     versions: Optional[dict[str, Str]] = None
 
     @field_validator("frame_timing")
@@ -138,6 +165,7 @@ KNOWN_KEYS = {
     **{loc: names for loc, names in KNOWN_NAMES.items() if loc},  # the settings of data, model, train
     ("latent_plane",): list(StoredPlane.model_fields),
     ("latent_plane", "songs"): list(SongSpot.model_fields),
+    ("window_map",): [field.alias or name for name, field in WindowMap.model_fields.items()],
 }
 
 
@@ -264,3 +292,12 @@ def load_optimizer_state(directory: str | Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch.load raises many types for a damaged file
         raise CheckpointError(f"{path}: damaged ({err})") from err
+
+
+def store_meta(directory: str | Path, key: str, value: Any) -> None:
+    """Add or replace one top-level entry of a checkpoint's config.json (e.g. ``window_map``), checked, atomically."""
+    directory = Path(directory)
+    document = {**_read_document(directory), key: value}
+    check_document(document, directory / CONFIG)
+    text = json.dumps(document, indent=2)
+    _atomic_write(directory / CONFIG, lambda tmp: Path(tmp).write_text(text + "\n"))

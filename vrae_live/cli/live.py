@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -32,6 +33,12 @@ def _networks(ctx, param, values):
         raise click.BadParameter(str(err)) from err
 
 
+def _token(ctx, param, value):
+    if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{8,64}", value):
+        raise click.BadParameter("8 to 64 letters, digits, - or _ (it goes in a URL).")
+    return value
+
+
 @click.command()
 @click.option("--checkpoint", "checkpoint_dir", type=click.Path(path_type=Path),
               help="A trained model (a run directory of `vrae-live train`) [default: the shipped checkpoints/default].")
@@ -55,6 +62,11 @@ def _networks(ctx, param, values):
 @click.option("--clock-port", metavar="NAME",
               help="With --sync midi-clock: listen to this existing MIDI output port (a unique part of its name) "
                    "instead of opening the virtual input 'vrae-live clock'.")
+@click.option("--web-port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Serve the pad as a web page on this port, for a phone's browser (0: no page).")
+@click.option("--web-host", default="0.0.0.0", show_default=True, help="Address the web page listens on.")
+@click.option("--web-token", callback=_token, metavar="TOKEN",
+              help="The page's password, in the URL serve prints [default: a new random one each start].")
 @live_options
 @click.option("--demo", is_flag=True, help="Tour the pad on its own until the controller sends a position.")
 @click.option("--duration", type=FiniteRange(min=0, min_open=True),
@@ -79,9 +91,9 @@ def serve(checkpoint_dir: Path, host: str, port: int, controller: str | None, fe
           midi_api: str, record: Path | None, device: str, hop: int | None, glide: float, bpm: float,
           on_threshold: float, off_threshold: float, polyphony: int, min_len: int, max_len: int | None,
           seed: int, demo: bool, duration: float | None, no_midi: bool, realtime: bool, allow: tuple,
-          sync: str, clock_port: str | None, quantum: float, send_clock: bool, voices: int = 1, channel: int = 1,
-          voice_ports: bool = False) -> None:
-    """Play a model live: OSC in, MIDI out. Stop with Ctrl-C."""
+          sync: str, clock_port: str | None, quantum: float, send_clock: bool, web_port: int, web_host: str,
+          web_token: str | None, voices: int = 1, channel: int = 1, voice_ports: bool = False) -> None:
+    """Play a model live: OSC (or the web page) in, MIDI out. Stop with Ctrl-C."""
     from ..live.serve import PerformanceSettings, ServeOptions, serve as run
 
     notes = note_settings(on_threshold, off_threshold, polyphony, min_len, max_len)
@@ -95,7 +107,8 @@ def serve(checkpoint_dir: Path, host: str, port: int, controller: str | None, fe
                      midi_port=midi_port, midi_api=midi_api, record=record, device=device, performance=performance,
                      duration_s=duration, no_midi=no_midi, realtime=realtime, allow=allow,
                      sync=sync, clock_port=clock_port, quantum=quantum, send_clock=send_clock,
-                     channel=channel, voice_ports=voice_ports))
+                     channel=channel, voice_ports=voice_ports,
+                     web_port=web_port, web_host=web_host, web_token=web_token))
 
 
 @click.command()

@@ -118,40 +118,93 @@ def interpolate(checkpoint: Path, song_a: Path, song_b: Path, out: Path, at_a: f
 
 @click.command("map")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.argument("songs_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", type=OutputFile(), required=True, help="The image to write (.png, .pdf, .svg).")
-@click.option("--color-by", type=click.Choice(["song", "folder"]), default="song", show_default=True,
-              help="One colour per song, or per top folder (e.g. composer).")
+@click.argument("songs_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=False,
+                metavar="SONGS_DIR")
+@click.option("--out", type=OutputFile(), help="The image to write (.png, .pdf, .svg).")
+@click.option("--store", is_flag=True,
+              help="Store SONGS_DIR's windows on the pad in CHECKPOINT, as `train` does: the map serve's web page "
+                   "shows (for a checkpoint trained before it was stored).")
+@click.option("--color-by", type=click.Choice(["song", "folder", "register", "density", "major"]), default="song",
+              show_default=True, help="One colour per song or top folder (e.g. composer), or by a feature "
+                                      "(the stored map only).")
 @click.option("--method", type=click.Choice(["auto", "tsne", "pca"]), default="auto", show_default=True,
-              help="For more than 2 latent dims: t-SNE (needs scikit-learn) or PCA; auto falls back to PCA.")
+              help="With SONGS_DIR, for more than 2 latent dims: t-SNE (needs scikit-learn) or PCA; auto falls back "
+                   "to PCA.")
 @click.option("--max-points", type=click.IntRange(min=1), default=3000, show_default=True,
-              help="Draw at most this many windows (an even subsample): t-SNE is slow beyond.")
+              help="Draw (or store) at most this many windows (an even subsample): t-SNE is slow beyond.")
 @seed_option(help="Seeds t-SNE.")
 @device_option("cpu")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="Where parsed songs are cached.")
-def map_command(checkpoint: Path, songs_dir: Path, out: Path, color_by: str, method: str, max_points: int, seed: int,
-                device: str, cache_dir: Path | None) -> None:
-    """Every window of SONGS_DIR encoded and drawn at its mean (paper Figures 1-2, right)."""
-    import numpy as np
+def map_command(checkpoint: Path, songs_dir: Path | None, out: Path | None, store: bool, color_by: str, method: str,
+                max_points: int, seed: int, device: str, cache_dir: Path | None) -> None:
+    """The songs' windows drawn at their codes (paper Figures 1-2, right).
+
+    Without SONGS_DIR: the map stored in CHECKPOINT at training time, on the pad's plane,
+    as serve's web page draws it. With SONGS_DIR: its windows encoded now, drawn at their
+    means (t-SNE or PCA beyond 2 dims); with --store, kept in CHECKPOINT for the page.
+    """
+    from ..errors import ConfigError
+
+    if out is None and not store:
+        raise ConfigError("nothing to do: give --out map.png to draw, or --store with SONGS_DIR")
+    if songs_dir is None:
+        if store:
+            raise ConfigError("--store needs SONGS_DIR: the songs the model was trained on")
+        _draw_stored_map(checkpoint, out, color_by)
+        return
+    if color_by not in ("song", "folder"):
+        raise ConfigError(f"--color-by {color_by} draws the stored map: leave out SONGS_DIR")
+    _map_songs(checkpoint, songs_dir, out, store, color_by, method, max_points, seed, device, cache_dir)
+
+
+def _draw_stored_map(checkpoint: Path, out: Path, color_by: str) -> None:
+    from ..checkpoint import read_config
+    from ..errors import ConfigError
+    from ..measure.plots import plot_window_map
+
+    window_map = read_config(checkpoint).get("window_map")
+    if not window_map:
+        raise ConfigError(f"{checkpoint} stores no map of its songs (trained before it was stored); "
+                          f"store it once: vrae-live map {checkpoint} SONGS_DIR --store")
+    plot_window_map(window_map, color_by, out, f"{checkpoint.name}: {len(window_map['u'])} windows on the pad")
+    click.echo(f"wrote {out}: {len(window_map['u'])} windows of {len(window_map['songs'])} songs on the pad, "
+               f"by {color_by}")
+
+
+def _map_songs(checkpoint, songs_dir, out, store, color_by, method, max_points, seed, device, cache_dir) -> None:
     import torch
 
+    from ..checkpoint import store_meta
     from ..data.corpus import load_songs, windows_for
     from ..errors import DataError
     from ..measure.analysis import group_of
     from ..measure.plots import embed_2d, plot_map, require_matplotlib
+    from ..pad import LatentPlane
+    from ..songmap import map_of_windows, subsample
     from ..training.evaluation import encode_means
 
-    require_matplotlib()  # a missing matplotlib is reported before any encoding
+    if out is not None:
+        require_matplotlib()  # a missing matplotlib is reported before any encoding
     ckpt = _load(checkpoint, device)
     songs = load_songs(songs_dir, ckpt.timing, cache_dir=cache_dir)
     windows = windows_for(songs, ckpt.pitches, ckpt.config.data)
     if len(windows.x) == 0:
         raise DataError(f"{songs_dir}: no window of {ckpt.config.data.window} steps in {len(songs)} usable songs")
-    keep = np.arange(len(windows.x))
-    if len(keep) > max_points:
-        keep = np.linspace(0, len(keep) - 1, max_points).round().astype(int)
-    x = torch.from_numpy(windows.x[keep]).to(next(ckpt.model.parameters()).device, torch.float32)
-    means = encode_means(ckpt.model, x).double().numpy()  # (N, L)
+
+    def encode(x):
+        x = torch.from_numpy(x).to(next(ckpt.model.parameters()).device, torch.float32)
+        return encode_means(ckpt.model, x).double().numpy()  # (N, L)
+
+    if store:
+        plane = ckpt.meta.get("latent_plane") or _plane_dict(LatentPlane.standard(ckpt.config.model.latent))
+        stored = map_of_windows(encode, windows.x, windows.song, windows.song_names, ckpt.pitches, plane,
+                                ckpt.config.data, max_points)
+        store_meta(checkpoint, "window_map", stored)
+        click.echo(f"stored in {checkpoint}: {len(stored['u'])} windows of {len(stored['songs'])} songs on the pad")
+    if out is None:
+        return
+    keep = subsample(len(windows.x), max_points)
+    means = encode(windows.x[keep])
     embedding = embed_2d(means, method, seed)
     if embedding.note:
         log.warning(embedding.note)
@@ -159,6 +212,11 @@ def map_command(checkpoint: Path, songs_dir: Path, out: Path, color_by: str, met
     title = f"{checkpoint.name}: {len(means)} windows of {len(songs)} songs, latent {means.shape[1]} ({embedding.method})"
     plot_map(embedding, labels, out, title)
     click.echo(f"wrote {out}: {len(means)} windows, {len(set(labels))} {color_by}s, {embedding.method}")
+
+
+def _plane_dict(plane) -> dict:
+    return {"origin": plane.origin.tolist(), "axes": plane.axes.tolist(), "lo": plane.lo.tolist(),
+            "hi": plane.hi.tolist(), "songs": []}
 
 
 @click.command()

@@ -57,6 +57,9 @@ class ServeOptions:
     send_clock: bool = False  # MIDI clock, Start and Stop on the MIDI port (vrae-live as the master)
     channel: int = 1  # MIDI channel of voice 1 (1..16); voice k plays on channel + k - 1
     voice_ports: bool = False  # each voice on a virtual port of its own ("vrae-live voice K"), all on `channel`
+    web_port: int = 0  # the web page's port; 0: no page (the command line's default is 8000)
+    web_host: str = "0.0.0.0"
+    web_token: str | None = None  # None: a new random token each start
 
 
 STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "the terminal closed (SIGHUP)"}
@@ -93,6 +96,7 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = log.info) -> Perf
         if options.sync == "link":
             _follow_link(options, ckpt, performer, opened, echo)
         server = opened.enter_context(OscServer(controls, options.host, options.port, allow=options.allow))
+        web = _open_web(options, ckpt, checkpoint_dir, controls, performer, opened)
         recorder = None
         if options.record is not None:
             try:
@@ -128,12 +132,12 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = log.info) -> Perf
 
         for signum, reason in STOP_SIGNALS.items():
             signal.signal(signum, lambda signum, frame, reason=reason: performer.stop(reason))
-        _say_what_plays(echo, options, checkpoint_dir, ckpt, performer, midi_out, server, dialect, clock_in)
+        _say_what_plays(echo, options, checkpoint_dir, ckpt, performer, midi_out, server, dialect, clock_in, web)
         duration = options.duration_s
         try:
             performer.run(None if duration is None else max(1, round(duration / performer.period_s)))
         finally:
-            _say_how_it_ended(echo, options, performer, controls)
+            _say_how_it_ended(echo, options, performer, controls, web)
     return performer.stats
 
 
@@ -168,7 +172,22 @@ def _follow_link(options, ckpt, performer, opened, echo) -> None:
     say(session.tempo, session.num_peers)
 
 
-def _say_what_plays(echo, options, checkpoint_dir, ckpt, performer, midi_out, server, dialect, clock_in=None) -> None:
+def _open_web(options, ckpt, checkpoint_dir, controls, performer, opened):
+    """The web page (``live/web``) on its own thread, or None with ``web_port`` 0."""
+    if not options.web_port:
+        return None
+    from .web.server import WebServer
+    from .web.status import LiveStatus
+
+    model = f"{Path(checkpoint_dir).name}: {ckpt.config.model.model} latent {ckpt.config.model.latent}"
+    web = WebServer(controls, options.web_host, options.web_port, token=options.web_token, allow=options.allow,
+                    model=model, window_map=ckpt.meta.get("window_map"),
+                    status=LiveStatus(performer, options.sync, options.performance.bpm))
+    return opened.enter_context(web)
+
+
+def _say_what_plays(echo, options, checkpoint_dir, ckpt, performer, midi_out, server, dialect, clock_in=None,
+                    web=None) -> None:
     echo(f"model {checkpoint_dir}: {ckpt.config.model.model} latent {ckpt.config.model.latent}, "
          f"{ckpt.timing.describe()}, hop {performer.hop} frames, on {next(ckpt.model.parameters()).device}")
     if getattr(performer, "voice_sinks", None):
@@ -195,6 +214,17 @@ def _say_what_plays(echo, options, checkpoint_dir, ckpt, performer, midi_out, se
         echo(f"  {line}")
     for line in server.describe():
         echo(line)
+    if web is not None:
+        from .web.qr import terminal_qr
+
+        urls = web.urls()
+        for url in urls:
+            echo(f"web: open {url}")
+        for line in terminal_qr(urls[0]):
+            echo(line)
+        if not ckpt.meta.get("window_map"):
+            echo("web: this checkpoint has no map of its songs; the page shows the pad without dots "
+                 "(add one: vrae-live map CHECKPOINT SONGS_DIR --store)")
     if options.performance.demo:
         echo("demo: touring the pad until the controller sends a position")
     if options.realtime:  # this thread runs the performer; the OSC thread, started before, stays ordinary
@@ -204,7 +234,7 @@ def _say_what_plays(echo, options, checkpoint_dir, ckpt, performer, midi_out, se
     echo("ready")
 
 
-def _say_how_it_ended(echo, options, performer, controls) -> None:
+def _say_how_it_ended(echo, options, performer, controls, web=None) -> None:
     """The stop line and the recording's line, whatever ended the take; a closed terminal
     (SIGHUP) cannot take them, and that must not hide how the take ended."""
     osc = controls.stats
@@ -214,6 +244,8 @@ def _say_how_it_ended(echo, options, performer, controls) -> None:
         lines.append(f"stopping: {performer.stop_reason}")
     lines.append(f"stopped: {performer.stats.line()}; OSC {osc.get('datagrams', 0)} datagrams, "
                  f"{osc.get('accepted', 0)} applied" + (f", ignored or clamped {dict(ignored)}" if ignored else ""))
+    if web is not None:
+        lines.append(web.line())
     if performer.clock_out is not None:
         lines.append(performer.clock_out.line())
     if options.record is not None:

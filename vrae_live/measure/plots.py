@@ -119,3 +119,30 @@ def _save(fig, plt, out: str | Path) -> Path:
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def plot_window_map(window_map: dict[str, Any], color_by: str, out: str | Path, title: str = "") -> Path:
+    """The map a checkpoint stores (``songmap.window_map``) on the pad's square, as serve's page draws it:
+    by ``song`` or ``folder`` (one colour each), or by ``register``, ``density`` or ``major``."""
+    plt = require_matplotlib()
+    points = np.column_stack([window_map["u"], window_map["v"]])
+    if color_by in ("song", "folder"):
+        from .analysis import group_of
+
+        labels = [group_of(window_map["songs"][s], color_by) for s in window_map["song"]]
+        return plot_map(Embedding(points, "pad"), labels, out, title)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    if color_by == "major":
+        major = np.asarray(window_map["major"], bool)
+        for mask, name, colour in ((major, "major", "#e0a800"), (~major, "minor", "#3d7fe0")):
+            ax.scatter(*points[mask].T, s=10, alpha=0.7, color=colour, label=name, linewidths=0)
+        ax.legend(frameon=False)
+    else:
+        shown = ax.scatter(*points.T, s=10, alpha=0.8, c=window_map[color_by], cmap="turbo", linewidths=0)
+        fig.colorbar(shown, ax=ax, label="mean pitch (MIDI)" if color_by == "register" else "notes sounding a frame")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("pad x")
+    ax.set_ylabel("pad y")
+    ax.set_title(title or "windows on the pad")
+    return _save(fig, plt, out)

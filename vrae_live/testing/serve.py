@@ -13,10 +13,10 @@ class ServeProcess:
     """`vrae-live serve` in a subprocess, its output read by a thread."""
 
     def __init__(self, checkpoint_dir, *args: str, env=None):
-        """``serve --checkpoint CHECKPOINT_DIR`` on loopback, any free OSC port, JACK MIDI, 240 bpm,
-        and ``args``; returns once it says ``ready``."""
+        """``serve --checkpoint CHECKPOINT_DIR`` on loopback, any free OSC port, JACK MIDI, 240 bpm, no web
+        page, and ``args`` (a later ``--web-port`` wins); returns once it says ``ready``."""
         command = [sys.executable, "-m", "vrae_live", "serve", "--checkpoint", str(checkpoint_dir), "--host",
-                   "127.0.0.1", "--port", "0", "--midi-api", "jack", "--bpm", "240", *args]
+                   "127.0.0.1", "--port", "0", "--midi-api", "jack", "--bpm", "240", "--web-port", "0", *args]
         self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      env={**(env or os.environ), "PYTHONUNBUFFERED": "1"})
         self.lines: list[str] = []
@@ -29,6 +29,7 @@ class ServeProcess:
         self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
         self._reader.start()
         self.osc_port = int(next(l for l in self.lines if "OSC in: send to" in l).rsplit(":", 1)[1].split(",")[0])
+        self.web_urls = [l.split("web: open ", 1)[1].strip() for l in self.lines if "web: open " in l]
 
     @property
     def output(self) -> str:

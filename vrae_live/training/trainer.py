@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from ..checkpoint import Checkpoint, load_checkpoint, load_optimizer_state, read_config, save_checkpoint
@@ -34,6 +35,7 @@ from ..data.corpus import TrainingData, WindowSet
 from ..errors import CheckpointError, TrainingError
 from ..models import build_model
 from ..pad import latent_plane
+from ..songmap import map_of_windows
 from .evaluation import active_units, encode_means, evaluate
 from .run import RESUME_DIR, append_metrics, format_row, keep_metrics_until
 
@@ -44,7 +46,11 @@ MAX_SKIPS_IN_A_ROW = 5
 
 
 def _as_tensor(windows: WindowSet, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(windows.x).to(device=device, dtype=torch.float32)  # (N, W, P)
+    return _as_tensor_of(windows.x, device)
+
+
+def _as_tensor_of(x: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(x).to(device=device, dtype=torch.float32)  # (N, W, P)
 
 
 @dataclass
@@ -342,8 +348,14 @@ class Trainer:
     def _save_best(self, plane: dict[str, Any]) -> None:
         """The run directory's top: the weights, and the pad's plane fitted to the songs' codes."""
         self._check_weights_are_finite()
-        meta = {"training": self.summary(interrupted=False), "latent_plane": plane}
+        meta = {"training": self.summary(interrupted=False), "latent_plane": plane, "window_map": self._window_map(plane)}
         save_checkpoint(self.out_dir, self.model, self.config, self.data.pitches, meta)
+
+    def _window_map(self, plane: dict[str, Any]) -> dict[str, Any]:
+        """The training windows on the pad, for ``vrae-live map`` and serve's page (``songmap.py``)."""
+        train = self.data.train
+        return map_of_windows(lambda x: encode_means(self.model, _as_tensor_of(x, self.device)).double().numpy(),
+                              train.x, train.song, train.song_names, self.data.pitches, plane, self.config.data)
 
     def summary(self, interrupted: bool) -> dict[str, Any]:
         p, d = self.progress, self.data

@@ -1,0 +1,39 @@
+"""What the page shows of the performance: where the sound is, the tempo, the sync, notes a second.
+
+Read from the web server's thread while the clock's thread plays: only attributes the
+performer replaces whole (``current_z``) or counts up (``stats``) are read, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any, Callable
+
+NOTES_WINDOW_S = 2.0  # notes a second, counted over the last this many seconds
+
+
+class LiveStatus:
+    """``status()`` -> ``{"at": [x, y], "tempo", "sync", "notes_per_s", "frame"}`` for ``protocol.state_message``."""
+
+    def __init__(self, performer, sync: str, bpm: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.performer, self.sync, self.bpm, self.clock = performer, sync, bpm, clock
+        self._counts: deque[tuple[float, int]] = deque()
+
+    def __call__(self) -> dict[str, Any]:
+        performer, now = self.performer, self.clock()
+        notes = performer.stats.notes_on
+        self._counts.append((now, notes))
+        while len(self._counts) > 2 and now - self._counts[1][0] >= NOTES_WINDOW_S:
+            self._counts.popleft()
+        (then, before) = self._counts[0]
+        status: dict[str, Any] = {
+            "sync": self.sync,
+            "tempo": float(getattr(performer.clock, "tempo", None) or self.bpm),
+            "notes_per_s": (notes - before) / (now - then) if now > then else 0.0,
+            "frame": performer.stats.frames,
+        }
+        z = performer.current_z
+        if z is not None:
+            status["at"] = [round(v, 4) for v in performer.plane.position_of(z)]
+        return status
