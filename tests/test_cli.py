@@ -191,3 +191,18 @@ def test_training_into_a_pipe_writes_one_line_per_epoch(songs_dir, tmp_path):
     assert "\r" not in result.stderr
     assert [line[:11] for line in result.stderr.splitlines() if line.startswith("epoch")] == ["epoch   1/2",
                                                                                              "epoch   2/2"]
+
+
+@pytest.mark.slow
+def test_the_default_training_ends_with_a_pad_that_steers_both_ways(tmp_path):
+    """`vrae-live train songs/` as a musician types it (only smaller, for time), on a handful of
+    songs: the default length and settings give a pad that steers along both diagonals."""
+    from tests.conftest import write_motif_songs
+    from vrae_live.measure.steering import measure_steering
+
+    songs = write_motif_songs(tmp_path / "songs", count=6, seconds=24.0)
+    result = run("train", songs, "--out", tmp_path / "run", "--hidden", "64", "-q")
+    assert result.exit_code == 0, result.output
+    assert "the pad steers" in result.output.lower() or "steering: steering ratio" in result.output, result.output
+    report = measure_steering(load_checkpoint(tmp_path / "run"))
+    assert report.ratio > 2 and report.weaker > 1.5, report.line()
