@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings as hyp_settings, strategies as st
 
 from vrae_live.errors import ConfigError
-from vrae_live.live.notes import FrameGate, NoteEmitter, NoteEvent, NoteSettings, temper
+from vrae_live.live.notes import FrameGate, GateBank, NoteEmitter, NoteEvent, NoteSettings, temper
 
 
 def run_gate(gate, frames, **kwargs):
@@ -115,6 +115,46 @@ def test_sampling_starts_notes_at_about_their_probability():
         onsets += int(gate.step(np.array([0.2]), temperature=1.0)[0])
         gate.reset()
     assert 0.17 < onsets / 4000 < 0.23
+
+
+@hyp_settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), min_len=st.integers(1, 3), max_len=st.sampled_from([None, 3, 5]),
+       polyphony=st.sampled_from([None, 1, 2, 4]), temperature=st.sampled_from([0.0, 0.7, 1.0]),
+       levels=st.sampled_from([0, 4, 10]))
+def test_a_gate_bank_steps_each_row_as_a_frame_gate_would(seed, min_len, max_len, polyphony, temperature, levels):
+    """Rows stepped together, some rows sitting some steps out: each row's frames are those of a
+    FrameGate of the same settings fed that row's frames and draws alone (few probability
+    levels make ties, where polyphony's order matters)."""
+    settings = NoteSettings(on_threshold=0.5, off_threshold=0.3, min_len=min_len,
+                            max_len=None if max_len is None else max(max_len, min_len), polyphony=polyphony)
+    rng = np.random.default_rng(seed)
+    count, pitches = 5, 9
+    bank, gates = GateBank(count, pitches, settings), [FrameGate(settings) for _ in range(count)]
+    for t in range(40):
+        rows = None if t % 3 == 0 else np.flatnonzero(rng.random(count) < 0.7)
+        chosen = np.arange(count) if rows is None else rows
+        probs = rng.random((len(chosen), pitches))
+        if levels:
+            probs = np.round(probs * levels) / levels
+        draws = rng.random(probs.shape) if temperature > 0 else None
+        if t == 20:
+            bank.reset(2)
+            gates[2].reset()
+        together = bank.step(rows, probs, temperature, draws)
+        for r, k in enumerate(chosen):
+            alone = gates[k].step(probs[r], temperature, _Replay(draws[r]) if temperature > 0 else None)
+            assert (together[r] == alone).all(), (t, k)
+
+
+class _Replay:
+    """An rng that hands out a given draw."""
+
+    def __init__(self, draws):
+        self.draws = draws
+
+    def random(self, n):
+        assert n == len(self.draws)
+        return self.draws
 
 
 def test_reset_and_shape_checks():

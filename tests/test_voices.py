@@ -61,6 +61,27 @@ def test_each_voice_plays_what_a_lone_stream_plays(every_step):
 
 
 @pytest.mark.parametrize("every_step", [False, True], ids=["z in h0", "z every step"])
+def test_some_voices_of_a_bank_play_what_lone_streams_play(every_step):
+    """Voices 1, 3 and 4 of six started (the batched state taken and put back by voice), with
+    polyphony and max_len at work: each still plays a lone StreamDecoder's frames and draws."""
+    model, frames, started = model_of(every_step), 50, [1, 3, 4]
+    settings_ = NoteSettings(on_threshold=0.3, off_threshold=0.2, polyphony=2, max_len=4)
+    bank = BatchedStream(model, window=16, hop=6, voices=6, settings=settings_, seed=7, reanchor_distance=0.5)
+    lone = {k: StreamDecoder(model, 16, 6, FrameGate(settings_), seed=7 + k, reanchor_distance=0.5) for k in started}
+    for k in started:
+        bank.start(k)
+    paths = {k: z_path(k, frames) for k in started}
+    for t in range(frames):
+        together = bank.step({k: paths[k][t] for k in started}, {k: 0.3 + 0.1 * k for k in started}, 1.0)
+        for k in started:
+            alone = lone[k].next_frame(paths[k][t], 0.3 + 0.1 * k, 1.0)
+            np.testing.assert_allclose(together[k].probs, alone.probs, atol=1e-5)
+            assert (together[k].frame == alone.frame).all() and together[k].join == alone.join
+    assert [bank.voices[k].windows for k in started] == [lone[k].windows for k in started]
+    np.testing.assert_array_equal(bank.voices[3].history, lone[3].history)
+
+
+@pytest.mark.parametrize("every_step", [False, True], ids=["z in h0", "z every step"])
 def test_the_model_is_called_as_often_for_sixteen_voices_as_for_one(every_step):
     model = model_of(every_step)
     calls = {}

@@ -52,3 +52,42 @@ def test_two_voices_at_opposite_corners_play_on_two_channels_and_a_release_leave
         assert "stopped:" in daemon.output
     finally:
         daemon.kill()
+
+
+@pytest.mark.jack
+def test_voice_ports_each_carry_one_voice_and_a_release_leaves_none(jack_server, beat_checkpoint):
+    """``--voice-ports``: each voice on a JACK port of its own, both on ``--channel``, each recorded by
+    its own client connected to that port: two streams, and the released voice's port left silent."""
+    from vrae_live.testing.jack import MidiDump
+
+    ports = [f"vrae-live voice {k}:vrae-live voice {k}" for k in (1, 2)]
+    daemon = ServeProcess(beat_checkpoint, "--voices", "2", "--voice-ports", "--channel", "3", "--on-threshold", "0.2",
+                          "--off-threshold", "0.1", "--glide", "0", env=jack_server.env)
+    try:
+        assert "voices: 2;" in daemon.output, daemon.output
+        with MidiDump(ports[0]) as one, MidiDump(ports[1]) as two:
+            osc = SimpleUDPClient("127.0.0.1", daemon.osc_port)
+            osc.send_message("/vrae/voice/1/xy", [0.0, 0.0])
+            osc.send_message("/vrae/voice/2/xy", [1.0, 1.0])
+            osc.send_message("/vrae/voice/2/on", [1])
+            one.wait_until(lambda ev: len(note_ons(ev)) >= 8, timeout=30)
+            two.wait_until(lambda ev: len(note_ons(ev)) >= 8, timeout=30)
+            for dump in (one, two):  # every note on --channel 3, on its voice's own port
+                assert {e.data[0] & 0x0F for e in note_ons(dump.events)} == {2}
+            assert [e.data[1] for e in note_ons(one.events)][:8] != [e.data[1] for e in note_ons(two.events)][:8]
+
+            osc.send_message("/vrae/voice/2/on", [0])
+            released = len(one.events)
+            # voice 2 fades within a beat (0.25 s at 240 bpm; a second allows for the machine) and stays silent
+            two.wait_until(lambda ev: hanging(ev) == set(), timeout=1.0)
+            silent = len(two.events)
+            one.wait_until(lambda ev: len(note_ons(ev[released:])) >= 8, timeout=30)  # while voice 1 plays on
+            assert note_ons(two.events[silent:]) == [], two.events[silent:]
+            daemon.proc.terminate()
+            assert daemon.wait(timeout=30) == 0, daemon.output
+            for dump in (one, two):
+                dump.wait_until(lambda ev: all_notes_off(ev), timeout=10)
+                assert hanging(dump.events) == set()
+        assert "stopped:" in daemon.output
+    finally:
+        daemon.kill()

@@ -174,6 +174,72 @@ class FrameGate:
         return new_on.copy()
 
 
+class GateBank:
+    """:class:`FrameGate`'s rules for several gates at once, one row each (a voice each).
+
+    ``step(rows, probs)`` steps the gates ``rows`` (ascending row numbers, or None for all)
+    on probability frames ``(B, P)``, one row each, in one set of array operations; row r
+    gives what a FrameGate with the same settings, stepped on that row's frames alone, gives.
+    ``draws (B, P)``: the uniform draws of each row at temperature > 0, what FrameGate's
+    ``rng.random(P)`` would draw for it. ``tests/test_notes.py`` checks the rows against
+    FrameGates, polyphony ties and all.
+    """
+
+    def __init__(self, count: int, n_pitches: int, settings: NoteSettings | None = None) -> None:
+        self.settings = settings or NoteSettings()
+        self.on = np.zeros((count, n_pitches), bool)  # sounding
+        self.age = np.zeros((count, n_pitches), np.int64)  # frames sounded so far
+        self.locked = np.zeros((count, n_pitches), bool)  # released by max_len, waiting to fall
+        self._index = np.arange(n_pitches)
+
+    def reset(self, row: int) -> None:
+        """Gate ``row`` forgets every sounding note."""
+        self.on[row], self.age[row], self.locked[row] = False, 0, False
+
+    def step(self, rows: np.ndarray | None, probs: np.ndarray, temperature: float = 0.0,
+             draws: np.ndarray | None = None) -> np.ndarray:
+        """The binary frames ``(B, P)`` of gates ``rows`` for probability frames ``probs (B, P)``."""
+        q = np.asarray(probs, dtype=np.float64)
+        if temperature < 0 or not np.isfinite(temperature):
+            raise ValueError(f"temperature must be 0 or positive, not {temperature}")
+        s = self.settings
+        every = rows is None
+        on, age, locked = (self.on, self.age, self.locked) if every else (self.on[rows], self.age[rows],
+                                                                          self.locked[rows])
+        if q.shape != on.shape:
+            raise ValueError(f"probability frames of shape {q.shape} for gates of shape {on.shape}")
+        sampling = temperature > 0
+        if sampling:
+            if draws is None:
+                raise ValueError("sampling (temperature > 0) needs a draw for every pitch of every row")
+            q = temper(q, temperature)
+        protected = on & (age < s.min_len)
+        if s.max_len is None:
+            expired = np.zeros_like(on)
+        else:
+            expired = on & (age >= s.max_len)
+        locked = (locked | expired) & ~(q < s.off_threshold)
+        sustaining = on & ~protected & ~expired & (q >= s.off_threshold)
+        starting = ~on & ~locked & ((draws < q) if sampling else (q >= s.on_threshold))
+        new_on = protected | sustaining | starting
+        if s.polyphony is not None:
+            over = np.flatnonzero(new_on.sum(axis=1) > s.polyphony)
+            if len(over):  # FrameGate's order within each row: falling q, then sounding first, then index
+                competing = (sustaining | starting)[over]
+                free = np.maximum(s.polyphony - protected[over].sum(axis=1), 0)
+                index = np.broadcast_to(self._index, competing.shape)
+                order = np.lexsort((index, ~on[over], -q[over], ~competing), axis=-1)  # competing first
+                rank = np.empty_like(order)
+                np.put_along_axis(rank, order, index, axis=-1)
+                new_on[over] = protected[over] | (competing & (rank < free[:, None]))
+        age = np.where(new_on, np.where(on, age + 1, 1), 0)
+        if every:
+            self.on, self.age, self.locked = new_on, age, locked
+        else:
+            self.on[rows], self.age[rows], self.locked[rows] = new_on, age, locked
+        return new_on.copy()
+
+
 @dataclass(frozen=True)
 class NoteEvent:
     """One note on or off. ``velocity`` is 0 for an off; ``channel`` is 0..15."""
