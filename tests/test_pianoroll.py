@@ -181,3 +181,22 @@ def test_any_roll_survives_midi_and_back(tmp_path, roll, timing, bpm):
     assert dropped == 0
     last = np.flatnonzero(roll.any(axis=1))[-1]
     assert np.array_equal(back, roll[: last + 1])  # trailing silence has no end marker in MIDI
+
+
+def test_a_long_piece_at_a_fine_resolution_is_read_not_called_corrupt(tmp_path):
+    # 30,000 ticks a beat and a note 400 beats in: past pretty_midi's 10 million ticks
+    import mido
+
+    midi = mido.MidiFile(ticks_per_beat=30_000)
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    track += [mido.Message("note_on", note=60, velocity=80, time=0), mido.Message("note_off", note=60, time=30_000),
+              mido.Message("note_on", note=64, velocity=80, time=12_000_000), mido.Message("note_off", note=64, time=30_000)]
+    midi.save(tmp_path / "long.mid")
+    with pytest.raises(ValueError, match="largest tick"):
+        pretty_midi.PrettyMIDI(str(tmp_path / "long.mid"))
+    roll = load_roll(tmp_path / "long.mid", FrameTiming(fs=None, steps_per_beat=4))
+    assert roll.shape[0] == 4 * 402 and np.nonzero(roll[:, 64])[0].tolist() == list(range(4 * 401, 4 * 402))
+    import pretty_midi.pretty_midi as module
+
+    assert module.MAX_TICK == 1e7  # put back for everyone else

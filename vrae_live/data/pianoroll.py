@@ -38,6 +38,29 @@ class UnusableSongError(DataError):
         self.reason = reason
 
 
+# pretty_midi refuses a file whose last tick is past 10 million as "likely corrupt"; a long piece
+# at a fine resolution gets there (music21 writes 10,080 ticks a beat: 17 minutes at 60 bpm),
+# as do the Beethoven quartets music21 exports. Up to this many ticks such a file is read
+# (pretty_midi then holds a float per tick: 400 MB at the limit, for the parse only).
+MAX_TICKS = 50_000_000
+
+
+def read_midi(path: str | Path) -> pretty_midi.PrettyMIDI:
+    """``pretty_midi.PrettyMIDI(path)``, taking long files at fine resolutions up to ``MAX_TICKS``."""
+    try:
+        return pretty_midi.PrettyMIDI(str(path))
+    except ValueError as err:
+        if "largest tick" not in str(err):
+            raise
+    import pretty_midi.pretty_midi as module
+
+    refused, module.MAX_TICK = module.MAX_TICK, MAX_TICKS
+    try:
+        return pretty_midi.PrettyMIDI(str(path))
+    finally:
+        module.MAX_TICK = refused
+
+
 def load_roll(path: str | Path, timing: FrameTiming) -> np.ndarray:
     """Read a MIDI file into a full piano roll.
 
@@ -66,7 +89,7 @@ def load_roll(path: str | Path, timing: FrameTiming) -> np.ndarray:
         The file cannot be parsed, has no notes, or has only drum notes.
     """
     try:
-        midi = pretty_midi.PrettyMIDI(str(path))
+        midi = read_midi(path)
     except Exception as err:  # mido and pretty_midi raise many types for a bad file
         detail = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
         raise UnusableSongError(path, f"not a readable MIDI file ({detail})") from err

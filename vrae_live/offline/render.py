@@ -164,9 +164,9 @@ def song_frame_at(path: str | Path, checkpoint: Checkpoint, seconds: float) -> i
     timing = checkpoint.timing
     if timing.fs is not None:
         return int(round(seconds * timing.fs))
-    import pretty_midi
+    from ..data.pianoroll import read_midi
 
-    midi = pretty_midi.PrettyMIDI(str(path))
+    midi = read_midi(path)
     return int(round(float(seconds_to_beats(midi, np.array([seconds]))[0]) * timing.steps_per_beat))
 
 
