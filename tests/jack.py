@@ -23,13 +23,17 @@ import pytest
 from vrae_live.testing.jack import JackServer, missing_jack_tools
 
 
+def skip_unless_ci(message: str) -> None:
+    """A tool the test needs is missing: skip on a user's machine, fail in CI (where CI is set)."""
+    if os.environ.get("CI"):
+        pytest.fail(message + "; CI is set, so this is an error, not a skip")
+    pytest.skip(message)
+
+
 def require_jack_tools() -> None:
     missing = missing_jack_tools()
     if missing:
-        message = f"JACK tools not found: {', '.join(missing)} (Debian: apt install jackd2)"
-        if os.environ.get("CI"):
-            pytest.fail(message + "; CI is set, so this is an error, not a skip")
-        pytest.skip(message)
+        skip_unless_ci(f"JACK tools not found: {', '.join(missing)} (Debian: apt install jackd2)")
 
 
 @pytest.fixture(scope="session")

@@ -4,13 +4,12 @@ Skipped without Chromium, chromedriver and selenium (or JACK), unless CI is set:
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 
 import pytest
 
-from tests.jack import require_jack_tools
+from tests.jack import require_jack_tools, skip_unless_ci
 from vrae_live.config import default_checkpoint
 from vrae_live.testing.browser import Browser, missing_browser_tools
 from vrae_live.testing.jack import MidiDump
@@ -25,10 +24,7 @@ SETTLE = 8
 def require_browser() -> None:
     missing = missing_browser_tools()
     if missing:
-        message = f"browser tools not found: {', '.join(missing)}"
-        if os.environ.get("CI"):
-            pytest.fail(message + "; CI is set, so this is an error, not a skip")
-        pytest.skip(message)
+        skip_unless_ci(f"browser tools not found: {', '.join(missing)}")
 
 
 def free_port() -> int:
