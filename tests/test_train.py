@@ -176,7 +176,7 @@ def test_weights_that_are_not_finite_are_never_saved(songs_dir, tmp_path):
     with pytest.raises(TrainingError, match="no longer finite"):
         trainer._save_resumable(interrupted=True)
     with pytest.raises(TrainingError, match="no longer finite"):
-        trainer._save_best(torch.zeros(len(trainer.x_train), 2))
+        trainer._save_best({}, torch.zeros(len(trainer.x_train), 2))
     assert files_in(out) == saved
 
 

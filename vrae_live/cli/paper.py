@@ -195,16 +195,16 @@ def _map_songs(checkpoint, songs_dir, out, store, color_by, method, max_points, 
         x = torch.from_numpy(x).to(next(ckpt.model.parameters()).device, torch.float32)
         return encode_means(ckpt.model, x).double().numpy()  # (N, L)
 
+    keep = subsample(len(windows.x), max_points)
+    means = encode(windows.x[keep])  # the subsample that map_of_windows takes too, and the picture shows
     if store:
         plane = ckpt.meta.get("latent_plane") or _plane_dict(LatentPlane.standard(ckpt.config.model.latent))
-        stored = map_of_windows(encode, windows.x, windows.song, windows.song_names, ckpt.pitches, plane,
-                                ckpt.config.data, max_points)
+        stored = map_of_windows(lambda kept: means, windows.x, windows.song, windows.song_names, ckpt.pitches,
+                                plane, ckpt.config.data, max_points)
         store_meta(checkpoint, "window_map", stored)
         click.echo(f"stored in {checkpoint}: {len(stored['u'])} windows of {len(stored['songs'])} songs on the pad")
     if out is None:
         return
-    keep = subsample(len(windows.x), max_points)
-    means = encode(windows.x[keep])
     embedding = embed_2d(means, method, seed)
     if embedding.note:
         log.warning(embedding.note)

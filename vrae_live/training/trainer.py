@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
 from ..checkpoint import Checkpoint, load_checkpoint, load_optimizer_state, read_config, save_checkpoint
@@ -46,11 +45,7 @@ MAX_SKIPS_IN_A_ROW = 5
 
 
 def _as_tensor(windows: WindowSet, device: torch.device) -> torch.Tensor:
-    return _as_tensor_of(windows.x, device)
-
-
-def _as_tensor_of(x: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(x).to(device=device, dtype=torch.float32)  # (N, W, P)
+    return torch.from_numpy(windows.x).to(device=device, dtype=torch.float32)  # (N, W, P)
 
 
 @dataclass
@@ -285,7 +280,7 @@ class Trainer:
         p.sums = {"rec": 0.0, "kl": 0.0, "n": 0.0}
         p.skipped_in_epoch = 0
         if improved:
-            self._save_best(plane)
+            self._save_best(plane, means)
         self._save_resumable()
 
     def _epoch_row(self, means: torch.Tensor, train_seconds: float) -> dict[str, Any]:
@@ -345,17 +340,15 @@ class Trainer:
         p.best_bound, p.best_epoch, p.best_steers = score, row["epoch"], steers
         return True
 
-    def _save_best(self, plane: dict[str, Any]) -> None:
-        """The run directory's top: the weights, and the pad's plane fitted to the songs' codes."""
+    def _save_best(self, plane: dict[str, Any], means: torch.Tensor) -> None:
+        """The run directory's top: the weights, the pad's plane fitted to the songs' codes, and the
+        map of the training windows on it (``means``: their codes, as encoded for the plane)."""
         self._check_weights_are_finite()
-        meta = {"training": self.summary(interrupted=False), "latent_plane": plane, "window_map": self._window_map(plane)}
-        save_checkpoint(self.out_dir, self.model, self.config, self.data.pitches, meta)
-
-    def _window_map(self, plane: dict[str, Any]) -> dict[str, Any]:
-        """The training windows on the pad, for ``vrae-live map`` and serve's page (``songmap.py``)."""
         train = self.data.train
-        return map_of_windows(lambda x: encode_means(self.model, _as_tensor_of(x, self.device)).double().numpy(),
-                              train.x, train.song, train.song_names, self.data.pitches, plane, self.config.data)
+        window_map = map_of_windows(lambda keep: means[keep].double().numpy(), train.x, train.song,
+                                    train.song_names, self.data.pitches, plane, self.config.data)
+        meta = {"training": self.summary(interrupted=False), "latent_plane": plane, "window_map": window_map}
+        save_checkpoint(self.out_dir, self.model, self.config, self.data.pitches, meta)
 
     def summary(self, interrupted: bool) -> dict[str, Any]:
         p, d = self.progress, self.data
