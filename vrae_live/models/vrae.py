@@ -125,8 +125,7 @@ class VRAE(nn.Module):
         # With mu_whiten the units are decorrelated as well as standardised (whitening.py).
         self.mu_norm = None
         if config.mu_batchnorm > 0:
-            self.mu_norm = (BatchWhitening(latent, config.mu_batchnorm) if config.mu_whiten
-                            else nn.BatchNorm1d(latent, affine=False))
+            self.mu_norm = BatchWhitening(latent) if config.mu_whiten else nn.BatchNorm1d(latent, affine=False)
         self.to_h0 = nn.Linear(latent, 2 * h if self.is_lstm else h)  # W_z, b_z
         self.decoder = cell(n_pitches + (latent if config.z_every_step else 0), h, batch_first=True)  # W_x, W_dec, b_dec
         self.to_logits = nn.Linear(h, n_pitches)  # W_out, b_out
@@ -151,7 +150,7 @@ class VRAE(nn.Module):
         h_end = (state[0] if self.is_lstm else state).squeeze(0)  # (B, H)
         mu, logvar = self.to_mu(h_end), clamp_logvar(self.to_logvar(h_end))
         if self.mu_norm is not None and (mu.shape[0] > 1 or not self.training):
-            mu = self.mu_norm(mu) if self.config.mu_whiten else self.config.mu_batchnorm * self.mu_norm(mu)
+            mu = self.config.mu_batchnorm * self.mu_norm(mu)
         return (mu[0], logvar[0]) if single else (mu, logvar)
 
     @staticmethod

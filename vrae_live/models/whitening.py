@@ -4,8 +4,8 @@ BN-VAE (Zhu et al. 2020) standardises each unit of mu over the batch, so the cod
 collapse onto one point; but two units may still carry the same variable, and then every song
 lies on one diagonal of the XY pad and a finger moving across it changes nothing (measured in
 ``docs/models.md``). Whitening standardises and decorrelates them together: the batch's codes
-have covariance ``scale**2 * I``, so they spread over every direction of the latent plane and
-the decoder is given two different variables to use.
+have covariance ``I`` (the model scales them as BN-VAE does), so they spread over every
+direction of the latent plane and the decoder is given two different variables to use.
 
 Cholesky whitening (``mu_c @ inverse(L).T`` with ``L L^T`` the batch covariance) rather than
 ZCA: its gradient stays finite when the two variances are nearly equal, where ZCA's
@@ -20,9 +20,9 @@ from torch import nn
 
 
 class BatchWhitening(nn.Module):
-    def __init__(self, features: int, scale: float = 1.0, momentum: float = 0.1, eps: float = 1e-4) -> None:
+    def __init__(self, features: int, momentum: float = 0.1, eps: float = 1e-4) -> None:
         super().__init__()
-        self.scale, self.momentum, self.eps = scale, momentum, eps
+        self.momentum, self.eps = momentum, eps
         self.register_buffer("running_mean", torch.zeros(features))
         self.register_buffer("running_cov", torch.eye(features))
 
@@ -42,5 +42,4 @@ class BatchWhitening(nn.Module):
         # eps relative to the mean variance: the codes of a young encoder vary by little, and a
         # direction under eps of it is left unamplified (at most 1 / sqrt(eps) times).
         lower = torch.linalg.cholesky(cov + self.eps * (cov.diagonal().mean().detach() + 1e-12) * eye)
-        white = torch.linalg.solve_triangular(lower, centred.T, upper=False).T  # centred @ inverse(L).T
-        return self.scale * white
+        return torch.linalg.solve_triangular(lower, centred.T, upper=False).T  # centred @ inverse(L).T
