@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from .notes import GateBank, NoteSettings
-from .stream import DecodedFrame, density_bias
+from .stream import DecodedFrame, blend_frames, density_bias
 
 DRAW_ROWS = 64  # frames of draws buffered per voice
 _JOINS = (None, "hop", "move")  # a voice's join code this step: 0 runs on, 1 a window on the grid, 2 re-anchored
@@ -118,7 +118,7 @@ class BatchedStream:
         self.device = next(model.parameters()).device
         self.window, self.hop = window, hop
         self.context = window - hop
-        self.blend = min(hop, max(1, self.context // 2)) if blend is None else min(blend, hop)
+        self.blend = blend_frames(hop, self.context, blend)
         self.settings = settings or NoteSettings()
         self.seed = seed
         if hasattr(model, "reseed"):

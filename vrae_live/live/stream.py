@@ -58,6 +58,11 @@ DENSITY_RANGE = 4.0  # logits added at density 0 or 1 (0.5 adds none)
 REANCHOR_SHARE = 0.02  # a pad move of this share of the pad's diagonal re-anchors an h_0-only model mid-hop
 
 
+def blend_frames(hop: int, context: int, blend: int | None = None) -> int:
+    """Frames faded across a window join: ``blend`` (at most a hop), or by default half the context."""
+    return min(hop, max(1, context // 2)) if blend is None else min(blend, hop)
+
+
 def density_bias(density: float) -> float:
     """Logit offset for ``density`` in 0..1: 0.5 plays the model as it is, 1 sounds readily."""
     return (2.0 * float(density) - 1.0) * DENSITY_RANGE
@@ -95,7 +100,7 @@ class StreamDecoder:
         self.device = next(model.parameters()).device
         self.window, self.hop = window, hop
         self.context = window - hop
-        self.blend = min(hop, max(1, self.context // 2)) if blend is None else min(blend, hop)
+        self.blend = blend_frames(hop, self.context, blend)
         self.gate = gate or FrameGate()
         self.rng = np.random.default_rng(seed)
         if hasattr(model, "reseed"):  # a model that draws its own noise (the VRNN's z_t) repeats with the take
