@@ -4,7 +4,7 @@
 For each corpus (a folder of .mid files), each size (all songs, or N spread over the sorted
 paths) and each setting (extra `vrae-live train` options; none is the default training a
 musician gets), this trains a model with the command line a musician types, then measures
-what the musician would: the pad's steering along each diagonal and the seams
+what the musician would: the pad's steering along its weakest direction and the seams
 (`vrae-live info --steering --seams`), whether the pad plays what its map shows
 (`--faithfulness`, on the songs it trained on), the validation bound, and the minutes it took here.
 
@@ -77,7 +77,7 @@ def measure(run: Path, songs: Path) -> dict:
     epochs_done = len(read_metrics(run))
     return {"bound": t["best_bound"], "epochs": f"{t['best_epoch']}/{epochs_done}",
             "windows": t["train_windows"], "songs": len(t["train_songs"]) + len(t["val_songs"]),
-            "steering": steering.ratio, "weaker": steering.weaker, "other": max(steering.diagonals),
+            "steering": steering.ratio, "weaker": steering.weaker, "other": max(steering.axes),
             "seams": seams.ratio, "faithfulness": faithful.score, "chance": faithful.chance}
 
 
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = args.size or ["all"]
 
     lines = [machine_line(torch.device("cpu")) + " (training runs on the CPU unless --device is among the options)", "",
-             "| corpus | songs | setting | epochs kept/done | windows | minutes | bound | steering | weaker diagonal "
+             "| corpus | songs | setting | epochs kept/done | windows | minutes | bound | steering | weaker axis "
              "| other | seams | faithfulness (chance) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)

@@ -196,7 +196,7 @@ def test_training_into_a_pipe_writes_one_line_per_epoch(songs_dir, tmp_path):
 @pytest.mark.slow
 def test_the_default_training_ends_with_a_pad_that_steers_both_ways(tmp_path):
     """`vrae-live train songs/` as a musician types it (only smaller, for time), on a handful of
-    songs: the default length and settings give a pad that steers along both diagonals."""
+    songs: the default length and settings give a pad that steers along both axes."""
     from tests.conftest import write_motif_songs
     from vrae_live.measure.steering import measure_steering
 

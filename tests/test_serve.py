@@ -85,6 +85,17 @@ def test_the_steering_measurement_tells_a_steerable_model_from_one_that_ignores_
     assert not deaf.steers and "will change little" in deaf.verdict()  # the end-of-training verdict
 
 
+def test_a_pad_whose_y_axis_moves_nothing_does_not_steer(checkpoint_dir):
+    ckpt = load_checkpoint(checkpoint_dir)
+    plane = ckpt.meta["latent_plane"]
+    plane["axes"][1] = [0.0] * len(plane["origin"])  # up and down the pad, z stays where it is
+    report = measure_steering(ckpt)
+    across, up_and_down = report.axes
+    assert up_and_down < 1.3 and report.weaker <= up_and_down, report.line()
+    assert report.ratio > report.weaker  # the one figure of old, over both diagonals, would hide it
+    assert not report.steers and "weakest direction" in report.verdict()
+
+
 def test_note_starts_count_onsets_not_sustains():
     frames = np.array([[1, 0], [1, 1], [0, 1], [1, 1]], dtype=bool)
     assert note_starts(frames).tolist() == [1, 1, 0, 1]

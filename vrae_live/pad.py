@@ -18,9 +18,9 @@ import numpy as np
 class LatentPlane:
     """``z = origin + sum_i (lo_i + u_i (hi_i - lo_i)) axes_i`` for pad coordinates u in [0, 1]^2.
 
-    Fitted at training time (:func:`latent_plane`) and stored in the checkpoint: for a
-    2-D latent the pad spans the region where the training songs lie; for more dimensions,
-    the plane of the two main directions of the encoded songs around their centre.
+    Fitted at training time (:func:`latent_plane`) and stored in the checkpoint: the plane
+    of the two main directions of the encoded songs around their centre, scaled so that the
+    songs fill it.
     """
 
     origin: np.ndarray  # (L,)
@@ -88,20 +88,25 @@ def latent_plane(
     """The part of latent space an XY pad spans, from the training songs' encoded means.
 
     ``z = origin + (lo_i + u_i (hi_i - lo_i)) axes_i`` for pad coordinates ``u`` in
-    [0, 1]^2. For a 2-D latent the axes are the latent axes themselves; for more
-    dimensions they are the two main directions (PCA) of the means around their centre.
-    The 2nd to 98th percentile of the data along each axis makes the pad's edges, widened
-    to at least ``-min_extent .. +min_extent`` around the origin.
+    [0, 1]^2. The axes are the two main directions (PCA) of the means around their centre,
+    for a 2-D latent as for more: where two latent units carry nearly the same variable,
+    the songs lie along one diagonal of the raw axes, and a pad on those axes would leave
+    two of its corners far from any song. x is the direction along which the songs differ
+    most. The 2nd to 98th percentile of the data along each axis makes the pad's edges,
+    widened to at least ``-min_extent .. +min_extent`` around the origin.
     """
     means = np.asarray(means, dtype=np.float64)  # (N, L)
     latent = means.shape[1]
-    if latent <= 2:
-        origin = np.zeros(latent)
-        axes = np.eye(latent)
+    origin = means.mean(axis=0)
+    if latent == 1:
+        axes = np.ones((1, 1))
     else:
-        origin = means.mean(axis=0)
-        _, _, vt = np.linalg.svd(means - origin, full_matrices=False)
-        axes = vt[:2]
+        centred = means - origin
+        _, vectors = np.linalg.eigh(centred.T @ centred)  # ascending variance; (L, L) whatever N is
+        axes = vectors[:, ::-1][:, :2].T
+        # An eigenvector's sign is arbitrary: point each axis along its largest component, so the
+        # pad keeps its orientation from one epoch to the next.
+        axes = axes * np.sign(axes[np.arange(len(axes)), np.abs(axes).argmax(1)])[:, None]
     coords = (means - origin) @ axes.T  # (N, A)
     lo, hi = np.percentile(coords, 2, axis=0), np.percentile(coords, 98, axis=0)
     lo, hi = np.minimum(lo, -min_extent), np.maximum(hi, min_extent)

@@ -17,7 +17,7 @@ QUICK_FRAMES, QUICK_TAKES, QUICK_HOPS = 128, 4, 60
 
 
 def quick_pad_check(checkpoint: Checkpoint) -> dict[str, Any]:
-    """``steering`` (both diagonals), ``steering_weaker``, ``seams`` and whether the pad ``steers``."""
+    """``steering`` (both diagonals), ``steering_weaker`` (along the weaker axis of the pad), ``seams`` and whether the pad ``steers``."""
     steering = measure_steering(checkpoint, frames=QUICK_FRAMES, takes=QUICK_TAKES)
     seams = measure_seams(checkpoint, hops=QUICK_HOPS)
     return {
