@@ -140,9 +140,9 @@ def _pm(stats: dict, scale: float = 1.0, digits: int = 1) -> str:
             f"[{stats['min'] * scale:.{digits}f}, {stats['max'] * scale:.{digits}f}]")
 
 
-def paired(results: dict, task: str, fraction: float, metric: str) -> dict:
+def paired(results: dict, task: str, fraction: float, metric: str, point: str) -> dict:
     """VRAE minus random per seed (the two share the labelled windows, the head and the batches)."""
-    final = {(r["init"], r["seed"]): r["final"][metric] for r in results["runs"]
+    final = {(r["init"], r["seed"]): r[point][metric] for r in results["runs"]
              if r["task"] == task and r["fraction"] == fraction}
     seeds = sorted({seed for _, seed in final})
     diffs = np.array([final[("vrae", s)] - final[("random", s)] for s in seeds])
@@ -150,11 +150,15 @@ def paired(results: dict, task: str, fraction: float, metric: str) -> dict:
             "min": float(diffs.min()), "max": float(diffs.max()), "diffs": diffs}
 
 
-def results_table(results: dict) -> list[str]:
-    rows = {(r["task"], r["fraction"], r["init"]): r for r in results["summary"]}
-    fractions = sorted({r["fraction"] for r in results["summary"]})
-    lines = ["| task | labels (windows) | random init | VRAE init | VRAE − random, per seed | VRAE better |",
-             "|---|---|---|---|---|---|"]
+def results_table(results: dict, point: str) -> list[str]:
+    """The table of the figures at each run's ``point`` (``final`` or ``early_stopped``)."""
+    summary = results["summary"][point]
+    rows = {(r["task"], r["fraction"], r["init"]): r for r in summary}
+    fractions = sorted({r["fraction"] for r in summary})
+    stopped = point == "early_stopped"
+    lines = ["| task | labels (windows) | random init | VRAE init | VRAE − random, per seed | VRAE better |"
+             + (" step kept, random / VRAE |" if stopped else ""),
+             "|---|---|---|---|---|---|" + ("---|" if stopped else "")]
     for task, metric, scale, unit, better in (("classify", "accuracy", 100, " %", 1),
                                               ("classify", "balanced_accuracy", 100, " %", 1),
                                               ("predict", "nll", 1, "", -1)):
@@ -163,12 +167,13 @@ def results_table(results: dict) -> list[str]:
         digits = 1 if scale == 100 else 3
         for fraction in fractions:
             random_row, vrae_row = rows[(task, fraction, "random")], rows[(task, fraction, "vrae")]
-            d = paired(results, task, fraction, metric)
+            d = paired(results, task, fraction, metric, point)
             wins = int((better * d["diffs"] > 0).sum())
             lines.append(f"| {name} | {fraction:.0%} ({random_row['labelled_windows']}) | "
                          f"{_pm(random_row[metric], scale, digits)} | {_pm(vrae_row[metric], scale, digits)} | "
                          f"{d['mean'] * scale:+.{digits}f} ± {d['std'] * scale:.{digits}f} | "
-                         f"{wins} of {len(d['diffs'])} seeds |")
+                         f"{wins} of {len(d['diffs'])} seeds |"
+                         + (f" {random_row['step']['mean']:.0f} / {vrae_row['step']['mean']:.0f} |" if stopped else ""))
     return lines
 
 
@@ -186,9 +191,11 @@ def section(results: dict, figures: list[Path], page: Path, results_path: Path) 
         "7.24 %, while some variants did not help.", "",
         "**Setup.** "
         f"Windows of {s['window']} frames ({s['window'] / s['fs']:g} s at {s['fs']:g} Hz), hop {s['hop']}, the first "
-        f"{s['max_windows_per_song']} of each piece. Pieces, never windows, are split between training and test, "
-        f"{s['test_fraction']:.0%} of each composer's held out (versions of one piece, e.g. music21's `_old` edition "
-        f"of a madrigal, on the same side). A VRAE (the `paper-20d` recipe at latent {s['latent']}, hidden "
+        f"{s['max_windows_per_song']} of each piece. Pieces, never windows, are split between training, validation "
+        f"and test: {s['test_fraction']:.0%} of each composer's pieces for test, {s['val_fraction']:.0%} for "
+        "validation (versions of one piece, e.g. music21's `_old` edition of a madrigal, on the same side). "
+        "The validation pieces are trained on by nothing: they only choose where early stopping would have kept "
+        "each run. A VRAE (the `paper-20d` recipe at latent {s['latent']}, hidden "
         f"{s['hidden']}, tanh RNN) is pretrained per seed for {s['vrae_steps']} steps on the training windows only, "
         "without labels. Two supervised tasks, each the same RNN from two starts with the same budget "
         f"({s['steps']} Adam steps, batches of {s['batch']}, lr {s['lr']:g}, the same labelled windows, head and "
@@ -200,14 +207,16 @@ def section(results: dict, figures: list[Path], page: Path, results_path: Path) 
         "b_out and the network state h_0 = tanh(W_z z̄ + b_z), z̄ the mean code of the training windows (a random "
         "start has h_0 = 0).", "",
         f"Labels: {', '.join(f'{p:.0%}' for p in s['fractions'])} of the training windows, drawn per composer by "
-        f"the seed; {len(s['seeds'])} seeds per setting. Figures are the last step's, not the best on the test "
-        "songs (no selection on test).", "",
-        "| composer | training pieces | test pieces | training windows | test windows | training prior |",
-        "|---|---|---|---|---|---|",
+        f"the seed; {len(s['seeds'])} seeds per setting. Figures are on the test pieces, at the step early stopping "
+        "keeps (the best validation accuracy, or validation NLL, along the curve) and at the last step; nothing "
+        "is chosen on the test pieces.", "",
+        "| composer | pieces: training / validation / test | windows: training / validation / test | training prior |",
+        "|---|---|---|---|",
     ]
     for c in data["classes"]:
-        lines.append(f"| {c} | {data['train_songs'][c]} | {data['test_songs'][c]} | {data['train_windows'][c]} | "
-                     f"{data['test_windows'][c]} | {data['train_prior'][c]:.0%} |")
+        lines.append(f"| {c} | {data['train_songs'][c]} / {data['val_songs'][c]} / {data['test_songs'][c]} | "
+                     f"{data['train_windows'][c]} / {data['val_windows'][c]} / {data['test_windows'][c]} | "
+                     f"{data['train_prior'][c]:.0%} |")
     lines += ["", f"Chance: {data['chance_accuracy']:.1%} accuracy by always naming the most common training class, "
               f"{data['chance_balanced']:.0%} balanced accuracy (mean recall over composers) for any constant guess. "
               f"Each pitch sounded independently at its training frequency scores {data['marginal_nll']:.3f} nats "
@@ -215,9 +224,11 @@ def section(results: dict, figures: list[Path], page: Path, results_path: Path) 
     lines += ["The VRAEs: " + "; ".join(
         f"seed {v['seed']}: test bound {v['test_bound']:.3f} nats/step, {v['active_units']}/{v['latent']} active "
         f"units, {v['seconds'] / 60:.1f} min" for v in results["vrae"]) + ".", ""]
-    lines += ["Mean ± sample standard deviation [min, max] over seeds, at the last step; the difference is paired "
-              "by seed. Higher accuracy is better, lower NLL is better.", ""]
-    lines += results_table(results)
+    lines += ["Mean ± sample standard deviation [min, max] over seeds; the difference is paired by seed. Higher "
+              "accuracy is better, lower NLL is better.", "", "**With early stopping on the validation pieces:**", ""]
+    lines += results_table(results, "early_stopped")
+    lines += ["", f"**At the last step ({s['steps']}):**", ""]
+    lines += results_table(results, "final")
     lines += ["", f"![composer accuracy against steps, random and VRAE start, per label share]({fig(figures[0])})",
               "", f"![held-out NLL per frame against steps, random and VRAE start, per label share]({fig(figures[1])})",
               "", "Lines: the mean over seeds; bands: min to max.", ""]

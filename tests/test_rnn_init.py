@@ -123,8 +123,9 @@ def test_study_data_labels_windows_by_composer_and_keeps_test_songs_out(tmp_path
     songs = load_songs(_corpus(tmp_path / "songs"), FrameTiming(fs=20.0), cache_dir=tmp_path / "rolls")
     data = prepare_study_data(songs, TINY)
     assert data.classes == ["bach", "palestrina", "trecento"]
-    assert not set(data.train.song_names) & set(data.test.song_names)
-    for windows, labels in ((data.train, data.y_train), (data.test, data.y_test)):
+    splits = [set(data.train.song_names), set(data.val.song_names), set(data.test.song_names)]
+    assert all(splits) and sum(map(len, splits)) == len(set.union(*splits)) == len(songs)  # each song in one
+    for windows, labels in ((data.train, data.y_train), (data.val, data.y_val), (data.test, data.y_test)):
         assert [data.classes[y] for y in labels] == [windows.song_names[s].split("/")[0] for s in windows.song]
 
 
@@ -146,11 +147,18 @@ def test_the_script_runs_the_study_end_to_end_and_writes_results_plots_and_the_s
     every = results["settings"]["eval_every"]
     for run in results["runs"]:
         assert [p["step"] for p in run["curve"]] == [0, *range(every, 6, every), 6]
-        assert set(run["final"]) == ({"step", "accuracy", "balanced_accuracy", "nll"} if run["task"] == "classify"
-                                     else {"step", "nll"})
-    row = results["summary"][0]
+        assert set(run["final"]) == ({"step", "accuracy", "balanced_accuracy", "nll", "val_accuracy",
+                                      "val_balanced_accuracy", "val_nll"} if run["task"] == "classify"
+                                     else {"step", "nll", "val_nll"})
+    assert set(results["summary"]) == {"final", "early_stopped"}
+    row = results["summary"]["early_stopped"][0]
     assert (row["task"], row["fraction"], row["init"], row["seeds"]) == ("classify", 0.1, "random", 2)
     assert set(row["accuracy"]) == {"mean", "std", "min", "max"}
+    assert 0 <= row["step"]["min"] <= row["step"]["max"] <= 6
+    for run in results["runs"]:  # early stopping keeps the point of the best validation figure
+        key = "val_accuracy" if run["task"] == "classify" else "val_nll"
+        best = (max if run["task"] == "classify" else min)(p[key] for p in run["curve"])
+        assert run["early_stopped"] in run["curve"] and run["early_stopped"][key] == best
     assert (tmp_path / "figures" / "rnn-init-classify.png").stat().st_size > 0
     assert (tmp_path / "figures" / "rnn-init-predict.png").stat().st_size > 0
     text = page.read_text()

@@ -59,17 +59,18 @@ class StudySettings:
     window: int = 40  # steps per window (2 s), the paper's 20-D model
     hop: int = 20  # half-overlapping windows, the paper's 20-D model
     max_windows_per_song: int = 40  # the first this many of each song, so long pieces do not dominate
-    test_fraction: float = 0.25  # share of each composer's songs held out for test
+    test_fraction: float = 0.25  # share of each composer's pieces held out for test
+    val_fraction: float = 0.15  # share of each composer's pieces held out of training to choose the step (early stopping)
     split_seed: int = 0
     hidden: int = 128  # of the VRAE and of both supervised RNNs
     latent: int = 20
     cell: str = "rnn"  # the paper's tanh RNN
-    vrae_steps: int = 2000  # unsupervised pretraining steps (rounded up to whole epochs)
+    vrae_steps: int = 1500  # unsupervised pretraining steps (rounded up to whole epochs)
     vrae_batch: int = 100
     steps: int = 800  # supervised steps per run, the same for both inits
     batch: int = 64
     lr: float = 1e-3
-    eval_every: int = 40  # steps between two points of a learning curve
+    eval_every: int = 50  # steps between two points of a learning curve
     clip_grad_norm: float = 5.0
     fractions: tuple[float, ...] = (0.01, 0.1, 1.0)
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -89,8 +90,10 @@ class StudySettings:
 @dataclass
 class StudyData:
     train: WindowSet
+    val: WindowSet  # pieces of neither: to choose the step to stop at, never trained on
     test: WindowSet
     y_train: np.ndarray  # (N_train,) class index of each training window
+    y_val: np.ndarray  # (N_val,)
     y_test: np.ndarray  # (N_test,)
     classes: list[str]  # composer (top folder) of each class index
     pitches: list[int]
@@ -133,23 +136,32 @@ def split_songs_by_group(songs: Sequence[Song], test_fraction: float, seed: int)
 
 
 def prepare_study_data(songs: Sequence[Song], settings: StudySettings) -> StudyData:
-    """Windows of the training and test songs, labelled by composer; pitches from the training songs."""
-    train_songs, test_songs = split_songs_by_group(songs, settings.test_fraction, settings.split_seed)
+    """Windows of the training, validation and test songs, labelled by composer; pitches from the training songs.
+
+    Test takes ``test_fraction`` of each composer's pieces, validation ``val_fraction`` of them
+    (from the rest), training the remainder.
+    """
+    rest, test_songs = split_songs_by_group(songs, settings.test_fraction, settings.split_seed)
     if not test_songs:
         raise ValueError("no test song: each composer needs at least two songs")
+    train_songs, val_songs = split_songs_by_group(rest, settings.val_fraction / (1 - settings.test_fraction),
+                                                  settings.split_seed + 1)
+    if not val_songs:
+        raise ValueError("no validation song: each composer needs at least three songs")
     classes = sorted({group_of(s.name, "folder") for s in train_songs})
     pitches = select_pitches([s.roll for s in train_songs])
     train = windows_for(train_songs, pitches, settings.data)
+    val = windows_for(val_songs, pitches, settings.data)
     test = windows_for(test_songs, pitches, settings.data)
-    if len(train.x) == 0 or len(test.x) == 0:
-        raise ValueError(f"no window of {settings.window} steps in the training or the test songs")
+    if len(train.x) == 0 or len(val.x) == 0 or len(test.x) == 0:
+        raise ValueError(f"no window of {settings.window} steps in the training, validation or test songs")
 
     def labels(windows: WindowSet) -> np.ndarray:
         names = [group_of(windows.song_names[s], "folder") for s in windows.song]
         return np.array([classes.index(n) for n in names], dtype=np.int64)
 
-    return StudyData(train=train, test=test, y_train=labels(train), y_test=labels(test), classes=classes,
-                     pitches=pitches)
+    return StudyData(train=train, val=val, test=test, y_train=labels(train), y_val=labels(val), y_test=labels(test),
+                     classes=classes, pitches=pitches)
 
 
 def label_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -188,8 +200,10 @@ def describe_data(data: StudyData) -> dict[str, Any]:
         "classes": list(data.classes),
         "pitches": len(data.pitches),
         "train_songs": {c: songs_of(data.train, c) for c in data.classes},
+        "val_songs": {c: songs_of(data.val, c) for c in data.classes},
         "test_songs": {c: songs_of(data.test, c) for c in data.classes},
         "train_windows": {c: int(n) for c, n in zip(data.classes, train_counts)},
+        "val_windows": {c: int(n) for c, n in zip(data.classes, np.bincount(data.y_val, minlength=n_classes))},
         "test_windows": {c: int(n) for c, n in zip(data.classes, test_counts)},
         "train_prior": {c: float(n / train_counts.sum()) for c, n in zip(data.classes, train_counts)},
         "test_prior": {c: float(n / test_counts.sum()) for c, n in zip(data.classes, test_counts)},
@@ -349,13 +363,19 @@ def run_classification(data: StudyData, vrae: VRAE | None, subset: np.ndarray, s
     """Train the composer classifier on the windows ``subset``, from the VRAE's encoder or (``vrae=None``) at random."""
     x = torch.from_numpy(data.train.x[subset]).float()
     y = torch.from_numpy(data.y_train[subset])
+    x_val, y_val = torch.from_numpy(data.val.x).float(), torch.from_numpy(data.y_val)
     x_test, y_test = torch.from_numpy(data.test.x).float(), torch.from_numpy(data.y_test)
     torch.manual_seed(seed)  # the same head (and random encoder) for both starts
     model = classifier_for(_model_config(settings), len(data.pitches), len(data.classes))
     if vrae is not None:
         init_classifier_from_vrae(model, vrae)
-    return train_supervised(model, lambda idx: F.cross_entropy(model(x[idx]), y[idx]), len(x),
-                            lambda: classification_figures(model, x_test, y_test, len(data.classes)), settings, seed)
+    classes = len(data.classes)
+
+    def measure() -> dict[str, float]:
+        val = classification_figures(model, x_val, y_val, classes)
+        return {**classification_figures(model, x_test, y_test, classes), **{f"val_{k}": v for k, v in val.items()}}
+
+    return train_supervised(model, lambda idx: F.cross_entropy(model(x[idx]), y[idx]), len(x), measure, settings, seed)
 
 
 def run_prediction(data: StudyData, vrae: VRAE | None, z_bar: torch.Tensor | None, subset: np.ndarray,
@@ -363,14 +383,15 @@ def run_prediction(data: StudyData, vrae: VRAE | None, z_bar: torch.Tensor | Non
     """Train the next-frame predictor on the windows ``subset``, from the VRAE's decoder and ``h_0`` from
     code ``z_bar``, or (``vrae=None``) at random; held-out NLL per frame on the test songs."""
     x = torch.from_numpy(data.train.x[subset]).float()
-    x_test = torch.from_numpy(data.test.x).float()
+    x_val, x_test = torch.from_numpy(data.val.x).float(), torch.from_numpy(data.test.x).float()
     torch.manual_seed(seed)
     model = predictor_for(_model_config(settings), len(data.pitches))
     if vrae is not None:
         init_predictor_from_vrae(model, vrae, z_bar)
     steps = x.shape[1]
     return train_supervised(model, lambda idx: model.loss_terms(x[idx]).rec.mean() / steps, len(x),
-                            lambda: prediction_figures(model, x_test), settings, seed)
+                            lambda: {**prediction_figures(model, x_test),
+                                     "val_nll": prediction_figures(model, x_val)["nll"]}, settings, seed)
 
 
 def _model_config(settings: StudySettings) -> ModelConfig:
@@ -385,13 +406,16 @@ def run_study(songs: Sequence[Song], settings: StudySettings, work_dir: str | Pa
               echo: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
     """Every task x label share x start x seed; the results as one JSON-able dict.
 
-    ``runs``: one entry per training run with its learning curve; ``summary``: the final figures'
-    mean, sample standard deviation, minimum and maximum over the seeds, per task, share and start.
+    ``runs``: one entry per training run with its learning curve (test figures, and the validation
+    songs' as ``val_*``), its last point (``final``) and the point early stopping picks
+    (``early_stopped``, :func:`early_stopped`); ``summary``: for each of the two, the figures' mean,
+    sample standard deviation, minimum and maximum over the seeds, per task, share and start.
     """
     started = time.perf_counter()
     data = prepare_study_data(songs, settings)
     described = describe_data(data)
     echo(f"{len(data.train.x)} training windows of {sum(described['train_songs'].values())} songs, "
+         f"{len(data.val.x)} validation windows of {sum(described['val_songs'].values())}, "
          f"{len(data.test.x)} test windows of {sum(described['test_songs'].values())} songs, "
          f"{len(data.pitches)} pitches; classes {', '.join(data.classes)}")
     results: dict[str, Any] = {"settings": settings.to_dict(), "data": described, "vrae": [], "runs": []}
@@ -414,16 +438,33 @@ def run_study(songs: Sequence[Song], settings: StudySettings, work_dir: str | Pa
                     seconds = time.perf_counter() - clock
                     results["runs"].append({"task": task, "init": init, "fraction": fraction, "seed": seed,
                                             "labelled_windows": int(len(subset)), "curve": curve,
-                                            "final": curve[-1], "seconds": round(seconds, 2)})
+                                            "final": curve[-1], "early_stopped": early_stopped(curve, task),
+                                            "seconds": round(seconds, 2)})
                     shown = ", ".join(f"{k} {v:.3f}" for k, v in curve[-1].items() if k != "step")
-                    echo(f"seed {seed} {task} {fraction:g} ({len(subset)} windows) {init}: {shown} ({seconds:.0f} s)")
-    results["summary"] = summarise(results["runs"])
+                    chosen = results["runs"][-1]["early_stopped"]
+                    echo(f"seed {seed} {task} {fraction:g} ({len(subset)} windows) {init}: {shown}; stopped early at "
+                         f"{chosen['step']}: {', '.join(f'{k} {chosen[k]:.3f}' for k in SCORED[task])} ({seconds:.0f} s)")
+    results["summary"] = {point: summarise(results["runs"], point) for point in ("final", "early_stopped")}
     results["seconds"] = round(time.perf_counter() - started, 1)
     return results
 
 
-def summarise(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per task, share and start: each final figure's mean, std (sample, ddof 1), min and max over the seeds."""
+# What each task reports on the test songs, and the validation figure early stopping follows (and which way).
+SCORED = {"classify": ("accuracy", "balanced_accuracy", "nll"), "predict": ("nll",)}
+STOP_ON = {"classify": ("val_accuracy", max), "predict": ("val_nll", min)}
+
+
+def early_stopped(curve: Sequence[dict[str, Any]], task: str) -> dict[str, Any]:
+    """The point of ``curve`` with the best validation figure (the earliest of equals): where early
+    stopping on the validation songs would have kept the model. The test songs play no part."""
+    key, best = STOP_ON[task]
+    target = best(p[key] for p in curve)
+    return next(p for p in curve if p[key] == target)
+
+
+def summarise(runs: Sequence[dict[str, Any]], point: str = "final") -> list[dict[str, Any]]:
+    """Per task, share and start: the mean, std (sample, ddof 1), min and max over the seeds of each
+    figure (and of the step) at each run's ``point``: ``final`` or ``early_stopped``."""
     keys = sorted({(r["task"], r["fraction"], r["init"]) for r in runs},
                   key=lambda k: (TASKS.index(k[0]), k[1], INITS.index(k[2])))
     rows = []
@@ -431,8 +472,8 @@ def summarise(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         group = [r for r in runs if (r["task"], r["fraction"], r["init"]) == (task, fraction, init)]
         row: dict[str, Any] = {"task": task, "fraction": fraction, "init": init, "seeds": len(group),
                                "labelled_windows": group[0]["labelled_windows"]}
-        for metric in (k for k in group[0]["final"] if k != "step"):
-            values = np.array([r["final"][metric] for r in group], dtype=np.float64)
+        for metric in group[0][point]:
+            values = np.array([r[point][metric] for r in group], dtype=np.float64)
             row[metric] = {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
                            "min": float(values.min()), "max": float(values.max())}
         rows.append(row)
