@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ from ..measure.analysis import group_of
 from ..models import RNN, VRAE
 from ..models.vrae import CELLS
 from ..training.evaluation import EVAL_BATCH, active_units, encode_means, evaluate
+from ..training.run import METRICS_FILE
 from ..training.trainer import Trainer
 
 INITS = ("random", "vrae")
@@ -291,6 +293,8 @@ def pretrain_vrae(data: StudyData, settings: StudySettings, seed: int, out_dir: 
     songs = len(data.train.song_names)
     training = TrainingData(train=data.train, val=None, pitches=list(data.pitches), songs_found=songs,
                             songs_used=songs)
+    if (Path(out_dir) / METRICS_FILE).is_file():  # a run from before: its rows would be appended to
+        shutil.rmtree(out_dir)
     trainer = Trainer(config, training, out_dir, echo=echo)
     summary = trainer.fit()
     model = trainer.model.eval()
