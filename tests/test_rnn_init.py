@@ -164,8 +164,10 @@ def test_the_script_runs_the_study_end_to_end_and_writes_results_plots_and_the_s
     text = page.read_text()
     assert text.startswith("# A page\n\nkept\n") and script.BEGIN in text and script.END in text
     assert "| composer accuracy (%) | 100% (" in text and "next-frame NLL" in text
-    script.write_section(page, results, [tmp_path / "a.png", tmp_path / "b.png"], tmp_path / "r.json")
-    assert page.read_text().count(script.BEGIN) == 1  # a second run rewrites the section, not appends one
+    (tmp_path / "figures" / "rnn-init-classify.png").unlink()
+    assert script.main([*argv, "--redraw"]) == 0  # from the results alone: the plots and the section again
+    assert (tmp_path / "figures" / "rnn-init-classify.png").stat().st_size > 0
+    assert page.read_text() == text  # the section rewritten in place, not appended
 
 
 def test_a_rerun_of_reproduce_paper_keeps_the_rnn_init_section_and_what_follows(tmp_path):
