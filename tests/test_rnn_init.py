@@ -143,9 +143,13 @@ def test_the_script_runs_the_study_end_to_end_and_writes_results_plots_and_the_s
     assert {"settings", "data", "vrae", "runs", "summary", "seconds", "command", "minutes", "machine"} <= set(results)
     seeds, fractions = results["settings"]["seeds"], results["settings"]["fractions"]
     assert len(results["vrae"]) == len(seeds) == 2
-    assert len(results["runs"]) == len(seeds) * len(fractions) * 2 * 2  # seeds x shares x tasks x starts
-    every = results["settings"]["eval_every"]
+    # seeds x (shares x 2 tasks + the long prediction) x starts
+    assert len(results["runs"]) == len(seeds) * (len(fractions) * 2 + 1) * 2
+    every, long = results["settings"]["eval_every"], results["settings"]["long_steps"]
     for run in results["runs"]:
+        if run["task"] == "predict_long":
+            assert run["fraction"] == 1.0 and run["curve"][-1]["step"] == long
+            continue
         assert [p["step"] for p in run["curve"]] == [0, *range(every, 6, every), 6]
         assert set(run["final"]) == ({"step", "accuracy", "balanced_accuracy", "nll", "val_accuracy",
                                       "val_balanced_accuracy", "val_nll"} if run["task"] == "classify"
@@ -161,6 +165,8 @@ def test_the_script_runs_the_study_end_to_end_and_writes_results_plots_and_the_s
         assert run["early_stopped"] in run["curve"] and run["early_stopped"][key] == best
     assert (tmp_path / "figures" / "rnn-init-classify.png").stat().st_size > 0
     assert (tmp_path / "figures" / "rnn-init-predict.png").stat().st_size > 0
+    assert (tmp_path / "figures" / "rnn-init-predict-long.png").stat().st_size > 0
+    assert "next-frame NLL, 20 steps" in page.read_text()
     text = page.read_text()
     assert text.startswith("# A page\n\nkept\n") and script.BEGIN in text and script.END in text
     assert "| composer accuracy (%) | 100% (" in text and "next-frame NLL" in text

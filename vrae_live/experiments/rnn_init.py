@@ -29,7 +29,7 @@ import math
 import re
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -49,7 +49,8 @@ from ..training.run import METRICS_FILE
 from ..training.trainer import Trainer
 
 INITS = ("random", "vrae")
-TASKS = ("classify", "predict")
+# predict_long: next-frame prediction on all the labels with long_steps, to see whether a random start catches up
+TASKS = ("classify", "predict", "predict_long")
 VRAE_PRESET = "paper-20d"  # the VRAE's recipe (lr schedule, KL warm-up, free bits, batch-normalised mu)
 
 
@@ -75,6 +76,7 @@ class StudySettings:
     eval_every: int = 50  # steps between two points of a learning curve
     clip_grad_norm: float = 5.0
     fractions: tuple[float, ...] = (0.01, 0.1, 1.0)
+    long_steps: int = 3200  # predict_long's budget, all labels (0: not run)
     seeds: tuple[int, ...] = (0, 1, 2)
 
     def to_dict(self) -> dict[str, Any]:
@@ -429,33 +431,36 @@ def run_study(songs: Sequence[Song], settings: StudySettings, work_dir: str | Pa
         echo(f"seed {seed}: VRAE pretrained, {figures['steps']} steps in {figures['seconds']:.0f} s, test bound "
              f"{figures['test_bound']:.3f} nats/step, {figures['active_units']}/{figures['latent']} active units")
         z_bar = encode_means(vrae, torch.from_numpy(data.train.x).float()).mean(0)  # (L,)
-        for fraction in settings.fractions:
+        long = replace(settings, steps=settings.long_steps, eval_every=2 * settings.eval_every)
+        plan = [(task, fraction) for fraction in settings.fractions for task in ("classify", "predict")]
+        plan += [("predict_long", 1.0)] if settings.long_steps else []
+        for task, fraction in plan:
             subset = label_subset(data.y_train, fraction, seed)
-            for task in TASKS:
-                for init in INITS:
-                    clock = time.perf_counter()
-                    source = vrae if init == "vrae" else None
-                    if task == "classify":
-                        curve = run_classification(data, source, subset, settings, seed)
-                    else:
-                        curve = run_prediction(data, source, z_bar, subset, settings, seed)
-                    seconds = time.perf_counter() - clock
-                    results["runs"].append({"task": task, "init": init, "fraction": fraction, "seed": seed,
-                                            "labelled_windows": int(len(subset)), "curve": curve,
-                                            "final": curve[-1], "early_stopped": early_stopped(curve, task),
-                                            "seconds": round(seconds, 2)})
-                    shown = ", ".join(f"{k} {v:.3f}" for k, v in curve[-1].items() if k != "step")
-                    chosen = results["runs"][-1]["early_stopped"]
-                    echo(f"seed {seed} {task} {fraction:g} ({len(subset)} windows) {init}: {shown}; stopped early at "
-                         f"{chosen['step']}: {', '.join(f'{k} {chosen[k]:.3f}' for k in SCORED[task])} ({seconds:.0f} s)")
+            for init in INITS:
+                clock = time.perf_counter()
+                source = vrae if init == "vrae" else None
+                if task == "classify":
+                    curve = run_classification(data, source, subset, settings, seed)
+                else:
+                    curve = run_prediction(data, source, z_bar, subset, long if task == "predict_long" else settings,
+                                           seed)
+                seconds = time.perf_counter() - clock
+                results["runs"].append({"task": task, "init": init, "fraction": fraction, "seed": seed,
+                                        "labelled_windows": int(len(subset)), "curve": curve,
+                                        "final": curve[-1], "early_stopped": early_stopped(curve, task),
+                                        "seconds": round(seconds, 2)})
+                shown = ", ".join(f"{k} {v:.3f}" for k, v in curve[-1].items() if k != "step")
+                chosen = results["runs"][-1]["early_stopped"]
+                echo(f"seed {seed} {task} {fraction:g} ({len(subset)} windows) {init}: {shown}; stopped early at "
+                     f"{chosen['step']}: {', '.join(f'{k} {chosen[k]:.3f}' for k in SCORED[task])} ({seconds:.0f} s)")
     results["summary"] = {point: summarise(results["runs"], point) for point in ("final", "early_stopped")}
     results["seconds"] = round(time.perf_counter() - started, 1)
     return results
 
 
 # What each task reports on the test songs, and the validation figure early stopping follows (and which way).
-SCORED = {"classify": ("accuracy", "balanced_accuracy", "nll"), "predict": ("nll",)}
-STOP_ON = {"classify": ("val_accuracy", max), "predict": ("val_nll", min)}
+SCORED = {"classify": ("accuracy", "balanced_accuracy", "nll"), "predict": ("nll",), "predict_long": ("nll",)}
+STOP_ON = {"classify": ("val_accuracy", max), "predict": ("val_nll", min), "predict_long": ("val_nll", min)}
 
 
 def early_stopped(curve: Sequence[dict[str, Any]], task: str) -> dict[str, Any]:
