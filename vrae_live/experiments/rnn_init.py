@@ -19,8 +19,11 @@ starts with the same budget (steps, batches, optimiser, labelled windows):
 
 The labelled windows are a share (1 %, 10 %, 100 %) of the training windows, drawn per class
 (at least one a class) by the run's seed; the VRAE pretrains, unlabelled, on all training
-windows and never on a test song, one VRAE per seed. Everything random (the split, the share,
-the inits, the batches, the VRAE) comes from seeds, so a run repeats.
+windows and never on a validation or test song, one VRAE per seed. Validation pieces, trained on
+by nothing, choose the step early stopping keeps; the test pieces give every reported figure.
+``predict_long`` trains the predictor on all the labels for ``long_steps``, to see whether a
+random start catches up with more steps. Everything random (the split, the share, the inits,
+the batches, the VRAE) comes from seeds, so a run repeats.
 """
 
 from __future__ import annotations
