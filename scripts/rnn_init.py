@@ -133,10 +133,10 @@ def draw(results: dict, folder: Path) -> list[Path]:
                              (data["chance_accuracy"], "most common class")),
         plot_learning_curves(results, "predict", "nll", folder / "rnn-init-predict.png",
                              "held-out NLL per frame (nats)",
-                             (data["marginal_nll"], "pitch frequencies alone"), top=1.5 * data["marginal_nll"]),
+                             (data["marginal_nll"], "pitch frequencies alone"), ylim=(0, 1.5 * data["marginal_nll"])),
     ] + ([plot_learning_curves(results, "predict_long", "nll", folder / "rnn-init-predict-long.png",
                                "held-out NLL per frame (nats)", (data["marginal_nll"], "pitch frequencies alone"),
-                               top=1.5 * data["marginal_nll"])] if results["settings"]["long_steps"] else [])
+                               ylim=(0, 1.5 * data["marginal_nll"]))] if results["settings"]["long_steps"] else [])
 
 
 def rel(path: Path) -> str:
@@ -213,7 +213,7 @@ def section(results: dict, figures: list[Path], page: Path, results_path: Path) 
         f"and test: {s['test_fraction']:.0%} of each composer's pieces for test, {s['val_fraction']:.0%} for "
         "validation (versions of one piece, e.g. music21's `_old` edition of a madrigal, on the same side). "
         "The validation pieces are trained on by nothing: they only choose where early stopping would have kept "
-        "each run. A VRAE (the `paper-20d` recipe at latent {s['latent']}, hidden "
+        f"each run. A VRAE (the `paper-20d` recipe at latent {s['latent']}, hidden "
         f"{s['hidden']}, tanh RNN) is pretrained per seed for {s['vrae_steps']} steps on the training windows only, "
         "without labels. Two supervised tasks, each the same RNN from two starts with the same budget "
         f"({s['steps']} Adam steps, batches of {s['batch']}, lr {s['lr']:g}, the same labelled windows, head and "

@@ -493,10 +493,11 @@ def summarise(runs: Sequence[dict[str, Any]], point: str = "final") -> list[dict
 
 
 def plot_learning_curves(results: dict[str, Any], task: str, metric: str, out: str | Path,
-                         ylabel: str, reference: tuple[float, str] | None = None, top: float | None = None) -> Path:
+                         ylabel: str, reference: tuple[float, str] | None = None,
+                         ylim: tuple[float, float] | None = None) -> Path:
     """One panel per label share: ``metric`` on the test songs against steps, the mean over seeds
     of each start as a line, min to max as a band; ``reference`` (value, label) a dashed line;
-    ``top`` cuts the y axis there (a random start's first figures can dwarf the rest)."""
+    ``ylim`` (bottom, top) fixes the y axis (a random start's first figures can dwarf the rest)."""
     from ..measure.plots import require_matplotlib, save_figure
 
     plt = require_matplotlib()
@@ -517,9 +518,9 @@ def plot_learning_curves(results: dict[str, Any], task: str, metric: str, out: s
         labelled = next(r["labelled_windows"] for r in runs if r["fraction"] == fraction)
         ax.set_title(f"{fraction:.0%} of the labels ({labelled} windows)")
         ax.set_xlabel("supervised step")
-        if top is not None:
-            ax.set_ylim(top=top)
         ax.grid(alpha=0.3)
+    if ylim is not None:
+        axes[0][0].set_ylim(*ylim)  # the panels share the y axis
     axes[0][0].set_ylabel(ylabel)
     axes[0][0].legend(frameon=False, fontsize="small")
     return save_figure(fig, plt, out)
