@@ -36,6 +36,7 @@ COMPOSERS = ("bach", "monteverdi", "palestrina", "trecento")
 FULL = {"limit": 100, "epochs": 50, "hidden": None, "takes": 8, "steps": 1000}
 QUICK = {"limit": 4, "epochs": 2, "hidden": 32, "takes": 2, "steps": 200}
 PRESETS = ("paper-2d", "paper-20d")
+RNN_INIT_SECTION = "<!-- rnn_init:begin -->"
 
 
 def run(args: list[str], log: list[str]) -> str:
@@ -255,7 +256,10 @@ def write_docs(path: Path, figures: Path, runs: dict[str, Path], report: dict, m
     lines += ["", "## Commands", "", "```"] + commands + ["```", ""]
     lines += ["The full reproduction: `python scripts/reproduce_paper.py` (50 epochs per model, 100 pieces per "
               "composer, 8 takes of 1000 steps; add `--device cuda` on a GPU).", ""]
-    path.write_text("\n".join(lines))
+    # scripts/rnn_init.py writes its own section at the end of this page: a rerun keeps it, and what follows it.
+    old = path.read_text() if path.is_file() else ""
+    kept = old[old.index(RNN_INIT_SECTION):] if RNN_INIT_SECTION in old else ""
+    path.write_text("\n".join(lines) + ("\n" + kept if kept else ""))
 
 
 if __name__ == "__main__":

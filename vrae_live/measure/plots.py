@@ -89,7 +89,7 @@ def plot_map(embedding: Embedding, labels: Sequence[str], out: str | Path, title
     ax.set_title(title or f"encoded windows ({embedding.method})")
     if len(groups) <= MAX_LEGEND:
         ax.legend(fontsize=7, markerscale=1.5, loc="best", frameon=False)
-    return _save(fig, plt, out)
+    return save_figure(fig, plt, out)
 
 
 def plot_curve(rows: Sequence[dict[str, Any]], out: str | Path, skip: int = 0, title: str = "") -> Path:
@@ -109,10 +109,10 @@ def plot_curve(rows: Sequence[dict[str, Any]], out: str | Path, skip: int = 0, t
     ax.set_title(title or "lower bound of log p(x) per datapoint per time step")
     ax.grid(alpha=0.3)
     ax.legend(frameon=False)
-    return _save(fig, plt, out)
+    return save_figure(fig, plt, out)
 
 
-def _save(fig, plt, out: str | Path) -> Path:
+def save_figure(fig, plt, out: str | Path) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
@@ -145,4 +145,4 @@ def plot_window_map(window_map: dict[str, Any], color_by: str, out: str | Path, 
     ax.set_xlabel("pad x")
     ax.set_ylabel("pad y")
     ax.set_title(title or "windows on the pad")
-    return _save(fig, plt, out)
+    return save_figure(fig, plt, out)
