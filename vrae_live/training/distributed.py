@@ -34,6 +34,7 @@ the resumable state, and prints; the others wait at a barrier.
 
 from __future__ import annotations
 
+import inspect
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -135,10 +136,12 @@ class World:
         if not self.distributed:
             return None
         take_global_batch_statistics(model)
+        DDP = nn.parallel.DistributedDataParallel
         device_ids = [self.device] if self.device.type == "cuda" else None
         # Buffers need no broadcast at every step: the global statistics make them the same everywhere.
-        return nn.parallel.DistributedDataParallel(_LossTermsForward(model), device_ids=device_ids,
-                                                   broadcast_buffers=False)
+        no_sync = ({"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(DDP).parameters
+                   else {"broadcast_buffers": False})  # the older name, deprecated in torch 2.13
+        return DDP(_LossTermsForward(model), device_ids=device_ids, **no_sync)
 
 
 class _LossTermsForward(nn.Module):
@@ -209,11 +212,26 @@ def take_global_batch_statistics(model: nn.Module) -> None:
             setattr(parent, name, swapped.to(next(child.buffers()).device))
 
 
-def _global_sum(x: torch.Tensor) -> torch.Tensor:
-    """``x`` summed over the processes, differentiably (the backward pass sums the gradients)."""
-    from torch.distributed.nn.functional import all_reduce
+class _AllSum(torch.autograd.Function):
+    """A sum over the processes whose gradient is the sum of theirs: each process's input reaches
+    every process's output. (torch.distributed.nn.functional.all_reduce, deprecated, did this.)"""
 
-    return all_reduce(x)
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        x = x.clone()
+        dist.all_reduce(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+def _global_sum(x: torch.Tensor) -> torch.Tensor:
+    """``x`` summed over the processes, differentiably."""
+    return _AllSum.apply(x)
 
 
 def _global_moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
