@@ -164,7 +164,7 @@ def _interrupt(songs: Path, out: Path, epochs: int, send) -> str:
     try:
         said = _wait_for(process, f"epoch   1/{epochs}")
         send(process)
-        rest, _ = process.communicate(timeout=120)  # no hung process: torchrun and both workers end
+        _, rest = process.communicate(timeout=120)  # no hung process: torchrun and both workers end
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
