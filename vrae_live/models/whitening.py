@@ -28,7 +28,10 @@ class BatchWhitening(nn.Module):
 
     def forward(self, mu: torch.Tensor) -> torch.Tensor:
         """``mu (B, L)`` whitened over the batch in training, by the running estimates otherwise."""
-        mu = mu.float()  # the Cholesky factor in single precision, also under bf16 autocast
+        with torch.autocast(mu.device.type, enabled=False):  # the covariance and its Cholesky factor in fp32
+            return self._whiten(mu.float())
+
+    def _whiten(self, mu: torch.Tensor) -> torch.Tensor:
         eye = torch.eye(mu.shape[1], dtype=mu.dtype, device=mu.device)
         if self.training:
             mean, centred, cov = self.batch_moments(mu)
