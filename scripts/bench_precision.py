@@ -4,13 +4,15 @@
 What is measured: the project's Trainer on the synthetic corpus of scripts/synthetic_corpus.py
 (4 styles x 8 songs, written to a temporary folder; 10 % of the songs held out), the live-2d
 preset at a reduced size (hidden 128 by default), trained from the same seed for the same epochs
-in each precision. bf16 is ``torch.autocast`` over the forward pass (training/precision.py);
+in each precision; each repeat takes the next seed (init, shuffles, noise), so the bounds of
+repeats show how much training's own randomness moves them. bf16 is ``torch.autocast`` over the forward pass (training/precision.py);
 validation is always computed in fp32, so the two bounds compare the models, not the arithmetic.
 
 Printed: the machine; whether bf16 is native on this device or emulated by torch (the command
 line refuses emulated bf16, this script measures it anyway); the median training seconds per
 epoch of each precision over every epoch of every repeat and their ratio (bf16 / fp32); the
-last epoch's validation bound of each, median over repeats, and their difference. Runs alternate
+last epoch's validation bound of each, median over repeats, and the difference (bf16 - fp32) per
+seed with its median. Runs alternate
 (fp32, bf16, fp32, ...) so that a noisy shared machine slows both alike.
 
     python3 scripts/bench_precision.py                  # on the CPU
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         songs = Path(tmp) / "songs"
         write_synthetic_corpus(songs, args.songs_per_style)
         settings = {"hidden": args.hidden, "batch_size": args.batch_size, "epochs": args.epochs, "seed": args.seed,
-                    "device": str(device)}
+                    "device": str(device)}  # the split of songs follows --seed; each repeat's training, its own
         config = load_config("live-2d", settings)
         data = prepare_data(songs, config.data, config.train.seed, config.train.batch_size,
                             cache_dir=Path(tmp) / "cache")
@@ -85,17 +87,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bf16 on {device}: {'native' if native else 'emulated by torch (no bf16 arithmetic here)'}")
         print(f"model: live-2d, hidden {args.hidden}, latent 2, window {config.data.window}, batch {args.batch_size}; "
               f"data: synthetic corpus, {len(data.train.x)} training windows, {len(data.val.x)} validation windows; "
-              f"{args.epochs} epoch(s) per run, {args.repeats} repeat(s), seed {args.seed}")
+              f"{args.epochs} epoch(s) per run, {args.repeats} repeat(s), seeds {args.seed}-{args.seed + args.repeats - 1}")
         seconds: dict[str, list[float]] = {"fp32": [], "bf16": []}
         bounds: dict[str, list[float]] = {"fp32": [], "bf16": []}
         for repeat in range(args.repeats):
             for precision in ("fp32", "bf16"):
-                run_config = load_config("live-2d", {**settings, "precision": precision})
+                run_config = load_config("live-2d", {**settings, "precision": precision, "seed": args.seed + repeat})
                 Trainer(run_config, data, Path(tmp) / f"{precision}{repeat}", device).fit()
                 rows = read_metrics(Path(tmp) / f"{precision}{repeat}")
                 seconds[precision] += [row["seconds"] for row in rows]
                 bounds[precision].append(rows[-1]["val_bound"])
-                print(f"  run {repeat + 1} {precision}: {statistics.median(row['seconds'] for row in rows):.3f} s/epoch, "
+                print(f"  seed {args.seed + repeat} {precision}: {statistics.median(row['seconds'] for row in rows):.3f} s/epoch, "
                       f"validation bound {rows[-1]['val_bound']:.4f} nats/step")
 
     s32, s16 = statistics.median(seconds["fp32"]), statistics.median(seconds["bf16"])
@@ -104,7 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"fp32: {s32:.3f} s/epoch  {windows / s32:.1f} seq/s  bound {b32:.4f}  (medians of {len(seconds['fp32'])} epochs)")
     print(f"bf16: {s16:.3f} s/epoch  {windows / s16:.1f} seq/s  bound {b16:.4f}  (medians of {len(seconds['bf16'])} epochs)")
     print(f"ratio = {s16 / s32:.3f}  (bf16 / fp32 seconds per epoch; < 1 is faster)")
-    print(f"bound difference = {b16 - b32:+.4f} nats/step  (bf16 - fp32, validation, after {args.epochs} epoch(s))")
+    differences = [b - a for a, b in zip(bounds["fp32"], bounds["bf16"])]
+    print(f"bound difference = {statistics.median(differences):+.4f} nats/step  (bf16 - fp32, validation, after "
+          f"{args.epochs} epoch(s), median over seeds; per seed {', '.join(f'{d:+.4f}' for d in differences)}; "
+          f"fp32 bounds of the seeds span {max(bounds['fp32']) - min(bounds['fp32']):.4f})")
     return 0
 
 
