@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -203,3 +204,14 @@ def test_sigterm_to_torchrun_stops_both_processes_with_a_resumable_state(songs, 
     progress = torch.load(tmp_path / "run" / "resume" / "optimizer.pt", weights_only=True)["progress"]
     assert progress["global_step"] >= 23
     assert len(read_metrics(tmp_path / "run")) == progress["epoch"]
+
+
+@pytest.mark.slow
+def test_bench_ddp_prints_both_figures_and_the_speed_up():
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_ddp.py"), "--quick"], env=_env(),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    number = r"-?\d+(\.\d+)?"
+    for n in (1, 2):
+        assert re.search(rf"^{n} process\(es\): {number} s/epoch +bound {number}", done.stdout, re.MULTILINE), done.stdout
+    assert re.search(rf"^speed-up = {number}", done.stdout, re.MULTILINE) and "machine:" in done.stdout
