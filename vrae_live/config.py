@@ -184,6 +184,7 @@ class TrainConfig:
     input_dropout: Annotated[Float, Ge(0), Lt(1)] = 0.0  # share of teacher-forced decoder inputs blanked, so z must carry the music
     seed: Annotated[Int, Ge(0), Le(2**32 - 1)] = 0
     device: Str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: Literal["fp32", "bf16"] = "fp32"  # of the training step's forward pass (autocast); docs/scale.md
 
     @field_validator("device")
     @classmethod

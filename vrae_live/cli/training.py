@@ -65,41 +65,67 @@ def _pitch_range(ctx, param, value):
 @click.option("--input-dropout", type=SHARE, help="Share of decoder inputs blanked in training (makes z matter).")
 @click.option("--val-fraction", type=SHARE, help="Share of songs held out for validation.")
 @device_option(None)
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]),
+              help="Arithmetic of the training step: bf16 (autocast) where the GPU or CPU has it [default: fp32].")
 @seed_option(None, help="Seeds the init, the shuffles and the noise [default: the preset's].")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="Where parsed songs are cached.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def train(songs_dir: Path, out_dir: Path | None, preset: str | None, resume: bool, overwrite: bool,
           cache_dir: Path | None, quiet: bool, **settings: Any) -> None:
-    """Train a VRAE on the MIDI files in SONGS_DIR (searched recursively)."""
+    """Train a VRAE on the MIDI files in SONGS_DIR (searched recursively).
+
+    Under torchrun (torchrun --nproc-per-node N -m vrae_live train ...) the processes share each
+    batch and rank 0 writes the run; docs/scale.md.
+    """
     from ..checkpoint import read_config
     from ..config import DEFAULT_PRESET, build_config, load_config, with_changes
-    from ..data.corpus import prepare_data
-    from ..device import resolve_device
     from ..errors import ConfigError
+    from ..training.distributed import join_world, leave_world
     from ..training.run import METRICS_FILE, RESUME_DIR
-    from ..training.length import fit_to_corpus
-    from ..training.trainer import Trainer
 
     out_dir = out_dir or Path("checkpoints") / songs_dir.resolve().name
+    clear_out_dir = False
+    changeable = ("epochs", "device", "precision")  # what a resumed run may change
     if resume:
-        given = sorted(k for k, v in settings.items() if v is not None and k not in ("epochs", "device"))
+        given = sorted(k for k, v in settings.items() if v is not None and k not in changeable)
         if preset or given:
             raise ConfigError(f"--resume continues with the run's own settings; drop {['--preset'] if preset else given}")
         saved = read_config(out_dir / RESUME_DIR)
         config = build_config({k: saved[k] for k in ("data", "model", "train")})
-        config = with_changes(config, train={k: settings[k] for k in ("epochs", "device") if settings[k] is not None})
+        config = with_changes(config, train={k: settings[k] for k in changeable if settings[k] is not None})
     else:
         if (out_dir / METRICS_FILE).exists() or (out_dir / RESUME_DIR).exists():
             if not overwrite:
                 raise ConfigError(f"{out_dir} already holds a run: --resume it, --overwrite it, or choose another --out")
-            shutil.rmtree(out_dir)
+            clear_out_dir = True
         config = load_config(preset or DEFAULT_PRESET, settings)
 
-    device = resolve_device(config.train.device)
+    world = join_world(config.train.device)  # under torchrun: this process's rank, device and group
+    try:
+        _train(songs_dir, out_dir, resume, clear_out_dir, cache_dir, quiet, settings, config, world)
+    finally:
+        leave_world()
+
+
+def _train(songs_dir: Path, out_dir: Path, resume: bool, clear_out_dir: bool, cache_dir: Path | None, quiet: bool,
+           settings: dict[str, Any], config, world) -> None:
+    """``train`` in each process, once the settings are known and the process has joined its world."""
+    from ..data.corpus import prepare_data
+    from ..training.length import fit_to_corpus
+    from ..training.precision import check_precision
+    from ..training.trainer import Trainer
+
+    if not world.is_main:
+        log.setLevel(logging.ERROR)  # rank 0 prints for every process
+    device = world.device
+    check_precision(config.train.precision, device)
     explicit = {k for k in ("epochs", "batch_size") if settings[k] is not None}
     # Without --batch-size, a corpus smaller than one batch trains in one batch of all its windows.
     batch_floor = config.train.batch_size if resume or "batch_size" in explicit else 1
-    data = prepare_data(songs_dir, config.data, config.train.seed, batch_floor, cache_dir=cache_dir)
+    with world.main_first():  # rank 0 clears the run directory and fills the cache; the others read it
+        if clear_out_dir and world.is_main:
+            shutil.rmtree(out_dir)
+        data = prepare_data(songs_dir, config.data, config.train.seed, batch_floor, cache_dir=cache_dir)
     if not resume:  # a resumed run keeps the length it was fitted to
         config, fitted = fit_to_corpus(config, len(data.train.x), explicit)
         for line in fitted:
@@ -111,17 +137,23 @@ def train(songs_dir: Path, out_dir: Path | None, preset: str | None, resume: boo
         f"{d.window} steps ({d.timing.describe()}) from {len(data.train.song_names)} songs, validation on {val_text}; "
         f"{len(data.pitches)} pitches ({data.pitches[0]}-{data.pitches[-1]})"
     )
-    log.info(f"model: {m.model} {m.cell} hidden {m.hidden} latent {m.latent}; {config.train.epochs} epochs on {device}")
+    processes = f" x {world.size} processes (batches of {config.train.batch_size} shared)" if world.distributed else ""
+    log.info(f"model: {m.model} {m.cell} hidden {m.hidden} latent {m.latent}; {config.train.epochs} epochs on "
+             f"{device}{processes}, {config.train.precision}")
     pad_check = None
     if m.model != "rnn":  # a model without a latent has no pad to steer
         from ..measure.pad_check import quick_pad_check as pad_check
-    trainer = Trainer(config, data, out_dir, device, show_progress=not quiet, echo=log.info, pad_check=pad_check)
+    trainer = Trainer(config, data, out_dir, show_progress=not quiet and world.is_main, echo=log.info,
+                      pad_check=pad_check, world=world)
     if resume:
         trainer.resume()
         log.info(f"resuming at epoch {trainer.progress.epoch + 1}, step {trainer.progress.step_in_epoch}")
     summary = trainer.fit()
+    if not world.is_main:
+        return
     if summary["interrupted"]:
-        log.info(f"stopped; resume with: vrae-live train {songs_dir} --out {out_dir} --resume")
+        launcher = "torchrun [the same options] -m vrae_live" if world.distributed else "vrae-live"
+        log.info(f"stopped; resume with: {launcher} train {songs_dir} --out {out_dir} --resume")
     elif summary["best_epoch"] > 0:
         log.info(
             f"best {summary['bound_on']} bound {summary['best_bound']:.4f} nats/step at epoch "

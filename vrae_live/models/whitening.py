@@ -28,11 +28,13 @@ class BatchWhitening(nn.Module):
 
     def forward(self, mu: torch.Tensor) -> torch.Tensor:
         """``mu (B, L)`` whitened over the batch in training, by the running estimates otherwise."""
+        with torch.autocast(mu.device.type, enabled=False):  # the covariance and its Cholesky factor in fp32
+            return self._whiten(mu.float())
+
+    def _whiten(self, mu: torch.Tensor) -> torch.Tensor:
         eye = torch.eye(mu.shape[1], dtype=mu.dtype, device=mu.device)
         if self.training:
-            mean = mu.mean(0)
-            centred = mu - mean
-            cov = centred.T @ centred / max(len(mu) - 1, 1)
+            mean, centred, cov = self.batch_moments(mu)
             with torch.no_grad():
                 self.running_mean.lerp_(mean.detach(), self.momentum)
                 self.running_cov.lerp_(cov.detach(), self.momentum)
@@ -43,3 +45,10 @@ class BatchWhitening(nn.Module):
         # direction under eps of it is left unamplified (at most 1 / sqrt(eps) times).
         lower = torch.linalg.cholesky(cov + self.eps * (cov.diagonal().mean().detach() + 1e-12) * eye)
         return torch.linalg.solve_triangular(lower, centred.T, upper=False).T  # centred @ inverse(L).T
+
+    def batch_moments(self, mu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The batch's mean ``(L,)``, ``mu`` centred on it ``(B, L)``, and its covariance ``(L, L)``
+        (training/distributed.py takes them over every process's batch)."""
+        mean = mu.mean(0)
+        centred = mu - mean
+        return mean, centred, centred.T @ centred / max(len(mu) - 1, 1)

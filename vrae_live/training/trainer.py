@@ -31,11 +31,13 @@ import torch
 from ..checkpoint import Checkpoint, load_checkpoint, load_optimizer_state, read_config, save_checkpoint
 from ..config import Config
 from ..data.corpus import TrainingData, WindowSet
-from ..errors import CheckpointError, TrainingError
+from ..errors import CheckpointError, ConfigError, TrainingError
 from ..models import build_model
 from ..pad import latent_plane
 from ..songmap import map_of_windows
+from .distributed import World
 from .evaluation import active_units, encode_means, evaluate
+from .precision import autocast
 from .run import RESUME_DIR, append_metrics, format_row, keep_metrics_until
 
 
@@ -84,13 +86,17 @@ class Trainer:
         echo: Callable[[str], None] = lambda line: None,
         on_step: Callable[["Trainer"], None] | None = None,
         pad_check: Callable[[Checkpoint], dict[str, Any]] | None = None,
+        world: World | None = None,
     ):
         """``pad_check``: quick steering and seam figures of a checkpoint, taken at every epoch's
-        end (``measure.pad_check.quick_pad_check``); with it the kept epoch is one whose pad steers."""
+        end (``measure.pad_check.quick_pad_check``); with it the kept epoch is one whose pad steers.
+        ``world``: this process's place under torchrun (``distributed.join_world``), whose device
+        replaces ``device``; without it, one process."""
         self.config = config
         self.data = data
         self.out_dir = Path(out_dir)
-        self.device = torch.device(device)
+        self.world = world if world is not None else World(device=torch.device(device))
+        self.device = self.world.device
         self.show_progress = show_progress
         self.echo = echo
         self.on_step = on_step
@@ -102,15 +108,27 @@ class Trainer:
         self.progress = Progress()
         torch.manual_seed(config.train.seed)
         self.model = build_model(len(data.pitches), config.model).to(self.device)
+        self.ddp = self.world.ddp(self.model)  # under torchrun: the model's loss_terms, wrapped
+        self.autocast = lambda: autocast(config.train.precision, self.device)
         t = config.train
         # The fused kernel updates every parameter in one pass: on the CPU a paper-2d step
         # takes 0.3 ms instead of 2.6 (docs/benchmarks.md).
         fused = self.device.type in ("cpu", "cuda")
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr, betas=(t.beta1, t.beta2), fused=fused)
-        self.noise = torch.Generator().manual_seed(t.seed)
+        self.noise = self.world.noise_generator(t.seed)
         self.x_train = _as_tensor(data.train, self.device)
         self.x_val = _as_tensor(data.val, self.device) if data.val is not None and len(data.val.x) else None
-        self.steps_per_epoch = math.ceil(len(self.x_train) / t.batch_size)
+        # Under torchrun a last batch too small to give every process its share is left out of
+        # the epoch (distributed.World.min_batch); in one process every batch counts.
+        self.min_batch = self.world.min_batch(self.model)
+        full, last = divmod(len(self.x_train), t.batch_size)
+        self.steps_per_epoch = full + (last >= self.min_batch)
+        if self.steps_per_epoch == 0 or t.batch_size < self.min_batch:
+            raise ConfigError(
+                f"batches of {min(t.batch_size, len(self.x_train))} windows cannot be shared among "
+                f"{self.world.size} processes: each needs {self.min_batch // self.world.size} window(s) of every batch; "
+                f"use fewer processes or a larger --batch-size (there are {len(self.x_train)} training windows)"
+            )
 
     # -- schedules (functions of the global step, so resuming needs no extra state) --
 
@@ -148,9 +166,17 @@ class Trainer:
         self.model.load_state_dict(load_checkpoint(directory, self.device).model.state_dict())
         state = load_optimizer_state(directory)
         self.optimizer.load_state_dict(state["optimizer"])
-        self.noise.set_state(state["noise"])
+        noise = state.get("noise_ranks", [state["noise"]])  # one per process of the run saved
+        if self.world.rank < len(noise):
+            self.noise.set_state(noise[self.world.rank])
+        if len(noise) != self.world.size and self.world.is_main:
+            self.echo(f"resuming with {self.world.size} process(es) a run saved by {len(noise)}: the noise "
+                      "streams are not the ones an uninterrupted run would have drawn")
         self.progress = Progress(**state["progress"])
-        keep_metrics_until(self.out_dir, self.progress.epoch)
+        if self.world.is_main:
+            keep_metrics_until(self.out_dir, self.progress.epoch)
+        else:  # the sums saved are every process's so far: rank 0 carries them
+            self.progress.sums = {"rec": 0.0, "kl": 0.0, "n": 0.0}
 
     def _check_weights_are_finite(self) -> None:
         """Called before every save: a checkpoint of nan or inf weights would only play silence."""
@@ -163,41 +189,81 @@ class Trainer:
             )
 
     def _save_resumable(self, interrupted: bool = False) -> None:
+        """Every process calls it; rank 0 writes, with each process's noise state."""
         self._check_weights_are_finite()
-        state = {
-            "optimizer": self.optimizer.state_dict(),
-            "noise": self.noise.get_state(),
-            "progress": self.progress.to_state(),
-        }
-        save_checkpoint(
-            self.out_dir / RESUME_DIR, self.model, self.config, self.data.pitches,
-            {"training": self.summary(interrupted)}, state,
-        )
+        noise = self.world.gather(self.noise.get_state())
+        if self.world.is_main:
+            state = {
+                "optimizer": self.optimizer.state_dict(),
+                "noise": noise[0],
+                "progress": self.progress.to_state(),
+            }
+            if self.world.distributed:
+                state["noise_ranks"] = noise
+            save_checkpoint(
+                self.out_dir / RESUME_DIR, self.model, self.config, self.data.pitches,
+                {"training": self.summary(interrupted)}, state,
+            )
+        self.world.barrier()
+
+    def _sum_over_processes(self) -> None:
+        """The epoch's running sums of every process's shares (rank 0's alone carried on resume)."""
+        if self.world.distributed:
+            p = self.progress
+            names = sorted(p.sums)
+            total = self.world.all_sum(torch.tensor([p.sums[k] for k in names], dtype=torch.float64, device=self.device))
+            p.sums = dict(zip(names, total.tolist()))
 
     # -- the loop --------------------------------------------------------------
 
     def _epoch_order(self, epoch: int) -> list[torch.Tensor]:
+        """The epoch's global batches of window indices: the same on every process."""
         g = torch.Generator().manual_seed(self.config.train.seed * 1_000_003 + epoch)
-        return torch.randperm(len(self.x_train), generator=g).split(self.config.train.batch_size)
+        batches = torch.randperm(len(self.x_train), generator=g).split(self.config.train.batch_size)
+        return [b for b in batches if len(b) >= self.min_batch]
 
-    def _train_step(self, batch: torch.Tensor) -> None:
+    def _objective(self, terms, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training loss of this process's share of a global batch of ``n`` windows, and the
+        global batch's loss terms (to check that they are finite, alike on every process).
+
+        The share's loss is weighted by its size, so DDP's average of the processes' gradients
+        is the gradient of the global batch's mean loss; free bits judge each unit's KL over the
+        global batch, not over a share (one all-reduce of L + 1 numbers a step, under torchrun).
+        """
+        t = self.config.train
+        rec, kl = terms.rec.float(), terms.kl.float()  # (b,), (b, L); bf16 under autocast
+        kl_per_unit = kl.mean(0)  # (L,)
+        if self.world.distributed:
+            whole = self.world.all_sum(torch.cat([kl.sum(0), rec.sum().view(1)]).detach()) / n  # (L + 1,)
+            kl_whole, rec_whole = whole[:-1], whole[-1]
+        else:
+            kl_whole, rec_whole = kl_per_unit.detach(), rec.mean().detach()
+        kl_objective = torch.where(kl_whole >= t.free_bits, kl_per_unit, t.free_bits).sum()
+        loss = rec.mean() + self.kl_weight(self.progress.global_step) * kl_objective
+        if len(rec) * self.world.size != n:
+            loss = loss * (len(rec) * self.world.size / n)
+        return loss, rec_whole + kl_whole.sum()
+
+    def _train_step(self, batch: torch.Tensor, n: int | None = None) -> None:
+        """One optimizer step on ``batch (b, W, P)``, this process's share of a global batch of
+        ``n`` windows (``b`` in one process)."""
         t, p = self.config.train, self.progress
         lr = self.learning_rate(p.global_step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         # The forward pass updates batch norm's running statistics; a skipped step puts them back.
         buffers = [b.clone() for b in self.model.buffers()]
-        terms = self.model.loss_terms(batch, self.noise, t.input_dropout)
-        kl_per_unit = terms.kl.mean(0)  # (L,)
-        kl_objective = torch.clamp(kl_per_unit, min=t.free_bits).sum()
-        loss = terms.rec.mean() + self.kl_weight(p.global_step) * kl_objective
+        with self.autocast():
+            loss_terms = self.model.loss_terms if self.ddp is None else self.ddp
+            terms = loss_terms(batch, self.noise, t.input_dropout)
+        loss, whole = self._objective(terms, n or len(batch))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_grad_norm)
-        if torch.isfinite(loss.detach() + grad_norm).item():  # one sync for both
+        if torch.isfinite(whole + grad_norm).item():  # one sync for both
             self.optimizer.step()
-            p.sums["rec"] += terms.rec.sum().item()
-            p.sums["kl"] += terms.kl.sum().item()
+            p.sums["rec"] += terms.rec.float().sum().item()
+            p.sums["kl"] += terms.kl.float().sum().item()
             p.sums["n"] += len(batch)
             p.skips_in_a_row = 0
         else:
@@ -219,7 +285,7 @@ class Trainer:
 
         Returns the summary; ``summary["interrupted"]`` says whether it stopped early.
         """
-        with _stop_on_sigint(self):
+        with _stop_on_signals(self):
             return self._fit()
 
     def _fit(self) -> dict[str, Any]:
@@ -241,7 +307,7 @@ class Trainer:
             )
             with bar:
                 for indices in batches[p.step_in_epoch:]:
-                    self._train_step(self.x_train[indices.to(self.device)])
+                    self._train_step(self.x_train[self.world.shard(indices).to(self.device)], len(indices))
                     n = p.sums["n"]
                     if n:  # 0 while every step of the epoch has been skipped
                         bound = -(p.sums["rec"] + p.sums["kl"]) / n / steps_in_window
@@ -249,32 +315,45 @@ class Trainer:
                     bar.update()
                     if self.on_step is not None:
                         self.on_step(self)
-                    if self.stop_requested:
+                    if self._stop_agreed():
                         p.seconds += time.perf_counter() - started
+                        self._sum_over_processes()
                         self._save_resumable(interrupted=True)
                         return self.summary(interrupted=True)
             p.seconds += time.perf_counter() - started
             self._end_epoch(time.perf_counter() - started)
         return self.summary(interrupted=False)
 
+    def _stop_agreed(self) -> bool:
+        """Whether a stop was asked for, here or (under torchrun) in any process: all stop after the same step."""
+        if not self.world.distributed:
+            return self.stop_requested
+        return self.world.all_sum(torch.tensor([float(self.stop_requested)], device=self.device)).item() > 0
+
     def _end_epoch(self, train_seconds: float) -> None:
+        """Every process calls it; rank 0 alone measures, writes and prints (the others wait in
+        ``_save_resumable``)."""
         p = self.progress
+        self._sum_over_processes()
         if p.sums["n"] == 0:  # every step of a short epoch was skipped: nothing was learnt, nothing to report
             raise TrainingError(
                 f"training diverged in epoch {p.epoch + 1}: the loss or its gradient was not finite at any of its "
                 f"{p.skipped_in_epoch} steps; try a lower --lr (this run's is {self.config.train.lr:g})"
             )
         self._check_weights_are_finite()  # before the epoch's row is written, too
-        means = encode_means(self.model, self.x_train)
-        plane = latent_plane(means.numpy(), self.data.train.song, self.data.train.song_names,
-                             min_extent=getattr(self.model, "pad_min_extent", 0.0))
-        row = self._epoch_row(means, train_seconds)
-        epoch = self.progress.epoch + 1
-        if epoch % self.pad_check_every == 0 or epoch == self.config.train.epochs:
-            row.update(self._check_pad(plane))
-        append_metrics(self.out_dir, row)
-        improved = self._note_best(row)
-        self.echo(format_row(row, self.config.train.epochs, improved))
+        self.world.broadcast_buffers(self.model)  # the same already; rank 0's makes sure of it
+        improved = False
+        if self.world.is_main:
+            means = encode_means(self.model, self.x_train)
+            plane = latent_plane(means.numpy(), self.data.train.song, self.data.train.song_names,
+                                 min_extent=getattr(self.model, "pad_min_extent", 0.0))
+            row = self._epoch_row(means, train_seconds)
+            epoch = self.progress.epoch + 1
+            if epoch % self.pad_check_every == 0 or epoch == self.config.train.epochs:
+                row.update(self._check_pad(plane))
+            append_metrics(self.out_dir, row)
+            improved = self._note_best(row)
+            self.echo(format_row(row, self.config.train.epochs, improved))
         p.epoch += 1
         p.step_in_epoch = 0
         p.sums = {"rec": 0.0, "kl": 0.0, "n": 0.0}
@@ -360,6 +439,8 @@ class Trainer:
             "bound_on": "validation" if self.x_val is not None else "training",
             "seconds": round(p.seconds, 2),
             "device": str(self.device),
+            "processes": self.world.size,
+            "precision": self.config.train.precision,
             "train_songs": list(d.train.song_names),
             "val_songs": list(d.val.song_names) if d.val is not None else [],
             "train_windows": int(len(d.train.x)),
@@ -368,23 +449,33 @@ class Trainer:
         }
 
 
-class _stop_on_sigint:
-    """While training, the first Ctrl-C asks for a clean stop; a second one stops at once."""
+class _stop_on_signals:
+    """While training, Ctrl-C (SIGINT) or SIGTERM asks for a clean stop: the current batch ends
+    and a resumable state is saved. In one process a second Ctrl-C stops at once, without saving.
+    Under torchrun later signals are ignored: torchrun passes the terminal's Ctrl-C on to workers
+    that had it already, and its ``--shutdown-timeout`` (30 s) kills a worker that does not stop."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, trainer: Trainer):
         self.trainer = trainer
-        self.previous = None
+        self.previous: dict[int, Any] = {}
 
     def _handle(self, signum, frame) -> None:
+        first = not self.trainer.stop_requested
         self.trainer.request_stop()
+        if self.trainer.world.distributed:
+            if first:
+                self.trainer.echo(f"{signal.Signals(signum).name}: all processes stop after this batch")
+            return
         self.trainer.echo("stopping after this batch (Ctrl-C again to abort without saving)")
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
