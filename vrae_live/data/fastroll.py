@@ -15,7 +15,8 @@ file to pretty_midi (``FALLBACKS`` names each case):
   note-off closes every open note, symusic's only the first, so such a file goes to pretty_midi;
 - tempo events off the first track: pretty_midi reads the tempo map from track 0 only, symusic
   from all tracks, so such a file goes to pretty_midi;
-- a file symusic cannot read: pretty_midi decides whether it is unusable (and says why);
+- a file symusic cannot read, or whose chunks are damaged (symusic reads on past a missing or
+  short track, mido refuses the file): pretty_midi decides whether it is unusable (and says why);
 - ticks past ``pretty_midi.MAX_TICK`` (10 million) or SMPTE time division: pretty_midi.
 
 One difference is not seen from symusic's notes: a note struck again while it sounds and then
@@ -23,6 +24,12 @@ released once (on, on, off). symusic keeps one note and drops the second, unclos
 pretty_midi closes both at the off. Both cover the same frames, except when the second onset
 rounds to the release's frame: then pretty_midi's roll has one frame more. Drums are left out
 by both (channel 10).
+
+Damage inside a track's events is not looked for (that would mean walking every event in
+Python, mido's cost): mido refuses a data byte over 127, a meta event of the wrong length or an
+unknown key signature, and a delta time that puts an event past 10 million ticks; symusic reads
+such a file. So a file damaged that way trains on what symusic makes of it instead of being
+skipped. A file of random bytes, a truncated file or a missing track is skipped as before.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ PRETTY_MIDI_MAX_TICK = 10_000_000  # pretty_midi.pretty_midi.MAX_TICK: a first r
 # Why a file went to pretty_midi, by key (returned by load_roll_fast).
 FALLBACKS = {
     "unreadable": "symusic cannot read it",
+    "damaged": "a track chunk missing or cut short",
     "overlap": "overlapping notes on one key of one track",
     "tempo_off_track_0": "tempo events off the first track",
     "ticks": "ticks past 10 million, or SMPTE time",
@@ -110,8 +118,9 @@ def _needs_pretty_midi(content: bytes, score) -> str | None:
     if score.end() >= PRETTY_MIDI_MAX_TICK or (len(tempos) and tempos.max() >= PRETTY_MIDI_MAX_TICK) \
             or score.start() < 0:  # int32 ticks that wrapped
         return "ticks"
-    if _tempo_off_track_0(content):
-        return "tempo_off_track_0"
+    chunk_problem = _chunk_problem(content)
+    if chunk_problem is not None:
+        return chunk_problem
     # symusic splits a track by channel and program; one MIDI track's pieces share its name.
     by_name: dict[str, list[np.ndarray]] = {}
     for track in score.tracks:
@@ -135,22 +144,28 @@ def _overlaps(parts: list[dict[str, np.ndarray]]) -> bool:
     return bool(np.any((pitch[1:] == pitch[:-1]) & (time[1:] < end[:-1])))
 
 
-def _tempo_off_track_0(content: bytes) -> bool:
-    """Whether a track after the first holds the bytes of a tempo event (FF 51 03).
+def _chunk_problem(content: bytes) -> str | None:
+    """What in the file's chunks sends it to pretty_midi ("damaged", "tempo_off_track_0"), or None.
 
-    The bytes may also turn up inside other data; such a file goes to pretty_midi needlessly,
+    mido reads the header's count of tracks, each an MTrk chunk that ends inside the file;
+    symusic reads on past a missing or short one, so such a file goes to pretty_midi (which refuses
+    it). A track after the first that holds the bytes of a tempo event (FF 51 03) goes too: the
+    bytes may also turn up inside other data, and then a file goes to pretty_midi needlessly,
     never the other way round.
     """
-    position, track = 14, 0
-    while position + 8 <= len(content):
+    if content[:4] != b"MThd" or len(content) < 14:
+        return "damaged"
+    tracks = int.from_bytes(content[10:12], "big")
+    position = 8 + int.from_bytes(content[4:8], "big")
+    tempo_off_track_0 = False
+    for track in range(tracks):
         length = int.from_bytes(content[position + 4:position + 8], "big")
-        if track > 0 and content[position:position + 4] == b"MTrk" \
-                and content.find(b"\xff\x51\x03", position + 8, position + 8 + length) >= 0:
-            return True
-        if content[position:position + 4] == b"MTrk":
-            track += 1
+        if content[position:position + 4] != b"MTrk" or position + 8 + length > len(content):
+            return "damaged"
+        if track > 0 and content.find(b"\xff\x51\x03", position + 8, position + 8 + length) >= 0:
+            tempo_off_track_0 = True
         position += 8 + length
-    return False
+    return "tempo_off_track_0" if tempo_off_track_0 else None
 
 
 class _TickClock:
