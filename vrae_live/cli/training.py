@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from ..errors import VraeLiveError
-from .options import FiniteRange, device_option, seed_option
+from .options import FiniteRange, device_option, seed_option, workers_option
 
 log = logging.getLogger("vrae_live")
 
@@ -66,10 +66,13 @@ def _pitch_range(ctx, param, value):
 @click.option("--val-fraction", type=SHARE, help="Share of songs held out for validation.")
 @device_option(None)
 @seed_option(None, help="Seeds the init, the shuffles and the noise [default: the preset's].")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="Where parsed songs are cached.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where parsed songs and roll stores are cached [default: $VRAE_LIVE_CACHE, else "
+                   "~/.cache/vrae-live/rolls].")
+@workers_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def train(songs_dir: Path, out_dir: Path | None, preset: str | None, resume: bool, overwrite: bool,
-          cache_dir: Path | None, quiet: bool, **settings: Any) -> None:
+          cache_dir: Path | None, workers: int | None, quiet: bool, **settings: Any) -> None:
     """Train a VRAE on the MIDI files in SONGS_DIR (searched recursively)."""
     from ..checkpoint import read_config
     from ..config import DEFAULT_PRESET, build_config, load_config, with_changes
@@ -99,7 +102,7 @@ def train(songs_dir: Path, out_dir: Path | None, preset: str | None, resume: boo
     explicit = {k for k in ("epochs", "batch_size") if settings[k] is not None}
     # Without --batch-size, a corpus smaller than one batch trains in one batch of all its windows.
     batch_floor = config.train.batch_size if resume or "batch_size" in explicit else 1
-    data = prepare_data(songs_dir, config.data, config.train.seed, batch_floor, cache_dir=cache_dir)
+    data = prepare_data(songs_dir, config.data, config.train.seed, batch_floor, cache_dir=cache_dir, workers=workers)
     if not resume:  # a resumed run keeps the length it was fitted to
         config, fitted = fit_to_corpus(config, len(data.train.x), explicit)
         for line in fitted:
@@ -152,7 +155,9 @@ def _say_whether_the_pad_steers(run_dir: Path) -> None:
 @click.option("--faithfulness", "songs_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               metavar="SONGS_DIR", help="Also measure whether each region of the pad plays music like the windows "
               "of SONGS_DIR the map places there.")
-def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool, songs_dir: Path | None) -> None:
+@workers_option
+def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool, songs_dir: Path | None,
+         workers: int | None) -> None:
     """Say what a checkpoint is: model, data settings, pitches, timing, training."""
     from ..checkpoint import load_checkpoint
 
@@ -199,7 +204,7 @@ def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool, songs_dir
         from ..data.corpus import load_songs
         from ..measure.faithfulness import measure_faithfulness
 
-        lines.append(f"faithfulness {measure_faithfulness(ckpt, load_songs(songs_dir, ckpt.timing)).line()}")
+        lines.append(f"faithfulness {measure_faithfulness(ckpt, load_songs(songs_dir, ckpt.timing, workers=workers)).line()}")
     click.echo("\n".join(lines))
 
 
@@ -221,8 +226,9 @@ def _pitch_list(pitches: list[int]) -> str:
 @device_option("auto")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="Where parsed songs are cached.")
+@workers_option
 def evaluate_command(checkpoint: Path, songs_dir: Path, samples: int, split: str, device: str,
-                     as_json: bool, cache_dir: Path | None) -> None:
+                     as_json: bool, cache_dir: Path | None, workers: int | None) -> None:
     """Lower bound per time step (nats) of a checkpoint on the songs in SONGS_DIR."""
     import torch
 
@@ -234,7 +240,7 @@ def evaluate_command(checkpoint: Path, songs_dir: Path, samples: int, split: str
 
     dev = resolve_device(device)
     ckpt = load_checkpoint(checkpoint, dev)
-    songs = load_songs(songs_dir, ckpt.timing, cache_dir=cache_dir)
+    songs = load_songs(songs_dir, ckpt.timing, cache_dir=cache_dir, workers=workers)
     if split != "all":
         wanted = set(ckpt.meta.get("training", {}).get("val_songs" if split == "validation" else "train_songs", []))
         songs = [s for s in songs if s.name in wanted]
