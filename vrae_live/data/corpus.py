@@ -88,7 +88,8 @@ def _load_paths(folder: Path, paths: Sequence[Path], timing: FrameTiming, cache_
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     readable, keys = _content_keys(paths, timing)
     songs, from_cache = [], 0
-    for path, parsed in zip(readable, parse_files(readable, keys, timing, cache, workers)):
+    # the generator first: zip then runs it to its end, which closes the pool and logs the parsers
+    for parsed, path in zip(parse_files(readable, keys, timing, cache, workers), readable):
         if parsed.packed is None:
             log.warning("skipping %s: %s", path, parsed.reason)
             continue

@@ -120,7 +120,7 @@ def write_store(folder: Path, names: Sequence[str], parsed: Iterable[Parsed], ti
     try:
         kept, offsets, onsets, skipped, frames = [], [0], [], [], 0
         with open(tmp / ROLLS_FILE, "wb") as rolls:
-            for name, song in zip(names, parsed):
+            for song, name in zip(parsed, names):  # parsed first: its end closes the pool
                 if song.packed is None:
                     log.warning("skipping %s: %s", name, song.reason)
                     skipped.append((name, song.reason))

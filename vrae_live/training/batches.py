@@ -56,8 +56,8 @@ class MeasuredWindows:
     ``starts`` (n,) first step of each in its song.
     """
 
-    def __init__(self, windows: WindowSet, hop: int, device: torch.device, limit: int = MEASURED_WINDOWS) -> None:
-        keep = subsample(len(windows.x), limit)
+    def __init__(self, windows: WindowSet, hop: int, device: torch.device, limit: int | None = None) -> None:
+        keep = subsample(len(windows.x), MEASURED_WINDOWS if limit is None else limit)
         if isinstance(windows.x, StoredWindows):
             x, starts = windows.x[keep], windows.x.starts(keep)
         else:
