@@ -29,6 +29,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from vrae_live.checkpoint import load_checkpoint
@@ -85,9 +86,9 @@ def run_one(name: str, config: Config, songs: Path, out: Path, samples: int) -> 
     summary = trainer.fit()
     seconds = time.perf_counter() - started
     ckpt = load_checkpoint(out / name, device)
-    x_val = torch.from_numpy(data.val.x).to(device, torch.float32)
+    x_val = torch.from_numpy(np.asarray(data.val.x)).to(device, torch.float32)
     figures = evaluate(ckpt.model, x_val, seed=config.train.seed, samples=samples)
-    x_train = torch.from_numpy(data.train.x).to(device, torch.float32)
+    x_train = torch.from_numpy(np.asarray(data.train.x)).to(device, torch.float32)
     units = active_units(encode_means(ckpt.model, x_train)) if name != "rnn" else 0
     return {
         "model": name,

@@ -64,3 +64,17 @@ def test_bench_live_measures_jitter_through_jack(capsys):
         assert re.search(rf"{phase}: in JACK frame time \(jack_midi_dump, \d+ note-ons\): p50 = {NUMBER} ms", out), out
     assert re.search(rf"serve: stopped: .* late ticks \(p99 {NUMBER} ms, max {NUMBER} ms late\)", out), out
     assert re.search(rf"flood: \d+ note-ons, {NUMBER} OSC messages/s", out), out
+
+
+def test_bench_parse_prints_both_parsers_and_no_difference(tmp_path, capsys):
+    from tests.songs import write_song, write_song_in_beats
+
+    write_song(tmp_path / "a.mid", [(60, 0.0, 0.5), (64, 0.25, 1.0)])
+    write_song_in_beats(tmp_path / "b.mid", [(62, 0, 3), (65, 2.5, 5)], [(0, 120), (1.5, 80)])
+    assert load_script("bench_parse").main([str(tmp_path), "--repeats", "1", "--steps-per-beat", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "machine:" in out and "symusic" in out
+    assert re.search(rf"pretty_midi: +{NUMBER} files/s/core", out), out
+    assert re.search(rf"symusic: +{NUMBER} files/s/core", out), out
+    assert re.search(rf"^ratio = {NUMBER}", out, re.MULTILINE), out
+    assert "rolls that differ from pretty_midi's: 0 of 2" in out

@@ -1,9 +1,11 @@
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pretty_midi
 import pytest
+import symusic
 
 from tests.songs import write_corrupt, write_drums_only, write_empty, write_song
 from vrae_live.config import DataConfig, FrameTiming
@@ -35,13 +37,19 @@ def song(name: str, steps: int = 10, pitch: int = 60) -> Song:
 
 
 class BrokenParser:
-    """Stands in for pretty_midi.PrettyMIDI: any parse means the cache was missed."""
+    """Stands in for the parser (symusic, with pretty_midi behind it): any parse means the cache was missed."""
 
     calls = 0
 
     def __init__(self, *args, **kwargs):
         BrokenParser.calls += 1
         raise AssertionError("parsed MIDI although the roll was cached")
+
+    @staticmethod
+    def install(monkeypatch) -> None:
+        BrokenParser.calls = 0
+        monkeypatch.setattr(pretty_midi, "PrettyMIDI", BrokenParser)
+        monkeypatch.setattr(symusic, "Score", SimpleNamespace(from_midi=BrokenParser))
 
 
 # --- scanning and loading ---------------------------------------------------------------------
@@ -92,8 +100,7 @@ def test_second_load_reads_rolls_from_the_cache(tmp_path, monkeypatch):
     assert len(list(cache.glob("*.npz"))) == 2
     assert not list(cache.glob("*.tmp"))
 
-    BrokenParser.calls = 0
-    monkeypatch.setattr(pretty_midi, "PrettyMIDI", BrokenParser)
+    BrokenParser.install(monkeypatch)
     second = load_songs(songs_dir, FS20, cache_dir=cache)
     assert BrokenParser.calls == 0
     assert [s.name for s in second] == ["a.mid", "b.mid"]
@@ -102,17 +109,16 @@ def test_second_load_reads_rolls_from_the_cache(tmp_path, monkeypatch):
 
     # The key holds the timing: another grid must parse again, which the broken parser refuses.
     assert load_songs(songs_dir, FrameTiming(fs=10.0), cache_dir=cache) == []
-    assert BrokenParser.calls == 2
+    assert BrokenParser.calls == 4  # symusic, then pretty_midi, for each
 
 
 def test_changed_file_content_misses_the_cache(tmp_path, monkeypatch):
     write_scale(tmp_path / "a.mid")
     load_songs(tmp_path, FS20, cache_dir=tmp_path / "cache")
     write_scale(tmp_path / "a.mid", pitches=(50,))  # same name, new notes
-    BrokenParser.calls = 0
-    monkeypatch.setattr(pretty_midi, "PrettyMIDI", BrokenParser)
+    BrokenParser.install(monkeypatch)
     assert load_songs(tmp_path, FS20, cache_dir=tmp_path / "cache") == []
-    assert BrokenParser.calls == 1
+    assert BrokenParser.calls == 2  # symusic, then pretty_midi
 
 
 def truncate(cache_file: Path) -> None:
@@ -139,7 +145,7 @@ def test_damaged_cache_file_is_ignored_and_rewritten(tmp_path, monkeypatch, capl
     assert np.array_equal(reparsed.roll, expected.roll)
     assert any("damaged" in r.getMessage() and str(cache_file) in r.getMessage() for r in caplog.records)
 
-    monkeypatch.setattr(pretty_midi, "PrettyMIDI", BrokenParser)
+    BrokenParser.install(monkeypatch)
     (cached,) = load_songs(songs_dir, FS20, cache_dir=cache)
     assert np.array_equal(cached.roll, expected.roll)
 

@@ -148,14 +148,14 @@ def files_in(directory):
 def test_a_step_with_a_nan_loss_is_skipped_and_counted(songs_dir, tmp_path):
     trainer = make_trainer(songs_dir, tmp_path / "run", epochs=1)
     p = trainer.progress
-    poisoned = trainer.x_train[:16].clone()
+    poisoned = trainer.batches.draw(torch.arange(16)).clone()
     poisoned[0, 0, 0] = float("nan")
     before = {name: w.clone() for name, w in trainer.model.state_dict().items()}
     trainer._train_step(poisoned)
     assert all(torch.equal(w, trainer.model.state_dict()[name]) for name, w in before.items())
     assert not trainer.optimizer.state  # Adam never stepped
     assert (p.skipped_in_epoch, p.skips_in_a_row, p.step_in_epoch, p.sums["n"]) == (1, 1, 1, 0)
-    trainer._train_step(trainer.x_train[:16])
+    trainer._train_step(trainer.batches.draw(torch.arange(16)))
     assert (p.skipped_in_epoch, p.skips_in_a_row, p.sums["n"]) == (1, 0, 16)  # a good step ends the run of skips
     trainer.fit()  # the rest of the epoch
     assert read_metrics(tmp_path / "run")[0]["skipped_steps"] == 1
@@ -196,7 +196,7 @@ def test_weights_that_are_not_finite_are_never_saved(songs_dir, tmp_path):
     with pytest.raises(TrainingError, match="no longer finite"):
         trainer._save_resumable(interrupted=True)
     with pytest.raises(TrainingError, match="no longer finite"):
-        trainer._save_best({}, torch.zeros(len(trainer.x_train), 2))
+        trainer._save_best({}, torch.zeros(len(trainer.measured_train), 2))
     assert files_in(out) == saved
 
 

@@ -120,12 +120,15 @@ def window_map(means: np.ndarray, x: np.ndarray, song: np.ndarray, song_names: S
 
 
 def map_of_windows(means_of, x: np.ndarray, song: np.ndarray, song_names: Sequence[str], pitches: Sequence[int],
-                   plane: dict[str, Any], data, max_points: int = MAX_POINTS) -> dict[str, Any]:
+                   plane: dict[str, Any], data, max_points: int = MAX_POINTS,
+                   starts: np.ndarray | None = None) -> dict[str, Any]:
     """:func:`window_map` of an even subsample of windows cut as ``data`` (a DataConfig) says;
     ``means_of(keep)`` gives the means ``(len(keep), L)`` of the windows ``x[keep]`` (:func:`subsample`),
-    so a caller that has encoded every window already need not encode them again."""
+    so a caller that has encoded every window already need not encode them again. ``starts``: the
+    first step of each window in its song, for windows that are not all of their songs' windows in
+    order (a subsample); by default worked out from ``song``."""
     keep = subsample(len(x), max_points)
-    starts = window_starts(song, data.hop)[keep]
+    starts = (window_starts(song, data.hop) if starts is None else np.asarray(starts))[keep]
     steps_per_bar = 4 * data.steps_per_beat if data.steps_per_beat else None
     return window_map(means_of(keep), x[keep], song[keep], song_names, pitches, plane, starts,
                       steps_per_bar=steps_per_bar, fs=data.fs)

@@ -49,6 +49,13 @@ def seed_option(default: int | None = 0, help: str = "Seeds every random choice.
     return click.option("--seed", type=SEEDS, default=default, show_default=default is not None, help=help)
 
 
+def workers_option(command):
+    """--workers: processes that parse MIDI files (the commands that read a song folder)."""
+    return click.option("--workers", type=click.IntRange(min=1), default=None,
+                        help="Processes that parse MIDI files [default: the cores]; 1 parses in this one. "
+                             "A few songs are parsed in one process whatever this says.")(command)
+
+
 def device_option(default: str | None):
     return click.option("--device", type=DEVICES, default=default, show_default=default is not None,
                         help="Where the model runs; auto takes CUDA when present.")

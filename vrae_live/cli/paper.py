@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from .options import FiniteRange, OutputFile, device_option, note_settings, seed_option, take_options
+from .options import FiniteRange, OutputFile, device_option, note_settings, seed_option, take_options, workers_option
 
 log = logging.getLogger("vrae_live")
 
@@ -135,8 +135,9 @@ def interpolate(checkpoint: Path, song_a: Path, song_b: Path, out: Path, at_a: f
 @seed_option(help="Seeds t-SNE.")
 @device_option("cpu")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="Where parsed songs are cached.")
+@workers_option
 def map_command(checkpoint: Path, songs_dir: Path | None, out: Path | None, store: bool, color_by: str, method: str,
-                max_points: int, seed: int, device: str, cache_dir: Path | None) -> None:
+                max_points: int, seed: int, device: str, cache_dir: Path | None, workers: int | None) -> None:
     """The songs' windows drawn at their codes (paper Figures 1-2, right).
 
     Without SONGS_DIR: the map stored in CHECKPOINT at training time, on the pad's plane,
@@ -154,7 +155,7 @@ def map_command(checkpoint: Path, songs_dir: Path | None, out: Path | None, stor
         return
     if color_by not in ("song", "folder"):
         raise ConfigError(f"--color-by {color_by} draws the stored map: leave out SONGS_DIR")
-    _map_songs(checkpoint, songs_dir, out, store, color_by, method, max_points, seed, device, cache_dir)
+    _map_songs(checkpoint, songs_dir, out, store, color_by, method, max_points, seed, device, cache_dir, workers)
 
 
 def _draw_stored_map(checkpoint: Path, out: Path, color_by: str) -> None:
@@ -171,7 +172,8 @@ def _draw_stored_map(checkpoint: Path, out: Path, color_by: str) -> None:
                f"by {color_by}")
 
 
-def _map_songs(checkpoint, songs_dir, out, store, color_by, method, max_points, seed, device, cache_dir) -> None:
+def _map_songs(checkpoint, songs_dir, out, store, color_by, method, max_points, seed, device, cache_dir,
+               workers=None) -> None:
     import torch
 
     from ..checkpoint import store_meta
@@ -186,7 +188,7 @@ def _map_songs(checkpoint, songs_dir, out, store, color_by, method, max_points, 
     if out is not None:
         require_matplotlib()  # a missing matplotlib is reported before any encoding
     ckpt = _load(checkpoint, device)
-    songs = load_songs(songs_dir, ckpt.timing, cache_dir=cache_dir)
+    songs = load_songs(songs_dir, ckpt.timing, cache_dir=cache_dir, workers=workers)
     windows = windows_for(songs, ckpt.pitches, ckpt.config.data)
     if len(windows.x) == 0:
         raise DataError(f"{songs_dir}: no window of {ckpt.config.data.window} steps in {len(songs)} usable songs")

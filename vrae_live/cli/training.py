@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from ..errors import VraeLiveError
-from .options import FiniteRange, device_option, seed_option
+from .options import FiniteRange, device_option, seed_option, workers_option
 
 log = logging.getLogger("vrae_live")
 
@@ -68,10 +68,13 @@ def _pitch_range(ctx, param, value):
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]),
               help="Arithmetic of the training step: bf16 (autocast) where the GPU or CPU has it [default: fp32].")
 @seed_option(None, help="Seeds the init, the shuffles and the noise [default: the preset's].")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="Where parsed songs are cached.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where parsed songs and roll stores are cached [default: $VRAE_LIVE_CACHE, else "
+                   "~/.cache/vrae-live/rolls].")
+@workers_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def train(songs_dir: Path, out_dir: Path | None, preset: str | None, resume: bool, overwrite: bool,
-          cache_dir: Path | None, quiet: bool, **settings: Any) -> None:
+          cache_dir: Path | None, workers: int | None, quiet: bool, **settings: Any) -> None:
     """Train a VRAE on the MIDI files in SONGS_DIR (searched recursively).
 
     Under torchrun (torchrun --nproc-per-node N -m vrae_live train ...) the processes share each
@@ -102,12 +105,13 @@ def train(songs_dir: Path, out_dir: Path | None, preset: str | None, resume: boo
 
     world = join_world(config.train.device)  # under torchrun: this process's rank, device and group
     try:
-        _train(songs_dir, out_dir, resume, clear_out_dir, cache_dir, quiet, settings, config, world)
+        _train(songs_dir, out_dir, resume, clear_out_dir, cache_dir, workers, quiet, settings, config, world)
     finally:
         leave_world()
 
 
-def _train(songs_dir: Path, out_dir: Path, resume: bool, clear_out_dir: bool, cache_dir: Path | None, quiet: bool,
+def _train(songs_dir: Path, out_dir: Path, resume: bool, clear_out_dir: bool, cache_dir: Path | None,
+           workers: int | None, quiet: bool,
            settings: dict[str, Any], config, world) -> None:
     """``train`` in each process, once the settings are known and the process has joined its world."""
     from ..data.corpus import prepare_data
@@ -125,7 +129,7 @@ def _train(songs_dir: Path, out_dir: Path, resume: bool, clear_out_dir: bool, ca
     with world.main_first():  # rank 0 clears the run directory and fills the cache; the others read it
         if clear_out_dir and world.is_main:
             shutil.rmtree(out_dir)
-        data = prepare_data(songs_dir, config.data, config.train.seed, batch_floor, cache_dir=cache_dir)
+        data = prepare_data(songs_dir, config.data, config.train.seed, batch_floor, cache_dir=cache_dir, workers=workers)
     if not resume:  # a resumed run keeps the length it was fitted to
         config, fitted = fit_to_corpus(config, len(data.train.x), explicit)
         for line in fitted:
@@ -184,7 +188,9 @@ def _say_whether_the_pad_steers(run_dir: Path) -> None:
 @click.option("--faithfulness", "songs_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               metavar="SONGS_DIR", help="Also measure whether each region of the pad plays music like the windows "
               "of SONGS_DIR the map places there.")
-def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool, songs_dir: Path | None) -> None:
+@workers_option
+def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool, songs_dir: Path | None,
+         workers: int | None) -> None:
     """Say what a checkpoint is: model, data settings, pitches, timing, training."""
     from ..checkpoint import load_checkpoint
 
@@ -231,7 +237,7 @@ def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool, songs_dir
         from ..data.corpus import load_songs
         from ..measure.faithfulness import measure_faithfulness
 
-        lines.append(f"faithfulness {measure_faithfulness(ckpt, load_songs(songs_dir, ckpt.timing)).line()}")
+        lines.append(f"faithfulness {measure_faithfulness(ckpt, load_songs(songs_dir, ckpt.timing, workers=workers)).line()}")
     click.echo("\n".join(lines))
 
 
@@ -253,8 +259,9 @@ def _pitch_list(pitches: list[int]) -> str:
 @device_option("auto")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="Where parsed songs are cached.")
+@workers_option
 def evaluate_command(checkpoint: Path, songs_dir: Path, samples: int, split: str, device: str,
-                     as_json: bool, cache_dir: Path | None) -> None:
+                     as_json: bool, cache_dir: Path | None, workers: int | None) -> None:
     """Lower bound per time step (nats) of a checkpoint on the songs in SONGS_DIR."""
     import torch
 
@@ -266,7 +273,7 @@ def evaluate_command(checkpoint: Path, songs_dir: Path, samples: int, split: str
 
     dev = resolve_device(device)
     ckpt = load_checkpoint(checkpoint, dev)
-    songs = load_songs(songs_dir, ckpt.timing, cache_dir=cache_dir)
+    songs = load_songs(songs_dir, ckpt.timing, cache_dir=cache_dir, workers=workers)
     if split != "all":
         wanted = set(ckpt.meta.get("training", {}).get("val_songs" if split == "validation" else "train_songs", []))
         songs = [s for s in songs if s.name in wanted]

@@ -3,7 +3,9 @@
 Songs, never windows, are split between training and validation, so no
 validation window shares a song with a training window. Parsed rolls are
 cached on disk, keyed by the file's content and the frame timing, so a second
-run over the same folder does not parse MIDI again.
+run over the same folder does not parse MIDI again. Files are parsed in worker
+processes (``data.parsing``). Training reads its windows from a roll store on
+disk (``data.store``), so a corpus of any size fits in memory.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -21,7 +22,9 @@ import numpy as np
 
 from ..config import DataConfig, FrameTiming
 from ..errors import DataError
-from .pianoroll import N_MIDI_PITCHES, UnusableSongError, load_roll, project_roll, select_pitches
+from .parsing import parse_files, unpack_roll
+from .pianoroll import project_roll, select_pitches
+from .store import RollStore, StoredWindows, open_or_build
 from .windows import make_windows
 
 log = logging.getLogger("vrae_live")
@@ -41,8 +44,8 @@ class Song:
 
 @dataclass
 class WindowSet:
-    x: np.ndarray  # (N, W, P) uint8
-    song: np.ndarray  # (N,) int64, index into song_names
+    x: np.ndarray | StoredWindows  # (N, W, P) uint8, in memory or read from a roll store on demand
+    song: np.ndarray  # (N,) int64, index into song_names (computed per window for a StoredWindows)
     song_names: list[str]
     dropped_notes: int  # notes on pitches outside the model's pitches
 
@@ -70,38 +73,44 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "vrae-live" / "rolls")
 
 
-def load_songs(folder: str | Path, timing: FrameTiming, cache_dir: str | Path | None = None) -> list[Song]:
+def load_songs(folder: str | Path, timing: FrameTiming, cache_dir: str | Path | None = None,
+               workers: int | None = None) -> list[Song]:
     """Every usable song under ``folder``; unusable files are skipped with a warning.
 
     ``cache_dir`` defaults to ``$VRAE_LIVE_CACHE``, else ``~/.cache/vrae-live/rolls``.
+    ``workers``: processes that parse (default: the cores; 1: this one).
     """
-    return _load_paths(Path(folder), find_songs(folder), timing, cache_dir)
+    return _load_paths(Path(folder), find_songs(folder), timing, cache_dir, workers)
 
 
-def _load_paths(folder: Path, paths: Sequence[Path], timing: FrameTiming, cache_dir: str | Path | None) -> list[Song]:
+def _load_paths(folder: Path, paths: Sequence[Path], timing: FrameTiming, cache_dir: str | Path | None,
+                workers: int | None = None) -> list[Song]:
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    readable, keys = _content_keys(paths, timing)
     songs, from_cache = [], 0
+    # the generator first: zip then runs it to its end, which closes the pool and logs the parsers
+    for parsed, path in zip(parse_files(readable, keys, timing, cache, workers), readable):
+        if parsed.packed is None:
+            log.warning("skipping %s: %s", path, parsed.reason)
+            continue
+        from_cache += parsed.from_cache
+        songs.append(Song(name=path.relative_to(folder).as_posix(), path=path, roll=unpack_roll(parsed.packed)))
+    log.info("loaded %d of %d MIDI files from %s (%d from cache)", len(songs), len(paths), folder, from_cache)
+    return songs
+
+
+def _content_keys(paths: Sequence[Path], timing: FrameTiming) -> tuple[list[Path], list[str]]:
+    """The readable files and their cache keys; a file that cannot be read is skipped with a warning."""
+    readable, keys = [], []
     for path in paths:
         try:
             content = path.read_bytes()
         except OSError as err:
             log.warning("skipping %s: %s", path, f"cannot read it ({err.strerror or err})")
             continue
-        cache_file = cache / f"{_cache_key(content, timing)}.npz"
-        roll = _read_cached_roll(cache_file)
-        if roll is not None:
-            from_cache += 1
-            log.debug("roll of %s from cache %s", path, cache_file)
-        else:
-            try:
-                roll = load_roll(path, timing)
-            except UnusableSongError as err:
-                log.warning("skipping %s: %s", path, err.reason)
-                continue
-            _write_cached_roll(cache_file, roll)
-        songs.append(Song(name=path.relative_to(folder).as_posix(), path=path, roll=roll))
-    log.info("loaded %d of %d MIDI files from %s (%d from cache)", len(songs), len(paths), folder, from_cache)
-    return songs
+        readable.append(path)
+        keys.append(_cache_key(content, timing))
+    return readable, keys
 
 
 def _cache_key(content: bytes, timing: FrameTiming) -> str:
@@ -113,38 +122,32 @@ def _cache_key(content: bytes, timing: FrameTiming) -> str:
     return digest.hexdigest()
 
 
-def _read_cached_roll(cache_file: Path) -> np.ndarray | None:
-    """The cached (T, 128) roll, or None when absent or damaged (it is then rewritten)."""
-    if not cache_file.is_file():
-        return None
-    try:
-        with np.load(cache_file, allow_pickle=False) as stored:
-            steps = int(stored["steps"])
-            bits = stored["bits"]
-        # unpackbits would pad a short array with zeros, so check the size first
-        if steps < 1 or bits.dtype != np.uint8 or bits.size * 8 != steps * N_MIDI_PITCHES:
-            raise ValueError(f"{bits.size} bytes do not hold {steps} frames")
-        return np.unpackbits(bits).reshape(steps, N_MIDI_PITCHES).astype(bool)
-    except Exception as err:  # a truncated zip, a missing key, a wrong size: parse again
-        log.warning("ignoring damaged roll cache %s (%s); parsing the song again", cache_file, err)
-        return None
+def store_songs(folder: str | Path, timing: FrameTiming, cache_dir: str | Path | None = None,
+                workers: int | None = None) -> RollStore:
+    """The roll store of the songs under ``folder`` (``data.store``), written once, found again after.
 
+    It lives in ``<cache_dir>/stores/``; unusable files are skipped with a warning naming each,
+    again each time the store is opened.
 
-def _write_cached_roll(cache_file: Path, roll: np.ndarray) -> None:
-    """Store atomically (temp file, then rename) so a killed run leaves no half-written file."""
-    tmp_path = None
-    try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=cache_file.parent, suffix=".tmp")
-        tmp_path = Path(name)
-        with os.fdopen(fd, "wb") as tmp:
-            np.savez(tmp, steps=np.int64(roll.shape[0]), bits=np.packbits(roll))
-        os.replace(tmp_path, cache_file)
-    except OSError as err:
-        # A read-only or full disk costs only speed: the roll is already in memory.
-        log.warning("cannot write roll cache %s (%s)", cache_file, err)
-        if tmp_path is not None:
-            tmp_path.unlink(missing_ok=True)
+    Raises
+    ------
+    DataError
+        No MIDI files under ``folder``.
+    """
+    folder = Path(folder)
+    paths = find_songs(folder)
+    if not paths:
+        raise DataError(f"no .mid or .midi files in {folder} (searched recursively); add MIDI songs there")
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    readable, keys = _content_keys(paths, timing)
+    names = [p.relative_to(folder).as_posix() for p in readable]
+    store = open_or_build(cache / "stores", names, readable, keys, timing, cache, workers)
+    store.files = len(paths)
+    if store.skipped and store.folder.exists():
+        for name, reason in store.skipped:
+            log.warning("skipping %s: %s", folder / name, reason)
+    log.info("%d of %d MIDI files in %s usable", len(store), len(paths), folder)
+    return store
 
 
 def split_by_song(songs: Sequence[Song], val_fraction: float, seed: int) -> tuple[list[Song], list[Song]]:
@@ -156,14 +159,23 @@ def split_by_song(songs: Sequence[Song], val_fraction: float, seed: int) -> tupl
     order of ``songs``; both lists come back sorted by name.
     """
     ordered = sorted(songs, key=lambda s: s.name)
-    if len(ordered) < 2 or val_fraction <= 0:
-        return ordered, []
-    n_val = min(max(1, round(len(ordered) * val_fraction)), len(ordered) - 1)
-    shuffled = np.random.default_rng(seed).permutation(len(ordered))
-    val_idx = set(shuffled[:n_val].tolist())
-    train = [s for i, s in enumerate(ordered) if i not in val_idx]
-    val = [s for i, s in enumerate(ordered) if i in val_idx]
-    return train, val
+    val_idx = _held_out(len(ordered), val_fraction, seed)
+    return [s for i, s in enumerate(ordered) if i not in val_idx], [s for i, s in enumerate(ordered) if i in val_idx]
+
+
+def split_names(names: Sequence[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """:func:`split_by_song` of song names."""
+    ordered = sorted(names)
+    val_idx = _held_out(len(ordered), val_fraction, seed)
+    return [s for i, s in enumerate(ordered) if i not in val_idx], [s for i, s in enumerate(ordered) if i in val_idx]
+
+
+def _held_out(count: int, val_fraction: float, seed: int) -> set[int]:
+    """Positions in the name-sorted songs held out for validation."""
+    if count < 2 or val_fraction <= 0:
+        return set()
+    n_val = min(max(1, round(count * val_fraction)), count - 1)
+    return set(np.random.default_rng(seed).permutation(count)[:n_val].tolist())
 
 
 def windows_for(songs: Sequence[Song], pitches: Sequence[int], data: DataConfig) -> WindowSet:
@@ -192,11 +204,14 @@ def prepare_data(
     seed: int,
     batch_size: int,
     cache_dir: str | Path | None = None,
+    workers: int | None = None,
 ) -> TrainingData:
-    """Songs under ``folder`` to training and validation windows.
+    """Songs under ``folder`` to training and validation windows, read from a roll store.
 
-    Pitches come from the training songs only (or ``data.pitch_range``), so
-    validation measures what the model would do on a song it has not seen.
+    The windows are :class:`~vrae_live.data.store.StoredWindows`: cut from the store on
+    demand, so memory does not grow with the corpus. Pitches come from the training songs
+    only (or ``data.pitch_range``), so validation measures what the model would do on a song
+    it has not seen. ``workers``: processes that parse (default: the cores; 1: this one).
 
     Raises
     ------
@@ -204,29 +219,31 @@ def prepare_data(
         No MIDI files, no usable song, or fewer training windows than one batch.
     """
     folder = Path(folder)
-    paths = find_songs(folder)
-    if not paths:
-        raise DataError(f"no .mid or .midi files in {folder} (searched recursively); add MIDI songs there")
-    songs = _load_paths(folder, paths, data.timing, cache_dir)
-    if not songs:
+    store = store_songs(folder, data.timing, cache_dir, workers)
+    if not len(store):
         raise DataError(
-            f"none of the {len(paths)} MIDI file(s) in {folder} is usable: all {len(paths)} were skipped "
+            f"none of the {store.files} MIDI file(s) in {folder} is usable: all {store.files} were skipped "
             "(unreadable, without notes, or drums only; see the warnings above); "
             "at least one song with pitched notes is needed"
         )
 
-    train_songs, val_songs = split_by_song(songs, data.val_fraction, seed)
-    if len(songs) == 1 and data.val_fraction > 0:
-        log.warning("only one usable song (%s): training without a validation set", songs[0].name)
-    pitches = select_pitches([s.roll for s in train_songs], data.pitch_range)
+    index = {name: i for i, name in enumerate(store.names)}
+    train_names, val_names = split_names(store.names, data.val_fraction, seed)
+    if len(store) == 1 and data.val_fraction > 0:
+        log.warning("only one usable song (%s): training without a validation set", store.names[0])
+    train_songs, val_songs = [index[n] for n in train_names], [index[n] for n in val_names]
+    if data.pitch_range is not None:
+        pitches = select_pitches([], data.pitch_range)
+    else:
+        pitches = [int(p) for p in np.flatnonzero(store.pitches_used(train_songs))]
 
-    train = windows_for(train_songs, pitches, data)
+    train = _stored_windows(store, train_songs, pitches, data)
     if len(train.x) < batch_size:
-        raise DataError(_too_few_windows_message(train, train_songs, data, batch_size))
+        raise DataError(_too_few_windows_message(train, store, train_songs, data, batch_size))
     if train.dropped_notes:
         log.info("dropped %d training notes outside pitches %d-%d", train.dropped_notes, pitches[0], pitches[-1])
 
-    val = windows_for(val_songs, pitches, data) if val_songs else None
+    val = _stored_windows(store, val_songs, pitches, data) if val_songs else None
     if val is not None and len(val.x) == 0:
         log.warning("the %d validation song(s) are shorter than one window of %d steps: no validation set",
                     len(val_songs), data.window)
@@ -234,12 +251,19 @@ def prepare_data(
     if val is not None and val.dropped_notes:
         log.info("dropped %d validation notes on pitches the training songs do not use", val.dropped_notes)
 
-    return TrainingData(train=train, val=val, pitches=pitches, songs_found=len(paths), songs_used=len(songs))
+    return TrainingData(train=train, val=val, pitches=pitches, songs_found=store.files, songs_used=len(store))
 
 
-def _too_few_windows_message(train: WindowSet, songs: Sequence[Song], data: DataConfig, batch_size: int) -> str:
+def _stored_windows(store: RollStore, songs: list[int], pitches: list[int], data: DataConfig) -> WindowSet:
+    x = StoredWindows(store, songs, pitches, data)
+    return WindowSet(x=x, song=x.song, song_names=[store.names[i] for i in songs],
+                     dropped_notes=store.notes_outside(songs, pitches))
+
+
+def _too_few_windows_message(train: WindowSet, store: RollStore, songs: Sequence[int], data: DataConfig,
+                             batch_size: int) -> str:
     shown = 8
-    lengths = ", ".join(f"{s.name} {len(s.roll)}" for s in songs[:shown])
+    lengths = ", ".join(f"{store.names[i]} {store.lengths[i]}" for i in songs[:shown])
     if len(songs) > shown:
         lengths += f", and {len(songs) - shown} more"
     return (

@@ -101,29 +101,61 @@ def load_roll(path: str | Path, timing: FrameTiming) -> np.ndarray:
 
     starts_s = np.array([note.start for note in pitched])
     ends_s = np.array([note.end for note in pitched])
+    pitch = np.array([note.pitch for note in pitched])
+    tempo_changes = midi.get_tempo_changes() if timing.steps_per_beat is not None else None
+    return roll_of_notes(pitch, starts_s, ends_s, timing, tempo_changes)
+
+
+def roll_of_notes(
+    pitch: np.ndarray,
+    starts_s: np.ndarray,
+    ends_s: np.ndarray,
+    timing: FrameTiming,
+    tempo_changes: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """The full roll of notes given in seconds: what :func:`load_roll` makes of a file's pitched notes.
+
+    Parameters
+    ----------
+    pitch, starts_s, ends_s : np.ndarray, shape (N,)
+        MIDI note numbers, onsets and releases in seconds; at least one note.
+    timing : FrameTiming
+    tempo_changes : (np.ndarray, np.ndarray), each shape (K,), optional
+        ``pretty_midi.PrettyMIDI.get_tempo_changes()``: seconds and quarter notes per minute;
+        needed for a beat grid.
+
+    Returns
+    -------
+    roll : np.ndarray, shape (T, 128), dtype bool
+    """
     if timing.fs is not None:
         starts, ends = starts_s * timing.fs, ends_s * timing.fs
     else:
-        starts = seconds_to_beats(midi, starts_s) * timing.steps_per_beat
-        ends = seconds_to_beats(midi, ends_s) * timing.steps_per_beat
+        change_s, qpm = tempo_changes
+        starts = beats_of_seconds(change_s, qpm, starts_s) * timing.steps_per_beat
+        ends = beats_of_seconds(change_s, qpm, ends_s) * timing.steps_per_beat
     start_frames = np.rint(starts).astype(np.int64)
     end_frames = np.maximum(start_frames + 1, np.rint(ends).astype(np.int64))
 
     roll = np.zeros((int(end_frames.max()), N_MIDI_PITCHES), dtype=bool)
-    for note, start, end in zip(pitched, start_frames, end_frames):
-        roll[start:end, note.pitch] = True
+    for note_pitch, start, end in zip(pitch.tolist(), start_frames.tolist(), end_frames.tolist()):
+        roll[start:end, note_pitch] = True
     return roll
 
 
 def seconds_to_beats(midi: pretty_midi.PrettyMIDI, seconds: np.ndarray) -> np.ndarray:
-    """Times in seconds to fractional quarter-note beats, following the tempo map.
+    """Times in seconds to fractional quarter-note beats, following the tempo map of ``midi``."""
+    return beats_of_seconds(*midi.get_tempo_changes(), seconds)
 
-    The tempo is piecewise constant between tempo changes, so beats grow
-    linearly inside each segment; past the last change the final tempo holds.
-    (``get_beats()`` would count dotted quarters in 6/8, and stops at the
-    file's end; MIDI tempo and a DAW's BPM count quarter notes.)
+
+def beats_of_seconds(change_s: np.ndarray, qpm: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+    """Times in seconds to fractional quarter-note beats, following a tempo map.
+
+    ``change_s`` (K,) are the seconds where the tempo changes to ``qpm`` (K,) quarter notes per
+    minute. The tempo is piecewise constant between tempo changes, so beats grow linearly inside
+    each segment; past the last change the final tempo holds. (``get_beats()`` would count dotted
+    quarters in 6/8, and stops at the file's end; MIDI tempo and a DAW's BPM count quarter notes.)
     """
-    change_s, qpm = midi.get_tempo_changes()  # (K,) seconds, (K,) quarter notes per minute
     beats_per_s = qpm / 60.0
     beats_at_change = np.concatenate([[0.0], np.cumsum(np.diff(change_s) * beats_per_s[:-1])])
     segment = np.clip(np.searchsorted(change_s, seconds, side="right") - 1, 0, None)

@@ -10,7 +10,7 @@ ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016): a unit is active if Cov_x(E
 
 @torch.no_grad()
 def evaluate(model, x: torch.Tensor, seed: int = 0, samples: int = 0) -> dict[str, float]:
-    """Mean ELBO terms over windows ``x (N, W, P)``, with fixed noise so the figure repeats.
+    """Mean ELBO terms over windows ``x (N, W, P)`` (float, or 0/1 uint8), with fixed noise so the figure repeats.
 
     Returns nats per sequence (``rec``, ``kl``) and the lower bound per datapoint per
     time step (``bound``); with ``samples`` K > 0 also the importance-weighted bound per step.
@@ -20,6 +20,7 @@ def evaluate(model, x: torch.Tensor, seed: int = 0, samples: int = 0) -> dict[st
     generator = torch.Generator().manual_seed(seed)
     rec = kl = iw = 0.0
     for batch in x.split(EVAL_BATCH):
+        batch = batch.to(torch.float32)  # the same tensor when it is float32 already
         terms = model.loss_terms(batch, generator)
         rec += terms.rec.sum().item()
         kl += terms.kl.sum().item()
@@ -36,10 +37,10 @@ def evaluate(model, x: torch.Tensor, seed: int = 0, samples: int = 0) -> dict[st
 
 @torch.no_grad()
 def encode_means(model, x: torch.Tensor) -> torch.Tensor:
-    """The posterior means ``(N, L)`` of windows ``x (N, W, P)``."""
+    """The posterior means ``(N, L)`` of windows ``x (N, W, P)`` (float, or 0/1 uint8)."""
     was_training = model.training
     model.eval()
-    means = torch.cat([model.encode(batch)[0] for batch in x.split(EVAL_BATCH)]).cpu()
+    means = torch.cat([model.encode(batch.to(torch.float32))[0] for batch in x.split(EVAL_BATCH)]).cpu()
     model.train(was_training)
     return means
 

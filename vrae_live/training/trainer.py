@@ -30,11 +30,12 @@ import torch
 
 from ..checkpoint import Checkpoint, load_checkpoint, load_optimizer_state, read_config, save_checkpoint
 from ..config import Config
-from ..data.corpus import TrainingData, WindowSet
+from ..data.corpus import TrainingData
 from ..errors import CheckpointError, ConfigError, TrainingError
 from ..models import build_model
 from ..pad import latent_plane
 from ..songmap import map_of_windows
+from .batches import MeasuredWindows, WindowBatches
 from .distributed import World
 from .evaluation import active_units, encode_means, evaluate
 from .precision import autocast
@@ -44,10 +45,6 @@ from .run import RESUME_DIR, append_metrics, format_row, keep_metrics_until
 # A step whose loss or gradient norm is not finite is skipped (one bad batch need not end a
 # run); this many in a row means training has diverged, and it stops before saving anything.
 MAX_SKIPS_IN_A_ROW = 5
-
-
-def _as_tensor(windows: WindowSet, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(windows.x).to(device=device, dtype=torch.float32)  # (N, W, P)
 
 
 @dataclass
@@ -116,18 +113,22 @@ class Trainer:
         fused = self.device.type in ("cpu", "cuda")
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr, betas=(t.beta1, t.beta2), fused=fused)
         self.noise = self.world.noise_generator(t.seed)
-        self.x_train = _as_tensor(data.train, self.device)
-        self.x_val = _as_tensor(data.val, self.device) if data.val is not None and len(data.val.x) else None
+        # Batches are drawn from the roll store (or an array in memory) by index; the end-of-epoch
+        # figures are taken on a bounded subsample (all windows of a small corpus).
+        self.batches = WindowBatches(data.train.x, self.device)
+        self.measured_train = MeasuredWindows(data.train, config.data.hop, self.device)
+        self.measured_val = (MeasuredWindows(data.val, config.data.hop, self.device)
+                             if data.val is not None and len(data.val.x) else None)
         # Under torchrun a last batch too small to give every process its share is left out of
         # the epoch (distributed.World.min_batch); in one process every batch counts.
         self.min_batch = self.world.min_batch(self.model)
-        full, last = divmod(len(self.x_train), t.batch_size)
+        full, last = divmod(len(self.batches), t.batch_size)
         self.steps_per_epoch = full + (last >= self.min_batch)
         if self.steps_per_epoch == 0 or t.batch_size < self.min_batch:
             raise ConfigError(
-                f"batches of {min(t.batch_size, len(self.x_train))} windows cannot be shared among "
+                f"batches of {min(t.batch_size, len(self.batches))} windows cannot be shared among "
                 f"{self.world.size} processes: each needs {self.min_batch // self.world.size} window(s) of every batch; "
-                f"use fewer processes or a larger --batch-size (there are {len(self.x_train)} training windows)"
+                f"use fewer processes or a larger --batch-size (there are {len(self.batches)} training windows)"
             )
 
     # -- schedules (functions of the global step, so resuming needs no extra state) --
@@ -217,9 +218,10 @@ class Trainer:
     # -- the loop --------------------------------------------------------------
 
     def _epoch_order(self, epoch: int) -> list[torch.Tensor]:
-        """The epoch's global batches of window indices: the same on every process."""
+        """The epoch's global batches of window indices (``self.batches.draw`` reads them): a shuffle
+        of every training window by the seed and epoch, the same on every process."""
         g = torch.Generator().manual_seed(self.config.train.seed * 1_000_003 + epoch)
-        batches = torch.randperm(len(self.x_train), generator=g).split(self.config.train.batch_size)
+        batches = torch.randperm(len(self.batches), generator=g).split(self.config.train.batch_size)
         return [b for b in batches if len(b) >= self.min_batch]
 
     def _objective(self, terms, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -294,7 +296,7 @@ class Trainer:
         self.model.train()
         t, p = self.config.train, self.progress
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        steps_in_window = self.x_train.shape[1]
+        steps_in_window = self.batches.steps
         # The bar redraws itself with carriage returns: only for a terminal. A pipe or a log file
         # gets the epoch lines alone, one line per epoch.
         show_bar = self.show_progress and sys.stderr.isatty()
@@ -307,7 +309,7 @@ class Trainer:
             )
             with bar:
                 for indices in batches[p.step_in_epoch:]:
-                    self._train_step(self.x_train[self.world.shard(indices).to(self.device)], len(indices))
+                    self._train_step(self.batches.draw(self.world.shard(indices)), len(indices))
                     n = p.sums["n"]
                     if n:  # 0 while every step of the epoch has been skipped
                         bound = -(p.sums["rec"] + p.sums["kl"]) / n / steps_in_window
@@ -344,8 +346,8 @@ class Trainer:
         self.world.broadcast_buffers(self.model)  # the same already; rank 0's makes sure of it
         improved = False
         if self.world.is_main:
-            means = encode_means(self.model, self.x_train)
-            plane = latent_plane(means.numpy(), self.data.train.song, self.data.train.song_names,
+            means = encode_means(self.model, self.measured_train.x)
+            plane = latent_plane(means.numpy(), self.measured_train.song, self.data.train.song_names,
                                  min_extent=getattr(self.model, "pad_min_extent", 0.0))
             row = self._epoch_row(means, train_seconds)
             epoch = self.progress.epoch + 1
@@ -365,10 +367,11 @@ class Trainer:
     def _epoch_row(self, means: torch.Tensor, train_seconds: float) -> dict[str, Any]:
         """The epoch's line of metrics.jsonl: training figures of the epoch, validation figures at its end."""
         p = self.progress
-        steps = self.x_train.shape[1]
+        steps = self.batches.steps
         train = {"rec": p.sums["rec"] / p.sums["n"], "kl": p.sums["kl"] / p.sums["n"]}
         train["bound"] = -(train["rec"] + train["kl"]) / steps
-        val = evaluate(self.model, self.x_val, seed=self.config.train.seed) if self.x_val is not None else None
+        val = (evaluate(self.model, self.measured_val.x, seed=self.config.train.seed)
+               if self.measured_val is not None else None)
         return {
             "epoch": p.epoch + 1,
             "train_bound": train["bound"],
@@ -423,9 +426,10 @@ class Trainer:
         """The run directory's top: the weights, the pad's plane fitted to the songs' codes, and the
         map of the training windows on it (``means``: their codes, as encoded for the plane)."""
         self._check_weights_are_finite()
-        train = self.data.train
-        window_map = map_of_windows(lambda keep: means[keep].double().numpy(), train.x, train.song,
-                                    train.song_names, self.data.pitches, plane, self.config.data)
+        measured = self.measured_train
+        window_map = map_of_windows(lambda keep: means[keep].double().numpy(), measured.array, measured.song,
+                                    self.data.train.song_names, self.data.pitches, plane, self.config.data,
+                                    starts=measured.starts)
         meta = {"training": self.summary(interrupted=False), "latent_plane": plane, "window_map": window_map}
         save_checkpoint(self.out_dir, self.model, self.config, self.data.pitches, meta)
 
@@ -436,7 +440,7 @@ class Trainer:
             "epochs": self.config.train.epochs,
             "best_epoch": p.best_epoch,
             "best_bound": p.best_bound if p.best_epoch > 0 else None,
-            "bound_on": "validation" if self.x_val is not None else "training",
+            "bound_on": "validation" if self.measured_val is not None else "training",
             "seconds": round(p.seconds, 2),
             "device": str(self.device),
             "processes": self.world.size,

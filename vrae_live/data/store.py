@@ -1,0 +1,235 @@
+"""A corpus of piano rolls on disk, and training windows cut from it on demand.
+
+A store is a folder: ``rolls.u8``, every song's roll bit-packed (``(T, 16)`` uint8, eight
+pitches a byte: 16 bytes a frame, a sixteenth of a bool roll) one after the other and read
+through a memory map, so only the frames a batch touches are in memory; and ``index.npz``,
+the songs' names, their first frames (``offsets``, ``(S + 1,)``, song ``i`` is frames
+``offsets[i]:offsets[i + 1]``) and, per song and pitch, the notes (runs of on-frames) it
+plays, from which pitches and dropped notes are counted without reading a roll. ``store.json``
+says what was stored and which files were skipped, and why.
+
+A store is written once, to a temporary folder renamed into place, and keyed by its songs'
+names and contents and the frame timing: the same folder of songs finds its store again and
+parses nothing, while a changed song makes a new store (from the roll cache, so only the
+changed song is parsed). Stores live under the roll cache, in ``<cache>/stores/<key>/``.
+
+:class:`StoredWindows` is the ``(N, W, P)`` uint8 array of a list of stored songs cut into
+windows, as ``windows.make_windows`` would cut them, without holding it: ``windows[indices]``
+reads and unpacks those windows only. Its memory is a few numbers per song, not per window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ..config import DataConfig, FrameTiming
+from ..errors import DataError
+from .parsing import PACKED_WIDTH, Parsed, parse_files, unpack_roll
+from .pianoroll import N_MIDI_PITCHES
+
+log = logging.getLogger("vrae_live")
+
+STORE_FORMAT = "store-v1"  # part of every store's key: bump it when the layout changes
+ROLLS_FILE, INDEX_FILE, META_FILE = "rolls.u8", "index.npz", "store.json"
+GATHER_CHUNK = 2048  # windows unpacked at once: (2048, W, 128) bytes of scratch at most
+
+
+class RollStore:
+    """The rolls of a corpus, memory-mapped. ``len(store)`` songs, ``store.names[i]`` each."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        try:
+            meta = json.loads((self.folder / META_FILE).read_text())
+            with np.load(self.folder / INDEX_FILE, allow_pickle=False) as index:
+                self.names = [str(n) for n in index["names"]]
+                self.offsets = index["offsets"].astype(np.int64)  # (S + 1,)
+                self.onsets = index["onsets"]  # (S, 128) int32: notes per pitch
+            frames = int(self.offsets[-1])
+            self.frames = (np.memmap(self.folder / ROLLS_FILE, dtype=np.uint8, mode="r", shape=(frames, PACKED_WIDTH))
+                           if frames else np.zeros((0, PACKED_WIDTH), np.uint8))  # (F, 16)
+        except Exception as err:  # a missing file, a wrong size: the store is rebuilt
+            raise DataError(f"roll store {self.folder} is damaged ({type(err).__name__}: {err})") from err
+        if meta.get("format") != STORE_FORMAT or len(self.names) + 1 != len(self.offsets):
+            raise DataError(f"roll store {self.folder} has another format or a wrong index")
+        self.timing = FrameTiming(**meta["timing"])
+        self.skipped: list[tuple[str, str]] = [tuple(s) for s in meta.get("skipped", [])]
+        self.files = int(meta.get("files", len(self.names)))
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """``(S,)`` frames of each song."""
+        return np.diff(self.offsets)
+
+    def roll(self, song: int) -> np.ndarray:
+        """Song ``song``'s full roll, ``(T, 128)`` bool."""
+        return unpack_roll(np.asarray(self.frames[self.offsets[song]:self.offsets[song + 1]]))
+
+    def pitches_used(self, songs: Sequence[int]) -> np.ndarray:
+        """``(128,)`` bool: the pitches any of ``songs`` plays."""
+        return self.onsets[np.asarray(songs, dtype=np.int64)].sum(axis=0) > 0
+
+    def notes_outside(self, songs: Sequence[int], pitches: Sequence[int]) -> int:
+        """Notes of ``songs`` on pitches not in ``pitches`` (``pianoroll.project_roll``'s dropped notes)."""
+        outside = np.ones(N_MIDI_PITCHES, dtype=bool)
+        outside[list(pitches)] = False
+        return int(self.onsets[np.asarray(songs, dtype=np.int64)][:, outside].sum())
+
+
+def store_key(names: Sequence[str], content_keys: Sequence[str], timing: FrameTiming) -> str:
+    digest = hashlib.sha256()
+    digest.update(STORE_FORMAT.encode())
+    digest.update(json.dumps(timing.to_dict(), sort_keys=True).encode())
+    for name, key in zip(names, content_keys):
+        digest.update(f"\0{name}\0{key}".encode())
+    return digest.hexdigest()[:32]
+
+
+def open_or_build(stores: Path, names: Sequence[str], paths: Sequence[Path], content_keys: Sequence[str],
+                  timing: FrameTiming, roll_cache: Path, workers: int | None = None) -> RollStore:
+    """The store of these songs under ``stores``: found by its key, else parsed (``workers``) and written."""
+    folder = stores / store_key(names, content_keys, timing)
+    if (folder / META_FILE).is_file():
+        try:
+            store = RollStore(folder)
+            log.info("roll store %s: %d songs, parsed before", folder, len(store))
+            return store
+        except DataError as err:
+            log.warning("%s; writing it again", err)
+            shutil.rmtree(folder, ignore_errors=True)
+    parsed = parse_files(paths, content_keys, timing, roll_cache, workers)
+    return write_store(folder, names, parsed, timing)
+
+
+def write_store(folder: Path, names: Sequence[str], parsed: Iterable[Parsed], timing: FrameTiming) -> RollStore:
+    """Write each usable song's packed roll as it comes (one in memory at a time), then the index."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
+    try:
+        kept, offsets, onsets, skipped, frames = [], [0], [], [], 0
+        with open(tmp / ROLLS_FILE, "wb") as rolls:
+            for song, name in zip(parsed, names):  # parsed first: its end closes the pool
+                if song.packed is None:
+                    log.warning("skipping %s: %s", name, song.reason)
+                    skipped.append((name, song.reason))
+                    continue
+                rolls.write(np.ascontiguousarray(song.packed, dtype=np.uint8).tobytes())
+                frames += len(song.packed)
+                kept.append(name)
+                offsets.append(frames)
+                onsets.append(_onsets_per_pitch(song.packed))
+        np.savez(tmp / INDEX_FILE, names=np.array(kept, dtype=str), offsets=np.array(offsets, dtype=np.int64),
+                 onsets=np.array(onsets, dtype=np.int32).reshape(len(kept), N_MIDI_PITCHES))
+        meta = {"format": STORE_FORMAT, "timing": timing.to_dict(), "songs": len(kept), "files": len(names),
+                "frames": frames, "skipped": skipped}
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another run wrote the same store meanwhile: theirs is as good
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    store = RollStore(folder)
+    log.info("roll store %s: %d songs, %.1f MB", folder, len(store), store.frames.nbytes / 1e6)
+    return store
+
+
+def _onsets_per_pitch(packed: np.ndarray) -> np.ndarray:
+    """``(128,)`` runs of on-frames per pitch of a packed roll (``pianoroll.count_onsets`` by column)."""
+    on = unpack_roll(packed)
+    starts = on.copy()
+    starts[1:] &= ~on[:-1]
+    return starts.sum(axis=0)
+
+
+class StoredWindows:
+    """The windows of some stored songs, an ``(N, W, P)`` uint8 array read on demand.
+
+    Song ``songs[j]`` of the store gives windows of ``data.window`` frames every ``data.hop``
+    frames (the first ``data.max_windows_per_song``), projected onto ``pitches``, in song order:
+    the array ``corpus.windows_for`` makes, window for window. Indexing with an int array or a
+    slice reads those windows from the memory map; ``np.asarray`` reads them all (small sets,
+    tests). ``song[i]``: the position in ``songs`` of window ``i``'s song; ``starts(i)``: its first
+    frame in that song.
+    """
+
+    def __init__(self, store: RollStore, songs: Sequence[int], pitches: Sequence[int], data: DataConfig) -> None:
+        self.store = store
+        self.songs = np.asarray(songs, dtype=np.int64)  # (S',) store indices
+        self.pitches = np.asarray(pitches, dtype=np.int64)  # (P,)
+        self.window, self.hop = data.window, data.hop
+        lengths = store.lengths[self.songs]
+        counts = np.where(lengths < self.window, 0, (lengths - self.window) // self.hop + 1)
+        if data.max_windows_per_song is not None:
+            counts = np.minimum(counts, data.max_windows_per_song)
+        self.first = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)  # (S' + 1,) first window of each
+        self.song = _SongOfWindow(self.first)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (int(self.first[-1]), self.window, len(self.pitches))
+
+    def __len__(self) -> int:
+        return int(self.first[-1])
+
+    def _locate(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        indices = np.asarray(indices, dtype=np.int64)
+        if indices.size and (indices.min() < 0 or indices.max() >= len(self)):
+            raise IndexError(f"window index out of range 0..{len(self) - 1}")
+        position = np.searchsorted(self.first, indices, side="right") - 1  # song of each window
+        return position, (indices - self.first[position]) * self.hop
+
+    def starts(self, indices) -> np.ndarray:
+        """First frame of each window in its song."""
+        return self._locate(np.arange(len(self))[indices] if isinstance(indices, slice) else indices)[1]
+
+    def __getitem__(self, indices) -> np.ndarray:
+        if isinstance(indices, slice):
+            indices = np.arange(len(self))[indices]
+        indices = np.asarray(indices, dtype=np.int64)
+        single = indices.ndim == 0
+        indices = indices.reshape(-1)
+        out = np.empty((len(indices), self.window, len(self.pitches)), dtype=np.uint8)  # (n, W, P)
+        steps = np.arange(self.window)
+        for at in range(0, len(indices), GATHER_CHUNK):
+            position, start = self._locate(indices[at:at + GATHER_CHUNK])
+            rows = (self.store.offsets[self.songs[position]] + start)[:, None] + steps  # (n, W) frame numbers
+            packed = self.store.frames[rows]  # (n, W, 16)
+            out[at:at + len(rows)] = np.unpackbits(packed, axis=2)[:, :, self.pitches]
+        return out[0] if single else out
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        x = self[np.arange(len(self))]
+        return x if dtype is None else x.astype(dtype)
+
+
+class _SongOfWindow:
+    """``song[i]``: which of the songs window ``i`` comes from, computed, not stored per window."""
+
+    def __init__(self, first: np.ndarray) -> None:
+        self.first = first
+
+    def __len__(self) -> int:
+        return int(self.first[-1])
+
+    def __getitem__(self, indices) -> np.ndarray:
+        if isinstance(indices, slice):
+            indices = np.arange(len(self))[indices]
+        return np.searchsorted(self.first, np.asarray(indices, dtype=np.int64), side="right") - 1
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        song = np.repeat(np.arange(len(self.first) - 1), np.diff(self.first))
+        return song if dtype is None else song.astype(dtype)
