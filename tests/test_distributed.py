@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -55,7 +56,7 @@ def _one_step(trainer: Trainer) -> dict[str, torch.Tensor]:
     """The gradients and buffers after one step on STEP_BATCH, with z = mu: no noise, so that one
     process and two draw nothing different and must agree to rounding."""
     batch = torch.tensor(STEP_BATCH)
-    trainer._train_step(trainer.x_train[trainer.world.shard(batch)], len(batch))
+    trainer._train_step(trainer.batches.draw(trainer.world.shard(batch)), len(batch))
     grads = {f"grad {name}": p.grad.clone() for name, p in trainer.model.named_parameters()}
     return {**grads, **{f"buffer {name}": b.clone() for name, b in trainer.model.named_buffers()}}
 
@@ -142,7 +143,7 @@ def test_two_processes_train_a_checkpoint_one_process_loads_with_a_bound_close_t
     assert ckpt.meta["training"]["processes"] == 2
     config = ckpt.config
     data = prepare_data(songs, config.data, config.train.seed, config.train.batch_size)
-    x_val = torch.from_numpy(data.val.x).float()
+    x_val = torch.from_numpy(np.asarray(data.val.x)).float()
     best = max(two, key=lambda r: r["val_bound"])
     assert evaluate(ckpt.model, x_val, seed=config.train.seed)["bound"] == pytest.approx(best["val_bound"], abs=1e-4)
 
