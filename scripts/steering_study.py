@@ -96,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = args.size or ["all"]
 
     lines = [machine_line(torch.device("cpu")) + " (training runs on the CPU unless --device is among the options)", "",
-             "| corpus | songs | setting | epochs kept/done | windows | minutes | bound | steering | weaker axis "
-             "| other | seams | faithfulness (chance) |",
+             "| corpus | songs | setting | epochs kept/done | windows | minutes | bound | steering | weakest direction "
+             "| strongest axis | seams | faithfulness (chance) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
     for name, folder in corpora:
