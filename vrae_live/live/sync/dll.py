@@ -31,11 +31,14 @@ Positions count ticks from the song's start: a Start (0xFA) makes the next tick 
 ``6 * sixteenths``, a Continue (0xFB) resumes counting from where Stop (0xFC) left it. The
 loop keeps filtering ticks while the transport is stopped (most DAWs keep sending clock),
 so a Start can be played on a prediction; with no ticks to go on it plays on the first
-tick's arrival. A tick that comes ``n`` whole periods late is either ``n`` ticks after lost
-ones or held up on the way (a stalled driver hands ticks on late and then in a burst; counting
-those as lost would put every later frame a tick early): it counts as one and leaves the loop
-alone, and the next tick decides: still ``n`` periods late, a period after it, and the ``n``
-are counted as lost. No tick for ``timeout_periods`` periods means the clock has stopped.
+tick's arrival. Every tick received counts as one: MIDI over USB, JACK, CoreMIDI or a network
+session does not lose messages, and a DAW's clock comes from its transport, which does not
+count the time its engine stalled. A tick that comes ``n`` whole periods late is a stalled
+sender (its clock now runs ``n`` periods later: the song position must not jump ahead, or
+every later frame would be a tick early) or a stalled driver (the ticks come late, then in a
+burst): it leaves the loop alone, and the next tick decides. Still ``n`` periods late, a
+period after it: the clock's phase moved, and the loop moves with it. No tick for
+``timeout_periods`` periods means the clock has stopped.
 """
 
 from __future__ import annotations
@@ -82,7 +85,7 @@ class ClockDLL:
         self.timeout_periods = timeout_periods
         self.playing = False  # the transport: True after Start or Continue, until Stop or a timeout
         self.position = 0  # the position of the next tick, in ticks from the song's start
-        self.dropped = 0  # ticks counted in a gap (not received)
+        self.phase_jumps = 0  # times the clock's phase moved by whole periods (a stalled sender)
         self.unlocks = 0  # ticks that landed too far from their prediction and widened the loop
         self.timeouts = 0  # times the clock stopped arriving while playing
         self.ticks = 0  # ticks received
@@ -123,8 +126,7 @@ class ClockDLL:
         return self._t1 + (position - self.position) * self._period
 
     def clock(self, t: float) -> int | None:
-        """A tick (0xF8) arrived at ``t``; returns its position as counted so far (a tick after lost ones is
-        renumbered when the next one arrives), None while stopped."""
+        """A tick (0xF8) arrived at ``t``; returns its position, None while stopped."""
         self.ticks += 1
         if self._t1 is None:  # the first tick: it is where it is
             self._t1 = t + self._period
@@ -146,14 +148,13 @@ class ClockDLL:
         if self._held is not None:
             held, self._held = self._held, None
             if late == held and abs(t - self._last_arrival - self._period) < self._period / 2:
-                # Still as late, a period after the late one: ticks were lost before it. Renumber;
-                # the predicted times of positions stay as they were.
-                self.dropped += held
+                # Still as late, a period after the late one: the sender stalled and its clock now runs
+                # ``held`` periods later. The count stays; the predictions move to the new phase.
+                self.phase_jumps += 1
                 self._t1 += held * self._period
-                self._advance(held)
         elif late:
-            # Whole periods late: ticks lost, or held up on the way (a stalled driver delivers them
-            # late, then in a burst). Count it as one and keep the loop as it was; the next tick tells.
+            # Whole periods late: a stalled sender (from now on this late) or a stalled driver (it hands
+            # the held-up ticks on in a burst). Count it as one and keep the loop as it was; the next tick tells.
             self._held = late
             self.last_error = t - self._t1
             self._t1 += self._period
