@@ -6,7 +6,9 @@ paths) and each setting (extra `vrae-live train` options; none is the default tr
 musician gets), this trains a model with the command line a musician types, then measures
 what the musician would: the pad's steering along its weakest direction and the seams
 (`vrae-live info --steering --seams`), whether the pad plays what its map shows
-(`--faithfulness`, on the songs it trained on), the validation bound, and the minutes it took here.
+(`--faithfulness`, on the songs it trained on), the validation bound, the minutes it took here,
+and how much the training songs differ among themselves (`measure/contrast.py`: about the
+most a pad faithful to them can steer).
 
     python scripts/export_corpus.py --composer bach --out ~/corpora/bach
     python scripts/export_corpus.py --composer ryansMammoth --out ~/corpora/fiddle
@@ -38,6 +40,7 @@ import torch  # noqa: E402
 from vrae_live.checkpoint import load_checkpoint  # noqa: E402
 from vrae_live.machine import machine_line  # noqa: E402
 from vrae_live.data.corpus import load_songs  # noqa: E402
+from vrae_live.measure.contrast import measure_contrast  # noqa: E402
 from vrae_live.measure.faithfulness import measure_faithfulness  # noqa: E402
 from vrae_live.measure.seams import measure_seams  # noqa: E402
 from vrae_live.measure.steering import measure_steering  # noqa: E402
@@ -72,13 +75,16 @@ def train(songs: Path, run: Path, options: list[str]) -> float:
 def measure(run: Path, songs: Path) -> dict:
     ckpt = load_checkpoint(run)
     steering, seams = measure_steering(ckpt), measure_seams(ckpt)
-    faithful = measure_faithfulness(ckpt, load_songs(songs, ckpt.timing))
+    every = load_songs(songs, ckpt.timing)
+    faithful = measure_faithfulness(ckpt, every)
     t = ckpt.meta["training"]  # as it stood when the kept epoch was saved
+    contrast = measure_contrast([s.roll for s in every if s.name in set(t["train_songs"])], ckpt.pitches)
     epochs_done = len(read_metrics(run))
     return {"bound": t["best_bound"], "epochs": f"{t['best_epoch']}/{epochs_done}",
             "windows": t["train_windows"], "songs": len(t["train_songs"]) + len(t["val_songs"]),
             "steering": steering.ratio, "weaker": steering.weaker, "other": max(steering.axes),
-            "seams": seams.ratio, "faithfulness": faithful.score, "chance": faithful.chance}
+            "seams": seams.ratio, "faithfulness": faithful.score, "chance": faithful.chance,
+            "contrast": contrast.ratio if contrast is not None else float("nan")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
 
     lines = [machine_line(torch.device("cpu")) + " (training runs on the CPU unless --device is among the options)", "",
              "| corpus | songs | setting | epochs kept/done | windows | minutes | bound | steering | weakest direction "
-             "| strongest axis | seams | faithfulness (chance) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| strongest axis | seams | faithfulness (chance) | songs' own contrast |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
     for name, folder in corpora:
         for size in sizes:
@@ -115,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                 m = measure(run, songs)
                 line = (f"| {name} | {m['songs']} | {setting} | {m['epochs']} | {m['windows']} | {minutes:.1f} | "
                         f"{m['bound']:.3f} | {m['steering']:.2f} | {m['weaker']:.2f} | {m['other']:.2f} | {m['seams']:.2f} | "
-                        f"{m['faithfulness']:.2f} ({m['chance']:.2f}) |")
+                        f"{m['faithfulness']:.2f} ({m['chance']:.2f}) | {m['contrast']:.2f} |")
                 lines.append(line)
                 print(line, flush=True)
     if args.out:

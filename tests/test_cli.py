@@ -34,6 +34,8 @@ def test_train_info_eval(songs_dir, tmp_path):
     assert "epoch   2/2" in result.output
     assert "steering" in result.output.split("epoch   2/2")[1].splitlines()[0]  # the quick figure, each epoch
     assert "steering: steering ratio" in result.output  # the verdict on the kept checkpoint
+    # and what its training songs allow: 5 of the 6 (one validates)
+    assert re.search(r"songs: the songs' own contrast \d+\.\d\d: .*; 5 songs, \d+ excerpts\)", result.output), result.output
     assert all("steering_weaker" in row and "seams" in row for row in read_metrics(out))
 
     result = run("info", out)
@@ -47,6 +49,7 @@ def test_train_info_eval(songs_dir, tmp_path):
     result = run("info", out, "--faithfulness", songs_dir)
     assert result.exit_code == 0, result.output
     assert re.search(r"faithfulness \d\.\d\d: .* regions x 3 takes \(chance \d+ %", result.output), result.output
+    assert re.search(r"songs +the songs' own contrast .*; 6 songs", result.output), result.output
 
     kept = read_config(out)["training"]["best_epoch"]  # chosen by bound and steering (Trainer._note_best)
     best = read_metrics(out)[kept - 1]["val_bound"]

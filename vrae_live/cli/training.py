@@ -164,17 +164,28 @@ def _train(songs_dir: Path, out_dir: Path, resume: bool, clear_out_dir: bool, ca
             f"{summary['best_epoch']}; checkpoint: {out_dir}"
         )
         if pad_check is not None:
-            _say_whether_the_pad_steers(out_dir)
+            _say_whether_the_pad_steers(out_dir, songs_dir, cache_dir)
 
 
-def _say_whether_the_pad_steers(run_dir: Path) -> None:
-    """The verdict on the kept checkpoint, measured as `info --steering` does."""
+def _say_whether_the_pad_steers(run_dir: Path, songs_dir: Path, cache_dir: Path | None) -> None:
+    """The verdict on the kept checkpoint, measured as `info --steering` does, and how much its
+    training songs differ among themselves (what a faithful pad can steer)."""
     from ..checkpoint import load_checkpoint
+    from ..data.corpus import load_songs
+    from ..measure.contrast import measure_contrast
     from ..measure.steering import measure_steering
 
-    report = measure_steering(load_checkpoint(run_dir))
+    ckpt = load_checkpoint(run_dir)
+    report = measure_steering(ckpt)
     log.info(f"steering: {report.line()}")
+    trained_on = set(ckpt.meta["training"]["train_songs"])
+    songs = [s for s in load_songs(songs_dir, ckpt.timing, cache_dir, workers=1) if s.name in trained_on]
+    contrast = measure_contrast([s.roll for s in songs], ckpt.pitches)
+    if contrast is not None:
+        log.info(f"songs: {contrast.line()}")
     (log.info if report.steers else log.warning)(report.verdict())
+    if not report.steers and contrast is not None and contrast.caveat():
+        log.warning(contrast.caveat())
 
 
 # -- info -----------------------------------------------------------------------
@@ -187,7 +198,7 @@ def _say_whether_the_pad_steers(run_dir: Path) -> None:
 @click.option("--seams", is_flag=True, help="Also measure whether notes start more often at window joins.")
 @click.option("--faithfulness", "songs_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               metavar="SONGS_DIR", help="Also measure whether each region of the pad plays music like the windows "
-              "of SONGS_DIR the map places there.")
+              "of SONGS_DIR the map places there, and how much those songs differ among themselves.")
 @workers_option
 def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool, songs_dir: Path | None,
          workers: int | None) -> None:
@@ -237,7 +248,13 @@ def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool, songs_dir
         from ..data.corpus import load_songs
         from ..measure.faithfulness import measure_faithfulness
 
-        lines.append(f"faithfulness {measure_faithfulness(ckpt, load_songs(songs_dir, ckpt.timing, workers=workers)).line()}")
+        from ..measure.contrast import measure_contrast
+
+        songs = load_songs(songs_dir, ckpt.timing, workers=workers)
+        lines.append(f"faithfulness {measure_faithfulness(ckpt, songs).line()}")
+        contrast = measure_contrast([s.roll for s in songs], ckpt.pitches)
+        if contrast is not None:
+            lines.append(f"songs        {contrast.line()}")
     click.echo("\n".join(lines))
 
 
