@@ -106,6 +106,8 @@ def test_second_load_reads_rolls_from_the_cache(tmp_path, monkeypatch):
     assert [s.name for s in second] == ["a.mid", "b.mid"]
     for before, after in zip(first, second):
         assert after.roll.dtype == bool and np.array_equal(before.roll, after.roll)
+    only = load_songs(songs_dir, FS20, cache_dir=cache, names=["b.mid"])  # the songs a checkpoint names
+    assert [s.name for s in only] == ["b.mid"] and np.array_equal(only[0].roll, first[1].roll)
 
     # The key holds the timing: another grid must parse again, which the broken parser refuses.
     assert load_songs(songs_dir, FrameTiming(fs=10.0), cache_dir=cache) == []

@@ -178,8 +178,7 @@ def _say_whether_the_pad_steers(run_dir: Path, songs_dir: Path, cache_dir: Path 
     ckpt = load_checkpoint(run_dir)
     report = measure_steering(ckpt)
     log.info(f"steering: {report.line()}")
-    trained_on = set(ckpt.meta["training"]["train_songs"])
-    songs = [s for s in load_songs(songs_dir, ckpt.timing, cache_dir, workers=1) if s.name in trained_on]
+    songs = load_songs(songs_dir, ckpt.timing, cache_dir, workers=1, names=ckpt.meta["training"]["train_songs"])
     contrast = measure_contrast([s.roll for s in songs], ckpt.pitches)
     if contrast is not None:
         log.info(f"songs: {contrast.line()}")

@@ -74,13 +74,15 @@ def default_cache_dir() -> Path:
 
 
 def load_songs(folder: str | Path, timing: FrameTiming, cache_dir: str | Path | None = None,
-               workers: int | None = None) -> list[Song]:
+               workers: int | None = None, names: Sequence[str] | None = None) -> list[Song]:
     """Every usable song under ``folder``; unusable files are skipped with a warning.
 
     ``cache_dir`` defaults to ``$VRAE_LIVE_CACHE``, else ``~/.cache/vrae-live/rolls``.
     ``workers``: processes that parse (default: the cores; 1: this one).
+    ``names``: only these songs (paths relative to ``folder``, as a checkpoint records them).
     """
-    return _load_paths(Path(folder), find_songs(folder), timing, cache_dir, workers)
+    paths = find_songs(folder) if names is None else [Path(folder) / name for name in names]
+    return _load_paths(Path(folder), paths, timing, cache_dir, workers)
 
 
 def _load_paths(folder: Path, paths: Sequence[Path], timing: FrameTiming, cache_dir: str | Path | None,
