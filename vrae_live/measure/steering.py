@@ -91,8 +91,8 @@ class SteeringReport:
         if self.steers:
             return f"the pad steers: opposite corners play clearly different music ({self.weaker:.2f} or more)"
         return (f"the pad will change little (steering {self.weaker:.2f} along its weakest direction, below "
-                f"{STEERS}): train again with --kl-cycles 4 (the latent carries more; measured on 8 chorales: 1.45 "
-                f"to 2.49), longer (--epochs), on more songs, or with a preset made for the pad (live-2d)")
+                f"{STEERS}): train again longer (--epochs), on more songs, with --input-dropout 0.25 (the decoder "
+                f"then leans on the pad), or with the preset made for the pad (live-2d: cyclical KL annealing)")
 
 
 def measure_steering(checkpoint: Checkpoint, frames: int = 256, takes: int = 6) -> SteeringReport:
