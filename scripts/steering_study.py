@@ -78,7 +78,8 @@ def measure(run: Path, songs: Path) -> dict:
     every = load_songs(songs, ckpt.timing)
     faithful = measure_faithfulness(ckpt, every)
     t = ckpt.meta["training"]  # as it stood when the kept epoch was saved
-    contrast = measure_contrast([s.roll for s in every if s.name in set(t["train_songs"])], ckpt.pitches)
+    trained_on = set(t["train_songs"])
+    contrast = measure_contrast([s.roll for s in every if s.name in trained_on], ckpt.pitches)
     epochs_done = len(read_metrics(run))
     return {"bound": t["best_bound"], "epochs": f"{t['best_epoch']}/{epochs_done}",
             "windows": t["train_windows"], "songs": len(t["train_songs"]) + len(t["val_songs"]),

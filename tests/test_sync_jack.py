@@ -11,7 +11,7 @@ import pytest
 
 from tests.jack import require_jack_tools, skip_unless_ci
 from vrae_live.testing.jack import JackServer
-from vrae_live.testing.midi_clock import SAMPLE_RATE, measure_take, onset_errors_s, onset_frames, tick_frames
+from vrae_live.testing.midi_clock import measure_take, onsets_on_grid, tick_frames
 from vrae_live.testing.serve import channel_messages, hanging, note_ons
 
 
@@ -35,14 +35,11 @@ def test_serve_plays_on_the_clocks_sixteenths_starts_on_the_bar_and_stops_within
     assert "MIDI clock in: send the DAW's clock to vrae-live clock (jack)" in output, output
     first = [e for e in events[:stopped]]
     start = next(i for i, e in enumerate(first) if e.data == b"\xfa")
-    errors = onset_errors_s(first, start)
+    sixteenths, errors = onsets_on_grid(first, start)
     assert len(errors) >= 10, output
-    # The note-ons of one sixteenth (a chord) share their error: the figures count sixteenths.
-    onsets = {}  # the grid's sixteenth: its worst note-on
-    for on, error in zip(onset_frames(first, start), errors):
-        sixteenth = round(on - error * SAMPLE_RATE)
-        onsets[sixteenth] = max(onsets.get(sixteenth, 0.0), abs(error))
-    worst = np.array(list(onsets.values()))
+    # The note-ons of one sixteenth (a chord) share their error: the figures count sixteenths,
+    # each by its worst note-on.
+    worst = np.array([np.abs(errors[sixteenths == s]).max() for s in np.unique(sixteenths)])
     p50, p80, p90 = np.percentile(worst, [50, 80, 90])
     off = int(np.sum(worst > 0.005))
     print(f"onset error against the clock's sixteenths: p50 {1000 * p50:.2f} ms, p80 {1000 * p80:.2f} ms, "

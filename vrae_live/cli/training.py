@@ -245,9 +245,8 @@ def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool, songs_dir
         lines.append(f"seams        {measure_seams(ckpt).line()}")
     if songs_dir is not None:
         from ..data.corpus import load_songs
-        from ..measure.faithfulness import measure_faithfulness
-
         from ..measure.contrast import measure_contrast
+        from ..measure.faithfulness import measure_faithfulness
 
         songs = load_songs(songs_dir, ckpt.timing, workers=workers)
         lines.append(f"faithfulness {measure_faithfulness(ckpt, songs).line()}")

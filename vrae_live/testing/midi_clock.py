@@ -62,22 +62,24 @@ def tick_grid(ticks_frames) -> tuple[float, float]:
     return float(intercept), float(slope)
 
 
-def onset_frames(events, start_index=0) -> np.ndarray:
-    """The JACK frames of serve's note-ons from ``start_index`` on, within a tick of the clock's ticks."""
+def onsets_on_grid(events, start_index=0) -> tuple[np.ndarray, np.ndarray]:
+    """Serve's note-ons from ``start_index`` on (those within a tick of the clock's ticks) against
+    the clock's grid, the straight line through the ticks after the Start at or after
+    ``start_index``: the index of each one's nearest sixteenth (every 6th tick of the line), and
+    the note-on minus that sixteenth, in seconds."""
     ticks = [e.frame for e in events[start_index:] if e.data == b"\xf8"]
+    first, tick = tick_grid(ticks)
     ons = np.array([e.frame for e in note_ons(events[start_index:])], dtype=np.float64)
-    tick = tick_grid(ticks)[1]
-    return ons[(ons >= ticks[0] - tick) & (ons <= ticks[-1] + tick)]
-
-
-def onset_errors_s(events, start_index=0):
-    """Each of serve's note-ons (as :func:`onset_frames`) minus the nearest sixteenth of the clock's
-    grid (every 6th tick of the straight line through the ticks after the Start at or after
-    ``start_index``), in seconds."""
-    first, tick = tick_grid([e.frame for e in events[start_index:] if e.data == b"\xf8"])
-    ons = onset_frames(events, start_index)
+    ons = ons[(ons >= ticks[0] - tick) & (ons <= ticks[-1] + tick)]
     sixteenth = 6 * tick
-    return (ons - (first + np.round((ons - first) / sixteenth) * sixteenth)) / SAMPLE_RATE
+    index = np.round((ons - first) / sixteenth)
+    return index.astype(int), (ons - (first + index * sixteenth)) / SAMPLE_RATE
+
+
+def onset_errors_s(events, start_index=0) -> np.ndarray:
+    """Each of serve's note-ons minus the nearest sixteenth of the clock's grid, in seconds (see
+    :func:`onsets_on_grid`)."""
+    return onsets_on_grid(events, start_index)[1]
 
 
 def measure_take(checkpoint_dir, server, seconds=6.0, bpm=BPM, jitter_ms=0.0):
