@@ -217,3 +217,36 @@ def test_the_kept_epoch_is_one_whose_pad_steers(tmp_path):
     kept = [trainer._note_best(row) for row in rows]
     assert kept == [True, True, False, True, False]
     assert (trainer.progress.best_epoch, trainer.progress.best_bound) == (4, -5.1)
+
+
+def test_one_lucky_pad_check_among_low_ones_does_not_make_a_pad_that_steers():
+    """Whether the pad steers is judged on the median of the last three quick checks."""
+    from vrae_live.measure.pad_check import RECENT_CHECKS, steering_lately
+    from vrae_live.measure.steering import STEERS
+
+    assert RECENT_CHECKS == 3
+    assert steering_lately([0.9, 1.98, 1.1]) < STEERS  # a lucky check between two low ones
+    assert steering_lately([3.0, 3.0, 0.9, 1.98, 1.1]) < STEERS  # older checks no longer count
+    assert steering_lately([1.6, 1.2, 1.7]) >= STEERS  # two of three steer
+    assert steering_lately([2.0]) == 2.0
+
+
+def test_the_pad_check_is_given_the_earlier_checks_and_they_survive_a_resume(songs_dir, tmp_path):
+    figures = iter([1.0, 2.0, 3.0, 4.0])
+    seen = []
+
+    def pad_check(checkpoint, earlier):
+        seen.append(list(earlier))
+        weakest = next(figures)
+        return {"steering_weaker": weakest, "seams": 1.0, "steers": weakest >= 2.0}
+
+    first = make_trainer(songs_dir, tmp_path / "run", epochs=4)
+    first.pad_check = pad_check
+    first.on_step = lambda trainer: trainer.request_stop() if trainer.progress.epoch == 2 else None
+    assert first.fit()["interrupted"]
+    second = make_trainer(songs_dir, tmp_path / "run", epochs=4)
+    second.pad_check = pad_check
+    second.resume()
+    second.fit()
+    assert seen == [[], [1.0], [1.0, 2.0], [1.0, 2.0, 3.0]]
+    assert [row["steers"] for row in read_metrics(tmp_path / "run")] == [False, True, True, True]

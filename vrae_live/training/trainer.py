@@ -57,6 +57,7 @@ class Progress:
     best_bound: float = -math.inf
     best_epoch: int = -1
     best_steers: bool = False  # whether the kept epoch's pad steered (see Trainer._note_best)
+    checked_weakest: list[float] = field(default_factory=list)  # every pad check's weakest direction so far
     seconds: float = 0.0
     sums: dict[str, float] = field(default_factory=lambda: {"rec": 0.0, "kl": 0.0, "n": 0.0})
     skipped_in_epoch: int = 0  # steps skipped for a loss or gradient that was not finite
@@ -82,11 +83,12 @@ class Trainer:
         show_progress: bool = False,
         echo: Callable[[str], None] = lambda line: None,
         on_step: Callable[["Trainer"], None] | None = None,
-        pad_check: Callable[[Checkpoint], dict[str, Any]] | None = None,
+        pad_check: Callable[[Checkpoint, list[float]], dict[str, Any]] | None = None,
         world: World | None = None,
     ):
         """``pad_check``: quick steering and seam figures of a checkpoint, taken at every epoch's
-        end (``measure.pad_check.quick_pad_check``); with it the kept epoch is one whose pad steers.
+        end (``measure.pad_check.quick_pad_check``), given the earlier checks' figures along the pad's
+        weakest direction; with it the kept epoch is one whose pad steers.
         ``world``: this process's place under torchrun (``distributed.join_world``), whose device
         replaces ``device``; without it, one process."""
         self.config = config
@@ -396,15 +398,17 @@ class Trainer:
         was_training = self.model.training
         try:
             figures = self.pad_check(Checkpoint(self.model, self.config, list(self.data.pitches),
-                                                {"latent_plane": plane}))
+                                                {"latent_plane": plane}), self.progress.checked_weakest)
         finally:
             self.model.train(was_training)
+        self.progress.checked_weakest.append(figures["steering_weaker"])
         return {**figures, "pad_check_seconds": round(time.perf_counter() - started, 3)}
 
     def _note_best(self, row: dict[str, Any]) -> bool:
         """Whether this epoch is the one to keep so far.
 
-        The rule: an epoch whose pad steers (``row["steers"]``, from the pad check) beats one
+        The rule: an epoch whose pad steers (``row["steers"]``: the median of the last three pad
+        checks, this epoch's among them, reaches ``STEERS`` in the weakest direction) beats one
         whose pad does not, whatever their bounds; between two that both steer, or both do
         not, the better validation bound wins (the training bound without a validation set).
         Without a pad check every epoch counts as steering: the bound alone decides. With one,
