@@ -46,6 +46,12 @@ from .run import RESUME_DIR, append_metrics, format_row, keep_metrics_until
 # run); this many in a row means training has diverged, and it stops before saving anything.
 MAX_SKIPS_IN_A_ROW = 5
 
+# How much worse, in nats a step, an epoch whose pad steers may be than one whose pad does not,
+# and still be kept over it. Beyond it, the better model wins: an early, vague model can steer
+# a little (8 Palestrina songs: 1.72 at epoch 45, bound -6.61) where the end of the run cannot
+# (1.10 at -3.60), and 3 nats a step is music worse than any pad makes up for.
+BOUND_SLACK = 0.5
+
 
 @dataclass
 class Progress:
@@ -409,10 +415,11 @@ class Trainer:
 
         The rule: an epoch whose pad steers (``row["steers"]``: the median of the last three pad
         checks, this epoch's among them, reaches ``STEERS`` in the weakest direction) beats one
-        whose pad does not, whatever their bounds; between two that both steer, or both do
-        not, the better validation bound wins (the training bound without a validation set).
-        Without a pad check every epoch counts as steering: the bound alone decides. With one,
-        only the epochs it measured (every ``pad_check_every``-th, and the last) are candidates.
+        whose pad does not, unless that one's bound is better by more than ``BOUND_SLACK``; between
+        two that both steer, or both do not, the better validation bound wins (the training bound
+        without a validation set). Without a pad check every epoch counts as steering: the bound
+        alone decides. With one, only the epochs it measured (every ``pad_check_every``-th, and
+        the last) are candidates.
         """
         p = self.progress
         score = row["val_bound"] if row["val_bound"] is not None else row["train_bound"]
@@ -421,8 +428,10 @@ class Trainer:
         steers = bool(row.get("steers", True))
         if not math.isfinite(score):  # nan compares false: it would always win
             return False
-        if p.best_epoch > 0 and (steers, score) <= (p.best_steers, p.best_bound):
-            return False
+        if p.best_epoch > 0:
+            handicap = 0.0 if steers == p.best_steers else BOUND_SLACK if steers else -BOUND_SLACK
+            if score + handicap <= p.best_bound:
+                return False
         p.best_bound, p.best_epoch, p.best_steers = score, row["epoch"], steers
         return True
 
