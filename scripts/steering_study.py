@@ -53,6 +53,8 @@ def subset(corpus: Path, size: str, into: Path) -> Path:
     if size == "all":
         return corpus
     every = sorted(p for p in corpus.rglob("*") if p.suffix.lower() in (".mid", ".midi"))
+    if len(every) < int(size):
+        raise SystemExit(f"{corpus}: {len(every)} MIDI files, fewer than the {size} asked for")
     songs = [every[i] for i in sorted({round(i * len(every) / int(size)) for i in range(int(size))})]
     if into.exists():
         shutil.rmtree(into)
