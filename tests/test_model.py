@@ -253,3 +253,26 @@ def test_an_extreme_log_variance_leaves_the_loss_finite(model, log_variance):
     terms = net.loss_terms(x, noise)
     assert torch.isfinite(terms.rec).all() and torch.isfinite(terms.kl).all()
     assert torch.isfinite(net.importance_weighted_bound(x, 3, noise)).all()
+
+
+@pytest.mark.parametrize("whiten", [False, True])
+def test_settled_statistics_give_the_training_windows_the_codes_training_gives_them(whiten):
+    """After a training step the running averages lag (one step of momentum 0.1); settled on the
+    windows, the means outside training are spread exactly as training spreads them."""
+    from vrae_live.training.evaluation import encode_means, settled_means
+
+    model, x = tiny(mu_batchnorm=0.7, mu_whiten=whiten), rolls(batch=64)
+    with torch.no_grad():  # a tight spread about a far mean, as the chorales' encoder had
+        model.to_mu.weight.mul_(1e-3)
+        model.to_mu.bias.fill_(4.0)
+    model.train()
+    model.encode(x)  # the running estimates move a tenth of the way towards this batch
+    lagging = encode_means(model, x)
+    assert (lagging.mean(0).abs() > 1.0).all()  # the codes far from where training put them
+
+    means = settled_means(model, x)
+    torch.testing.assert_close(means, encode_means(model, x))  # the model now encodes them so outside training
+    torch.testing.assert_close(means.mean(0), torch.zeros(L), atol=5e-3, rtol=0)  # float32 of a spread 1e-3 about 4
+    expected = torch.cov(model.train().encode(x)[0].T).detach()  # the spread training gives them
+    torch.testing.assert_close(torch.cov(means.T), expected, atol=5e-3, rtol=1e-2)
+    assert model.training  # left in the mode it was in

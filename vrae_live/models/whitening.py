@@ -46,6 +46,13 @@ class BatchWhitening(nn.Module):
         lower = torch.linalg.cholesky(cov + self.eps * (cov.diagonal().mean().detach() + 1e-12) * eye)
         return torch.linalg.solve_triangular(lower, centred.T, upper=False).T  # centred @ inverse(L).T
 
+    @torch.no_grad()
+    def settle(self, mu: torch.Tensor) -> None:
+        """The running estimates set to the mean and covariance of ``mu (N, L)`` (precise statistics)."""
+        mean, _, cov = self.batch_moments(mu.float())
+        self.running_mean.copy_(mean)
+        self.running_cov.copy_(cov)
+
     def batch_moments(self, mu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The batch's mean ``(L,)``, ``mu`` centred on it ``(B, L)``, and its covariance ``(L, L)``
         (training/distributed.py takes them over every process's batch)."""

@@ -45,6 +45,21 @@ def encode_means(model, x: torch.Tensor) -> torch.Tensor:
     return means
 
 
+@torch.no_grad()
+def settled_means(model, x: torch.Tensor) -> torch.Tensor:
+    """Like ``encode_means``, after setting the statistics that normalise mu outside training to
+    those of ``x``, the training windows (``VRAE.settle_code_statistics``); one pass of the encoder."""
+    if not hasattr(model, "settle_code_statistics"):
+        return encode_means(model, x)
+    was_training = model.training
+    model.eval()
+    mu = torch.cat([model.encode_unnormalised(batch.to(torch.float32))[0] for batch in x.split(EVAL_BATCH)])
+    model.settle_code_statistics(mu)
+    means = model.normalise_means(mu).cpu()
+    model.train(was_training)
+    return means
+
+
 def active_units(means: torch.Tensor) -> int:
     """Latent units whose posterior mean varies across the data (Burda et al. 2016)."""
     if means.shape[0] < 2:

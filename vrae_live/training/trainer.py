@@ -37,7 +37,7 @@ from ..pad import latent_plane
 from ..songmap import map_of_windows
 from .batches import MeasuredWindows, WindowBatches
 from .distributed import World
-from .evaluation import active_units, encode_means, evaluate
+from .evaluation import active_units, evaluate, settled_means
 from .precision import autocast
 from .run import RESUME_DIR, append_metrics, format_row, keep_metrics_until
 
@@ -351,10 +351,12 @@ class Trainer:
                 f"{p.skipped_in_epoch} steps; try a lower --lr (this run's is {self.config.train.lr:g})"
             )
         self._check_weights_are_finite()  # before the epoch's row is written, too
+        # Every process sets mu's normalisation to the statistics of the same training windows
+        # (the running averages lag the encoder); the means are what rank 0 measures.
+        means = settled_means(self.model, self.measured_train.x)
         self.world.broadcast_buffers(self.model)  # the same already; rank 0's makes sure of it
         improved = False
         if self.world.is_main:
-            means = encode_means(self.model, self.measured_train.x)
             plane = latent_plane(means.numpy(), self.measured_train.song, self.data.train.song_names,
                                  min_extent=getattr(self.model, "pad_min_extent", 0.0))
             row = self._epoch_row(means, train_seconds)
