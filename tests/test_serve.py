@@ -32,10 +32,10 @@ from vrae_live.training.trainer import Trainer
 
 @pytest.fixture(scope="module")
 def checkpoint_dir(tmp_path_factory):
-    """A small model trained with the default settings on six distinct songs."""
+    """A small model trained on six distinct songs, its codes whitened and scaled as live-2d's are."""
     root = tmp_path_factory.mktemp("serve")
     songs = write_motif_songs(root / "songs", count=6, seconds=12.0)
-    config = load_config(None, {"hidden": 64, "window": 16, "hop": 8, "batch_size": 16, "epochs": 40, "lr": 3e-3})
+    config = load_config(None, {"hidden": 64, "window": 16, "hop": 8, "batch_size": 16, "epochs": 40, "lr": 3e-3, "mu_batchnorm": 1.5, "mu_whiten": True})
     data = prepare_data(songs, config.data, config.train.seed, config.train.batch_size)
     Trainer(config, data, root / "model").fit()
     return root / "model"

@@ -42,3 +42,11 @@ def test_kmeans_finds_separate_groups():
     centres, labels = kmeans(np.concatenate(blobs), 3)
     assert sorted(np.round(centres, 1).tolist()) == [[0.2, 0.2], [0.5, 0.9], [0.8, 0.2]]
     assert all(len(set(labels[30 * i:30 * (i + 1)])) == 1 for i in range(3))  # each blob one region
+
+
+def test_the_hop_study_measures_each_hop_with_its_context(beat_checkpoint, capsys):
+    assert load_script("hop_study").main([str(beat_checkpoint), "--hop", "4", "--hop", "8"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if re.match(r"\| \d", line)]
+    assert [row.split(" | ")[:2] for row in rows] == [["| 4", "12"], ["| 8", "8"]]  # windows of 16 steps
+    for row in rows:
+        assert re.match(r"\| \d+ \| \d+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+, [\d.]+ \| [\d.]+ \|$", row), row

@@ -253,3 +253,29 @@ def test_the_pad_check_is_given_the_earlier_checks_and_they_survive_a_resume(son
     second.fit()
     assert seen == [[], [1.0], [1.0, 2.0], [1.0, 2.0, 3.0]]
     assert [row["steers"] for row in read_metrics(tmp_path / "run")] == [False, True, True, True]
+
+
+def test_the_encoder_catches_up_alone_in_the_first_quarter_of_the_run(songs_dir, tmp_path):
+    """Aggressive training of the encoder (He et al. 2019): its own steps move q(z|x) and leave the
+    decoder as it was, and they come before the steps of the first quarter of the run only."""
+    trainer = make_trainer(songs_dir, tmp_path / "run", epochs=4, encoder_steps=2)
+    model, n = trainer.model, trainer.config.train.batch_size
+    encoder = {id(p) for p in model.encoder_parameters()}
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    trainer.catch_up.run(lambda g: trainer._loss(trainer._random_batch(g, n), n)[1:], 1e-3, torch.Generator().manual_seed(0))
+    for name, p in model.named_parameters():
+        moved = not torch.equal(p, before[name])
+        assert moved == (id(p) in encoder), name
+
+    steps_of_the_encoder = []
+    run = trainer.catch_up.run
+    trainer.catch_up.run = lambda *args: (steps_of_the_encoder.append(trainer.progress.global_step), run(*args))
+    trainer.fit()
+    assert trainer.total_steps >= 8 and steps_of_the_encoder == list(range(trainer.total_steps // 4))
+
+
+def test_encoder_steps_are_for_the_vrae(songs_dir, tmp_path):
+    from vrae_live.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--encoder-steps is for the vrae"):
+        make_trainer(songs_dir, tmp_path / "run", model="vrnn", encoder_steps=2)

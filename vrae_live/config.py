@@ -181,6 +181,7 @@ class TrainConfig:
     kl_warmup_epochs: Annotated[Float, Ge(0)] = 2.0  # KL weight rises linearly from 0 to 1 over these epochs
     kl_cycles: Annotated[Int, Ge(0)] = 0  # > 0: cyclical KL annealing in this many cycles instead of the warm-up
     free_bits: Annotated[Float, Ge(0)] = 0.25  # nats per latent unit under which KL is not pushed down further
+    encoder_steps: Annotated[Int, Ge(0)] = 0  # > 0: steps of the encoder alone before each step, early in the run (training/aggressive.py)
     input_dropout: Annotated[Float, Ge(0), Lt(1)] = 0.0  # share of teacher-forced decoder inputs blanked, so z must carry the music
     seed: Annotated[Int, Ge(0), Le(2**32 - 1)] = 0
     device: Str = "auto"  # auto | cpu | cuda | cuda:N

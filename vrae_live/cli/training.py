@@ -62,6 +62,9 @@ def _pitch_range(ctx, param, value):
 @click.option("--kl-cycles", type=click.IntRange(min=0),
               help="Cyclical KL annealing (Fu et al. 2019) in this many cycles instead of the warm-up (0: off).")
 @click.option("--free-bits", type=FiniteRange(min=0), help="Nats per latent unit below which KL is not pushed down.")
+@click.option("--encoder-steps", type=click.IntRange(min=0),
+              help="Steps of the encoder alone before each step, in the first quarter of the run "
+                   "(He et al. 2019; 0: off).")
 @click.option("--input-dropout", type=SHARE, help="Share of decoder inputs blanked in training (makes z matter).")
 @click.option("--val-fraction", type=SHARE, help="Share of songs held out for validation.")
 @device_option(None)

@@ -95,12 +95,12 @@ class SteeringReport:
                 f"then leans on the pad), or with the preset made for the pad (live-2d: cyclical KL annealing)")
 
 
-def measure_steering(checkpoint: Checkpoint, frames: int = 256, takes: int = 6) -> SteeringReport:
-    """Compare takes at the pad's corners (see the module docstring)."""
+def measure_steering(checkpoint: Checkpoint, frames: int = 256, takes: int = 6, hop: int | None = None) -> SteeringReport:
+    """Compare takes at the pad's corners (see the module docstring), played at ``hop`` (default: serve's)."""
     plane = LatentPlane.stored_or_standard(checkpoint.meta.get("latent_plane"), checkpoint.config.model.latent)
     pitches = np.asarray(checkpoint.pitches)
     features = {
-        corner: [music_features(play(checkpoint, plane.z_at(*corner), frames, seed), pitches) for seed in range(takes)]
+        corner: [music_features(play(checkpoint, plane.z_at(*corner), frames, seed, hop), pitches) for seed in range(takes)]
         for corner in CORNERS
     }
 

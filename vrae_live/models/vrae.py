@@ -157,6 +157,11 @@ class VRAE(nn.Module):
         h_end = (state[0] if self.is_lstm else state).squeeze(0)  # (B, H)
         return self.to_mu(h_end), clamp_logvar(self.to_logvar(h_end))
 
+    def encoder_parameters(self):
+        """The parameters of q(z|x): the encoder RNN and the maps to mu and log sigma^2."""
+        for module in (self.encoder, self.to_mu, self.to_logvar):
+            yield from module.parameters()
+
     def normalise_means(self, mu: torch.Tensor) -> torch.Tensor:
         """``mu (B, L)`` from ``encode_unnormalised`` as ``encode`` gives it (unchanged without BN-VAE)."""
         return mu if self.mu_norm is None else self.config.mu_batchnorm * self.mu_norm(mu)

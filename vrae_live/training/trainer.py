@@ -10,6 +10,9 @@ reported with the plain ELBO):
 - free bits (Kingma et al. 2016): each latent unit's batch-mean KL counts as at least
   ``free_bits`` nats, so the optimiser gains nothing from shrinking it further.
 
+Optionally (``encoder_steps``), the encoder catches up alone before each step of the first
+quarter of the run (He et al. 2019; ``aggressive.py``).
+
 Everything random comes from generators seeded by the config (the init, each epoch's
 shuffle, the reparametrisation noise), and the learning rate is a function of the global
 step, so a run stopped with Ctrl-C and resumed ends exactly where an uninterrupted run would.
@@ -37,6 +40,7 @@ from ..pad import latent_plane
 from ..songmap import map_of_windows
 from .batches import MeasuredWindows, WindowBatches
 from .distributed import World
+from .aggressive import EncoderCatchUp
 from .evaluation import active_units, evaluate, settled_means
 from .precision import autocast
 from .run import RESUME_DIR, append_metrics, format_row, keep_metrics_until
@@ -138,6 +142,10 @@ class Trainer:
                 f"{self.world.size} processes: each needs {self.min_batch // self.world.size} window(s) of every batch; "
                 f"use fewer processes or a larger --batch-size (there are {len(self.batches)} training windows)"
             )
+        # Aggressive training of the encoder (aggressive.py): its steps alone, early in the run.
+        self.catch_up = (EncoderCatchUp(self.model, t.encoder_steps, self.total_steps, t.clip_grad_norm,
+                                        lr=t.lr, betas=(t.beta1, t.beta2), fused=fused)
+                         if t.encoder_steps else None)
 
     # -- schedules (functions of the global step, so resuming needs no extra state) --
 
@@ -254,6 +262,18 @@ class Trainer:
             loss = loss * (len(rec) * self.world.size / n)
         return loss, rec_whole + kl_whole.sum()
 
+    def _loss(self, batch: torch.Tensor, n: int):
+        """The loss terms of this process's share ``batch`` of a global batch of ``n`` windows, its
+        training loss and the global batch's figure (``_objective``)."""
+        with self.autocast():
+            loss_terms = self.model.loss_terms if self.ddp is None else self.ddp
+            terms = loss_terms(batch, self.noise, self.config.train.input_dropout)
+        return (terms, *self._objective(terms, n))
+
+    def _random_batch(self, generator: torch.Generator, n: int) -> torch.Tensor:
+        """This process's share of ``n`` training windows drawn at random (the same on every process)."""
+        return self.batches.draw(self.world.shard(torch.randperm(len(self.batches), generator=generator)[:n]))
+
     def _train_step(self, batch: torch.Tensor, n: int | None = None) -> None:
         """One optimizer step on ``batch (b, W, P)``, this process's share of a global batch of
         ``n`` windows (``b`` in one process)."""
@@ -261,12 +281,13 @@ class Trainer:
         lr = self.learning_rate(p.global_step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        n = n or len(batch)
+        if self.catch_up is not None and self.catch_up.active(p.global_step):
+            self.catch_up.run(lambda g: self._loss(self._random_batch(g, n), n)[1:], lr,
+                              torch.Generator().manual_seed((t.seed << 32) + p.global_step))
         # The forward pass updates batch norm's running statistics; a skipped step puts them back.
         buffers = [b.clone() for b in self.model.buffers()]
-        with self.autocast():
-            loss_terms = self.model.loss_terms if self.ddp is None else self.ddp
-            terms = loss_terms(batch, self.noise, t.input_dropout)
-        loss, whole = self._objective(terms, n or len(batch))
+        terms, loss, whole = self._loss(batch, n)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_grad_norm)
