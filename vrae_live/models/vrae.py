@@ -145,7 +145,7 @@ class VRAE(nn.Module):
         """Frames ``(B, T, P)`` (or ``(T, P)``) to ``mu, logvar``, each ``(B, L)`` (or ``(L,)``)."""
         x, single = _batched(x)
         mu, logvar = self.encode_unnormalised(x)
-        if self.mu_norm is not None and (mu.shape[0] > 1 or not self.training):
+        if mu.shape[0] > 1 or not self.training:  # one window in training has no batch to normalise over
             mu = self.normalise_means(mu)
         return (mu[0], logvar[0]) if single else (mu, logvar)
 

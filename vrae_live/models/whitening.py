@@ -48,8 +48,10 @@ class BatchWhitening(nn.Module):
 
     @torch.no_grad()
     def settle(self, mu: torch.Tensor) -> None:
-        """The running estimates set to the mean and covariance of ``mu (N, L)`` (precise statistics)."""
-        mean, _, cov = self.batch_moments(mu.float())
+        """The running estimates set to the mean and covariance of ``mu (N, L)`` (precise statistics).
+        Always this process's own moments: under torchrun every process settles on the same windows,
+        and the global moments of ``distributed.GlobalBatchWhitening`` would count them once a process."""
+        mean, _, cov = BatchWhitening.batch_moments(self, mu.float())
         self.running_mean.copy_(mean)
         self.running_cov.copy_(cov)
 
