@@ -61,7 +61,8 @@ def test_serve_plays_on_the_clocks_sixteenths_starts_on_the_bar_and_stops_within
     stop_frame = next(e.frame for e in first if e.data == b"\xfc")
     silenced = [e for e in first if e.frame >= stop_frame and e.data[0] & 0xF0 in (0x80, 0x90, 0xB0)]
     assert silenced and max(e.frame for e in silenced) - stop_frame <= tick_frames(bpm), silenced
-    assert not note_ons([e for e in first if e.frame > stop_frame])
+    late = note_ons([e for e in first if e.frame > stop_frame])
+    assert not late, f"note-ons after the Stop at frame {stop_frame}: {[(e.frame, e.data.hex()) for e in late]}"
     assert hanging(channel_messages(first)) == set()
     # Continue: notes again, on the grid of the ticks after it; nothing hangs at the end
     assert note_ons(events[stopped:])

@@ -84,6 +84,25 @@ def test_stop_silences_at_once_and_continue_resumes_from_the_position():
     assert played[18][1] == pytest.approx(times[207])
 
 
+def test_a_stop_that_comes_while_the_frame_is_spun_for_takes_that_frame_back():
+    # The DAW stops a millisecond before the tick of frame 17 (tick 102), inside the last 2 ms
+    # the follower spins for: frame 17 must not be played after the Stop, and Continue plays it.
+    times = tick_times([120] * 600)
+    messages = [(t, d) for t, d in clock_messages(times, start_at=0, continue_at=200) if t < times[102] - 0.0005
+                or t > times[102]]
+    messages = sorted(messages + [(times[102] - 0.001, b"\xfc")], key=lambda m: m[0])
+    fake = FakeTime(0.0, per_call=1e-4)  # the spin reads the time: each read moves it on
+    follower = MidiClockFollower(4, 0.125, now=fake.now, spin_s=0.002)
+    follower._pause = FakeMidiInput(fake, follower, messages).pause
+    stops = []
+    follower.on_stop = lambda why: stops.append((why, fake.t))
+    played = frames(follower, fake, 20)
+    assert stops == [("stop", pytest.approx(times[102] - 0.001, abs=2e-4))]
+    assert [i for i, _ in played] == list(range(20))
+    assert all(t < stops[0][1] or t > times[199] for _, t in played), played
+    assert played[17][1] > times[200]  # frame 17 on Continue
+
+
 def test_song_position_pointer_moves_the_frames():
     times = tick_times([120] * 300)
     messages = clock_messages(times, start_at=None)

@@ -20,7 +20,9 @@ plays at its own rate. Song Position Pointers and tempo do not move it.
 
 Messages come in through ``feed(data, t)`` from the MIDI input's callback (another thread):
 appended to a deque and an Event set, nothing more; ``wait()`` handles them in order, in
-the performer's thread. ``now`` and ``pause`` are injectable, so tests run on fake time.
+the performer's thread, and one that comes while it spins for a frame's deadline before it
+returns that frame (the spin lets the input's thread in): a Stop a JACK cycle before a
+sixteenth's tick takes that sixteenth back, so no note-on follows the DAW's Stop. ``now`` and ``pause`` are injectable, so tests run on fake time.
 """
 
 from __future__ import annotations
@@ -169,9 +171,14 @@ class MidiClockFollower:
                 # Wake for new ticks (they refine the deadline) and to notice a lost clock.
                 self._pause(min(remaining - self.spin_s, max(1e-4, self._timeout_at() - now)))
                 continue
-            while remaining > 0:
+            while remaining > 0 and not self._inbox:
+                self._pause(0.0)  # let the MIDI input's thread in: the spin holds the GIL
                 now = self._now()
                 remaining = due - now
+            if self._inbox:
+                # Handled before the frame is played: a DAW that stops a cycle before a sixteenth's
+                # tick must not get that sixteenth's notes after its Stop.
+                continue
             lateness = now - due
             if lateness > self.late_tolerance_s:
                 self.late_ticks += 1
@@ -183,7 +190,10 @@ class MidiClockFollower:
     # -- inside -----------------------------------------------------------------
 
     def _wait_for_input(self, seconds: float) -> None:
-        self._arrived.wait(seconds)
+        if seconds > 0:
+            self._arrived.wait(seconds)
+        else:
+            time.sleep(0)  # releases the GIL, so a message waiting in the input's callback gets queued
 
     def _timeout_at(self) -> float:
         return self.dll.time_of(self.dll.position) + (self.dll.timeout_periods - 1) * self.dll.period_s \
