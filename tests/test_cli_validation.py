@@ -40,6 +40,7 @@ CASES = [
     (["train", "{songs}", "--kl-warmup-epochs", "-1"], "--kl-warmup-epochs"),
     (["train", "{songs}", "--mu-batchnorm", "-0.5"], "--mu-batchnorm"),
     (["train", "{songs}", "--encoder-steps", "-1"], "--encoder-steps"),
+    (["train", "{songs}", "--bag-of-notes", "-1"], "--bag-of-notes"),
     (["train", "{songs}", "--seed", "-1"], "--seed"),
     (["train", "{songs}", "--pitch-range", "90-30"], "--pitch-range"),
     (["train", "{songs}", "--out", "{file}"], "--out"),

@@ -83,6 +83,7 @@ def test_the_steering_measurement_tells_a_steerable_model_from_one_that_ignores_
     deaf = measure_steering(ckpt)
     assert deaf.ratio < 1.5, deaf.line()
     assert not deaf.steers and "will change little" in deaf.verdict()  # the end-of-training verdict
+    assert "--preset live-2d" in deaf.verdict(pad_preset=False) and "live-2d" not in deaf.verdict(pad_preset=True)
 
 
 def test_a_pad_whose_y_axis_moves_nothing_does_not_steer(checkpoint_dir):

@@ -279,3 +279,30 @@ def test_encoder_steps_are_for_the_vrae(songs_dir, tmp_path):
 
     with pytest.raises(ConfigError, match="--encoder-steps is for the vrae"):
         make_trainer(songs_dir, tmp_path / "run", model="vrnn", encoder_steps=2)
+
+
+def test_the_bag_of_notes_trains_the_code_and_stays_out_of_the_bound(songs_dir, tmp_path):
+    """--bag-of-notes: the loss of predicting each window's notes from z alone is part of what
+    training minimises (it moves the encoder and its own head, never the decoder), not of the bound."""
+    trainer = make_trainer(songs_dir, tmp_path / "run", bag_of_notes=2.0)
+    model, n = trainer.model, trainer.config.train.batch_size
+    batch = trainer._random_batch(torch.Generator().manual_seed(0), n)
+    trainer.progress.global_step = trainer.total_steps  # KL at full weight
+    terms, loss, whole = trainer._loss(batch, n)
+    assert terms.notes is not None and terms.notes.shape == (len(batch),)
+    plain = terms.rec.mean() + torch.clamp(terms.kl.mean(0), min=trainer.config.train.free_bits).sum()
+    torch.testing.assert_close(loss, plain + 2.0 * terms.notes.mean())
+    torch.testing.assert_close(whole, (terms.rec.mean() + terms.kl.mean(0).sum()).detach())
+
+    model.zero_grad()
+    terms.notes.sum().backward()
+    moved = {name for name, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert {"to_notes.weight", "to_mu.weight", "encoder.weight_ih_l0"} <= moved
+    assert not any(name.startswith(("decoder.", "to_logits.", "to_h0.")) for name in moved), moved
+
+
+def test_the_bag_of_notes_is_for_the_vrae(songs_dir, tmp_path):
+    from vrae_live.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--bag-of-notes is for the vrae"):
+        make_trainer(songs_dir, tmp_path / "run", model="vrnn", bag_of_notes=1.0)

@@ -164,6 +164,7 @@ class ModelConfig:
     mu_batchnorm: Annotated[Float, Ge(0)] = 0.7  # > 0: batch-normalise mu to this scale in training (BN-VAE); 0: off
     mu_whiten: Bool = False  # with mu_batchnorm: whiten mu (decorrelate the units too), models/whitening.py
     z_every_step: Bool = False  # feed z to the decoder at every step, not only into h_0 (the paper)
+    bag_of_notes: Annotated[Float, Ge(0)] = 0.0  # > 0: weight of a loss that predicts the window's notes from z alone (models/vrae.py)
     # VRNN only:
     features: Annotated[Int, Ge(1)] = 100  # width of phi_x, phi_z and of the prior, posterior and generation networks
 

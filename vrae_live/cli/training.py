@@ -65,6 +65,8 @@ def _pitch_range(ctx, param, value):
 @click.option("--encoder-steps", type=click.IntRange(min=0),
               help="Steps of the encoder alone before each step, in the first quarter of the run "
                    "(He et al. 2019; 0: off).")
+@click.option("--bag-of-notes", type=FiniteRange(min=0),
+              help="Weight of a loss that predicts each window's notes from z alone (Zhao et al. 2017; 0: off).")
 @click.option("--input-dropout", type=SHARE, help="Share of decoder inputs blanked in training (makes z matter).")
 @click.option("--val-fraction", type=SHARE, help="Share of songs held out for validation.")
 @device_option(None)
@@ -185,7 +187,7 @@ def _say_whether_the_pad_steers(run_dir: Path, songs_dir: Path, cache_dir: Path 
     contrast = measure_contrast([s.roll for s in songs], ckpt.pitches)
     if contrast is not None:
         log.info(f"songs: {contrast.line()}")
-    (log.info if report.steers else log.warning)(report.verdict())
+    (log.info if report.steers else log.warning)(report.verdict(pad_preset=ckpt.config.model.z_every_step))
     if not report.steers and contrast is not None and contrast.caveat():
         log.warning(contrast.caveat())
 

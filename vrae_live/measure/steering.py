@@ -86,13 +86,16 @@ class SteeringReport:
                 f"down, {self.diagonals[0]:.2f} and {self.diagonals[1]:.2f} along its diagonals (opposite corners "
                 f"{self.opposite:.3f}, same corner twice {self.same:.3f}, {self.takes} takes per corner)")
 
-    def verdict(self) -> str:
-        """What a musician should make of it, in a line or two."""
+    def verdict(self, pad_preset: bool = True) -> str:
+        """What a musician should make of it, in a line or two; ``pad_preset``: whether the model is
+        already the kind made for the pad (z fed at every step, as live-2d trains it)."""
         if self.steers:
             return f"the pad steers: opposite corners play clearly different music ({self.weaker:.2f} or more)"
-        return (f"the pad will change little (steering {self.weaker:.2f} along its weakest direction, below "
-                f"{STEERS}): train again longer (--epochs), on more songs, with --input-dropout 0.25 (the decoder "
-                f"then leans on the pad), or with the preset made for the pad (live-2d: cyclical KL annealing)")
+        advice = ("train again longer (--epochs), on more songs, or with --input-dropout 0.25 (the decoder then "
+                  "leans on the pad)")
+        if not pad_preset:
+            advice += "; or with the preset made for the pad (--preset live-2d: z fed at every step, whitened codes)"
+        return f"the pad will change little (steering {self.weaker:.2f} along its weakest direction, below {STEERS}): {advice}"
 
 
 def measure_steering(checkpoint: Checkpoint, frames: int = 256, takes: int = 6, hop: int | None = None) -> SteeringReport:

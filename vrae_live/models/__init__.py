@@ -4,6 +4,7 @@ logits / advance, generate) for the VRAE, the VRNN and a plain RNN baseline."""
 from torch import nn
 
 from ..config import ModelConfig
+from ..errors import ConfigError
 from .rnn import RNN
 from .vrae import VRAE, LossTerms, gaussian_kl
 from .vrnn import VRNN
@@ -17,6 +18,8 @@ def build_model(n_pitches: int, config: ModelConfig) -> nn.Module:
         cls = MODELS[config.model]
     except KeyError:
         raise ValueError(f"unknown model {config.model!r}; known: {', '.join(MODELS)}") from None
+    if config.bag_of_notes > 0 and config.model != "vrae":
+        raise ConfigError(f"--bag-of-notes is for the vrae, whose one code holds a whole window; not the {config.model}")
     return cls(n_pitches, config)
 
 

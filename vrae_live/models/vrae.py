@@ -62,6 +62,7 @@ class LossTerms:
 
     rec: torch.Tensor  # (B,) -log p(x|z): BCE with logits summed over time and pitch
     kl: torch.Tensor  # (B, L) KL(q(z|x) || N(0, I)) per latent unit
+    notes: torch.Tensor | None = None  # (B,) the bag-of-notes loss (VRAE.bag_of_notes), not part of the bound
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -129,6 +130,10 @@ class VRAE(nn.Module):
         self.to_h0 = nn.Linear(latent, 2 * h if self.is_lstm else h)  # W_z, b_z
         self.decoder = cell(n_pitches + (latent if config.z_every_step else 0), h, batch_first=True)  # W_x, W_dec, b_dec
         self.to_logits = nn.Linear(h, n_pitches)  # W_out, b_out
+        # Bag of notes (the bag-of-words loss of Zhao et al. 2017): from z alone, a linear map
+        # predicts the share of the window's frames each pitch sounds in, so the code must carry
+        # the window's notes whatever the decoder makes of its past. Training only.
+        self.to_notes = nn.Linear(latent, n_pitches) if config.bag_of_notes > 0 else None
 
     @property
     def latent_size(self) -> int:
@@ -245,7 +250,14 @@ class VRAE(nn.Module):
             fed = x * keep.to(x.device, x.dtype).unsqueeze(-1)
         logits = self.decode(z, fed)
         rec = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=(1, 2))
-        return LossTerms(rec=rec, kl=gaussian_kl(mu, logvar))
+        return LossTerms(rec=rec, kl=gaussian_kl(mu, logvar), notes=self.bag_of_notes(z, x))
+
+    def bag_of_notes(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
+        """Cross-entropy (nats, summed over pitches) of each pitch's share of the frames ``x (B, T, P)``
+        predicted from ``z (B, L)`` alone; None without the bag-of-notes head."""
+        if self.to_notes is None:
+            return None
+        return F.binary_cross_entropy_with_logits(self.to_notes(z), x.mean(1), reduction="none").sum(1)
 
     @torch.no_grad()
     def importance_weighted_bound(

@@ -258,6 +258,8 @@ class Trainer:
             kl_whole, rec_whole = kl_per_unit.detach(), rec.mean().detach()
         kl_objective = torch.where(kl_whole >= t.free_bits, kl_per_unit, t.free_bits).sum()
         loss = rec.mean() + self.kl_weight(self.progress.global_step) * kl_objective
+        if terms.notes is not None:
+            loss = loss + self.config.model.bag_of_notes * terms.notes.float().mean()
         if len(rec) * self.world.size != n:
             loss = loss * (len(rec) * self.world.size / n)
         return loss, rec_whole + kl_whole.sum()
