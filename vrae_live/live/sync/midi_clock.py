@@ -22,7 +22,8 @@ Messages come in through ``feed(data, t)`` from the MIDI input's callback (anoth
 appended to a deque and an Event set, nothing more; ``wait()`` handles them in order, in
 the performer's thread, and one that comes while it spins for a frame's deadline before it
 returns that frame (the spin lets the input's thread in): a Stop a JACK cycle before a
-sixteenth's tick takes that sixteenth back, so no note-on follows the DAW's Stop. ``now`` and ``pause`` are injectable, so tests run on fake time.
+sixteenth's tick takes that sixteenth back, so no note-on follows the DAW's Stop. ``now``
+and ``pause`` are injectable, so tests run on fake time.
 """
 
 from __future__ import annotations
