@@ -127,6 +127,29 @@ def test_songs_on_one_diagonal_of_a_2d_latent_spread_along_the_pads_x_axis():
     np.testing.assert_allclose(latent_plane(-means, song, list("abcde"))["axes"], plane["axes"], atol=1e-9)
 
 
+def test_whitened_codes_turn_the_pad_to_where_the_songs_differ():
+    """Codes whitened in training spread alike in every direction over the windows; the pad's x
+    is still the direction along which the songs' own codes differ, and one song alone gives
+    the windows' main directions."""
+    rng = np.random.default_rng(2)
+    d = np.array([np.cos(0.5), np.sin(0.5)])
+    across = np.array([-d[1], d[0]])
+    song = np.repeat(np.arange(4), 200)
+    along = np.array([-1.5, -0.5, 0.5, 1.5])[song] * 1.2 + 0.3 * rng.standard_normal(800)
+    means = np.outer(along, d) + np.outer(1.4 * rng.standard_normal(800), across)
+    means = (means - means.mean(0)) @ np.linalg.inv(np.linalg.cholesky(np.cov(means.T))).T  # whitened
+    np.testing.assert_allclose(np.cov(means.T), np.eye(2), atol=1e-9)
+    apart = means[song == 3].mean(0) - means[song == 0].mean(0)
+    plane = latent_plane(means, song, list("abcd"))
+    assert abs(np.array(plane["axes"][0]) @ apart / np.linalg.norm(apart)) > 0.99
+    xs = [s["uv"][0] for s in plane["songs"]]
+    assert xs == sorted(xs) or xs == sorted(xs, reverse=True)  # the songs in order across the pad
+
+    one = latent_plane(np.outer(rng.standard_normal(100), d) + 0.1 * rng.standard_normal((100, 2)),
+                       np.zeros(100, dtype=int), ["a"])
+    assert abs(np.array(one["axes"][0]) @ d) > 0.99
+
+
 def test_the_pad_is_widened_to_a_minimum_extent_around_the_origin():
     means = np.array([[0.01, -0.02], [-0.01, 0.02], [0.0, 0.0]])
     song = np.array([0, 0, 1])

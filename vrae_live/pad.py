@@ -88,25 +88,17 @@ def latent_plane(
     """The part of latent space an XY pad spans, from the training songs' encoded means.
 
     ``z = origin + (lo_i + u_i (hi_i - lo_i)) axes_i`` for pad coordinates ``u`` in
-    [0, 1]^2. The axes are the two main directions (PCA) of the means around their centre,
-    for a 2-D latent as for more: where two latent units carry nearly the same variable,
-    the songs lie along one diagonal of the raw axes, and a pad on those axes would leave
-    two of its corners far from any song. x is the direction along which the songs differ
-    most. The 2nd to 98th percentile of the data along each axis makes the pad's edges,
-    widened to at least ``-min_extent .. +min_extent`` around the origin.
+    [0, 1]^2. The axes are the two main directions along which the songs differ (the
+    scatter of the songs' mean codes, :func:`song_axes`), for a 2-D latent as for more:
+    where two latent units carry nearly the same variable, the songs lie along one diagonal
+    of the raw axes, and a pad on those axes would leave two of its corners far from any song.
+    x is the direction along which the songs differ most. The 2nd to 98th percentile of the
+    windows along each axis makes the pad's edges, widened to at least ``-min_extent ..
+    +min_extent`` around the origin.
     """
     means = np.asarray(means, dtype=np.float64)  # (N, L)
-    latent = means.shape[1]
     origin = means.mean(axis=0)
-    if latent == 1:
-        axes = np.ones((1, 1))
-    else:
-        centred = means - origin
-        _, vectors = np.linalg.eigh(centred.T @ centred)  # ascending variance; (L, L) whatever N is
-        axes = vectors[:, ::-1][:, :2].T
-        # An eigenvector's sign is arbitrary: point each axis along its largest component, so the
-        # pad keeps its orientation from one epoch to the next.
-        axes = axes * np.sign(axes[np.arange(len(axes)), np.abs(axes).argmax(1)])[:, None]
+    axes = song_axes(means, np.asarray(song))
     coords = (means - origin) @ axes.T  # (N, A)
     lo, hi = np.percentile(coords, 2, axis=0), np.percentile(coords, 98, axis=0)
     lo, hi = np.minimum(lo, -min_extent), np.maximum(hi, min_extent)
@@ -124,3 +116,34 @@ def latent_plane(
         "hi": hi.tolist(),
         "songs": songs,
     }
+
+
+def song_axes(means: np.ndarray, song: np.ndarray) -> np.ndarray:
+    """Two orthonormal directions ``(A, L)``, A = min(L, 2): first the main directions of the
+    scatter between the songs' mean codes (each song weighted by its windows), then, where the
+    songs span fewer (one or two songs), those of all the windows' scatter across what is left.
+
+    Not the windows' main directions alone: codes whitened in training (``--mu-whiten``) have
+    the same spread in every direction over the windows, so those directions would be the
+    rounding's choice, and the pad's x would not be where the songs differ most.
+    Each axis points along its largest component, so the pad keeps its orientation from one
+    epoch to the next (an eigenvector's sign is arbitrary).
+    """
+    latent = means.shape[1]
+    if latent == 1:
+        return np.ones((1, 1))
+    centred = means - means.mean(axis=0)
+    between = np.zeros((latent, latent))
+    for s in np.unique(song):
+        d = centred[song == s].mean(axis=0)
+        between += np.sum(song == s) * np.outer(d, d)
+    values, vectors = np.linalg.eigh(between)  # ascending
+    spread = np.sum(centred**2)  # the trace of the windows' scatter: what counts as no difference at all
+    axes = [v for value, v in zip(values[::-1], vectors.T[::-1]) if value > 1e-9 * spread][:2]
+    if len(axes) < 2:
+        q, _ = np.linalg.qr(np.column_stack([*axes, np.eye(latent)]))
+        rest = q[:, len(axes):]  # (L, L - len(axes)): orthonormal, across the songs' axes
+        _, within = np.linalg.eigh(rest.T @ (centred.T @ centred) @ rest)
+        axes += list((rest @ within[:, ::-1]).T[: 2 - len(axes)])
+    axes = np.array(axes)
+    return axes * np.sign(axes[np.arange(len(axes)), np.abs(axes).argmax(1)])[:, None]
