@@ -57,11 +57,14 @@ def test_serve_plays_on_the_clocks_sixteenths_starts_on_the_bar_and_stops_within
             and off <= len(worst) / 10):
         pytest.fail(f"onset errors (ms, in order): {np.round(1000 * errors, 2).tolist()}\nserve said:\n{output}",
                     pytrace=False)
-    # Stop: the clock's Stop, then within a tick every note off and All Notes Off, and nothing after it
+    # Stop: the clock's Stop, then within a tick every note off and All Notes Off, and no note-on after it
     stop_frame = next(e.frame for e in first if e.data == b"\xfc")
     silenced = [e for e in first if e.frame >= stop_frame and e.data[0] & 0xF0 in (0x80, 0x90, 0xB0)]
     assert silenced and max(e.frame for e in silenced) - stop_frame <= tick_frames(bpm), silenced
-    late = note_ons([e for e in first if e.frame > stop_frame])
+    # ... apart from the note-ons of a sixteenth whose tick was due as the Stop reached serve: they
+    # can follow it by a JACK cycle or two (midi_clock.py's docstring), and are silenced with the rest.
+    in_flight = 2 * server.period_frames
+    late = note_ons([e for e in first if e.frame > stop_frame + in_flight])
     assert not late, f"note-ons after the Stop at frame {stop_frame}: {[(e.frame, e.data.hex()) for e in late]}"
     assert hanging(channel_messages(first)) == set()
     # Continue: notes again, on the grid of the ticks after it; nothing hangs at the end

@@ -84,16 +84,18 @@ def test_stop_silences_at_once_and_continue_resumes_from_the_position():
     assert played[18][1] == pytest.approx(times[207])
 
 
-def test_a_stop_that_comes_while_the_frame_is_spun_for_takes_that_frame_back():
+def test_a_stop_queued_while_the_frame_is_spun_for_takes_that_frame_back():
     # The DAW stops a millisecond before the tick of frame 17 (tick 102), inside the last 2 ms
-    # the follower spins for: frame 17 must not be played after the Stop, and Continue plays it.
+    # the follower spins for, and the input's thread queues it then: frame 17 is not played
+    # after the Stop, and Continue plays it.
     times = tick_times([120] * 600)
     messages = [(t, d) for t, d in clock_messages(times, start_at=0, continue_at=200) if t < times[102] - 0.0005
                 or t > times[102]]
     messages = sorted(messages + [(times[102] - 0.001, b"\xfc")], key=lambda m: m[0])
     fake = FakeTime(0.0, per_call=1e-4)  # the spin reads the time: each read moves it on
-    follower = MidiClockFollower(4, 0.125, now=fake.now, spin_s=0.002)
-    follower._pause = FakeMidiInput(fake, follower, messages).pause
+    follower = MidiClockFollower(4, 0.125, spin_s=0.002, now=lambda: (fake.now(), midi.pause(0.0))[0])
+    midi = FakeMidiInput(fake, follower, messages)  # pause(0): what is due by now reaches the inbox
+    follower._pause = midi.pause
     stops = []
     follower.on_stop = lambda why: stops.append((why, fake.t))
     played = frames(follower, fake, 20)
