@@ -57,9 +57,9 @@ def subset(corpus: Path, size: str, into: Path) -> Path:
         raise SystemExit(f"{corpus}: {len(every)} MIDI files, fewer than the {size} asked for")
     songs = [every[i] for i in sorted({round(i * len(every) / int(size)) for i in range(int(size))})]
     links = {f"{i:03d}-{song.name}": song.resolve() for i, song in enumerate(songs)}
-    if into.exists() and {p.name: p.resolve() for p in into.iterdir()} == links:
-        return into  # as a study running beside this one left it: not rebuilt under its feet
     if into.exists():
+        if {p.name: p.resolve() for p in into.iterdir()} == links:
+            return into  # as a study running beside this one left it: not rebuilt under its feet
         shutil.rmtree(into)
     into.mkdir(parents=True)
     for name, song in links.items():

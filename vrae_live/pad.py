@@ -135,8 +135,9 @@ def song_axes(means: np.ndarray, song: np.ndarray) -> np.ndarray:
     centred = means - means.mean(axis=0)
     between = np.zeros((latent, latent))
     for s in np.unique(song):
-        d = centred[song == s].mean(axis=0)
-        between += np.sum(song == s) * np.outer(d, d)
+        windows = centred[song == s]
+        d = windows.mean(axis=0)
+        between += len(windows) * np.outer(d, d)
     values, vectors = np.linalg.eigh(between)  # ascending
     spread = np.sum(centred**2)  # the trace of the windows' scatter: what counts as no difference at all
     axes = [v for value, v in zip(values[::-1], vectors.T[::-1]) if value > 1e-9 * spread][:2]

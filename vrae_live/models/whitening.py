@@ -51,13 +51,18 @@ class BatchWhitening(nn.Module):
         """The running estimates set to the mean and covariance of ``mu (N, L)`` (precise statistics).
         Always this process's own moments: under torchrun every process settles on the same windows,
         and the global moments of ``distributed.GlobalBatchWhitening`` would count them once a process."""
-        mean, _, cov = BatchWhitening.batch_moments(self, mu.float())
+        mean, _, cov = moments(mu.float())
         self.running_mean.copy_(mean)
         self.running_cov.copy_(cov)
 
     def batch_moments(self, mu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The batch's mean ``(L,)``, ``mu`` centred on it ``(B, L)``, and its covariance ``(L, L)``
         (training/distributed.py takes them over every process's batch)."""
-        mean = mu.mean(0)
-        centred = mu - mean
-        return mean, centred, centred.T @ centred / max(len(mu) - 1, 1)
+        return moments(mu)
+
+
+def moments(mu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The mean ``(L,)`` of the rows of ``mu (B, L)``, ``mu`` centred on it, and their covariance ``(L, L)``."""
+    mean = mu.mean(0)
+    centred = mu - mean
+    return mean, centred, centred.T @ centred / max(len(mu) - 1, 1)
