@@ -13,8 +13,9 @@ and ``typical``, the same over every pair of songs. It is a guide, not a ceiling
 of the pad plays more alike than a whole song varies, so a pad can steer more than its
 songs' contrast (8 Essen folk songs: contrast 2.10, steering 3.2-3.8 in the weakest
 direction). Measured on eight songs each: Bach's chorales 6.46 (many keys), the fiddle
-tunes 4.23, the synthetic styles 11.0, and Palestrina's masses 1.70, the only corpus
-measured whose pad no remedy brought to 2.0.
+tunes 4.23, the synthetic styles 11.0, Palestrina's masses 1.70 and the Trecento's ballate
+2.04: the two corpora whose default pads stay under 2.0 in their weakest direction
+(docs/models.md).
 """
 
 from __future__ import annotations
