@@ -14,8 +14,8 @@ of the pad plays more alike than a whole song varies, so a pad can steer more th
 songs' contrast (8 Essen folk songs: contrast 2.10, steering 3.2-3.8 in the weakest
 direction). Measured on eight songs each: Bach's chorales 6.46 (many keys), the fiddle
 tunes 4.23, the synthetic styles 11.0, Palestrina's masses 1.70 and the Trecento's ballate
-2.04: the two corpora whose default pads stay under 2.0 in their weakest direction
-(docs/models.md).
+2.04: the corpora whose default pads stay furthest under 2.0 in their weakest direction
+(1.1-1.5; docs/models.md).
 """
 
 from __future__ import annotations
