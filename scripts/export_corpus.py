@@ -5,7 +5,9 @@
     python scripts/export_corpus.py --composer bach --composer monteverdi --out songs/mixed
 
 Each piece becomes ``OUT/COMPOSER/NAME.mid``. Files that exist are kept, so a second
-run is quick. Pieces music21 cannot parse or write are reported and skipped.
+run is quick. Pieces music21 cannot parse or write are reported and skipped, and so is a file
+it writes that ``train`` could not read (one of O'Neill's tunes came out with a tick past 61
+million): the rest of a book of tunes is still written.
 Needs ``pip install music21`` (in the ``dev`` extra).
 """
 
@@ -17,22 +19,41 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 
-def export_one(job: tuple[str, str]) -> tuple[str, str | None]:
-    """Parse one corpus file and write each score in it; returns (source, error or None)."""
+def export_one(job: tuple[str, str]) -> tuple[str, int, list[str]]:
+    """Parse one corpus file and write each score in it; returns (source, files written, what
+    went wrong: one line for the file, or one for each score that could not be written)."""
     from music21 import converter, stream
 
     source, target = job
     try:
         parsed = converter.parse(source)
-        scores = list(parsed.scores) if isinstance(parsed, stream.Opus) else [parsed]
-        for i, score in enumerate(scores):
-            path = Path(target) if len(scores) == 1 else Path(target).with_name(f"{Path(target).stem}-{i + 1}.mid")
-            tmp = path.with_name(f".{path.name}.tmp")
-            score.write("midi", fp=str(tmp))
-            tmp.replace(path)
     except Exception as err:  # music21 raises many kinds of errors on odd corpus files
-        return source, f"{type(err).__name__}: {err}"
-    return source, None
+        return source, 0, [f"{type(err).__name__}: {err}"]
+    scores = list(parsed.scores) if isinstance(parsed, stream.Opus) else [parsed]
+    written, errors = 0, []
+    for i, score in enumerate(scores):
+        path = Path(target) if len(scores) == 1 else Path(target).with_name(f"{Path(target).stem}-{i + 1}.mid")
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            score.write("midi", fp=str(tmp))
+            check_readable(tmp)
+        except Exception as err:
+            tmp.unlink(missing_ok=True)
+            errors.append(f"{path.name}: {type(err).__name__}: {err}")
+            continue
+        tmp.replace(path)
+        written += 1
+    return source, written, errors
+
+
+def check_readable(path: Path) -> None:
+    """Raise ValueError if ``train`` could not read the MIDI file at ``path``."""
+    from vrae_live.data.pianoroll import read_midi
+
+    try:
+        read_midi(path)
+    except Exception as err:
+        raise ValueError(f"music21 wrote a file that cannot be read back ({err})") from err
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,14 +78,15 @@ def main(argv: list[str] | None = None) -> int:
             if not target.exists() and str(target) not in {t for _, t in jobs}:
                 jobs.append((str(path), str(target)))
 
-    failed = 0
+    written = skipped = 0
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        for source, error in pool.map(export_one, jobs, chunksize=4):
-            if error:
-                failed += 1
+        for source, count, errors in pool.map(export_one, jobs, chunksize=4):
+            written += count
+            skipped += len(errors)
+            for error in errors:
                 print(f"skipped {source}: {error}", file=sys.stderr)
     total = sum(1 for _ in args.out.rglob("*.mid"))
-    print(f"{total} .mid files in {args.out} ({len(jobs) - failed} written now, {failed} skipped)")
+    print(f"{total} .mid files in {args.out} ({written} written now, {skipped} skipped)")
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import mido
+import pytest
 
 from tests.test_bench_scripts import load_script
 
@@ -50,3 +51,37 @@ def test_the_hop_study_measures_each_hop_with_its_context(beat_checkpoint, capsy
     assert [row.split(" | ")[:2] for row in rows] == [["| 4", "12"], ["| 8", "8"]]  # windows of 16 steps
     for row in rows:
         assert re.match(r"\| \d+ \| \d+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+, [\d.]+ \| [\d.]+ \|$", row), row
+
+
+def _midi_file(path, note_length_ticks: int):
+    """A one-note MIDI file whose note lasts ``note_length_ticks`` ticks."""
+    track = mido.MidiTrack([mido.Message("note_on", note=60, velocity=80, time=0),
+                            mido.Message("note_off", note=60, velocity=0, time=note_length_ticks)])
+    mido.MidiFile(tracks=[track], ticks_per_beat=480).save(path)
+    return path
+
+
+def test_the_corpus_export_checks_that_train_can_read_what_music21_wrote(tmp_path):
+    export = load_script("export_corpus")
+    export.check_readable(_midi_file(tmp_path / "tune.mid", 480))
+    # One of O'Neill's tunes came out of music21 with a tick past 61 million.
+    with pytest.raises(ValueError, match="cannot be read back"):
+        export.check_readable(_midi_file(tmp_path / "endless.mid", 61_000_000))
+
+
+def test_one_unreadable_tune_in_a_book_leaves_the_others_written(tmp_path, monkeypatch):
+    book = tmp_path / "book.abc"
+    book.write_text("X:1\nT:One\nM:4/4\nL:1/4\nK:C\nCDEF|GABc|\n\nX:2\nT:Two\nM:4/4\nL:1/4\nK:G\nGABc|dcBA|\n")
+    export = load_script("export_corpus")
+    checked = []
+
+    def check_readable(path):  # the second tune written stands for the one music21 writes unreadable
+        checked.append(path)
+        if len(checked) == 2:
+            raise ValueError("music21 wrote a file that cannot be read back")
+
+    monkeypatch.setattr(export, "check_readable", check_readable)
+    (tmp_path / "out").mkdir()
+    source, written, errors = export.export_one((str(book), str(tmp_path / "out" / "book.mid")))
+    assert written == 1 and len(errors) == 1 and errors[0].startswith("book-2.mid: ValueError"), errors
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["book-1.mid"]  # no half-written file left
