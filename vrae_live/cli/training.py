@@ -203,8 +203,18 @@ def _say_whether_the_pad_steers(run_dir: Path, songs_dir: Path, cache_dir: Path 
 @click.option("--faithfulness", "songs_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               metavar="SONGS_DIR", help="Also measure whether each region of the pad plays music like the windows "
               "of SONGS_DIR the map places there, and how much those songs differ among themselves.")
+@click.option("--quality", "quality_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              metavar="SONGS_DIR", help="Also measure how much takes at random points of the pad play like the "
+              "songs of SONGS_DIR (MGEval), against the songs' own halves and random notes.")
+@click.option("--takes", type=click.IntRange(min=1), default=12, show_default=True, help="Takes of 32 beats for --quality.")
+@click.option("--density", type=FiniteRange(0, 1), default=0.5, show_default=True,
+              help="The takes' density for --quality; 0.5 plays the model as it is.")
+@click.option("--temperature", type=FiniteRange(min=0), default=1.0, show_default=True,
+              help="The takes' temperature for --quality: 0 thresholds the probabilities; 1 samples them.")
+@seed_option(0, help="Seeds --quality's pad points, takes and split of the songs.")
 @workers_option
 def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool, songs_dir: Path | None,
+         quality_dir: Path | None, takes: int, density: float, temperature: float, seed: int,
          workers: int | None) -> None:
     """Say what a checkpoint is: model, data settings, pitches, timing, training."""
     from ..checkpoint import load_checkpoint
@@ -258,7 +268,26 @@ def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool, songs_dir
         contrast = measure_contrast([s.roll for s in songs], ckpt.pitches)
         if contrast is not None:
             lines.append(f"songs        {contrast.line()}")
+    if quality_dir is not None:
+        lines += ["", _quality(ckpt, quality_dir, takes, density, temperature, seed, workers)]
     click.echo("\n".join(lines))
+
+
+def _quality(ckpt, songs_dir: Path, takes: int, density: float, temperature: float, seed: int,
+             workers: int | None) -> str:
+    """``info --quality``: the MGEval table of the model against the songs of ``songs_dir``, and the verdict."""
+    from ..data.corpus import load_songs
+    from ..data.pianoroll import project_roll
+    from ..errors import DataError
+    from ..measure.quality import measure_quality
+
+    songs = load_songs(songs_dir, ckpt.timing, workers=workers)
+    rolls = [project_roll(s.roll, ckpt.pitches)[0] for s in songs]
+    try:
+        report = measure_quality(ckpt, rolls, takes=takes, seed=seed, density=density, temperature=temperature)
+    except ValueError as err:
+        raise DataError(f"{songs_dir}: {err}") from None
+    return f"quality      MGEval overlap with the songs of {songs_dir}\n{report.table()}\n{report.verdict()}"
 
 
 def _pitch_list(pitches: list[int]) -> str:
