@@ -53,8 +53,28 @@ def test_a_ramp_from_120_to_90_bpm_over_two_beats_is_locked_within_a_beat_of_its
     assert ticks_to_lock(noisy, 960 + 48, 0.002) <= TICKS_PER_BEAT
 
 
-@pytest.mark.parametrize("jump", [1, 2])
-def test_a_sender_that_stalls_whole_periods_keeps_its_count_and_the_loop_follows_its_new_phase(jump):
+@pytest.mark.parametrize("lost", [1, 2])
+def test_ticks_lost_from_a_clock_on_its_grid_are_counted_in_and_the_grid_stays(lost):
+    # A sender whose driver dropped a cycle: ``lost`` ticks from 100 missing, the rest on the grid.
+    true = tick_times([120] * 400)
+    kept = np.r_[0:100, 100 + lost:400]
+    dll = ClockDLL()
+    dll.start()
+    positions = [dll.clock(t) for t in true[kept]]
+    assert positions[100] == 100 and positions[101] == 101 + lost  # the late one counts as one until the next tells
+    assert positions[102:] == list(range(102 + lost, 400))
+    assert dll.lost_ticks == lost and dll.recoveries == 1 and dll.phase_jumps == 0 and dll.position == 400
+    assert dll.time_of(400) == pytest.approx(true[-1] + PERIOD_120, abs=1e-6)
+    # The predictions stay on the grid while the late tick is in question.
+    dll = ClockDLL()
+    dll.start()
+    for t in true[kept][:101]:
+        dll.clock(t)
+    assert [dll.time_of(p) for p in (104, 130)] == pytest.approx([true[104], true[130]], abs=1e-6)
+
+
+@pytest.mark.parametrize("jump", [1.3, 2.4])
+def test_a_sender_that_stalls_off_its_grid_keeps_its_count_and_the_loop_follows_its_new_phase(jump):
     # A DAW whose engine stalled: its clock runs on ``jump`` periods later, every tick still sent.
     true = tick_times([120] * 400)
     arrivals = true.copy()
@@ -63,14 +83,59 @@ def test_a_sender_that_stalls_whole_periods_keeps_its_count_and_the_loop_follows
     dll.start()
     positions = [dll.clock(t) for t in arrivals]
     assert positions == list(range(400))
-    assert dll.phase_jumps == 1 and dll.position == 400
+    assert dll.phase_jumps == 1 and dll.lost_ticks == 0 and dll.position == 400
     assert dll.time_of(400) == pytest.approx(arrivals[-1] + PERIOD_120, abs=1e-4)
-    # and the tick after the stall is predicted on the new phase at once
+    assert ticks_to_lock(predictions(arrivals) - arrivals, 100, 0.001) <= TICKS_PER_BEAT
+
+
+def test_a_jittered_clock_that_loses_a_tick_is_counted_in_and_a_stall_of_whole_periods_and_a_half_is_not():
+    true = tick_times([120] * 400)
+    arrivals = jittered(true, 0.0015, 4)
     dll = ClockDLL()
     dll.start()
-    for t in arrivals[:102]:
+    for t in np.delete(arrivals, 200):
         dll.clock(t)
-    assert dll.time_of(102) == pytest.approx(arrivals[102], abs=5e-4)
+    assert dll.lost_ticks == 1 and dll.position == 400
+    stalled = arrivals.copy()
+    stalled[200:] += 1.5 * PERIOD_120
+    dll = ClockDLL()
+    dll.start()
+    for t in stalled:
+        dll.clock(t)
+    assert dll.lost_ticks == 0 and dll.position == 400
+
+
+def test_a_tick_late_alone_counts_as_one():
+    # Tick 100 comes most of a period late, just before 101, which is on time: nothing lost.
+    true = tick_times([120] * 400)
+    arrivals = true.copy()
+    arrivals[100] += 0.9 * PERIOD_120
+    dll = ClockDLL()
+    predicted = predictions(arrivals, dll)
+    assert dll.lost_ticks == 0 and dll.position == 400
+    assert np.max(np.abs(predicted - true)[101:]) < 1e-6  # the late one moved nothing
+
+
+def test_halving_the_tempo_is_followed_not_taken_for_lost_ticks():
+    # From tick 100 the ticks come two periods apart: the first looks like one lost, the second does not.
+    true = tick_times([120] * 100 + [60] * 300)
+    dll = ClockDLL()
+    predicted = predictions(true, dll)
+    assert dll.lost_ticks == 0 and dll.position == 400
+    assert ticks_to_lock(predicted - true, 100, 0.001) <= TICKS_PER_BEAT
+
+
+def test_a_song_position_pointer_after_a_late_tick_sets_the_count_and_none_is_counted_in():
+    true = tick_times([120] * 400)
+    kept = np.r_[0:100, 101:400]
+    dll = ClockDLL()
+    dll.start()
+    for t in true[kept][:101]:  # ticks 0..99, then 101 (a period late)
+        dll.clock(t)
+    dll.song_position(17)  # the DAW: the next tick is 102
+    assert [dll.clock(t) for t in true[102:106]] == [102, 103, 104, 105]
+    assert dll.lost_ticks == 0 and dll.phase_jumps == 0
+    assert dll.time_of(106) == pytest.approx(true[106], abs=1e-6)
 
 
 @pytest.mark.parametrize("held_s", [0.03, 0.045])

@@ -61,11 +61,13 @@ class PerformanceStats:
     lateness_p99_s: float = 0.0  # how late the clock's ticks came, 99th percentile and worst
     lateness_max_s: float = 0.0
     panics: int = 0
+    clock: str = ""  # what a followed clock did (lost ticks, ...), from its report(); "" for our own clock
 
     def line(self) -> str:
         return (f"{self.frames} frames, {self.notes_on} notes, {self.hops} hops decoded, "
                 f"{self.late_ticks} late ticks (p99 {1000 * self.lateness_p99_s:.2f} ms, "
-                f"max {1000 * self.lateness_max_s:.2f} ms late), {self.panics} panics")
+                f"max {1000 * self.lateness_max_s:.2f} ms late), {self.panics} panics"
+                + (f"; {self.clock}" if self.clock else ""))
 
 
 class Performer:
@@ -227,6 +229,9 @@ class Performer:
                 finally:
                     self.sink.close()  # panic: note-offs for anything sounding, then CC 123 per channel
             self.stats.late_ticks = self.clock.late_ticks
+            report = getattr(self.clock, "report", None)
+            if report is not None:
+                self.stats.clock = report()
             if self.clock.lateness:
                 self.stats.lateness_p99_s = self.clock.lateness.percentile(99)
                 self.stats.lateness_max_s = self.clock.lateness.max

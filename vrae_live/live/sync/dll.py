@@ -31,14 +31,29 @@ Positions count ticks from the song's start: a Start (0xFA) makes the next tick 
 ``6 * sixteenths``, a Continue (0xFB) resumes counting from where Stop (0xFC) left it. The
 loop keeps filtering ticks while the transport is stopped (most DAWs keep sending clock),
 so a Start can be played on a prediction; with no ticks to go on it plays on the first
-tick's arrival. Every tick received counts as one: MIDI over USB, JACK, CoreMIDI or a network
-session does not lose messages, and a DAW's clock comes from its transport, which does not
-count the time its engine stalled. A tick that comes ``n`` whole periods late is a stalled
-sender (its clock now runs ``n`` periods later: the song position must not jump ahead, or
-every later frame would be a tick early) or a stalled driver (the ticks come late, then in a
-burst): it leaves the loop alone, and the next tick decides. Still ``n`` periods late, a
-period after it: the clock's phase moved, and the loop moves with it. No tick for
-``timeout_periods`` periods means the clock has stopped.
+tick's arrival. No tick for ``timeout_periods`` periods means the clock has stopped.
+
+A tick that comes ``n`` whole periods after its prediction (a gap of about ``n + 1`` periods
+before it) is one of three things, and the tick after it tells which; until then it counts as
+one and leaves the loop as it was:
+
+- **Lost ticks**: the next tick comes a period after it, and both lie on the old grid, the one
+  the ticks before the gap lay on (``STEADY_TICKS`` of them in a row), to within
+  ``grid_tolerance_s()`` (a few times the clock's measured jitter, at least 2 ms). A cycle the
+  sender's driver dropped (an xrun, the dummy driver on a busy machine) or a byte a cable lost
+  took ``n`` ticks with it, and the DAW's position went on regardless: the ``n`` ticks are
+  counted in (``lost_ticks``), and the position catches up with the DAW's. The grid stays.
+- **Held up, then a burst** (a stalled driver handing on what it held): the next tick comes
+  within half a period. Every tick counts as one; the loop takes the late one's error.
+- **A change of tempo**: the next tick comes over a period and a half after it (a slower
+  clock's spacing again, where lost ticks would have left one period): the count stays, and
+  the loop, wide again, follows the new tempo.
+
+A tick still as late a period after it but off the old grid (by more than the tolerance) is a
+sender that stalled and runs on later (its clock moved, none of its ticks is missing): the count
+stays and the loop's phase moves with it (``phase_jumps``). A stall that happens to move the
+clock by whole periods, to within the tolerance, cannot be told from lost ticks by timing alone;
+a Song Position Pointer from the DAW corrects the count at once.
 """
 
 from __future__ import annotations
@@ -56,6 +71,10 @@ NARROW = 0.04  # radians per tick (0.3 Hz at 120 bpm): +-1.5 ms of jitter filter
 NARROWING = 0.95  # per tick on time, the bandwidth shrinks by this factor, from WIDE to NARROW
 UNLOCK_S = 0.005  # a tick this far from its prediction (and 15 % of a period) widens the loop again
 UNLOCK_FRACTION = 0.15
+GRID_TOLERANCE_S = 0.002  # the least distance from the old grid within which ticks after a gap are on it
+GRID_JITTERS = 4  # ... or this many times the clock's jitter (its mean error), up to a quarter period
+JITTER_SMOOTHING = 1 / 16  # the jitter's running mean takes this share of each on-time tick's error
+STEADY_TICKS = 4  # a grid is "old" (ticks can be lost from it) once this many ticks in a row came near it
 
 
 @dataclass
@@ -85,7 +104,10 @@ class ClockDLL:
         self.timeout_periods = timeout_periods
         self.playing = False  # the transport: True after Start or Continue, until Stop or a timeout
         self.position = 0  # the position of the next tick, in ticks from the song's start
-        self.phase_jumps = 0  # times the clock's phase moved by whole periods (a stalled sender)
+        self.phase_jumps = 0  # times the clock's phase moved by whole periods, off the old grid (a stalled sender)
+        self.lost_ticks = 0  # ticks inferred lost from the gaps they left, and counted in while playing
+        self.recoveries = 0  # gaps after which the count caught up with the sender's
+        self.jitter_s = 0.0  # running mean of the on-time ticks' distance from their prediction
         self.unlocks = 0  # ticks that landed too far from their prediction and widened the loop
         self.timeouts = 0  # times the clock stopped arriving while playing
         self.ticks = 0  # ticks received
@@ -100,7 +122,10 @@ class ClockDLL:
         self._period = self.initial_period_s
         self._periods_known = False  # True once two consecutive ticks measured a period (since the last reset)
         self._last_arrival: float | None = None
-        self._held: int | None = None  # the last tick came this many whole periods late: lost ticks, or held up?
+        # The last tick came whole periods late: (periods, seconds off the old grid, or None where there was no
+        # steady grid to be on); lost ticks, held up, or a tempo?
+        self._held: tuple[int, float | None] | None = None
+        self._steady = 0  # ticks in a row that came near their prediction
         self.bandwidth = self.wide
 
     @property
@@ -115,6 +140,10 @@ class ClockDLL:
     @property
     def locked(self) -> bool:
         return self.tracking and self._periods_known and self.bandwidth <= self.narrow * 1.0001
+
+    def grid_tolerance_s(self) -> float:
+        """How close to the old grid ticks after a gap must come to be taken for lost ticks, in seconds."""
+        return min(self._period / 4, max(GRID_TOLERANCE_S, GRID_JITTERS * self.jitter_s))
 
     def estimate(self) -> TickEstimate | None:
         return None if self._t1 is None else TickEstimate(self.position, self._t1, self._period)
@@ -146,16 +175,29 @@ class ClockDLL:
             return self._advance(1)
         late = max(0, round((t - self._t1) / self._period))  # whole periods after its prediction
         if self._held is not None:
-            held, self._held = self._held, None
+            (held, off_grid), self._held = self._held, None
             if late == held and abs(t - self._last_arrival - self._period) < self._period / 2:
-                # Still as late, a period after the late one: the sender stalled and its clock now runs
-                # ``held`` periods later. The count stays; the predictions move to the new phase.
-                self.phase_jumps += 1
+                # Still as late, a period after the late one: the clock runs on ``held`` periods later than
+                # the count says. Both on the old grid: ticks were lost, and the count catches up (the
+                # predictions of every position stay). Off it: the sender stalled and runs on later; the
+                # count stays and the predictions move to its new phase.
                 self._t1 += held * self._period
+                if off_grid is not None and max(abs(off_grid), abs(t - self._t1)) <= self.grid_tolerance_s():
+                    if self.playing:
+                        self.position += held
+                        self.lost_ticks += held
+                        self.recoveries += 1
+                else:
+                    self.phase_jumps += 1
+            # Otherwise a burst (the next tick came within half a period) or a new tempo (a longer
+            # spacing again): every tick counted as one, and the loop below takes the error.
         elif late:
-            # Whole periods late: a stalled sender (from now on this late) or a stalled driver (it hands
-            # the held-up ticks on in a burst). Count it as one and keep the loop as it was; the next tick tells.
-            self._held = late
+            # Whole periods late: lost ticks before it, a stalled driver (it hands the held-up ticks on in a
+            # burst), a stalled sender or a slower tempo. Count it as one and keep the loop as it was; the
+            # next tick tells (see the module's doc).
+            steady = self._steady >= STEADY_TICKS
+            self._held = (late, t - self._t1 - late * self._period if steady else None)
+            self._steady = 0
             self.last_error = t - self._t1
             self._t1 += self._period
             self._last_arrival = t
@@ -166,7 +208,10 @@ class ClockDLL:
             if self.bandwidth < self.wide:
                 self.unlocks += 1
             self.bandwidth = self.wide
+            self._steady = 0
         else:
+            self.jitter_s += JITTER_SMOOTHING * (abs(e) - self.jitter_s)
+            self._steady += 1
             self.bandwidth = max(self.narrow, self.bandwidth * self.narrowing)
         w = self.bandwidth
         self._t1 += self._period + math.sqrt(2) * w * e
@@ -214,8 +259,14 @@ class ClockDLL:
         self.playing = False
 
     def song_position(self, sixteenths: int) -> None:
-        """Song Position Pointer (0xF2): the next tick is at ``sixteenths`` sixteenths from the start."""
+        """Song Position Pointer (0xF2): the next tick is at ``sixteenths`` sixteenths from the start.
+
+        It settles a late tick still in question: the sender says where it is, so no ticks are
+        counted in for it, and the next tick is predicted a period after it, whichever it was."""
         self.position = TICKS_PER_SIXTEENTH * int(sixteenths)
+        if self._held is not None:
+            self._held = None
+            self._t1 = self._last_arrival + self._period
 
     def message(self, data, t: float) -> str | None:
         """One MIDI message (bytes) arriving at ``t``: returns 'clock', 'start', 'continue', 'stop',

@@ -6,7 +6,13 @@ are due on the delay-locked loop's predicted times (``dll.py``) of every ``24 /
 steps_per_beat``-th tick (a sixteenth for 4 steps per beat), waited for on absolute
 deadlines like FrameClock's (sleep, then spin the last ``spin_s``). ``Tick.index`` is the
 frame's position in the song: 0 on the bar where Start was pressed, ``sixteenths *
-steps_per_beat / 4`` after a Song Position Pointer.
+steps_per_beat / 4`` after a Song Position Pointer, at once, while playing as well (a DAW's
+loop or a jump of its cursor).
+
+Lost ticks: the loop tells a tick lost in a gap from a late one, a burst and a new tempo by
+the tick after it (``dll.py``), and counts lost ones in, so the frames stay on the DAW's grid.
+Until that tick comes, frames are due on the old grid, which is where they belong if ticks were
+lost. ``report()`` says how many were, for the stop line and the web page.
 
 The transport: Start plays frame 0 on the first tick after it; Stop (or no tick for 3
 periods) calls ``on_stop`` at once, which silences every sounding note (the performer's
@@ -111,6 +117,7 @@ class MidiClockFollower:
         self.skipped = 0  # frames passed over because they were due over a frame ago
         self.lateness = LatenessTracker()
         self.transport: list[tuple[float, str]] = []  # (time, "start" | "stop" | ...): what wait() saw, in order
+        self.realigns = 0  # Song Position Pointers received while playing
 
     # -- the FrameClock face ----------------------------------------------------
 
@@ -132,6 +139,18 @@ class MidiClockFollower:
     @property
     def playing(self) -> bool:
         return self.dll.playing
+
+    def report(self) -> str:
+        """What the clock did that the notes show: ticks lost and counted in, moves of its phase,
+        Song Position Pointers while playing, losses of the clock (for the stop line and the page)."""
+        dll = self.dll
+        parts = [f"{dll.lost_ticks} clock tick{'' if dll.lost_ticks == 1 else 's'} lost, recovered"
+                 if dll.lost_ticks else "no clock ticks lost"]
+        for count, what in ((dll.phase_jumps, "clock moved by whole ticks"), (self.realigns, "Song Position Pointer "
+                            "while playing"), (dll.timeouts, "clock lost")):
+            if count:
+                parts.append(f"{what} {count} time{'' if count == 1 else 's'}")
+        return ", ".join(parts)
 
     def start(self) -> None:
         """Nothing to anchor: the DAW's Start does (kept for the performer, which calls it)."""
@@ -238,6 +257,8 @@ class MidiClockFollower:
             self._silence(t, "stop")
         elif kind == "position" and self.ticks_per_frame:
             self._next_frame = math.ceil(dll.position / self.ticks_per_frame)
+            if dll.playing:
+                self.realigns += 1
             self._transport(t, "position")
 
     def _lose_clock(self, now: float) -> None:
