@@ -218,6 +218,14 @@ def test_the_report_says_its_figures(motif_rolls):
     assert report.verdict().startswith("plays like the songs" if report.ratio >= quality.BAR else "falls short")
 
 
+def test_many_segments_are_thinned_to_a_sample(motif_rolls, monkeypatch):
+    ckpt, rolls = motif_rolls
+    monkeypatch.setattr(quality, "MAX_SEGMENTS", 12)
+    report = measure_quality(ckpt, rolls, takes=1)
+    assert report.songs == 8 and report.segments == 12
+    assert np.isfinite(report.ceiling_overall) and np.isfinite(report.floor_overall)
+
+
 def test_one_song_has_no_ceiling(motif_rolls):
     ckpt, rolls = motif_rolls
     report = measure_quality(ckpt, rolls[:1], takes=1)

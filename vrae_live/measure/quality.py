@@ -47,6 +47,7 @@ LENGTH_EDGES = np.array([1.5, 2.5, 3.5, 4.5, 6.5, 9.5, 13.5, 23.5])
 BAR = 0.8  # a model whose overall overlap reaches this share of the ceiling plays like the songs
 TAKES, TAKE_BEATS = 12, 32
 SPLITS = 4
+MAX_SEGMENTS = 1000  # of the songs, drawn at random from more
 
 
 def segment_frames(timing: "FrameTiming") -> int:
@@ -132,13 +133,17 @@ class SegmentSet:
     def __len__(self) -> int:
         return len(self.song)
 
+    def subset(self, rows: np.ndarray) -> "SegmentSet":
+        return SegmentSet([f[rows] for f in self.features], self.song[rows])
+
 
 # -- distances and their overlap -----------------------------------------------------------
 
 
 def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Euclidean distances ``(N, M)`` between the rows of ``a (N, D)`` and ``b (M, D)``."""
-    return np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))
+    """Euclidean distances ``(N, M)`` between the rows of ``a (N, D)`` and ``b (M, D)``, in ``(N, M)`` memory."""
+    squared = (a ** 2).sum(1)[:, None] + (b ** 2).sum(1)[None, :] - 2.0 * a @ b.T
+    return np.sqrt(np.clip(squared, 0.0, None))
 
 
 def intra_distances(reference: SegmentSet, feature: int) -> np.ndarray:
@@ -309,12 +314,6 @@ class QualityReport:
                 f"furthest from the songs: {furthest}")
 
 
-def _split_by_song(sets: list[list[np.ndarray]], rng: np.random.Generator) -> tuple[list, list]:
-    order = rng.permutation(len(sets))
-    half = (len(sets) + 1) // 2
-    return [sets[i] for i in order[:half]], [sets[i] for i in order[half:]]
-
-
 def measure_quality(checkpoint: "Checkpoint", rolls: Sequence[np.ndarray], takes: int = TAKES,
                     take_beats: int = TAKE_BEATS, seed: int = 0, density: float = 0.5,
                     temperature: float = 1.0, splits: int = SPLITS) -> QualityReport:
@@ -326,7 +325,8 @@ def measure_quality(checkpoint: "Checkpoint", rolls: Sequence[np.ndarray], takes
     from a cold start, at ``density`` and ``temperature``); silent segments of a take count.
     The ceiling splits the songs in two halves at random (``seed``), each half the reference of
     the other, and averages both directions of ``splits`` splits (one split's figure moves by up
-    to 0.03 with the seed on 43 chorales). ValueError when no song has a segment of 8 beats.
+    to 0.03 with the seed on 43 chorales). The songs' segments are thinned at random to
+    ``MAX_SEGMENTS``. ValueError when no song has a segment of 8 beats.
     """
     from ..offline.render import TakeSettings, fixed_path, render_take
     from ..pad import LatentPlane
@@ -338,7 +338,11 @@ def measure_quality(checkpoint: "Checkpoint", rolls: Sequence[np.ndarray], takes
     by_song = [s for s in (segments_of(np.asarray(r, dtype=bool), frames) for r in rolls) if s]
     if not by_song:
         raise ValueError(f"none of the {len(rolls)} songs has {SEGMENT_BEATS} beats ({frames} frames) with notes")
-    reference = SegmentSet.of(by_song, pitches, sixteenth)
+    segments = [s for song in by_song for s in song]
+    rows = np.arange(len(segments))
+    if len(rows) > MAX_SEGMENTS:  # a thousand tell as much, and the distances grow as the square
+        rows = np.sort(rng.choice(len(rows), MAX_SEGMENTS, replace=False))
+    reference = SegmentSet.of(by_song, pitches, sixteenth).subset(rows)
 
     plane = LatentPlane.stored_or_standard(checkpoint.meta.get("latent_plane"), checkpoint.config.model.latent)
     steps = max(frames, round(take_beats * frames / SEGMENT_BEATS))
@@ -351,19 +355,20 @@ def measure_quality(checkpoint: "Checkpoint", rolls: Sequence[np.ndarray], takes
     model = overlaps(SegmentSet.of(played, pitches, sixteenth), reference)
 
     ceiling = (float("nan"),) * len(FEATURES)
-    if len(by_song) >= 2:
+    songs = np.unique(reference.song)
+    if len(songs) >= 2:
         both_ways = []
         for _ in range(splits):
-            first, second = _split_by_song(by_song, rng)
-            halves = (SegmentSet.of(first, pitches, sixteenth), SegmentSet.of(second, pitches, sixteenth))
+            first = np.isin(reference.song, rng.permutation(songs)[:(len(songs) + 1) // 2])
+            halves = reference.subset(np.flatnonzero(first)), reference.subset(np.flatnonzero(~first))
             both_ways += [overlaps(halves[1], halves[0]), overlaps(halves[0], halves[1])]
         found = np.array(both_ways)  # (2 * splits, features), nan where a half had a single segment
         if np.isfinite(found).any(0).all():
             ceiling = tuple(np.nanmean(found, axis=0))
 
-    sounding = np.flatnonzero(np.concatenate([s for song in by_song for s in song]).any(0))
+    sounding = np.flatnonzero(np.concatenate(segments).any(0))
     columns = np.arange(sounding.min(), sounding.max() + 1)  # the songs' range, every pitch in it alike
-    noise = [[random_like(s, columns, rng) for s in song] for song in by_song]
+    noise = [[random_like(segments[i], columns, rng) for i in rows]]
     floor = overlaps(SegmentSet.of(noise, pitches, sixteenth), reference)
     return QualityReport(model=tuple(float(v) for v in model), ceiling=tuple(float(v) for v in ceiling),
                          floor=tuple(float(v) for v in floor), songs=len(by_song), segments=len(reference),
