@@ -37,7 +37,7 @@ CASES = [
     (["train", "{songs}", "--val-fraction", "-0.1"], "--val-fraction"),
     (["train", "{songs}", "--free-bits", "-1"], "--free-bits"),
     (["train", "{songs}", "--input-dropout", "1"], "--input-dropout"),
-    (["train", "{songs}", "--kl-warmup-epochs", "-1"], "--kl-warmup-epochs"),
+    (["train", "{songs}", "--kl-anneal-steps", "-1"], "--kl-anneal-steps"),
     (["train", "{songs}", "--mu-batchnorm", "-0.5"], "--mu-batchnorm"),
     (["train", "{songs}", "--encoder-steps", "-1"], "--encoder-steps"),
     (["train", "{songs}", "--bag-of-notes", "-1"], "--bag-of-notes"),

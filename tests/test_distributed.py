@@ -42,7 +42,7 @@ def test_the_shards_of_a_batch_are_disjoint_cover_it_and_differ_by_at_most_one()
 
 # -- one step in two processes against one step in one -------------------------------
 
-STEP_SETTINGS = dict(hidden=12, latent=2, window=16, hop=8, batch_size=7, fs=20, kl_warmup_epochs=0, free_bits=0.05)
+STEP_SETTINGS = dict(hidden=12, latent=2, window=16, hop=8, batch_size=7, fs=20, kl_anneal_steps=0, free_bits=0.05)
 STEP_BATCH = [3, 14, 15, 9, 2, 6, 5]  # 7 windows: shares of 4 and 3
 
 

@@ -26,7 +26,7 @@ def tiny_ckpt(tmp_path_factory):
     songs = write_motif_songs(base / "songs")
     config = build_config({"data": {"window": 16, "hop": 8, "val_fraction": 0.0},
                            "model": {"hidden": 16, "latent": 2},
-                           "train": {"epochs": 2, "batch_size": 16, "kl_warmup_epochs": 0}})
+                           "train": {"epochs": 2, "batch_size": 16, "kl_anneal_steps": 0}})
     data = prepare_data(songs, config.data, seed=0, batch_size=16, cache_dir=base / "cache")
     Trainer(config, data, base / "run").fit()
     return load_checkpoint(base / "run"), songs

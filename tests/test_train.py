@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -12,8 +14,9 @@ from vrae_live.data.corpus import prepare_data
 from vrae_live.errors import TrainingError
 from vrae_live.models import LossTerms
 from vrae_live.pad import latent_plane
-from vrae_live.training.evaluation import active_units
+from vrae_live.training.evaluation import active_units, copy_bound
 from vrae_live.training.run import read_metrics
+from vrae_live.training.schedule import LR_DROP, MIN_GAIN, Plateau
 from vrae_live.training.trainer import BOUND_SLACK, MAX_SKIPS_IN_A_ROW, Trainer
 
 SETTINGS = dict(hidden=16, latent=2, window=16, hop=8, batch_size=16, epochs=3, lr=3e-3, fs=20)
@@ -34,7 +37,7 @@ def test_training_writes_metrics_and_the_best_checkpoint(songs_dir, tmp_path):
         assert {"train_bound", "val_bound", "train_kl", "train_rec", "active_units", "lr", "seconds"} <= set(row)
         assert row["train_bound"] == pytest.approx(-(row["train_rec"] + row["train_kl"]) / SETTINGS["window"])
     assert rows[-1]["train_bound"] > rows[0]["train_bound"]
-    assert rows[-1]["lr"] == pytest.approx(trainer.config.train.lr_final)
+    assert all(r["lr"] == pytest.approx(trainer.config.train.lr) for r in rows)  # improving: the rate is held
     best = max(rows, key=lambda r: r["val_bound"])
     assert summary["best_epoch"] == best["epoch"] and not summary["interrupted"]
     ckpt = load_checkpoint(tmp_path / "run")
@@ -44,16 +47,55 @@ def test_training_writes_metrics_and_the_best_checkpoint(songs_dir, tmp_path):
     assert len(plane["songs"]) == len(ckpt.meta["training"]["train_songs"])
 
 
-def test_schedules():
-    config = load_config(None, {"epochs": 4, "lr": 1e-3, "lr_final": 1e-5, "kl_warmup_epochs": 2})
+def test_the_exponential_schedule_and_the_kl_annealing():
+    config = load_config(None, {"epochs": 4, "lr": 1e-3, "lr_final": 1e-5, "kl_anneal_steps": 20,
+                                "schedule": "exponential"})
     trainer = Trainer.__new__(Trainer)  # the schedules need only the config and the epoch length
     trainer.config, trainer.steps_per_epoch = config, 10
     assert trainer.learning_rate(0) == pytest.approx(1e-3)
     assert trainer.learning_rate(39) == pytest.approx(1e-5)
     assert trainer.learning_rate(20) < trainer.learning_rate(19)
     assert [trainer.kl_weight(s) for s in (0, 10, 20, 30)] == [0.0, 0.5, 1.0, 1.0]
-    trainer.config = load_config(None, {"epochs": 4, "kl_cycles": 2})  # 40 steps: two cycles of 20
-    assert [trainer.kl_weight(s) for s in (0, 5, 10, 19, 20, 25, 39)] == [0.0, 0.5, 1.0, 1.0, 0.0, 0.5, 1.0]
+    trainer.config = load_config(None, {"kl_anneal_steps": 40, "kl_cycles": 2})  # two cycles of 20
+    assert [trainer.kl_weight(s) for s in (0, 5, 10, 19, 20, 25, 39, 40, 1000)] == [
+        0.0, 0.5, 1.0, 1.0, 0.0, 0.5, 1.0, 1.0, 1.0]
+
+
+def test_the_plateau_holds_the_rate_then_lowers_it_then_stops():
+    t = load_config(None, {"lr": 1e-3, "lr_final": 1e-4, "patience": 10}).train
+    plateau = Plateau()
+    assert plateau.after_epoch(t, -9.0, 5, annealing=True) is None and plateau.best == -math.inf  # still annealing
+    for bound in (-8.0, -7.0, -6.5):  # improving: the rate is held
+        assert plateau.after_epoch(t, bound, 5, annealing=False) is None
+    assert plateau.rate(t) == pytest.approx(1e-3)
+    assert plateau.after_epoch(t, -6.5 + MIN_GAIN / 2, 5, annealing=False) is None  # too small a gain: 5 steps waited
+    assert plateau.after_epoch(t, -6.6, 5, annealing=False) == "drop"  # 10 steps without a better bound
+    assert plateau.rate(t) == pytest.approx(1e-3 * LR_DROP)
+    assert plateau.after_epoch(t, -6.4, 5, annealing=False) is None and plateau.waited == 0  # better: the wait restarts
+    assert plateau.after_epoch(t, -6.4, 10, annealing=False) == "drop"
+    assert plateau.rate(t) == pytest.approx(1e-4)  # the lowest rate
+    assert plateau.after_epoch(t, float("nan"), 10, annealing=False) == "converged" and plateau.converged
+
+
+def test_a_run_under_the_plateau_stops_when_it_has_converged(songs_dir, tmp_path):
+    trainer = make_trainer(songs_dir, tmp_path / "run", epochs=500, patience=4, kl_anneal_steps=0, lr=1e-2)
+    summary = trainer.fit()
+    rows = read_metrics(tmp_path / "run")
+    assert summary["converged"] and len(rows) < 500 and summary["epochs_done"] == len(rows)
+    rates = [r["lr"] for r in rows]
+    assert rates[0] == pytest.approx(1e-2) and rates[-1] == pytest.approx(trainer.config.train.lr_final)
+    assert rates == sorted(rates, reverse=True)  # held, then lowered, never raised
+    assert summary["best_bound"] == pytest.approx(max(r["val_bound"] for r in rows))
+
+
+def test_the_copy_bound_scores_what_it_fits():
+    held = torch.ones(4, 10, 3)  # a chord that never ends: copying predicts it (almost) surely
+    assert copy_bound(held, held) == pytest.approx(0.0, abs=1e-4)
+    rng = torch.Generator().manual_seed(0)
+    noise = (torch.rand(50, 32, 8, generator=rng) < 0.3).float()
+    coin = 8 * (0.3 * math.log(0.3) + 0.7 * math.log(0.7))  # what an independent coin per pitch scores
+    assert copy_bound(noise, noise) == pytest.approx(coin, abs=0.1)
+    assert copy_bound(held, noise) < coin  # fitted on held notes, it expects the wrong thing of noise
 
 
 @pytest.mark.parametrize("stop_at", [5, 14])  # mid-epoch, and the last batch of an epoch
@@ -310,7 +352,7 @@ def test_the_bag_of_notes_trains_the_code_and_stays_out_of_the_bound(songs_dir, 
     trainer = make_trainer(songs_dir, tmp_path / "run", bag_of_notes=2.0)
     model, n = trainer.model, trainer.config.train.batch_size
     batch = trainer._random_batch(torch.Generator().manual_seed(0), n)
-    trainer.progress.global_step = trainer.total_steps  # KL at full weight
+    trainer.progress.global_step = trainer.config.train.kl_anneal_steps  # KL at full weight
     terms, loss, whole = trainer._loss(batch, n)
     assert terms.notes is not None and terms.notes.shape == (len(batch),)
     plain = terms.rec.mean() + torch.clamp(terms.kl.mean(0), min=trainer.config.train.free_bits).sum()

@@ -169,24 +169,42 @@ class ModelConfig:
     features: Annotated[Int, Ge(1)] = 100  # width of phi_x, phi_z and of the prior, posterior and generation networks
 
 
+Schedule = Literal["plateau", "exponential"]
+
+# Settings older checkpoints carry that no longer shape training; read and dropped.
+RETIRED_TRAIN_SETTINGS = ("min_steps", "kl_warmup_epochs")
+
+
 @_settings
 class TrainConfig:
-    epochs: Annotated[Int, Ge(1)] = 20
-    min_steps: Annotated[Int, Ge(0)] = 1000  # unless --epochs is given, epochs grow until training takes this many steps (training/length.py)
+    # plateau: lr held while the validation bound improves, lowered on a plateau down to lr_final, then
+    # the run stops (training/schedule.py); exponential: lr falls to lr_final over a fixed run of epochs
+    schedule: Schedule = "plateau"
+    epochs: Annotated[Int, Ge(1)] = 20  # the most; unless --epochs is given, fitted to max_steps (training/length.py)
+    max_steps: Annotated[Int, Ge(1)] = 6000  # the step budget: epochs are fitted to it unless --epochs is given
+    patience: Annotated[Int, Ge(1)] = 400  # plateau: steps without a better validation bound before lr drops (or the run stops)
     batch_size: Annotated[Int, Ge(1)] = 100
     lr: Annotated[Float, Gt(0)] = 1e-3
-    lr_final: Annotated[Float, Gt(0)] = 1e-4  # the learning rate decays exponentially to this by the last epoch
+    lr_final: Annotated[Float, Gt(0)] = 1e-4  # plateau: the lowest rate; exponential: the rate of the last step
     beta1: Annotated[Float, Ge(0), Lt(1)] = 0.95  # the paper's "beta1 = 0.05" in the first Adam preprint's notation
     beta2: Annotated[Float, Ge(0), Lt(1)] = 0.999  # the paper's "beta2 = 0.001"
     clip_grad_norm: Annotated[Float, Gt(0)] = 5.0
-    kl_warmup_epochs: Annotated[Float, Ge(0)] = 2.0  # KL weight rises linearly from 0 to 1 over these epochs
-    kl_cycles: Annotated[Int, Ge(0)] = 0  # > 0: cyclical KL annealing in this many cycles instead of the warm-up
+    kl_anneal_steps: Annotated[Int, Ge(0)] = 500  # KL weight rises linearly from 0 to 1 over these first steps
+    kl_cycles: Annotated[Int, Ge(0)] = 0  # > 0: cyclical KL annealing: the anneal steps in this many cycles
     free_bits: Annotated[Float, Ge(0)] = 0.25  # nats per latent unit under which KL is not pushed down further
     encoder_steps: Annotated[Int, Ge(0)] = 0  # > 0: steps of the encoder alone before each step, early in the run (training/aggressive.py)
     input_dropout: Annotated[Float, Ge(0), Lt(1)] = 0.0  # share of teacher-forced decoder inputs blanked, so z must carry the music
     seed: Annotated[Int, Ge(0), Le(2**32 - 1)] = 0
     device: Str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Literal["fp32", "bf16"] = "fp32"  # of the training step's forward pass (autocast); docs/scale.md
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_retired(cls, values: Any) -> Any:
+        if isinstance(values, Mapping) and any(k in values for k in RETIRED_TRAIN_SETTINGS):
+            # written before the plateau schedule: that run's rate fell exponentially
+            return {"schedule": "exponential", **{k: v for k, v in values.items() if k not in RETIRED_TRAIN_SETTINGS}}
+        return values
 
     @field_validator("device")
     @classmethod

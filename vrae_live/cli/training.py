@@ -38,10 +38,16 @@ def _pitch_range(ctx, param, value):
               "[default: live-2d].")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out (settings come from it).")
 @click.option("--overwrite", is_flag=True, help="Replace a finished run in --out.")
-@click.option("--epochs", type=click.IntRange(min=1))
+@click.option("--epochs", type=click.IntRange(min=1), help="Train this many epochs at most [default: fitted to --max-steps].")
+@click.option("--max-steps", type=click.IntRange(min=1), help="The step budget, a ceiling under the plateau schedule.")
+@click.option("--schedule", type=click.Choice(["plateau", "exponential"]),
+              help="plateau: lr held while the validation bound improves, then lowered, and the run stops when it "
+                   "no longer improves; exponential: lr falls to --lr-final over the whole run [default: plateau].")
+@click.option("--patience", type=click.IntRange(min=1),
+              help="Plateau: steps without a better validation bound before lr drops, or the run stops.")
 @click.option("--batch-size", type=click.IntRange(min=1))
 @click.option("--lr", type=POSITIVE, help="Initial learning rate.")
-@click.option("--lr-final", type=POSITIVE, help="Learning rate at the last step (exponential decay).")
+@click.option("--lr-final", type=POSITIVE, help="Lowest learning rate (plateau), or the last step's (exponential).")
 @click.option("--cell", type=click.Choice(["rnn", "gru", "lstm"]), help="Recurrent cell; rnn is the paper's.")
 @click.option("--model", type=click.Choice(["vrae", "vrnn", "rnn"]), help="vrae (Fabius 2014), vrnn (Chung 2015) or rnn (no latent).")
 @click.option("--hidden", type=click.IntRange(min=1), help="Hidden units of encoder and decoder.")
@@ -58,9 +64,9 @@ def _pitch_range(ctx, param, value):
 @click.option("--mu-batchnorm", type=FiniteRange(min=0), help="Batch-normalise mu to this scale in training (0: off).")
 @click.option("--mu-whiten/--no-mu-whiten", default=None,
               help="With --mu-batchnorm: whiten mu, decorrelating the latent units too (both ways of the pad).")
-@click.option("--kl-warmup-epochs", type=FiniteRange(min=0), help="Epochs over which the KL weight rises from 0 to 1.")
+@click.option("--kl-anneal-steps", type=click.IntRange(min=0), help="First steps over which the KL weight rises from 0 to 1.")
 @click.option("--kl-cycles", type=click.IntRange(min=0),
-              help="Cyclical KL annealing (Fu et al. 2019) in this many cycles instead of the warm-up (0: off).")
+              help="Cyclical KL annealing (Fu et al. 2019): the anneal steps in this many cycles (0: one rise).")
 @click.option("--free-bits", type=FiniteRange(min=0), help="Nats per latent unit below which KL is not pushed down.")
 @click.option("--encoder-steps", type=click.IntRange(min=0),
               help="Steps of the encoder alone before each step, in the first quarter of the run "
@@ -164,12 +170,27 @@ def _train(songs_dir: Path, out_dir: Path, resume: bool, clear_out_dir: bool, ca
         launcher = "torchrun [the same options] -m vrae_live" if world.distributed else "vrae-live"
         log.info(f"stopped; resume with: {launcher} train {songs_dir} --out {out_dir} --resume")
     elif summary["best_epoch"] > 0:
+        ended = (f"converged after {summary['steps']} steps" if summary["converged"]
+                 else f"the budget of {summary['steps']} steps spent")
         log.info(
-            f"best {summary['bound_on']} bound {summary['best_bound']:.4f} nats/step at epoch "
+            f"{ended}; best {summary['bound_on']} bound {summary['best_bound']:.4f} nats/step at epoch "
             f"{summary['best_epoch']}; checkpoint: {out_dir}"
         )
+        _say_whether_it_beats_copying(summary)
         if pad_check is not None:
             _say_whether_the_pad_steers(out_dir, songs_dir, cache_dir)
+
+
+def _say_whether_it_beats_copying(summary: dict[str, Any]) -> None:
+    """The kept epoch's bound beside copying the last frame's, on the same windows: a model that
+    does not beat it has not learnt when a note ends."""
+    model, copying = summary["best_bound"], summary["copy_bound"]
+    line = f"{summary['bound_on']}: the model {model:.3f} nats/step, copying the last frame {copying:.3f}"
+    if model > copying:
+        log.info(f"{line}: {model - copying:.2f} better")
+    else:
+        log.warning(f"{line}: the model does not beat copying; train longer (a larger --max-steps or "
+                    f"--patience), or with a lower --lr if the bound wandered")
 
 
 def _say_whether_the_pad_steers(run_dir: Path, songs_dir: Path, cache_dir: Path | None) -> None:

@@ -284,11 +284,8 @@ def vrae_config(settings: StudySettings, windows: int, seed: int):
                                        "max_windows_per_song": settings.max_windows_per_song, "val_fraction": 0.0,
                                        "batch_size": min(settings.vrae_batch, windows), "seed": seed,
                                        "device": "cpu"})
-    t = config.train
-    epochs = max(1, math.ceil(settings.vrae_steps / math.ceil(windows / t.batch_size)))
-    # The warm-up keeps the preset's share of the run, as training/length.py does.
-    return with_changes(config, train={"epochs": epochs, "min_steps": 0,
-                                       "kl_warmup_epochs": t.kl_warmup_epochs * epochs / t.epochs})
+    epochs = max(1, math.ceil(settings.vrae_steps / math.ceil(windows / config.train.batch_size)))
+    return with_changes(config, train={"epochs": epochs})
 
 
 def pretrain_vrae(data: StudyData, settings: StudySettings, seed: int, out_dir: str | Path,

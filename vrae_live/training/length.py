@@ -1,14 +1,14 @@
 """How long to train and in what batches, fitted to the corpus: a handful of songs or thousands.
 
-A preset's ``epochs`` and ``batch_size`` suit the corpus it was tuned on. Whether the pad
-steers depends on how many optimizer steps training takes, not on epochs: on one corpus,
-400 steps gave steering 0.85 and 1,600 gave 3.70; the shipped model steers at 2.58 after
-1,020. A few songs give few windows, so few steps an epoch (8 Bach chorales: 98 windows,
-less than one batch of 100). So, unless the command line fixes them:
+A preset's ``batch_size`` suits the corpus it was tuned on, and a run is measured in optimizer
+steps, not epochs: a few songs give few windows, so few steps an epoch (8 Bach chorales: 98
+windows, less than one batch of 100), and thousands of songs many. So, unless the command line
+fixes them:
 
 - the batch is at most the training windows;
-- epochs grow until training takes at least ``min_steps`` steps (at most ``max_epochs``),
-  and the KL warm-up grows with them, keeping its share of the run.
+- the epochs are those that take ``max_steps`` steps (at most ``MAX_EPOCHS``). Under the plateau
+  schedule that is the ceiling, and the run ends when the validation bound stops improving
+  (``schedule.py``); under the exponential one it is the run.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import math
 
 from ..config import Config, with_changes
 
-MAX_EPOCHS = 1000  # the ceiling: a single short song, one batch an epoch, reaches 1,000 steps
+MAX_EPOCHS = 10_000  # one batch an epoch: the step budget in epochs of a single short song
 
 
 def fit_to_corpus(config: Config, windows: int, explicit: set[str] = frozenset()) -> tuple[Config, list[str]]:
@@ -29,11 +29,9 @@ def fit_to_corpus(config: Config, windows: int, explicit: set[str] = frozenset()
         batch = changes["batch_size"] = windows
         said.append(f"batches of {windows}: all {windows} training windows (the preset's {t.batch_size} needs more)")
     steps_per_epoch = max(1, math.ceil(windows / batch))
-    if "epochs" not in explicit and t.epochs * steps_per_epoch < t.min_steps:
-        epochs = min(MAX_EPOCHS, math.ceil(t.min_steps / steps_per_epoch))
+    epochs = min(MAX_EPOCHS, math.ceil(t.max_steps / steps_per_epoch))
+    if "epochs" not in explicit and epochs != t.epochs:
         changes["epochs"] = epochs
-        changes["kl_warmup_epochs"] = t.kl_warmup_epochs * epochs / t.epochs
-        said.append(f"{epochs} epochs of {steps_per_epoch} step(s): at least {t.min_steps} steps make a pad "
-                    f"that steers (the preset's {t.epochs} epochs would take {t.epochs * steps_per_epoch})"
-                    + (f"; {MAX_EPOCHS} at most" if epochs == MAX_EPOCHS else ""))
+        until = " or until the validation bound stops improving" if t.schedule == "plateau" else ""
+        said.append(f"at most {epochs} epochs of {steps_per_epoch} step(s): {epochs * steps_per_epoch} steps{until}")
     return (with_changes(config, train=changes) if changes else config), said

@@ -5,17 +5,20 @@ summed over time and pitch, plus the analytic KL summed over latent units. Two s
 guards against posterior collapse shape the *training* objective only (figures are always
 reported with the plain ELBO):
 
-- KL warm-up (Bowman et al. 2016): the KL weight rises linearly from 0 to 1 over
-  ``kl_warmup_epochs``;
+- KL annealing (Bowman et al. 2016; cyclical, Fu et al. 2019): the KL weight rises from 0 to 1
+  over the first ``kl_anneal_steps`` (``schedule.py``);
 - free bits (Kingma et al. 2016): each latent unit's batch-mean KL counts as at least
   ``free_bits`` nats, so the optimiser gains nothing from shrinking it further.
 
 Optionally (``encoder_steps``), the encoder catches up alone before each step of the first
 quarter of the run (He et al. 2019; ``aggressive.py``).
 
+The learning rate is held while the validation bound improves and lowered on a plateau, and
+the run stops once it has converged (``schedule.py``); the epoch kept is the best one.
+
 Everything random comes from generators seeded by the config (the init, each epoch's
-shuffle, the reparametrisation noise), and the learning rate is a function of the global
-step, so a run stopped with Ctrl-C and resumed ends exactly where an uninterrupted run would.
+shuffle, the reparametrisation noise), and the schedules' state is saved with the progress,
+so a run stopped with Ctrl-C and resumed ends exactly where an uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -41,8 +44,9 @@ from ..songmap import map_of_windows
 from .batches import MeasuredWindows, WindowBatches
 from .distributed import World
 from .aggressive import EncoderCatchUp
-from .evaluation import active_units, evaluate, settled_means
+from .evaluation import active_units, copy_bound, evaluate, settled_means
 from .precision import autocast
+from .schedule import Plateau, exponential_rate, kl_weight
 from .run import RESUME_DIR, append_metrics, format_row, keep_metrics_until
 
 
@@ -55,6 +59,8 @@ MAX_SKIPS_IN_A_ROW = 5
 # a little (8 Palestrina songs: 1.72 at epoch 45, bound -6.61) where the end of the run cannot
 # (1.10 at -3.60), and 3 nats a step is music worse than any pad makes up for.
 BOUND_SLACK = 0.5
+
+PAD_CHECK_STEPS = 100
 
 
 @dataclass
@@ -72,6 +78,7 @@ class Progress:
     sums: dict[str, float] = field(default_factory=lambda: {"rec": 0.0, "kl": 0.0, "n": 0.0})
     skipped_in_epoch: int = 0  # steps skipped for a loss or gradient that was not finite
     skips_in_a_row: int = 0
+    plateau: dict[str, Any] = field(default_factory=lambda: Plateau().state())  # the plateau schedule's state
 
     def to_state(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -110,9 +117,6 @@ class Trainer:
         self.echo = echo
         self.on_step = on_step
         self.pad_check = pad_check
-        # At most about 40 checks in a run: a small corpus fitted to many short epochs would
-        # otherwise spend more time measuring than training.
-        self.pad_check_every = max(1, math.ceil(config.train.epochs / 40))
         self.stop_requested = False
         self.progress = Progress()
         torch.manual_seed(config.train.seed)
@@ -131,11 +135,17 @@ class Trainer:
         self.measured_train = MeasuredWindows(data.train, config.data.hop, self.device)
         self.measured_val = (MeasuredWindows(data.val, config.data.hop, self.device)
                              if data.val is not None and len(data.val.x) else None)
+        # The figure to beat: copying the last frame, on the windows the bound is measured on.
+        self.copy_bound = copy_bound(self.measured_train.x, (self.measured_val or self.measured_train).x)
         # Under torchrun a last batch too small to give every process its share is left out of
         # the epoch (distributed.World.min_batch); in one process every batch counts.
         self.min_batch = self.world.min_batch(self.model)
         full, last = divmod(len(self.batches), t.batch_size)
         self.steps_per_epoch = full + (last >= self.min_batch)
+        # A pad check about every PAD_CHECK_STEPS steps (a small corpus in many short epochs would
+        # otherwise spend more time measuring than training), and in a short run at least 40.
+        self.pad_check_every = max(1, min(round(PAD_CHECK_STEPS / max(1, self.steps_per_epoch)),
+                                          math.ceil(config.train.epochs / 40)))
         if self.steps_per_epoch == 0 or t.batch_size < self.min_batch:
             raise ConfigError(
                 f"batches of {min(t.batch_size, len(self.batches))} windows cannot be shared among "
@@ -155,17 +165,12 @@ class Trainer:
 
     def learning_rate(self, step: int) -> float:
         t = self.config.train
-        return t.lr * (t.lr_final / t.lr) ** (step / max(1, self.total_steps - 1))
+        if t.schedule == "exponential":
+            return exponential_rate(t, step, self.total_steps)
+        return Plateau(**self.progress.plateau).rate(t)
 
     def kl_weight(self, step: int) -> float:
-        t = self.config.train
-        if t.kl_cycles > 0:
-            # Cyclical annealing (Fu et al. 2019): the run in kl_cycles cycles, each rising from 0
-            # to 1 over its first half and staying at 1 for the second.
-            cycle = self.total_steps / t.kl_cycles
-            return min(1.0, 2 * (step % cycle) / cycle)
-        warmup = t.kl_warmup_epochs * self.steps_per_epoch
-        return 1.0 if warmup <= 0 else min(1.0, step / warmup)
+        return kl_weight(self.config.train, step)
 
     # -- resume ------------------------------------------------------------------
 
@@ -331,7 +336,7 @@ class Trainer:
         # The bar redraws itself with carriage returns: only for a terminal. A pipe or a log file
         # gets the epoch lines alone, one line per epoch.
         show_bar = self.show_progress and sys.stderr.isatty()
-        while p.epoch < t.epochs:
+        while p.epoch < t.epochs and not p.plateau["converged"]:
             started = time.perf_counter()
             batches = self._epoch_order(p.epoch)
             bar = tqdm(
@@ -378,7 +383,7 @@ class Trainer:
         # (the running averages lag the encoder); the means are what rank 0 measures.
         means = settled_means(self.model, self.measured_train.x)
         self.world.broadcast_buffers(self.model)  # the same already; rank 0's makes sure of it
-        improved = False
+        improved, score = False, 0.0
         if self.world.is_main:
             plane = latent_plane(means.numpy(), self.measured_train.song, self.data.train.song_names,
                                  min_extent=getattr(self.model, "pad_min_extent", 0.0))
@@ -389,6 +394,10 @@ class Trainer:
             append_metrics(self.out_dir, row)
             improved = self._note_best(row)
             self.echo(format_row(row, self.config.train.epochs, improved))
+            score = row["val_bound"] if row["val_bound"] is not None else row["train_bound"]
+        if self.world.distributed:  # every process follows rank 0's figure, so all stop together
+            score = self.world.all_sum(torch.tensor([score], dtype=torch.float64, device=self.device)).item()
+        self._follow_plateau(score)
         p.epoch += 1
         p.step_in_epoch = 0
         p.sums = {"rec": 0.0, "kl": 0.0, "n": 0.0}
@@ -396,6 +405,22 @@ class Trainer:
         if improved:
             self._save_best(plane, means)
         self._save_resumable()
+
+    def _follow_plateau(self, bound: float) -> None:
+        """The plateau schedule takes the epoch's validation bound (the training bound without a
+        validation set): the rate may drop, or the run end, from the next step on."""
+        t, p = self.config.train, self.progress
+        if t.schedule != "plateau":
+            return
+        plateau = Plateau(**p.plateau)
+        annealing = p.global_step < t.kl_anneal_steps
+        change = plateau.after_epoch(t, bound, p.step_in_epoch, annealing)
+        p.plateau = plateau.state()
+        if change == "drop":
+            self.echo(f"no better bound for {t.patience} steps: learning rate {plateau.rate(t):.2e}")
+        elif change == "converged":
+            self.echo(f"no better bound for {t.patience} steps at the lowest rate: converged after "
+                      f"{p.global_step} steps")
 
     def _epoch_row(self, means: torch.Tensor, train_seconds: float) -> dict[str, Any]:
         """The epoch's line of metrics.jsonl: training figures of the epoch, validation figures at its end."""
@@ -479,6 +504,7 @@ class Trainer:
             "best_epoch": p.best_epoch,
             "best_bound": p.best_bound if p.best_epoch > 0 else None,
             "bound_on": "validation" if self.measured_val is not None else "training",
+            "copy_bound": self.copy_bound,
             "seconds": round(p.seconds, 2),
             "device": str(self.device),
             "processes": self.world.size,
@@ -487,6 +513,8 @@ class Trainer:
             "val_songs": list(d.val.song_names) if d.val is not None else [],
             "train_windows": int(len(d.train.x)),
             "val_windows": int(len(d.val.x)) if d.val is not None else 0,
+            "steps": p.global_step,
+            "converged": bool(p.plateau["converged"]),
             "interrupted": interrupted,
         }
 
