@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vrae_live.testing.jittered_clock import CONTINUE, SONG_POSITION, START, STOP, TICK, JitteredTicks
-from vrae_live.testing.midi_clock import tick_grid
+from vrae_live.testing.midi_clock import missing_ticks, tick_grid
 
 
 def roll(ticks, cycles, rolling=lambda c: True, period=64):
@@ -44,3 +44,12 @@ def test_tick_grid_numbers_ticks_across_a_lost_one():
     frames = 500 + 1200.0 * np.arange(100)
     first, tick = tick_grid(np.delete(frames, 40))
     assert (first, tick) == pytest.approx((500, 1200))
+
+
+def test_dropped_ticks_are_left_out_and_the_rest_stay_on_the_grid():
+    sent = roll(JitteredTicks(1200, 0, drop=(100, 211, 463)), 10_000)
+    frames = np.array([f for f, m in sent if m == bytes([TICK])], dtype=float)
+    numbers = frames / 1200
+    assert np.all(numbers == np.round(numbers))
+    assert sorted(set(range(500)) - set(numbers.astype(int)[:497])) == [100, 211, 463]
+    assert missing_ticks(frames) == [(101 * 1200, 1), (212 * 1200, 1), (464 * 1200, 1)]

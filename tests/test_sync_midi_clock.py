@@ -12,6 +12,7 @@ from vrae_live.live.controls import Controls
 from vrae_live.live.midi.sink import MemorySink
 from vrae_live.live.performer import PerformanceSettings, Performer
 from vrae_live.live.sync.midi_clock import ArrivalStamper, MidiClockFollower, ticks_per_frame
+from vrae_live.live.web.status import LiveStatus
 from vrae_live.testing.fake_time import FakeTime
 from vrae_live.testing.synthetic_clock import FakeMidiInput, clock_messages, jittered, tick_times
 
@@ -209,3 +210,15 @@ def test_stop_of_the_performer_wakes_a_follower_waiting_for_start(checkpoint):
     thread.join(timeout=2)
     assert not thread.is_alive()
     assert performer.stats.frames == 0
+
+
+def test_a_performer_on_a_clock_that_loses_ticks_stays_on_its_sixteenths_and_says_so(checkpoint):
+    times = tick_times([110] * 1200, start=0.5)
+    lost = {100, 211, 463}
+    messages = [m for i, m in enumerate(clock_messages(times, start_at=0)) if i - 1 not in lost]  # Start is first
+    sink, stats, performer = perform_on_clock(checkpoint, messages, 150)
+    ons = [t for t, m in sink.timed if m.type == "note_on" and m.velocity > 0]
+    assert ons and max(np.min(np.abs(times[::6] - t)) for t in ons) < 1e-6
+    assert stats.line().endswith("0 panics; 3 clock ticks lost, recovered")
+    status = LiveStatus(performer, "midi-clock", 110)()
+    assert status["clock"] == "3 clock ticks lost, recovered" and status["sync"] == "midi-clock"

@@ -1,12 +1,14 @@
 """A MIDI beat clock with bounded jitter, driven by the JACK transport: the jittered clock source
-of the end-to-end benchmark.
+of the end-to-end benchmark, and, leaving out chosen ticks, a clock that lost them.
 
 Debian's ``jack_midi_clock -J`` does not jitter ticks around a steady grid: it jitters each
 interval, so the ticks drift like a random walk (measured: +-12 % of a 25 ms tick left the ticks
 27 ms off a straight line after 400 of them), which is a wandering tempo, not the jitter of a
 USB MIDI interface or a busy DAW. This client sends tick k at ``k * tick + j_k`` transport frames,
 ``j_k`` uniform in +-``jitter_ms`` and independent of the others, so the grid the ticks jitter
-around stays known: a straight line through them.
+around stays known: a straight line through them. ``--drop 100,211,463`` leaves those ticks out
+(counted from the transport's frame 0, tick 0 there), as a driver that dropped the cycles they
+were due in would, the later ticks staying on the transport's grid.
 
 Like ``jack_midi_clock``: Start when the transport rolls from frame 0, Song Position Pointer and
 Continue when it rolls from elsewhere, Stop when it stops. Run it in a process of its own
@@ -33,8 +35,9 @@ class JitteredTicks:
     """Which clock messages fall in a JACK cycle, from the transport's state and frame: the pure
     logic of the client, testable without JACK."""
 
-    def __init__(self, tick_frames: float, jitter_frames: float, seed: int = 0) -> None:
+    def __init__(self, tick_frames: float, jitter_frames: float, seed: int = 0, drop=()) -> None:
         self.tick_frames, self.jitter_frames = tick_frames, jitter_frames
+        self.drop = frozenset(drop)  # ticks (numbered from the transport's frame 0) never sent
         self.rng = np.random.default_rng(seed)
         self.rolling = False
         self.next_tick = 0
@@ -63,19 +66,20 @@ class JitteredTicks:
             at = self.next_tick * self.tick_frames + self.next_jitter
             if at >= frame + nframes:
                 break
-            out.append((min(max(int(round(at)) - frame, 0), nframes - 1), bytes([TICK])))
+            if self.next_tick not in self.drop:
+                out.append((min(max(int(round(at)) - frame, 0), nframes - 1), bytes([TICK])))
             self.next_tick += 1
             self.next_jitter = self._draw()
         return out
 
 
-def run(bpm: float, jitter_ms: float, sample_rate_hint: int | None = None, seed: int = 0) -> None:
+def run(bpm: float, jitter_ms: float, sample_rate_hint: int | None = None, seed: int = 0, drop=()) -> None:
     import jack
 
     client = jack.Client(CLIENT, no_start_server=True)
     port = client.midi_outports.register("out")
     rate = sample_rate_hint or client.samplerate
-    ticks = JitteredTicks(rate * 60.0 / (bpm * 24), rate * jitter_ms / 1000.0, seed)
+    ticks = JitteredTicks(rate * 60.0 / (bpm * 24), rate * jitter_ms / 1000.0, seed, drop)
 
     @client.set_process_callback
     def process(nframes):
@@ -97,8 +101,9 @@ def main() -> None:
     parser.add_argument("--bpm", type=float, default=100.0)
     parser.add_argument("--jitter-ms", type=float, default=1.5, help="each tick moved by up to this, either way")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--drop", default="", help="ticks to leave out, comma-separated (tick 0 at frame 0)")
     args = parser.parse_args()
-    run(args.bpm, args.jitter_ms, seed=args.seed)
+    run(args.bpm, args.jitter_ms, seed=args.seed, drop=[int(k) for k in args.drop.split(",") if k])
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """A take of `vrae-live serve --sync midi-clock` under a MIDI beat clock from the JACK transport,
 moved with `jack_transport`: Debian's `jack_midi_clock`, or, with jitter, this package's
-`jittered_clock`; recorded with the clock in one `jack_midi_dump`: for the end-to-end test and the
-benchmark."""
+`jittered_clock` (which can also leave chosen ticks out); recorded with the clock in one
+`jack_midi_dump`: for the end-to-end test and the benchmark."""
 
 from __future__ import annotations
 
@@ -29,13 +29,14 @@ def tick_frames(bpm: float = BPM) -> float:
 
 class ClockSource:
     """A MIDI beat clock at a fixed tempo, moved by the JACK transport: ``jack_midi_clock``, or
-    with ``jitter_ms`` each tick moved by up to that either way (``jittered_clock``)."""
+    with ``jitter_ms`` each tick moved by up to that either way, or with ``drop`` those ticks
+    (numbered from the transport's frame 0) left out (``jittered_clock``)."""
 
-    def __init__(self, env, bpm: float = BPM, jitter_ms: float = 0.0):
+    def __init__(self, env, bpm: float = BPM, jitter_ms: float = 0.0, drop=()):
         self.env = env
-        if jitter_ms:
+        if jitter_ms or drop:
             args = [sys.executable, "-m", "vrae_live.testing.jittered_clock", "--bpm", str(bpm),
-                    "--jitter-ms", str(jitter_ms)]
+                    "--jitter-ms", str(jitter_ms), "--drop", ",".join(str(k) for k in drop)]
             self.port = jittered_clock.PORT
         else:
             args = ["jack_midi_clock", "-b", str(bpm), "-B", "-d", "0"]
@@ -82,9 +83,20 @@ def onset_errors_s(events, start_index=0) -> np.ndarray:
     return onsets_on_grid(events, start_index)[1]
 
 
-def measure_take(checkpoint_dir, server, seconds=6.0, bpm=BPM, jitter_ms=0.0):
+def missing_ticks(ticks_frames) -> list[tuple[float, int]]:
+    """Where the clock left gaps: (frame of the tick after the gap, ticks missing in it), the
+    intervals counted in the median interval."""
+    frames = np.asarray(ticks_frames, dtype=np.float64)
+    if len(frames) < 3:
+        return []
+    steps = np.diff(frames)
+    missing = np.round(steps / np.median(steps)).astype(int) - 1
+    return [(float(frames[i + 1]), int(n)) for i, n in enumerate(missing) if n > 0]
+
+
+def measure_take(checkpoint_dir, server, seconds=6.0, bpm=BPM, jitter_ms=0.0, drop=()):
     """Start, ``seconds`` of play, Stop: the recording, the Stop's index and the daemon's output."""
-    clock = ClockSource(server.env, bpm, jitter_ms)
+    clock = ClockSource(server.env, bpm, jitter_ms, drop)
     daemon = ServeProcess(checkpoint_dir, "--sync", "midi-clock", env=server.env)
     try:
         jack_connect(clock.port, CLOCK_IN)

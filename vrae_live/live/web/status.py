@@ -1,7 +1,9 @@
-"""What the page shows of the performance: where the sound is, the tempo, the sync, notes a second.
+"""What the page shows of the performance: where the sound is, the tempo, the sync, notes a second,
+and what a followed clock did (ticks lost and recovered, ...).
 
 Read from the web server's thread while the clock's thread plays: only attributes the
-performer replaces whole (``current_z``) or counts up (``stats``) are read, and nothing is written.
+performer replaces whole (``current_z``) or counts up (``stats``, the clock's counters) are read,
+and nothing is written.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ NOTES_WINDOW_S = 2.0  # notes a second, counted over the last this many seconds
 
 
 class LiveStatus:
-    """``status()`` -> ``{"at": [x, y], "tempo", "sync", "notes_per_s", "frame"}`` for ``protocol.state_message``."""
+    """``status()`` -> ``{"at": [x, y], "tempo", "sync", "notes_per_s", "frame", "clock"}`` for
+    ``protocol.state_message``; ``clock`` only for a clock with a ``report()`` (MIDI clock's)."""
 
     def __init__(self, performer, sync: str, bpm: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.performer, self.sync, self.bpm, self.clock = performer, sync, bpm, clock
@@ -33,6 +36,9 @@ class LiveStatus:
             "notes_per_s": (notes - before) / (now - then) if now > then else 0.0,
             "frame": performer.stats.frames,
         }
+        report = getattr(performer.clock, "report", None)
+        if report is not None:
+            status["clock"] = report()
         z = performer.current_z
         if z is not None:
             status["at"] = [round(v, 4) for v in performer.plane.position_of(z)]

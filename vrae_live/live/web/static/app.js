@@ -68,6 +68,7 @@ function showStatus() {
   const parts = [];
   if (status.tempo) parts.push(`${status.tempo.toFixed(1)} bpm`);
   if (status.sync) parts.push(status.sync);
+  if (status.clock) parts.push(status.clock);
   if (status.notes_per_s !== undefined) parts.push(`${status.notes_per_s.toFixed(1)} notes/s`);
   if (state && state.hold) parts.push("held");
   const extra = legend(map || { register: [0], density: [0] }, colourBy);
