@@ -165,7 +165,40 @@ def test_the_beat_jumping_back_re_anchors_on_the_next_grid_step():
     clock.wait()
     session.jump(-10.1)
     clock.wait()
-    assert session.beat == pytest.approx(-10.0) and clock.resyncs == 1
+    assert session.beat == pytest.approx(-10.0) and clock.realigns == 1 and clock.resyncs == 0
+
+
+@pytest.mark.parametrize("jump", [0.6, -0.6, 2.35])
+def test_a_jump_of_the_beat_mid_bar_re_aligns_on_the_next_grid_step_at_once(jump):
+    # Without re-aligning, 0.6 beats forward played 2 frames back to back, 0.6 back left 2 frames of silence.
+    fake, session, clock = make(beat=0.0)
+    for _ in range(6):
+        clock.wait()
+    session.jump(jump)
+    before = fake.t
+    tick = clock.wait()
+    assert tick.index == 6 and tick.lateness == pytest.approx(0)
+    assert session.beat * 4 == pytest.approx(round(session.beat * 4))  # on a sixteenth of the new beat
+    assert 0 < fake.t - before <= 0.125 + 1e-9  # within a frame: no silence
+    times = [fake.t]
+    for _ in range(4):
+        clock.wait()
+        times.append(fake.t)
+    assert times[1:] == pytest.approx([times[0] + 0.125 * k for k in range(1, 5)])  # no burst
+    assert clock.realigns == 1 and clock.resyncs == 0
+    assert clock.report() == "Link's beat jumped 1 time, re-aligned"
+
+
+def test_a_tempo_change_or_a_stall_of_ours_is_no_jump():
+    fake, session, clock = make(beat=0.0)
+    clock.wait()
+    fake.work(0.06)
+    session.tempo = 150.0  # mid-frame, while the performer worked
+    for _ in range(8):
+        clock.wait()
+    fake.work(1.03)
+    clock.wait()
+    assert clock.realigns == 0 and clock.resyncs == 1 and clock.report() == ""
 
 
 def test_describe():

@@ -22,6 +22,14 @@ taken as on it: that first frame is late). A session that has never played (no p
 the clock: vrae-live plays on the beat grid from the start. ``wake()`` (the performer
 stopping) ends a hold: ``wait()`` then returns None.
 
+A jump of the session's beat (a peer moved the timeline; a session joined and its beat aligned
+to ours by phase) re-aligns at once: between two readings the beat must have moved as the
+tempo says (at the old tempo or the new one, if it changed in between); if it lands over half
+a frame from that, the next frame is anchored on the next grid step of the new beat, rather than
+played back to back with the frames the jump skipped, or after a silence as long as the jump
+went back (``realigns``, in ``report()``). Our own stall (a beat that moved as the tempo says,
+with frames left behind) is not a jump: ``resync_after_periods`` deals with it.
+
 aalink and Link are GPL-2.0-or-later; vrae-live imports aalink only here, only for ``--sync
 link`` (``pip install 'vrae-live[link]'``).
 """
@@ -81,10 +89,12 @@ class LinkClock:
         self._anchor_tick = 0
         self._next_tick = 0
         self._snapshot = (0.0, 0.0, float(session.tempo))  # (time, beat, tempo) last read
+        self._previous = self._snapshot  # the reading before it
         self.seen_playing = False
         self.paused = False
         self.late_ticks = 0
         self.resyncs = 0
+        self.realigns = 0  # jumps of the session's beat, after which the frames re-anchored on its grid
         self.pauses = 0
         self.lateness = LatenessTracker()
 
@@ -94,8 +104,21 @@ class LinkClock:
         before = self._now()
         beat, tempo = float(self.session.beat), float(self.session.tempo)
         after = self._now()
-        self._snapshot = ((before + after) / 2, beat, tempo)
+        self._previous, self._snapshot = self._snapshot, ((before + after) / 2, beat, tempo)
         return self._snapshot
+
+    def _jumped(self) -> bool:
+        """Whether the beat, between the last two readings, moved over half a frame further than
+        the tempo (the old one or the new) took it."""
+        (t0, beat0, tempo0), (t1, beat1, tempo1) = self._previous, self._snapshot
+        reach = sorted(beat0 + (t1 - t0) * tempo / 60.0 for tempo in (tempo0, tempo1))
+        off = max(reach[0] - beat1, beat1 - reach[1], 0.0)
+        return off > 0.5 / self.steps_per_beat
+
+    def report(self) -> str:
+        """The session's beat jumps the frames re-aligned after (for the stop line and the page); "" for none."""
+        return f"Link's beat jumped {self.realigns} time{'' if self.realigns == 1 else 's'}, re-aligned" \
+            if self.realigns else ""
 
     @property
     def tempo(self) -> float:
@@ -174,6 +197,9 @@ class LinkClock:
                 # A start seen up to a frame late (a peer without others maps its start to the beat
                 # now) is taken as on its boundary: that frame comes late, the rest on time.
                 self._anchor_beat, self._anchor_tick = self._boundary(beat, 1.0 / self.steps_per_beat), k
+            elif self._jumped():
+                self._anchor_beat, self._anchor_tick = math.ceil(beat * self.steps_per_beat) / self.steps_per_beat, k
+                self.realigns += 1
             beats_ahead = self.beat_of(k) - beat
             seconds_per_beat = 60.0 / tempo
             if beats_ahead > self.quantum + 1.0 / self.steps_per_beat:

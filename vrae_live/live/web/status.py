@@ -17,7 +17,7 @@ NOTES_WINDOW_S = 2.0  # notes a second, counted over the last this many seconds
 
 class LiveStatus:
     """``status()`` -> ``{"at": [x, y], "tempo", "sync", "notes_per_s", "frame", "clock"}`` for
-    ``protocol.state_message``; ``clock`` only for a clock with a ``report()`` (MIDI clock's)."""
+    ``protocol.state_message``; ``clock`` where the clock has something to report (MIDI clock always, Link after a jump)."""
 
     def __init__(self, performer, sync: str, bpm: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.performer, self.sync, self.bpm, self.clock = performer, sync, bpm, clock
@@ -37,8 +37,9 @@ class LiveStatus:
             "frame": performer.stats.frames,
         }
         report = getattr(performer.clock, "report", None)
-        if report is not None:
-            status["clock"] = report()
+        said = report() if report is not None else ""
+        if said:
+            status["clock"] = said
         z = performer.current_z
         if z is not None:
             status["at"] = [round(v, 4) for v in performer.plane.position_of(z)]
