@@ -62,19 +62,18 @@ def test_the_exponential_schedule_and_the_kl_annealing():
 
 
 def test_the_plateau_holds_the_rate_then_lowers_it_then_stops():
-    t = load_config(None, {"lr": 1e-3, "lr_final": 1e-4, "patience": 10}).train
+    t = load_config(None, {"lr": 1e-2, "lr_final": 1e-4, "patience": 10}).train
     plateau = Plateau()
-    assert plateau.after_epoch(t, -9.0, 5, annealing=True) is None and plateau.best == -math.inf  # still annealing
     for bound in (-8.0, -7.0, -6.5):  # improving: the rate is held
-        assert plateau.after_epoch(t, bound, 5, annealing=False) is None
-    assert plateau.rate(t) == pytest.approx(1e-3)
-    assert plateau.after_epoch(t, -6.5 + MIN_GAIN / 2, 5, annealing=False) is None  # too small a gain: 5 steps waited
-    assert plateau.after_epoch(t, -6.6, 5, annealing=False) == "drop"  # 10 steps without a better bound
-    assert plateau.rate(t) == pytest.approx(1e-3 * LR_DROP)
-    assert plateau.after_epoch(t, -6.4, 5, annealing=False) is None and plateau.waited == 0  # better: the wait restarts
-    assert plateau.after_epoch(t, -6.4, 10, annealing=False) == "drop"
+        assert plateau.after_epoch(t, bound, 5) is None
+    assert plateau.rate(t) == pytest.approx(1e-2)
+    assert plateau.after_epoch(t, -6.5 + MIN_GAIN / 2, 5) is None  # too small a gain: 5 steps waited
+    assert plateau.after_epoch(t, -6.6, 5) == "drop"  # 10 steps without a better bound
+    assert plateau.rate(t) == pytest.approx(1e-2 * LR_DROP)
+    assert plateau.after_epoch(t, -6.4, 5) is None and plateau.waited == 0  # better: the wait restarts
+    assert plateau.after_epoch(t, -6.4, 10) == "drop"
     assert plateau.rate(t) == pytest.approx(1e-4)  # the lowest rate
-    assert plateau.after_epoch(t, float("nan"), 10, annealing=False) == "converged" and plateau.converged
+    assert plateau.after_epoch(t, float("nan"), 10) == "converged" and plateau.converged
 
 
 def test_a_run_under_the_plateau_stops_when_it_has_converged(songs_dir, tmp_path):
@@ -371,3 +370,29 @@ def test_the_bag_of_notes_is_for_the_vrae(songs_dir, tmp_path):
 
     with pytest.raises(ConfigError, match="--bag-of-notes is for the vrae"):
         make_trainer(songs_dir, tmp_path / "run", model="vrnn", bag_of_notes=1.0)
+
+
+def test_transposition_moves_whole_windows_onto_the_models_pitches():
+    from vrae_live.training.batches import Transposer
+
+    pitches = [60, 62, 64, 65, 67]  # a gap at 61, 63 and 66: not every shift lands on a pitch
+    transpose = Transposer(pitches, 2, torch.device("cpu"))
+    batch = torch.zeros(3, 4, 5)
+    batch[0, :, 0] = 1  # C: only up a tone (D); down would leave the pitches
+    batch[1, :2, 4] = 1  # G, then nothing: down a tone (F) or stays
+    batch[2, :, 1] = batch[2, 1:, 3] = 1  # D and F: up a tone (E and G) or stays
+    seen = [set(), set(), set()]
+    for seed in range(40):
+        moved = transpose(batch, torch.Generator().manual_seed(seed))
+        assert moved.sum((1, 2)).tolist() == batch.sum((1, 2)).tolist()  # no note lost
+        for i in range(3):
+            sounding = tuple(pitches[j] for j in torch.nonzero(moved[i].amax(0)).flatten().tolist())
+            seen[i].add(sounding)
+        assert moved[1, 2:].sum() == 0 and moved[2, 0].sum() == 1  # the rhythm is the window's own
+    assert seen == [{(60,), (62,)}, {(67,), (65,)}, {(62, 65), (64, 67)}]
+
+
+def test_transposition_and_weight_decay_train(songs_dir, tmp_path):
+    trainer = make_trainer(songs_dir, tmp_path / "run", epochs=2, transpose=3, weight_decay=0.01)
+    assert trainer.fit()["epochs_done"] == 2
+    assert trainer.optimizer.param_groups[0]["weight_decay"] == 0.01

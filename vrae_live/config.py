@@ -182,7 +182,7 @@ class TrainConfig:
     schedule: Schedule = "plateau"
     epochs: Annotated[Int, Ge(1)] = 20  # the most; unless --epochs is given, fitted to max_steps (training/length.py)
     max_steps: Annotated[Int, Ge(1)] = 6000  # the step budget: epochs are fitted to it unless --epochs is given
-    patience: Annotated[Int, Ge(1)] = 400  # plateau: steps without a better validation bound before lr drops (or the run stops)
+    patience: Annotated[Int, Ge(1)] = 200  # plateau: steps without a better validation bound before lr drops (or the run stops)
     batch_size: Annotated[Int, Ge(1)] = 100
     lr: Annotated[Float, Gt(0)] = 1e-3
     lr_final: Annotated[Float, Gt(0)] = 1e-4  # plateau: the lowest rate; exponential: the rate of the last step
@@ -194,6 +194,8 @@ class TrainConfig:
     free_bits: Annotated[Float, Ge(0)] = 0.25  # nats per latent unit under which KL is not pushed down further
     encoder_steps: Annotated[Int, Ge(0)] = 0  # > 0: steps of the encoder alone before each step, early in the run (training/aggressive.py)
     input_dropout: Annotated[Float, Ge(0), Lt(1)] = 0.0  # share of teacher-forced decoder inputs blanked, so z must carry the music
+    transpose: Annotated[Int, Ge(0), Le(12)] = 0  # > 0: each training window moved by up to this many semitones either way
+    weight_decay: Annotated[Float, Ge(0)] = 0.0  # decoupled weight decay (AdamW), per unit of learning rate
     seed: Annotated[Int, Ge(0), Le(2**32 - 1)] = 0
     device: Str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Literal["fp32", "bf16"] = "fp32"  # of the training step's forward pass (autocast); docs/scale.md

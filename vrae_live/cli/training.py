@@ -74,6 +74,10 @@ def _pitch_range(ctx, param, value):
 @click.option("--bag-of-notes", type=FiniteRange(min=0),
               help="Weight of a loss that predicts each window's notes from z alone (Zhao et al. 2017; 0: off).")
 @click.option("--input-dropout", type=SHARE, help="Share of decoder inputs blanked in training (makes z matter).")
+@click.option("--transpose", type=click.IntRange(0, 12),
+              help="Move each training window by up to this many semitones either way, where its notes stay on the "
+                   "model's pitches (0: off).")
+@click.option("--weight-decay", type=FiniteRange(min=0), help="Decoupled weight decay (AdamW; 0: off).")
 @click.option("--val-fraction", type=SHARE, help="Share of songs held out for validation.")
 @device_option(None)
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]),
@@ -177,6 +181,7 @@ def _train(songs_dir: Path, out_dir: Path, resume: bool, clear_out_dir: bool, ca
             f"{summary['best_epoch']}; checkpoint: {out_dir}"
         )
         _say_whether_it_beats_copying(summary)
+        _say_how_it_plays(out_dir, songs_dir, cache_dir)
         if pad_check is not None:
             _say_whether_the_pad_steers(out_dir, songs_dir, cache_dir)
 
@@ -191,6 +196,27 @@ def _say_whether_it_beats_copying(summary: dict[str, Any]) -> None:
     else:
         log.warning(f"{line}: the model does not beat copying; train longer (a larger --max-steps or "
                     f"--patience), or with a lower --lr if the bound wandered")
+
+
+def _say_how_it_plays(run_dir: Path, songs_dir: Path, cache_dir: Path | None) -> None:
+    """The quality of the kept checkpoint's takes (``info --quality``) against the validation songs
+    (the training songs without a validation set)."""
+    from ..checkpoint import load_checkpoint
+    from ..data.corpus import load_songs
+    from ..data.pianoroll import project_roll
+    from ..measure.quality import measure_quality
+
+    ckpt = load_checkpoint(run_dir)
+    training = ckpt.meta["training"]
+    which, names = ("validation", training["val_songs"]) if training["val_songs"] else ("training", training["train_songs"])
+    songs = load_songs(songs_dir, ckpt.timing, cache_dir, workers=1, names=names)
+    try:
+        report = measure_quality(ckpt, [project_roll(s.roll, ckpt.pitches)[0] for s in songs])
+    except ValueError as err:  # songs too short for a segment of 8 beats
+        log.info(f"quality: not measured on the {which} songs: {err}")
+        return
+    log.info(f"quality on the {which} songs: {report.line()}")
+    (log.info if report.plays_like_the_songs else log.warning)(report.verdict())
 
 
 def _say_whether_the_pad_steers(run_dir: Path, songs_dir: Path, cache_dir: Path | None) -> None:

@@ -73,3 +73,32 @@ class MeasuredWindows:
 
     def __len__(self) -> int:
         return len(self.keep)
+
+
+class Transposer:
+    """Training windows moved by a random number of semitones, within ``max_shift`` either way.
+
+    A window moves only where every note it holds lands on one of the model's ``pitches`` (the
+    pitches kept need not be a contiguous range), so no note is lost; one with nowhere to go stays
+    where it is. The shifts come from ``generator``, one per window.
+    """
+
+    def __init__(self, pitches: list[int], max_shift: int, device: torch.device) -> None:
+        self.max_shift = max_shift
+        self.pitches = torch.tensor(pitches, device=device)  # (P,)
+        # kept[s, j]: the pitch a shift s - max_shift takes pitch j to is one of the model's, and its index
+        shifted = self.pitches[None, :] + torch.arange(-max_shift, max_shift + 1, device=device)[:, None]  # (S, P)
+        self.target = torch.searchsorted(self.pitches, shifted).clamp(max=len(pitches) - 1)  # (S, P)
+        self.kept = self.pitches[self.target] == shifted  # (S, P)
+
+    def __call__(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """``batch (B, W, P)`` with each window moved; a new tensor."""
+        sounding = batch.amax(1) > 0  # (B, P)
+        allowed = ~(sounding[:, None, :] & ~self.kept[None]).any(-1)  # (B, S): every note lands on a pitch
+        draw = torch.rand(allowed.shape, generator=generator).to(batch.device)
+        shift = torch.where(allowed, draw, -1.0).argmax(1)  # (B,) a uniform choice among the allowed
+        target = self.target[shift]  # (B, P) where each pitch goes
+        moved = torch.zeros_like(batch)
+        # pitches moved off the model's add nothing (their window was not allowed that shift)
+        moved.scatter_add_(2, target[:, None, :].expand_as(batch), batch * self.kept[shift][:, None, :])
+        return moved

@@ -4,7 +4,8 @@ Two learning-rate schedules (``[train] schedule``):
 
 - ``plateau``, the default: the rate stays at ``lr`` while the validation bound improves. After
   ``patience`` steps without a better bound it drops by ``LR_DROP``, down to ``lr_final``; at
-  ``lr_final``, ``patience`` more steps without a better bound end the run: it has converged.
+  ``lr_final``, ``patience`` more steps without a better bound end the run: it has converged
+  (a small corpus then overfits: the training bound still rises, the validation bound falls).
   The step budget (``max_steps``, through the fitted epochs) is only the ceiling.
 - ``exponential``: from ``lr`` to ``lr_final`` over a fixed run, a function of the step alone.
 
@@ -14,8 +15,10 @@ from a release only between steps 400 and 800; the exponential fall of 100-fold 
 the last frame (docs/models.md).
 
 The KL weight rises from 0 to 1 over the first ``kl_anneal_steps`` steps (Bowman et al. 2016),
-or in ``kl_cycles`` cycles over them (Fu et al. 2019), each rising over its first half. While it
-anneals the objective itself moves, so the plateau's wait begins only once the weight stays at 1.
+or in ``kl_cycles`` cycles over them (Fu et al. 2019), each rising over its first half. The
+plateau's wait runs through them: the validation bound (the plain ELBO) still rises while the
+weight cycles, and a wait that began only once the weight stays at 1 let a small corpus overfit
+for the whole of it.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ..config import TrainConfig
 
-LR_DROP = 0.1 ** 0.5  # two drops make a tenfold lower rate
+LR_DROP = 0.1
 MIN_GAIN = 1e-3  # nats a step: a smaller gain of the validation bound is no improvement
 
 
@@ -64,11 +67,9 @@ class Plateau:
     def rate(self, t: "TrainConfig") -> float:
         return plateau_rate(t, self.drops)
 
-    def after_epoch(self, t: "TrainConfig", bound: float, steps: int, annealing: bool) -> str | None:
+    def after_epoch(self, t: "TrainConfig", bound: float, steps: int) -> str | None:
         """Take the bound at an epoch's end, after ``steps`` steps in it; returns what changed:
         ``"drop"`` (the rate was lowered), ``"converged"`` (the run is done) or None."""
-        if annealing:
-            return None
         if math.isfinite(bound) and bound > self.best + MIN_GAIN:
             self.best, self.waited = bound, 0
             return None

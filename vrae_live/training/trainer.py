@@ -41,7 +41,7 @@ from ..errors import CheckpointError, ConfigError, TrainingError
 from ..models import build_model
 from ..pad import latent_plane
 from ..songmap import map_of_windows
-from .batches import MeasuredWindows, WindowBatches
+from .batches import MeasuredWindows, Transposer, WindowBatches
 from .distributed import World
 from .aggressive import EncoderCatchUp
 from .evaluation import active_units, copy_bound, evaluate, settled_means
@@ -127,11 +127,13 @@ class Trainer:
         # The fused kernel updates every parameter in one pass: on the CPU a paper-2d step
         # takes 0.3 ms instead of 2.6 (docs/benchmarks.md).
         fused = self.device.type in ("cpu", "cuda")
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr, betas=(t.beta1, t.beta2), fused=fused)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr, betas=(t.beta1, t.beta2), fused=fused,
+                                          weight_decay=t.weight_decay, decoupled_weight_decay=True)
         self.noise = self.world.noise_generator(t.seed)
         # Batches are drawn from the roll store (or an array in memory) by index; the end-of-epoch
         # figures are taken on a bounded subsample (all windows of a small corpus).
         self.batches = WindowBatches(data.train.x, self.device)
+        self.transposer = Transposer(list(data.pitches), t.transpose, self.device) if t.transpose else None
         self.measured_train = MeasuredWindows(data.train, config.data.hop, self.device)
         self.measured_val = (MeasuredWindows(data.val, config.data.hop, self.device)
                              if data.val is not None and len(data.val.x) else None)
@@ -292,6 +294,8 @@ class Trainer:
         if self.catch_up is not None and self.catch_up.active(p.global_step):
             self.catch_up.run(lambda g: self._loss(self._random_batch(g, n), n)[1:], lr,
                               torch.Generator().manual_seed((t.seed << 32) + p.global_step))
+        if self.transposer is not None:
+            batch = self.transposer(batch, torch.Generator().manual_seed((t.seed << 33) + 2 * p.global_step + 1))
         # The forward pass updates batch norm's running statistics; a skipped step puts them back.
         buffers = [b.clone() for b in self.model.buffers()]
         terms, loss, whole = self._loss(batch, n)
@@ -413,8 +417,7 @@ class Trainer:
         if t.schedule != "plateau":
             return
         plateau = Plateau(**p.plateau)
-        annealing = p.global_step < t.kl_anneal_steps
-        change = plateau.after_epoch(t, bound, p.step_in_epoch, annealing)
+        change = plateau.after_epoch(t, bound, p.step_in_epoch)
         p.plateau = plateau.state()
         if change == "drop":
             self.echo(f"no better bound for {t.patience} steps: learning rate {plateau.rate(t):.2e}")
