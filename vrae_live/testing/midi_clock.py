@@ -94,6 +94,28 @@ def missing_ticks(ticks_frames) -> list[tuple[float, int]]:
     return [(float(frames[i + 1]), int(n)) for i, n in enumerate(missing) if n > 0]
 
 
+def lost_ticks_take(events, stopped: int, bpm: float = BPM) -> dict:
+    """A take's lost ticks and where serve's notes landed around them: ``gaps`` (frame after each,
+    ticks missing) before the Stop, ``lost`` (ticks missing in both parts of the take: before the
+    Stop, and from the Continue on), ``errors`` (each note-on of the first part minus its
+    sixteenth of the transport's grid, seconds) and ``settled`` (True for the note-ons more than a
+    beat after every gap)."""
+    first = events[:stopped]
+    start = next(i for i, e in enumerate(first) if e.data == b"\xfa")
+    ticks = [e.frame for e in first[start:] if e.data == b"\xf8"]
+    resumed = next((i for i, e in enumerate(events) if i > stopped and e.data == b"\xfb"), len(events))
+    gaps = missing_ticks(ticks)
+    lost = sum(n for _, n in gaps) + sum(n for _, n in missing_ticks([e.frame for e in events[resumed:]
+                                                                       if e.data == b"\xf8"]))
+    sixteenths, errors = onsets_on_grid(first, start)
+    grid_start, tick = tick_grid(ticks)
+    ons = grid_start + 6 * tick * sixteenths + errors * SAMPLE_RATE  # each note-on's frame
+    settled = np.ones(len(ons), dtype=bool)
+    for frame, _ in gaps:
+        settled &= ~((ons >= frame) & (ons < frame + 24 * tick_frames(bpm)))
+    return {"gaps": gaps, "lost": lost, "ticks": len(ticks), "errors": errors, "settled": settled}
+
+
 def measure_take(checkpoint_dir, server, seconds=6.0, bpm=BPM, jitter_ms=0.0, drop=()):
     """Start, ``seconds`` of play, Stop: the recording, the Stop's index and the daemon's output."""
     clock = ClockSource(server.env, bpm, jitter_ms, drop)

@@ -17,7 +17,8 @@ NOTES_WINDOW_S = 2.0  # notes a second, counted over the last this many seconds
 
 class LiveStatus:
     """``status()`` -> ``{"at": [x, y], "tempo", "sync", "notes_per_s", "frame", "clock"}`` for
-    ``protocol.state_message``; ``clock`` where the clock has something to report (MIDI clock always, Link after a jump)."""
+    ``protocol.state_message``; ``clock`` where the clock has something to report (MIDI clock's
+    lost ticks, always; Link's beat jumps, after one)."""
 
     def __init__(self, performer, sync: str, bpm: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.performer, self.sync, self.bpm, self.clock = performer, sync, bpm, clock
