@@ -31,7 +31,9 @@ Positions count ticks from the song's start: a Start (0xFA) makes the next tick 
 ``6 * sixteenths``, a Continue (0xFB) resumes counting from where Stop (0xFC) left it. The
 loop keeps filtering ticks while the transport is stopped (most DAWs keep sending clock),
 so a Start can be played on a prediction; with no ticks to go on it plays on the first
-tick's arrival. No tick for ``timeout_periods`` periods means the clock has stopped.
+tick's arrival. No tick for ``timeout_periods`` (3.5) periods means the clock has stopped: three
+ticks missing in a row, not two, which a driver that dropped two cycles leaves, the tick after
+them a JACK cycle or so late.
 
 A tick that comes ``n`` whole periods after its prediction (a gap of about ``n + 1`` periods
 before it) is one of three things, and the tick after it tells which; until then it counts as
@@ -95,7 +97,7 @@ class ClockDLL:
 
     def __init__(self, initial_period_s: float = 60 / (120 * TICKS_PER_BEAT), *, wide: float = WIDE,
                  narrow: float = NARROW, narrowing: float = NARROWING, unlock_s: float = UNLOCK_S,
-                 unlock_fraction: float = UNLOCK_FRACTION, timeout_periods: float = 3.0) -> None:
+                 unlock_fraction: float = UNLOCK_FRACTION, timeout_periods: float = 3.5) -> None:
         if not (initial_period_s > 0 and 0 < narrow <= wide < 2 and 0 < narrowing <= 1):
             raise ValueError("the period must be positive and 0 < narrow <= wide < 2, 0 < narrowing <= 1")
         self.initial_period_s = float(initial_period_s)
