@@ -14,7 +14,7 @@ the tick after it (``dll.py``), and counts lost ones in, so the frames stay on t
 Until that tick comes, frames are due on the old grid, which is where they belong if ticks were
 lost. ``report()`` says how many were, for the stop line and the web page.
 
-The transport: Start plays frame 0 on the first tick after it; Stop (or no tick for 3
+The transport: Start plays frame 0 on the first tick after it; Stop (or no tick for 3.5
 periods) calls ``on_stop`` at once, which silences every sounding note (the performer's
 ``silence``), keeps the position, and ``wait()`` blocks until Continue (resume from the kept
 position, or the position a Song Position Pointer set meanwhile), Start, or the ticks coming
