@@ -41,7 +41,9 @@ from vrae_live.checkpoint import load_checkpoint  # noqa: E402
 from vrae_live.machine import machine_line  # noqa: E402
 from vrae_live.data.corpus import load_songs  # noqa: E402
 from vrae_live.measure.contrast import measure_contrast  # noqa: E402
+from vrae_live.data.pianoroll import project_roll  # noqa: E402
 from vrae_live.measure.faithfulness import measure_faithfulness  # noqa: E402
+from vrae_live.measure.quality import measure_quality  # noqa: E402
 from vrae_live.measure.seams import measure_seams  # noqa: E402
 from vrae_live.measure.steering import measure_steering  # noqa: E402
 from vrae_live.training.run import read_metrics  # noqa: E402
@@ -77,7 +79,19 @@ def train(songs: Path, run: Path, options: list[str]) -> float:
     return (time.perf_counter() - started) / 60
 
 
-def measure(run: Path, songs: Path) -> dict:
+HELD_OUT = 40  # songs of the corpus the run never saw, at most, for the quality measure
+
+
+def held_out_rolls(ckpt, corpus: Path, seen: set[str]) -> list:
+    """Rolls of up to HELD_OUT songs of ``corpus`` the run neither trained nor validated on (spread
+    over the sorted paths); the run's validation songs when it took the whole corpus."""
+    seen_files = {path.name.split("-", 1)[-1] for path in map(Path, seen)} | {Path(name).name for name in seen}
+    others = sorted(p for p in corpus.rglob("*") if p.suffix.lower() in (".mid", ".midi") and p.name not in seen_files)
+    names = [str(p.relative_to(corpus)) for p in others[::max(1, len(others) // HELD_OUT)][:HELD_OUT]]
+    return [project_roll(s.roll, ckpt.pitches)[0] for s in load_songs(corpus, ckpt.timing, names=names)] if names else []
+
+
+def measure(run: Path, songs: Path, corpus: Path) -> dict:
     ckpt = load_checkpoint(run)
     steering, seams = measure_steering(ckpt), measure_seams(ckpt)
     every = load_songs(songs, ckpt.timing)
@@ -85,8 +99,13 @@ def measure(run: Path, songs: Path) -> dict:
     t = ckpt.meta["training"]  # as it stood when the kept epoch was saved
     trained_on = set(t["train_songs"])
     contrast = measure_contrast([s.roll for s in every if s.name in trained_on], ckpt.pitches)
-    epochs_done = len(read_metrics(run))
-    return {"bound": t["best_bound"], "epochs": f"{t['best_epoch']}/{epochs_done}",
+    epochs_done = read_metrics(run)[-1]["epoch"]
+    reference = held_out_rolls(ckpt, corpus, trained_on | set(t["val_songs"]))
+    if len(reference) < 2:
+        reference = [project_roll(s.roll, ckpt.pitches)[0] for s in every if s.name in set(t["val_songs"])]
+    quality = measure_quality(ckpt, reference)
+    return {"bound": t["best_bound"], "epochs": f"{t['best_epoch']}/{epochs_done}", "steps": t.get("steps"),
+            "copy": t.get("copy_bound", float("nan")), "quality": quality.ratio, "overlap": quality.overall,
             "windows": t["train_windows"], "songs": len(t["train_songs"]) + len(t["val_songs"]),
             "steering": steering.ratio, "weaker": steering.weaker, "other": max(steering.axes),
             "seams": seams.ratio, "faithfulness": faithful.score, "chance": faithful.chance,
@@ -108,9 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     sizes = args.size or ["all"]
 
     lines = [machine_line(torch.device("cpu")) + " (training runs on the CPU unless --device is among the options)", "",
-             "| corpus | songs | setting | epochs kept/done | windows | minutes | bound | steering | weakest direction "
-             "| strongest axis | seams | faithfulness (chance) | songs' own contrast |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| corpus | songs | setting | epochs kept/done | windows | minutes | bound | copying | quality (x ceiling) "
+             "| steering | weakest direction | strongest axis | seams | faithfulness (chance) | songs' own contrast |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
     for name, folder in corpora:
         for size in sizes:
@@ -124,9 +143,9 @@ def main(argv: list[str] | None = None) -> int:
                     songs = subset(Path(folder).expanduser(), size, songs)
                     minutes = train(songs, run, shlex.split(options))
                     (run / "study.json").write_text(json.dumps({"minutes": minutes, "options": options}))
-                m = measure(run, songs)
+                m = measure(run, songs, Path(folder).expanduser())
                 line = (f"| {name} | {m['songs']} | {setting} | {m['epochs']} | {m['windows']} | {minutes:.1f} | "
-                        f"{m['bound']:.3f} | {m['steering']:.2f} | {m['weaker']:.2f} | {m['other']:.2f} | {m['seams']:.2f} | "
+                        f"{m['bound']:.3f} | {m['copy']:.3f} | {m['overlap']:.2f} ({m['quality']:.2f}x) | {m['steering']:.2f} | {m['weaker']:.2f} | {m['other']:.2f} | {m['seams']:.2f} | "
                         f"{m['faithfulness']:.2f} ({m['chance']:.2f}) | {m['contrast']:.2f} |")
                 lines.append(line)
                 print(line, flush=True)

@@ -60,7 +60,14 @@ MAX_SKIPS_IN_A_ROW = 5
 # (1.10 at -3.60), and 3 nats a step is music worse than any pad makes up for.
 BOUND_SLACK = 0.5
 
+# The figures of the run (a row of metrics.jsonl: the validation bound, the codes' statistics, the
+# plateau's judgement) are taken about every MEASURE_STEPS steps, the pad checked about every
+# PAD_CHECK_STEPS: a small corpus in many short epochs would otherwise spend more time measuring
+# than training (30 chorales, 5 steps an epoch: a fifth of the run). A short run is measured at
+# least RUN_ROWS times.
+MEASURE_STEPS = 20
 PAD_CHECK_STEPS = 100
+RUN_ROWS = 40
 
 
 @dataclass
@@ -76,7 +83,9 @@ class Progress:
     checked_weakest: list[float] = field(default_factory=list)  # every pad check's weakest direction so far
     seconds: float = 0.0
     sums: dict[str, float] = field(default_factory=lambda: {"rec": 0.0, "kl": 0.0, "n": 0.0})
-    skipped_in_epoch: int = 0  # steps skipped for a loss or gradient that was not finite
+    skipped_in_epoch: int = 0  # steps skipped for a loss or gradient that was not finite, since the last row
+    row_steps: int = 0  # steps since the last row of figures
+    row_seconds: float = 0.0  # seconds of training since the last row of figures
     skips_in_a_row: int = 0
     plateau: dict[str, Any] = field(default_factory=lambda: Plateau().state())  # the plateau schedule's state
 
@@ -144,10 +153,10 @@ class Trainer:
         self.min_batch = self.world.min_batch(self.model)
         full, last = divmod(len(self.batches), t.batch_size)
         self.steps_per_epoch = full + (last >= self.min_batch)
-        # A pad check about every PAD_CHECK_STEPS steps (a small corpus in many short epochs would
-        # otherwise spend more time measuring than training), and in a short run at least 40.
-        self.pad_check_every = max(1, min(round(PAD_CHECK_STEPS / max(1, self.steps_per_epoch)),
-                                          math.ceil(config.train.epochs / 40)))
+        def every(steps: int, of: int = 1) -> int:  # a multiple of ``of`` epochs near ``steps`` steps
+            return of * max(1, min(round(steps / (self.steps_per_epoch * of)), math.ceil(config.train.epochs / RUN_ROWS / of)))
+        self.measure_every = every(MEASURE_STEPS)
+        self.pad_check_every = every(PAD_CHECK_STEPS, of=self.measure_every)
         if self.steps_per_epoch == 0 or t.batch_size < self.min_batch:
             raise ConfigError(
                 f"batches of {min(t.batch_size, len(self.batches))} windows cannot be shared among "
@@ -230,13 +239,17 @@ class Trainer:
             )
         self.world.barrier()
 
-    def _sum_over_processes(self) -> None:
-        """The epoch's running sums of every process's shares (rank 0's alone carried on resume)."""
-        if self.world.distributed:
-            p = self.progress
-            names = sorted(p.sums)
-            total = self.world.all_sum(torch.tensor([p.sums[k] for k in names], dtype=torch.float64, device=self.device))
-            p.sums = dict(zip(names, total.tolist()))
+    def _sum_over_processes(self) -> float:
+        """The running sums of every process's shares, carried by rank 0 (the others' start again
+        from 0, as on resume); returns how many windows they count, on every process."""
+        p = self.progress
+        if not self.world.distributed:
+            return p.sums["n"]
+        names = sorted(p.sums)
+        total = dict(zip(names, self.world.all_sum(
+            torch.tensor([p.sums[k] for k in names], dtype=torch.float64, device=self.device)).tolist()))
+        p.sums = total if self.world.is_main else {k: 0.0 for k in names}
+        return total["n"]
 
     # -- the loop --------------------------------------------------------------
 
@@ -373,14 +386,21 @@ class Trainer:
         return self.world.all_sum(torch.tensor([float(self.stop_requested)], device=self.device)).item() > 0
 
     def _end_epoch(self, train_seconds: float) -> None:
-        """Every process calls it; rank 0 alone measures, writes and prints (the others wait in
-        ``_save_resumable``)."""
+        """Every process calls it; at every ``measure_every``-th epoch and the last, rank 0 alone
+        measures, writes and prints (the others wait in ``_save_resumable``)."""
         p = self.progress
-        self._sum_over_processes()
-        if p.sums["n"] == 0:  # every step of a short epoch was skipped: nothing was learnt, nothing to report
+        p.row_steps += p.step_in_epoch
+        p.row_seconds += train_seconds
+        n = self._sum_over_processes()
+        if (p.epoch + 1) % self.measure_every and p.epoch + 1 < self.config.train.epochs:
+            p.epoch += 1
+            p.step_in_epoch = 0
+            self._save_resumable()
+            return
+        if n == 0:  # every step since the last row was skipped: nothing was learnt, nothing to report
             raise TrainingError(
-                f"training diverged in epoch {p.epoch + 1}: the loss or its gradient was not finite at any of its "
-                f"{p.skipped_in_epoch} steps; try a lower --lr (this run's is {self.config.train.lr:g})"
+                f"training diverged by epoch {p.epoch + 1}: the loss or its gradient was not finite at any of its "
+                f"last {p.skipped_in_epoch} steps; try a lower --lr (this run's is {self.config.train.lr:g})"
             )
         self._check_weights_are_finite()  # before the epoch's row is written, too
         # Every process sets mu's normalisation to the statistics of the same training windows
@@ -391,7 +411,7 @@ class Trainer:
         if self.world.is_main:
             plane = latent_plane(means.numpy(), self.measured_train.song, self.data.train.song_names,
                                  min_extent=getattr(self.model, "pad_min_extent", 0.0))
-            row = self._epoch_row(means, train_seconds)
+            row = self._epoch_row(means, p.row_seconds)
             epoch = self.progress.epoch + 1
             if epoch % self.pad_check_every == 0 or epoch == self.config.train.epochs:
                 row.update(self._check_pad(plane))
@@ -403,7 +423,8 @@ class Trainer:
             score = self.world.all_sum(torch.tensor([score], dtype=torch.float64, device=self.device)).item()
         self._follow_plateau(score)
         p.epoch += 1
-        p.step_in_epoch = 0
+        p.step_in_epoch = p.row_steps = 0
+        p.row_seconds = 0.0
         p.sums = {"rec": 0.0, "kl": 0.0, "n": 0.0}
         p.skipped_in_epoch = 0
         if improved:
@@ -417,7 +438,7 @@ class Trainer:
         if t.schedule != "plateau":
             return
         plateau = Plateau(**p.plateau)
-        change = plateau.after_epoch(t, bound, p.step_in_epoch)
+        change = plateau.after_epoch(t, bound, p.row_steps)
         p.plateau = plateau.state()
         if change == "drop":
             self.echo(f"no better bound for {t.patience} steps: learning rate {plateau.rate(t):.2e}")
@@ -426,7 +447,7 @@ class Trainer:
                       f"{p.global_step} steps")
 
     def _epoch_row(self, means: torch.Tensor, train_seconds: float) -> dict[str, Any]:
-        """The epoch's line of metrics.jsonl: training figures of the epoch, validation figures at its end."""
+        """The epoch's line of metrics.jsonl: training figures since the last row, validation figures at its end."""
         p = self.progress
         steps = self.batches.steps
         train = {"rec": p.sums["rec"] / p.sums["n"], "kl": p.sums["kl"] / p.sums["n"]}
