@@ -81,13 +81,13 @@ import torch
 
 from vrae_live.checkpoint import load_checkpoint, save_checkpoint
 from vrae_live.config import load_config
-from vrae_live.live.clock import FrameClock
+from vrae_live.play.clock import FrameClock
 from vrae_live.live.controls import Controls
-from vrae_live.live.performer import PerformanceSettings, Performer
-from vrae_live.live.midi.sink import MemorySink
+from vrae_live.play.performer import PerformanceSettings, Performer
+from vrae_live.play.sink import MemorySink
 from vrae_live.live.realtime import realtime_permitted
-from vrae_live.live.batched_stream import BatchedStream
-from vrae_live.live.stream import live_hop, live_stream, reanchor_distance
+from vrae_live.play.batched_stream import BatchedStream
+from vrae_live.play.stream import live_hop, live_stream, reanchor_distance
 from vrae_live.machine import machine_line
 from vrae_live.testing.fake_time import FakeTime
 from vrae_live.testing.jack import JackServer, MidiDump, jack_connect, missing_jack_tools, stop_process

@@ -4,7 +4,7 @@ import time
 import numpy as np
 import pytest
 
-from vrae_live.live.clock import FrameClock, LatenessTracker, Tick
+from vrae_live.play.clock import FrameClock, LatenessTracker, Tick
 from vrae_live.testing.fake_time import FakeTime
 
 
@@ -145,7 +145,7 @@ def test_lateness_memory_does_not_grow_with_ticks():
     finally:
         tracemalloc.stop()
     grown = sum(stat.size_diff for stat in after.compare_to(before, "filename")
-                if stat.traceback[0].filename.endswith("vrae_live/live/clock.py"))
+                if stat.traceback[0].filename.endswith("vrae_live/play/clock.py"))
     assert grown < 2_000, f"the clock kept {grown} bytes more after 60,000 ticks"
     assert len(clock.lateness) == 61_000
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vrae_live.live.demo import INNER_SQUARE, DemoPath, spread_out
+from vrae_live.play.demo import INNER_SQUARE, DemoPath, spread_out
 
 
 def test_the_path_rests_on_each_stop_then_glides_smoothly_to_the_next_and_loops():

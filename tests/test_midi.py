@@ -8,11 +8,11 @@ import pytest
 
 from vrae_live.testing.jack import MidiDump, jack_ports
 from vrae_live.errors import MidiPortError
-from vrae_live.live.clock import FrameClock
+from vrae_live.play.clock import FrameClock
 from vrae_live.live.midi.rtmidi_port import alsa_sequencer_exists, choose_port, list_ports, RtMidiSink
-from vrae_live.live.midi.sink import MemorySink, MidiSink, TeeSink
-from vrae_live.live.midi.smf import MidiFileRecorder
-from vrae_live.live.notes import NoteEvent
+from vrae_live.play.sink import MemorySink, MidiSink, TeeSink
+from vrae_live.play.smf import MidiFileRecorder
+from vrae_live.play.notes import NoteEvent
 from vrae_live.testing.fake_time import FakeTime
 
 NOTE_ON, NOTE_OFF, CC = 0x90, 0x80, 0xB0
@@ -185,7 +185,7 @@ def test_recorder_file_survives_sigkill(tmp_path):
     script = textwrap.dedent(
         f"""
         import sys, time
-        from vrae_live.live.midi.smf import MidiFileRecorder
+        from vrae_live.play.smf import MidiFileRecorder
         rec = MidiFileRecorder({str(path)!r}, autosave_s=0.05)
         note = 0
         while True:

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings as hyp_settings, strategies as st
 
 from vrae_live.errors import ConfigError
-from vrae_live.live.notes import FrameGate, GateBank, NoteEmitter, NoteEvent, NoteSettings, temper
+from vrae_live.play.notes import FrameGate, GateBank, NoteEmitter, NoteEvent, NoteSettings, temper
 
 
 def run_gate(gate, frames, **kwargs):

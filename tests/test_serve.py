@@ -21,8 +21,8 @@ from vrae_live.testing.fake_time import FakeTime
 from vrae_live.checkpoint import load_checkpoint, save_checkpoint
 from vrae_live.config import load_config
 from vrae_live.data.corpus import prepare_data
-from vrae_live.live.demo import DemoPath
-from vrae_live.live.stream import live_hop
+from vrae_live.play.demo import DemoPath
+from vrae_live.play.stream import live_hop
 from vrae_live.models import build_model
 from vrae_live.pad import LatentPlane
 from vrae_live.measure.seams import measure_seams, note_starts

@@ -13,7 +13,7 @@ import mido
 import pytest
 
 from tests.performing import assert_nothing_hangs
-from vrae_live.live.midi.smf import MidiFileRecorder
+from vrae_live.play.smf import MidiFileRecorder
 
 WAIT = 20.0  # seconds; generous, only reached when something is broken
 

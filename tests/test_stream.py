@@ -10,8 +10,8 @@ import torch
 
 from vrae_live.config import ModelConfig
 from vrae_live.pad import Glide, LatentPlane
-from vrae_live.live.notes import FrameGate
-from vrae_live.live.stream import StreamDecoder, density_bias
+from vrae_live.play.notes import FrameGate
+from vrae_live.play.stream import StreamDecoder, density_bias
 from vrae_live.models import build_model
 
 

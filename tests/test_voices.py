@@ -9,12 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vrae_live.config import ModelConfig
-from vrae_live.live.batched_stream import BatchedStream
+from vrae_live.play.batched_stream import BatchedStream
 from vrae_live.live.controllers import load_controller
 from vrae_live.live.controls import Controls
-from vrae_live.live.notes import FrameGate, NoteSettings
-from vrae_live.live.stream import StreamDecoder
-from vrae_live.live.voices import VoiceNotes, VoiceOutput, play_voices, voice_channel
+from vrae_live.play.notes import FrameGate, NoteSettings
+from vrae_live.play.stream import StreamDecoder
+from vrae_live.play.voices import VoiceNotes, VoiceOutput, play_voices, voice_channel
 from vrae_live.models import build_model
 
 

@@ -117,7 +117,7 @@ def note_settings(on_threshold: float, off_threshold: float, polyphony: int, min
                                  param_hint="'--off-threshold'")
     if max_len is not None and max_len < min_len:
         raise click.BadParameter(f"{max_len} must be at least --min-len ({min_len}).", param_hint="'--max-len'")
-    from ..live.notes import NoteSettings
+    from ..play.notes import NoteSettings
 
     return NoteSettings(on_threshold=on_threshold, off_threshold=off_threshold, min_len=min_len,
                         max_len=max_len, polyphony=polyphony)

@@ -103,7 +103,7 @@ def interpolate(checkpoint: Path, song_a: Path, song_b: Path, out: Path, at_a: f
     Each passage (one training window long) is encoded to its mean; z glides in equal
     steps from A's code at the first hop to B's at the last.
     """
-    from ..live.stream import live_hop
+    from ..play.stream import live_hop
     from ..offline.render import glide_path, passage_code, render_take
 
     ckpt = _load(checkpoint, device)

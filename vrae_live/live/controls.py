@@ -40,86 +40,18 @@ import dataclasses
 import logging
 import threading
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 from .controllers import (CANONICAL, CONTROL_RANGES, INTEGER_CONTROLS, POSITION_FIELDS, ControllerMap, as_number,
                           exact_numbers, Rejected)
 from .osc.packets import MalformedPacket, split_packet
+from ..play.state import ControlState, VoiceControl
 
 log = logging.getLogger(__name__)
 
 # A latent coordinate under a standard normal prior lies within +-4 almost surely;
 # far beyond that the decoder only extrapolates, and 1e30 would poison its state.
 Z_LIMIT = 10.0
-
-
-@dataclass(frozen=True)
-class ControlState:
-    """Everything the controller sets, as one immutable value.
-
-    ``z`` is the whole latent vector from the latest ``/vrae/z``; a position
-    message on the plane (``/vrae/xy`` or a preset's pad) sets it back to None,
-    so the consumer uses ``z`` when it is set and ``(x, y)`` otherwise.
-    ``version`` rises by one with every applied message; ``panic_count`` rises
-    with every panic, so a consumer acts when it differs from the one it last saw.
-    """
-
-    x: float = 0.5  # 0..1, left to right
-    y: float = 0.5  # 0..1, bottom to top
-    z: tuple[float, ...] | None = None  # a whole latent vector, each within +-Z_LIMIT
-    density: float = 0.5  # 0..1; 0.5 neutral
-    temperature: float = 1.0  # 0..2; 0 thresholds, 1 samples the model's own probabilities
-    velocity: int = 0  # 0: from the note's probability; else 1..127
-    transpose: int = 0  # semitones, -24..24
-    channel: int = 1  # MIDI channel, 1..16
-    hold: bool = False  # True: position messages are ignored
-    touched: bool = False  # a position has come from the controller (the demo hands over)
-    panic_count: int = 0
-    version: int = 0
-    on: bool = True  # voice 1 is touched (with --voices N; a single voice plays regardless)
-    voices: tuple["VoiceControl", ...] = ()  # voices 2..N
-
-    def voice(self, k: int) -> "Voice":
-        """Voice ``k`` (1..N) with every control resolved: its own, else the plain one."""
-        if k == 1:
-            return Voice(self.x, self.y, self.z, self.on, self.density, self.velocity, self.transpose, self.hold,
-                         self.touched)
-        own = self.voices[k - 2]
-        return Voice(own.x, own.y, own.z, own.on, self.density if own.density is None else own.density,
-                     self.velocity if own.velocity is None else own.velocity,
-                     self.transpose if own.transpose is None else own.transpose,
-                     self.hold if own.hold is None else own.hold, own.touched)
-
-
-@dataclass(frozen=True)
-class VoiceControl:
-    """What voice 2..N has of its own; None follows the plain control."""
-
-    x: float = 0.5
-    y: float = 0.5
-    z: tuple[float, ...] | None = None
-    on: bool = False  # touched: voices after the first wait for a touch
-    density: float | None = None
-    velocity: int | None = None
-    transpose: int | None = None
-    hold: bool | None = None
-    touched: bool = False  # a position has come for this voice
-
-
-@dataclass(frozen=True)
-class Voice:
-    """One voice's controls, resolved (``ControlState.voice``)."""
-
-    x: float
-    y: float
-    z: tuple[float, ...] | None
-    on: bool
-    density: float
-    velocity: int
-    transpose: int
-    hold: bool
-    touched: bool
 
 
 def _fit(name: str, value: float) -> tuple[float | int, bool]:

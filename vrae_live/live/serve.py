@@ -18,19 +18,20 @@ from ..config import default_checkpoint
 from ..device import resolve_device
 from ..errors import ConfigError, MidiPortError
 from .controllers import CANONICAL, load_controller
-from .controls import ControlState, Controls
+from ..play.state import ControlState
+from .controls import Controls
 from .midi.rtmidi_port import RtMidiClockInput, RtMidiSink
-from .midi.sink import TeeSink
-from .midi.smf import MidiFileRecorder
+from ..play.sink import TeeSink
+from ..play.smf import MidiFileRecorder
 from .osc.feedback import FeedbackSender
 from .osc.server import OscServer, listen_addresses
-from .performer import PerformanceSettings, PerformanceStats
+from ..play.performer import PerformanceSettings, PerformanceStats
 from .realtime import PRIORITY, make_realtime
 from .sync.clock_out import ClockSender, frames_per_tick
 from .sync.link import LinkClock, LinkSession
 from .sync.link import describe as describe_link
 from .sync.midi_clock import MidiClockFollower
-from .voice_performer import make_performer
+from ..play.voice_performer import make_performer
 
 log = logging.getLogger("vrae_live")
 

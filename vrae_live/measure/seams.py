@@ -1,7 +1,7 @@
 """Are the joins between decoded windows audible? A measurement through the live stream path.
 
 The stream decoder starts a new window every hop, and, for a model fed z only in h_0,
-re-anchors one mid-hop when the pad has moved far enough (``live/stream.py``). A seam
+re-anchors one mid-hop when the pad has moved far enough (``play/stream.py``). A seam
 would show as notes starting (or restarting) more often on the first frame of a window
 than on the other frames. This plays a long take while the pad wanders, as ``serve``
 would (the stream decoded a frame at a time, z moving a little every frame), and compares
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..checkpoint import Checkpoint
-from ..live.stream import live_stream
+from ..play.stream import live_stream
 from ..pad import LatentPlane
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..checkpoint import Checkpoint
-from ..live.stream import live_stream
+from ..play.stream import live_stream
 from ..pad import LatentPlane
 
 CORNERS = ((0.1, 0.1), (0.9, 0.9), (0.1, 0.9), (0.9, 0.1))  # two opposite pairs, inset from the edge

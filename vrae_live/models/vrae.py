@@ -17,13 +17,13 @@ Decoder::
 
 Frame t is predicted from h_t, and h_{t+1} is fed frame t. With ``z_every_step`` (not
 in the paper) the decoder is also fed z at every step, ``W_x [x_t; z]``, so z keeps its
-hold on frames far from h_0, which is where a live stream plays (``live/stream.py``).
+hold on frames far from h_0, which is where a live stream plays (``play/stream.py``).
 What the decoder is fed:
 
 - in training (``decode``) the previous *true* frame (teacher forcing): the logits of
   frame t depend on z and on the true frames 0..t-1 only;
 - in generation (``initial_state``, ``logits``, ``advance``) its own previous output,
-  thresholded or sampled by the caller (see ``generate`` and ``live/stream.py``).
+  thresholded or sampled by the caller (see ``generate`` and ``play/stream.py``).
 
 ``cell="rnn"`` is the paper's tanh RNN; ``gru`` and ``lstm`` swap the recurrence (for the
 LSTM, W_z gives both the initial hidden and cell state). The batch size is not part of

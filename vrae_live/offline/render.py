@@ -1,9 +1,9 @@
 """Offline takes: the live path (stream decoder, frame gate, note emitter, MIDI file) without a clock.
 
 ``generate`` and ``interpolate`` render through :func:`render_take`, which runs the very
-objects ``serve``'s :class:`~vrae_live.live.performer.Performer` runs, in the same order:
+objects ``serve``'s :class:`~vrae_live.play.performer.Performer` runs, in the same order:
 one :class:`StreamDecoder` frame at a time, each from the z of its own frame (windows on
-the hop grid of :func:`~vrae_live.live.stream.live_hop`), through a :class:`NoteEmitter`
+the hop grid of :func:`~vrae_live.play.stream.live_hop`), through a :class:`NoteEmitter`
 into a :class:`MidiFileRecorder`. Only time differs: the recorder reads a counter of frames
 instead of the wall clock, so a take of 1000 frames is written as fast as it decodes and
 its notes sit exactly on the frame grid. What you render is what the pad would play at
@@ -26,9 +26,9 @@ from ..checkpoint import Checkpoint
 from ..config import DEFAULT_BPM
 from ..data.pianoroll import load_roll, project_roll, seconds_to_beats
 from ..errors import ConfigError, DataError
-from ..live.midi.smf import MidiFileRecorder
-from ..live.notes import NoteEmitter, NoteSettings
-from ..live.stream import live_stream
+from ..play.smf import MidiFileRecorder
+from ..play.notes import NoteEmitter, NoteSettings
+from ..play.stream import live_stream
 
 ZPath = Callable[[int], np.ndarray]  # frame index -> the z (L,) that frame is decoded from
 

@@ -17,7 +17,7 @@ import mido
 
 from ...errors import MidiPortError
 from .jack_watch import FALLBACK_SETTLE_S, JackWatch
-from .sink import MidiSink
+from ...play.sink import MidiSink
 
 DEFAULT_PORT_NAME = "vrae-live"
 DEFAULT_CLOCK_PORT_NAME = "vrae-live clock"  # the MIDI input a DAW sends its clock to (serve --sync midi-clock)

@@ -10,7 +10,7 @@ from pythonosc.udp_client import SimpleUDPClient
 
 from ...errors import VraeLiveError
 from ..controllers import CANONICAL, ControllerMap
-from ..controls import ControlState
+from ...play.state import ControlState
 
 log = logging.getLogger(__name__)
 

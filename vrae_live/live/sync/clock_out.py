@@ -30,7 +30,7 @@ from typing import Callable, Protocol
 
 import mido
 
-from ..clock import LatenessTracker
+from ...play.clock import LatenessTracker
 
 PPQN = 24  # MIDI clock ticks per quarter note
 CLOCK, START, STOP = mido.Message("clock"), mido.Message("start"), mido.Message("stop")

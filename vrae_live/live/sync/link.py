@@ -43,7 +43,7 @@ import time
 from typing import Callable, Protocol
 
 from ...errors import ConfigError
-from ..clock import LatenessTracker, Tick
+from ...play.clock import LatenessTracker, Tick
 
 EPSILON_S = 1e-9
 MISSING_AALINK = "--sync link needs the optional aalink package (GPL): pip install 'vrae-live[link]'"

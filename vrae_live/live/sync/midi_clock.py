@@ -46,7 +46,7 @@ from collections import deque
 from typing import Callable
 
 from ...errors import ConfigError
-from ..clock import LatenessTracker, Tick
+from ...play.clock import LatenessTracker, Tick
 from .dll import TICKS_PER_BEAT, ClockDLL
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from dataclasses import asdict
 from typing import Any, Callable
 
 from ..controllers import CONTROL_RANGES
-from ..controls import ControlState
+from ...play.state import ControlState
 
 MAX_MESSAGE = 1024  # characters: a control message is under 100; anything longer is refused unread
 SETTABLE = ("xy", "density", "temperature", "velocity", "transpose", "hold", "panic")

@@ -10,7 +10,7 @@ Two parts, kept apart so that the note logic is tested without a model:
   remembers its channel (``NoteEmitter``), so no note hangs when a voice stops, starts or
   changes channel.
 - :class:`VoiceBank` drives N of them from the control state with one
-  :class:`~vrae_live.live.batched_stream.BatchedStream`: each frame, every sounding voice is
+  :class:`~vrae_live.play.batched_stream.BatchedStream`: each frame, every sounding voice is
   decoded in one batched model call, each from its own z (its pad position through its own
   glide) and density.
 
@@ -28,7 +28,7 @@ import numpy as np
 
 from ..pad import Glide, LatentPlane
 from .batched_stream import BatchedStream
-from .controls import ControlState, Voice
+from .state import ControlState, Voice
 from .notes import NoteEmitter, NoteEvent, NoteSettings
 from .stream import DecodedFrame
 

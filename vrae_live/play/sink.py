@@ -17,7 +17,7 @@ from typing import Callable, Iterable
 
 import mido
 
-from ..notes import NoteEvent
+from .notes import NoteEvent
 
 ALL_NOTES_OFF = 123  # channel mode message, CC 123
 
@@ -75,7 +75,7 @@ class MidiSink:
         self.send(mido.Message("note_off", note=note, velocity=velocity, channel=channel))
 
     def send_events(self, events: Iterable[NoteEvent]) -> None:
-        """Send :class:`NoteEvent` objects from :class:`~vrae_live.live.notes.NoteEmitter`."""
+        """Send :class:`NoteEvent` objects from :class:`~vrae_live.play.notes.NoteEmitter`."""
         for event in events:
             if event.kind == "on":
                 self.note_on(event.note, event.velocity, event.channel)

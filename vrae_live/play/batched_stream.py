@@ -1,6 +1,6 @@
 """Several piano-roll streams, one per voice, decoded together: one batched model call per step.
 
-Each voice is a :class:`~vrae_live.live.stream.StreamDecoder` stream of its own (its own z,
+Each voice is a :class:`~vrae_live.play.stream.StreamDecoder` stream of its own (its own z,
 recurrent state, history of decided frames, gate and dice), with the same windows, hops,
 re-anchoring and cross-fades; what differs is that the model runs once per step for all
 sounding voices, never once per voice:
@@ -21,7 +21,7 @@ for draw what a lone StreamDecoder seeded alike plays (``tests/test_voices.py`` 
 
 Per frame the bank works on arrays with a voice axis, not on voices one by one: the
 recurrent state of every voice is one batched state (rows taken and put back by index
-when only some voices run), the gates are one :class:`~vrae_live.live.notes.GateBank`,
+when only some voices run), the gates are one :class:`~vrae_live.play.notes.GateBank`,
 the histories one ring of frames, the fades, anchors, last frames and counters arrays.
 Each voice keeps its own generator, seeded ``seed + k``, so that its draws are those of a
 lone stream; they come from a buffer of ``DRAW_ROWS`` frames of draws per voice, filled

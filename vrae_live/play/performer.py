@@ -31,9 +31,9 @@ from ..checkpoint import Checkpoint
 from ..config import DEFAULT_BPM
 from ..pad import Glide, LatentPlane
 from .clock import FrameClock
-from .controls import ControlState, Controls
+from .state import ControlSource, ControlState
 from .demo import DemoPath
-from .midi.sink import MidiSink
+from .sink import MidiSink
 from .notes import NoteEmitter, NoteSettings
 from .stream import live_stream
 
@@ -48,7 +48,7 @@ class PerformanceSettings:
     notes: NoteSettings = field(default_factory=NoteSettings)
     seed: int = 0
     demo: bool = False  # tour the pad on its own until the controller sends a position
-    voices: int = 1  # streams played at once, one per finger (live/voices.py); 1: the one stream below
+    voices: int = 1  # streams played at once, one per finger (play/voices.py); 1: the one stream below
 
 
 @dataclass
@@ -74,7 +74,7 @@ class Performer:
     def __init__(
         self,
         checkpoint: Checkpoint,
-        controls: Controls,
+        controls: ControlSource,
         sink: MidiSink | None,
         settings: PerformanceSettings = PerformanceSettings(),
         clock: FrameClock | None = None,

@@ -15,8 +15,8 @@ from typing import Callable, Sequence
 from ..checkpoint import Checkpoint
 from .batched_stream import BatchedStream
 from .clock import FrameClock
-from .controls import ControlState, Controls
-from .midi.sink import MidiSink
+from .state import ControlSource, ControlState
+from .sink import MidiSink
 from .notes import NoteEvent
 from .performer import PerformanceSettings, Performer
 from .stream import reanchor_distance
@@ -32,7 +32,7 @@ class VoicePerformer(Performer):
     """A Performer of ``settings.voices`` voices. ``voice_sinks``: a sink per voice (``--voice-ports``);
     None: every voice plays on ``sink``, on its own channel."""
 
-    def __init__(self, checkpoint: Checkpoint, controls: Controls, sink: MidiSink | None,
+    def __init__(self, checkpoint: Checkpoint, controls: ControlSource, sink: MidiSink | None,
                  settings: PerformanceSettings = PerformanceSettings(), clock: FrameClock | None = None,
                  on_frame: Callable[[int, ControlState], None] | None = None,
                  voice_sinks: Sequence[MidiSink] | None = None):
@@ -75,7 +75,7 @@ class VoicePerformer(Performer):
             self._send(k, events)
 
 
-def make_performer(checkpoint: Checkpoint, controls: Controls, settings: PerformanceSettings,
+def make_performer(checkpoint: Checkpoint, controls: ControlSource, settings: PerformanceSettings,
                    clock: FrameClock | None = None) -> Performer:
     """One stream (``settings.voices`` 1, today's Performer exactly) or a voice bank."""
     if settings.voices == 1:
