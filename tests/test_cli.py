@@ -51,7 +51,7 @@ def test_train_info_eval(songs_dir, tmp_path):
     assert re.search(r"faithfulness \d\.\d\d: .* regions x 3 takes \(chance \d+ %", result.output), result.output
     assert re.search(r"songs +the songs' own contrast .*; 6 songs", result.output), result.output
 
-    kept = read_config(out)["training"]["best_epoch"]  # chosen by bound and steering (Trainer._note_best)
+    kept = read_config(out)["training"]["best_epoch"]  # chosen by bound and steering (Progress.keeps)
     best = read_metrics(out)[kept - 1]["val_bound"]
     result = run("eval", out, songs_dir, "--split", "validation", "--json", "--samples", 4)
     assert result.exit_code == 0, result.output

@@ -17,7 +17,8 @@ from vrae_live.pad import latent_plane
 from vrae_live.training.evaluation import active_units, copy_bound
 from vrae_live.training.run import read_metrics
 from vrae_live.training.schedule import LR_DROP, MIN_GAIN, Plateau
-from vrae_live.training.trainer import BOUND_SLACK, MAX_SKIPS_IN_A_ROW, Trainer
+from vrae_live.training.progress import BOUND_SLACK, Progress
+from vrae_live.training.trainer import MAX_SKIPS_IN_A_ROW, Trainer
 
 SETTINGS = dict(hidden=16, latent=2, window=16, hop=8, batch_size=16, epochs=3, lr=3e-3, fs=20)
 
@@ -266,11 +267,7 @@ def test_weights_that_are_not_finite_are_never_saved(songs_dir, tmp_path):
 
 def test_the_kept_epoch_is_one_whose_pad_steers(tmp_path):
     """A pad that steers beats a slightly better bound whose pad does not; between equals, the bound decides."""
-    from vrae_live.training.trainer import Progress, Trainer
-
-    trainer = Trainer.__new__(Trainer)  # the rule alone: no model, no data
-    trainer.progress = Progress()
-    trainer.pad_check = None
+    progress = Progress()  # the rule alone: no model, no data
     rows = [
         dict(epoch=1, val_bound=-5.0, train_bound=-5.0, steers=False),
         dict(epoch=2, val_bound=-5.2, train_bound=-5.2, steers=True),   # worse bound, but it steers: kept
@@ -280,10 +277,10 @@ def test_the_kept_epoch_is_one_whose_pad_steers(tmp_path):
         dict(epoch=6, val_bound=-4.5, train_bound=-4.5, steers=False),  # better by more than the slack: kept
         dict(epoch=7, val_bound=-4.9, train_bound=-4.9, steers=True),   # steers, within the slack of 6: kept
     ]
-    kept = [trainer._note_best(row) for row in rows]
+    kept = [progress.keeps(row, pad_checked=False) for row in rows]
     assert BOUND_SLACK == 0.5
     assert kept == [True, True, False, True, False, True, True]
-    assert (trainer.progress.best_epoch, trainer.progress.best_bound) == (7, -4.9)
+    assert (progress.best_epoch, progress.best_bound) == (7, -4.9)
 
 
 def test_one_lucky_pad_check_among_low_ones_does_not_make_a_pad_that_steers():

@@ -14,7 +14,7 @@ What the processes share, and how:
   So an epoch has as many optimizer steps with as many windows in each, whatever the number
   of processes, and the schedules (learning rate, KL warm-up) are unchanged. Each share's loss
   is weighted by its size, so DDP's average of the gradients is the gradient of the global
-  batch's mean loss, as in one process (``Trainer._objective``).
+  batch's mean loss, as in one process (``objective.training_loss``).
 - **The gradients.** DDP averages them during the backward pass (``World.ddp``).
 - **Batch statistics.** The VRAE normalises (or whitens) mu over the batch, and keeps running
   statistics of it. The statistics are taken over the global batch (``GlobalBatchNorm1d``,

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .trainer import Trainer
 
 RESUME_DIR = "resume"
 METRICS_FILE = "metrics.jsonl"
@@ -40,3 +43,27 @@ def format_row(row: dict[str, Any], epochs: int, improved: bool) -> str:
         + (f"  {row['skipped_steps']} steps skipped (not finite)" if row.get("skipped_steps") else "")
         + ("  *" if improved else "")
     )
+
+
+def run_summary(trainer: "Trainer", interrupted: bool) -> dict[str, Any]:
+    """What config.json's ``training`` says of a run: its length, where it stands, its kept epoch, its songs."""
+    p, d = trainer.progress, trainer.data
+    return {
+        "epochs_done": p.epoch,
+        "epochs": trainer.config.train.epochs,
+        "best_epoch": p.best_epoch,
+        "best_bound": p.best_bound if p.best_epoch > 0 else None,
+        "bound_on": "validation" if trainer.measured_val is not None else "training",
+        "copy_bound": trainer.copy_bound,
+        "seconds": round(p.seconds, 2),
+        "device": str(trainer.device),
+        "processes": trainer.world.size,
+        "precision": trainer.config.train.precision,
+        "train_songs": list(d.train.song_names),
+        "val_songs": list(d.val.song_names) if d.val is not None else [],
+        "train_windows": int(len(d.train.x)),
+        "val_windows": int(len(d.val.x)) if d.val is not None else 0,
+        "steps": p.global_step,
+        "converged": bool(p.plateau["converged"]),
+        "interrupted": interrupted,
+    }

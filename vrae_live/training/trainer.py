@@ -24,11 +24,8 @@ so a run stopped with Ctrl-C and resumed ends exactly where an uninterrupted run
 from __future__ import annotations
 
 import math
-import signal
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -41,24 +38,21 @@ from ..errors import CheckpointError, ConfigError, TrainingError
 from ..models import build_model
 from ..pad import latent_plane
 from ..songmap import map_of_windows
+from .aggressive import EncoderCatchUp
 from .batches import MeasuredWindows, Transposer, WindowBatches
 from .distributed import World
-from .aggressive import EncoderCatchUp
 from .evaluation import active_units, copy_bound, evaluate, settled_means
+from .objective import training_loss
 from .precision import autocast
+from .progress import Progress
+from .run import RESUME_DIR, append_metrics, format_row, keep_metrics_until, run_summary
 from .schedule import Plateau, exponential_rate, kl_weight
-from .run import RESUME_DIR, append_metrics, format_row, keep_metrics_until
+from .signals import StopOnSignals
 
 
 # A step whose loss or gradient norm is not finite is skipped (one bad batch need not end a
 # run); this many in a row means training has diverged, and it stops before saving anything.
 MAX_SKIPS_IN_A_ROW = 5
-
-# How much worse, in nats a step, an epoch whose pad steers may be than one whose pad does not,
-# and still be kept over it. Beyond it, the better model wins: an early, vague model can steer
-# a little (8 Palestrina songs: 1.72 at epoch 45, bound -6.61) where the end of the run cannot
-# (1.10 at -3.60), and 3 nats a step is music worse than any pad makes up for.
-BOUND_SLACK = 0.5
 
 # The figures of the run (a row of metrics.jsonl: the validation bound, the codes' statistics, the
 # plateau's judgement) are taken about every MEASURE_STEPS steps, the pad checked about every
@@ -68,29 +62,6 @@ BOUND_SLACK = 0.5
 MEASURE_STEPS = 20
 PAD_CHECK_STEPS = 100
 RUN_ROWS = 40
-
-
-@dataclass
-class Progress:
-    """Where training stands; everything needed to resume exactly."""
-
-    epoch: int = 0  # the epoch under way (0-based)
-    step_in_epoch: int = 0  # batches of it already done
-    global_step: int = 0
-    best_bound: float = -math.inf
-    best_epoch: int = -1
-    best_steers: bool = False  # whether the kept epoch's pad steered (see Trainer._note_best)
-    checked_weakest: list[float] = field(default_factory=list)  # every pad check's weakest direction so far
-    seconds: float = 0.0
-    sums: dict[str, float] = field(default_factory=lambda: {"rec": 0.0, "kl": 0.0, "n": 0.0})
-    skipped_in_epoch: int = 0  # steps skipped for a loss or gradient that was not finite, since the last row
-    row_steps: int = 0  # steps since the last row of figures
-    row_seconds: float = 0.0  # seconds of training since the last row of figures
-    skips_in_a_row: int = 0
-    plateau: dict[str, Any] = field(default_factory=lambda: Plateau().state())  # the plateau schedule's state
-
-    def to_state(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 class Trainer:
@@ -260,37 +231,15 @@ class Trainer:
         batches = torch.randperm(len(self.batches), generator=g).split(self.config.train.batch_size)
         return [b for b in batches if len(b) >= self.min_batch]
 
-    def _objective(self, terms, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The training loss of this process's share of a global batch of ``n`` windows, and the
-        global batch's loss terms (to check that they are finite, alike on every process).
-
-        The share's loss is weighted by its size, so DDP's average of the processes' gradients
-        is the gradient of the global batch's mean loss; free bits judge each unit's KL over the
-        global batch, not over a share (one all-reduce of L + 1 numbers a step, under torchrun).
-        """
-        t = self.config.train
-        rec, kl = terms.rec.float(), terms.kl.float()  # (b,), (b, L); bf16 under autocast
-        kl_per_unit = kl.mean(0)  # (L,)
-        if self.world.distributed:
-            whole = self.world.all_sum(torch.cat([kl.sum(0), rec.sum().view(1)]).detach()) / n  # (L + 1,)
-            kl_whole, rec_whole = whole[:-1], whole[-1]
-        else:
-            kl_whole, rec_whole = kl_per_unit.detach(), rec.mean().detach()
-        kl_objective = torch.where(kl_whole >= t.free_bits, kl_per_unit, t.free_bits).sum()
-        loss = rec.mean() + self.kl_weight(self.progress.global_step) * kl_objective
-        if terms.notes is not None:
-            loss = loss + self.config.model.bag_of_notes * terms.notes.float().mean()
-        if len(rec) * self.world.size != n:
-            loss = loss * (len(rec) * self.world.size / n)
-        return loss, rec_whole + kl_whole.sum()
-
     def _loss(self, batch: torch.Tensor, n: int):
         """The loss terms of this process's share ``batch`` of a global batch of ``n`` windows, its
-        training loss and the global batch's figure (``_objective``)."""
+        training loss and the global batch's figure (``objective.training_loss``)."""
         with self.autocast():
             loss_terms = self.model.loss_terms if self.ddp is None else self.ddp
             terms = loss_terms(batch, self.noise, self.config.train.input_dropout)
-        return (terms, *self._objective(terms, n))
+        t = self.config.train
+        return (terms, *training_loss(terms, n, self.kl_weight(self.progress.global_step), t.free_bits,
+                                      self.config.model.bag_of_notes, self.world))
 
     def _random_batch(self, generator: torch.Generator, n: int) -> torch.Tensor:
         """This process's share of ``n`` training windows drawn at random (the same on every process)."""
@@ -340,7 +289,7 @@ class Trainer:
 
         Returns the summary; ``summary["interrupted"]`` says whether it stopped early.
         """
-        with _stop_on_signals(self):
+        with StopOnSignals(self):
             return self._fit()
 
     def _fit(self) -> dict[str, Any]:
@@ -416,7 +365,7 @@ class Trainer:
             if epoch % self.pad_check_every == 0 or epoch == self.config.train.epochs:
                 row.update(self._check_pad(plane))
             append_metrics(self.out_dir, row)
-            improved = self._note_best(row)
+            improved = self.progress.keeps(row, pad_checked=self.pad_check is not None)
             self.echo(format_row(row, self.config.train.epochs, improved))
             score = row["val_bound"] if row["val_bound"] is not None else row["train_bound"]
         if self.world.distributed:  # every process follows rank 0's figure, so all stop together
@@ -484,31 +433,6 @@ class Trainer:
         self.progress.checked_weakest.append(figures["steering_weaker"])
         return {**figures, "pad_check_seconds": round(time.perf_counter() - started, 3)}
 
-    def _note_best(self, row: dict[str, Any]) -> bool:
-        """Whether this epoch is the one to keep so far.
-
-        The rule: an epoch whose pad steers (``row["steers"]``: the median of the last three pad
-        checks, this epoch's among them, reaches ``STEERS`` in the weakest direction) beats one
-        whose pad does not, unless that one's bound is better by more than ``BOUND_SLACK``; between
-        two that both steer, or both do not, the better validation bound wins (the training bound
-        without a validation set). Without a pad check every epoch counts as steering: the bound
-        alone decides. With one, only the epochs it measured (every ``pad_check_every``-th, and
-        the last) are candidates.
-        """
-        p = self.progress
-        score = row["val_bound"] if row["val_bound"] is not None else row["train_bound"]
-        if self.pad_check is not None and "steers" not in row:
-            return False  # an epoch between checks: only checked epochs are kept
-        steers = bool(row.get("steers", True))
-        if not math.isfinite(score):  # nan compares false: it would always win
-            return False
-        if p.best_epoch > 0:
-            handicap = 0.0 if steers == p.best_steers else BOUND_SLACK if steers else -BOUND_SLACK
-            if score + handicap <= p.best_bound:
-                return False
-        p.best_bound, p.best_epoch, p.best_steers = score, row["epoch"], steers
-        return True
-
     def _save_best(self, plane: dict[str, Any], means: torch.Tensor) -> None:
         """The run directory's top: the weights, the pad's plane fitted to the songs' codes, and the
         map of the training windows on it (``means``: their codes, as encoded for the plane)."""
@@ -521,55 +445,4 @@ class Trainer:
         save_checkpoint(self.out_dir, self.model, self.config, self.data.pitches, meta)
 
     def summary(self, interrupted: bool) -> dict[str, Any]:
-        p, d = self.progress, self.data
-        return {
-            "epochs_done": p.epoch,
-            "epochs": self.config.train.epochs,
-            "best_epoch": p.best_epoch,
-            "best_bound": p.best_bound if p.best_epoch > 0 else None,
-            "bound_on": "validation" if self.measured_val is not None else "training",
-            "copy_bound": self.copy_bound,
-            "seconds": round(p.seconds, 2),
-            "device": str(self.device),
-            "processes": self.world.size,
-            "precision": self.config.train.precision,
-            "train_songs": list(d.train.song_names),
-            "val_songs": list(d.val.song_names) if d.val is not None else [],
-            "train_windows": int(len(d.train.x)),
-            "val_windows": int(len(d.val.x)) if d.val is not None else 0,
-            "steps": p.global_step,
-            "converged": bool(p.plateau["converged"]),
-            "interrupted": interrupted,
-        }
-
-
-class _stop_on_signals:
-    """While training, Ctrl-C (SIGINT) or SIGTERM asks for a clean stop: the current batch ends
-    and a resumable state is saved. In one process a second Ctrl-C stops at once, without saving.
-    Under torchrun later signals are ignored: torchrun passes the terminal's Ctrl-C on to workers
-    that had it already, and its ``--shutdown-timeout`` (30 s) kills a worker that does not stop."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self, trainer: Trainer):
-        self.trainer = trainer
-        self.previous: dict[int, Any] = {}
-
-    def _handle(self, signum, frame) -> None:
-        first = not self.trainer.stop_requested
-        self.trainer.request_stop()
-        if self.trainer.world.distributed:
-            if first:
-                self.trainer.echo(f"{signal.Signals(signum).name}: all processes stop after this batch")
-            return
-        self.trainer.echo("stopping after this batch (Ctrl-C again to abort without saving)")
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for s, handler in self.previous.items():
-            signal.signal(s, handler)
+        return run_summary(self, interrupted)
