@@ -3,7 +3,7 @@
 Three measurements, each against the goal it serves:
 
 decode
-    ``StreamDecoder.next_frame``, one call per frame as ``serve`` makes them, for the
+    ``Stream.next_frame`` (one voice), one call per frame as ``serve`` makes them, for the
     paper-2d and paper-20d presets with random weights (timing does not depend on what the
     weights learnt) and the shipped model (``checkpoints/default``). The pad jumps at every
     hop boundary and again mid-hop, so the frames that begin a window (the teacher-forced
@@ -47,8 +47,8 @@ clock
     python3 scripts/bench_live.py --parts clock
 voices
     ``serve --voices N``: decode time per frame for 1, 2, 4, 8 and 16 voices, each at its own
-    z, decoded together by one ``BatchedStream`` (one batched model call per step), against N
-    separate ``StreamDecoder`` streams in the same run (the sum of their ``next_frame`` calls
+    z, decoded together by one ``Stream`` (one batched model call per step), against N
+    separate one-voice ``Stream``s in the same run (the sum of their ``next_frame`` calls
     for the frame), for a paper preset (z only in h_0) and the shipped model; every voice
     starts on frame 0, so windows begin on the same frames for both. The voice counts are
     measured in turn within each frame (the 1-voice reference is the same code, the same
@@ -86,8 +86,7 @@ from vrae_live.live.controls import Controls
 from vrae_live.play.performer import PerformanceSettings, Performer
 from vrae_live.play.sink import MemorySink
 from vrae_live.live.realtime import realtime_permitted
-from vrae_live.play.batched_stream import BatchedStream
-from vrae_live.play.stream import live_hop, live_stream, reanchor_distance
+from vrae_live.play.stream import live_hop, live_stream
 from vrae_live.machine import machine_line
 from vrae_live.testing.fake_time import FakeTime
 from vrae_live.testing.jack import JackServer, MidiDump, jack_connect, missing_jack_tools, stop_process
@@ -225,8 +224,7 @@ def bench_voices(ckpt_dir: Path, device: torch.device, frames: int) -> dict:
     frames = max(hop, frames // hop * hop)  # whole hops
     banks, separate = {}, {}
     for n in VOICE_COUNTS:
-        banks[n] = BatchedStream(ckpt.model, ckpt.config.data.window, hop, n, seed=0,
-                                 reanchor_distance=reanchor_distance(ckpt))
+        banks[n] = live_stream(ckpt, None, seed=0, voices=n)
         for k in range(n):
             banks[n].start(k)
         separate[n] = [live_stream(ckpt, None, seed=k) for k in range(n)]

@@ -1,4 +1,4 @@
-"""The latent plane, the glide, and the stream decoder (pure parts of the live path)."""
+"""The latent plane, the glide, and one voice's stream (pure parts of the live path)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import torch
 
 from vrae_live.config import ModelConfig
 from vrae_live.pad import Glide, LatentPlane
-from vrae_live.play.notes import FrameGate
-from vrae_live.play.stream import StreamDecoder, density_bias
+from vrae_live.play.stream import Stream, density_bias
 from vrae_live.models import build_model
 
 
@@ -51,19 +50,19 @@ def model():
 
 
 def test_chunks_are_hop_frames_long_and_contiguous(model):
-    stream = StreamDecoder(model, window=16, hop=8, seed=0)
+    stream = Stream(model, window=16, hop=8, seed=0)
     chunks = [stream.next_chunk(np.zeros(2), temperature=1.0) for _ in range(4)]
     assert [c.start for c in chunks] == [0, 8, 16, 24]
     assert all(c.frames.shape == (8, 12) and c.probs.shape == (8, 12) for c in chunks)
-    assert stream.history.shape == (8, 12)
-    np.testing.assert_array_equal(stream.history, chunks[-1].frames)
+    assert stream.voices[0].history.shape == (8, 12)
+    np.testing.assert_array_equal(stream.voices[0].history, chunks[-1].frames)
 
 
 @torch.no_grad()
 def test_a_new_window_continues_from_the_frames_played(model):
     """Without blending, a chunk's probabilities are those of a window teacher-forced through the
     previous hop's decided frames, and then fed its own decisions."""
-    stream = StreamDecoder(model, window=16, hop=8, gate=FrameGate(), blend=0, seed=0)
+    stream = Stream(model, window=16, hop=8, blend=0, seed=0)
     z = np.array([0.3, -0.7])
     first = stream.next_chunk(z, temperature=0.0)
     second = stream.next_chunk(z, temperature=0.0)
@@ -73,8 +72,8 @@ def test_a_new_window_continues_from_the_frames_played(model):
 
 
 def test_a_pad_move_is_heard_in_the_next_hop(model):
-    still = StreamDecoder(model, window=16, hop=8, blend=0, seed=3)
-    moved = StreamDecoder(model, window=16, hop=8, blend=0, seed=3)
+    still = Stream(model, window=16, hop=8, blend=0, seed=3)
+    moved = Stream(model, window=16, hop=8, blend=0, seed=3)
     a, b = np.array([-2.0, -2.0]), np.array([2.0, 2.0])
     for stream in (still, moved):
         stream.next_chunk(a, temperature=0.0)
@@ -94,8 +93,8 @@ def z_every_step_model():
 def test_a_pad_move_mid_hop_is_heard_in_the_next_frame(model, z_every_step_model, every_step, k):
     """A move after frame 8 + k reaches frame 9 + k, whatever the phase k of the hop."""
     net = z_every_step_model if every_step else model
-    still = StreamDecoder(net, window=16, hop=8, seed=3)
-    moved = StreamDecoder(net, window=16, hop=8, seed=3)
+    still = Stream(net, window=16, hop=8, seed=3)
+    moved = Stream(net, window=16, hop=8, seed=3)
     a, b = np.array([-2.0, -2.0]), np.array([2.0, 2.0])
     for i in range(9 + k):
         p, q = still.next_frame(a, temperature=1.0), moved.next_frame(a, temperature=1.0)
@@ -111,11 +110,11 @@ def test_a_pad_move_mid_hop_is_heard_in_the_next_frame(model, z_every_step_model
 def test_a_reanchored_window_is_teacher_forced_through_the_context(model):
     """A model fed z only in h_0 re-anchors mid-hop: h_0 from the new z, teacher-forced through the
     last ``context`` frames played, as a window on the hop grid is, until the next boundary."""
-    stream = StreamDecoder(model, window=16, hop=8, blend=0, seed=0)
+    stream = Stream(model, window=16, hop=8, blend=0, seed=0)
     a, b = np.array([0.3, -0.7]), np.array([-1.5, 1.0])
     frames = [stream.next_frame(a).frame for _ in range(8 + 3)]  # a hop, then 3 frames into the next
     rest = [stream.next_frame(b) for _ in range(5)]  # the rest of that hop, from b
-    assert [f.join for f in rest] == ["move", None, None, None, None] and stream.reanchors == 1
+    assert [f.join for f in rest] == ["move", None, None, None, None] and stream.voices[0].reanchors == 1
     x = torch.tensor(np.concatenate([frames[-8:], [f.frame for f in rest]]), dtype=torch.float32)[None]
     probs = torch.sigmoid(model.decode(torch.tensor(b, dtype=torch.float32)[None], x))[0].numpy()
     np.testing.assert_allclose(np.stack([f.probs for f in rest]), probs[8:], atol=1e-5)
@@ -124,7 +123,7 @@ def test_a_reanchored_window_is_teacher_forced_through_the_context(model):
 
 def test_small_moves_wait_for_the_next_hop(model):
     """Below ``reanchor_distance`` a model fed z only in h_0 keeps its window until the hop's end."""
-    stream = StreamDecoder(model, window=16, hop=8, seed=0, reanchor_distance=0.5)
+    stream = Stream(model, window=16, hop=8, seed=0, reanchor_distance=0.5)
     z = np.zeros(2)
     joins = [stream.next_frame(z + 0.01 * i).join for i in range(12)]
     assert joins == ["hop"] + [None] * 7 + ["hop"] + [None] * 3
@@ -132,16 +131,16 @@ def test_small_moves_wait_for_the_next_hop(model):
 
 
 def test_frames_at_a_fixed_z_are_the_chunks(model):
-    by_chunk = StreamDecoder(model, window=16, hop=8, seed=5)
-    by_frame = StreamDecoder(model, window=16, hop=8, seed=5)
+    by_chunk = Stream(model, window=16, hop=8, seed=5)
+    by_frame = Stream(model, window=16, hop=8, seed=5)
     chunks = np.concatenate([by_chunk.next_chunk(np.ones(2), temperature=1.0).probs for _ in range(3)])
     frames = np.stack([by_frame.next_frame(np.ones(2), temperature=1.0).probs for _ in range(24)])
     np.testing.assert_array_equal(chunks, frames)
 
 
 def test_reset_forgets_the_context(model):
-    stream = StreamDecoder(model, window=16, hop=8, seed=0)
+    stream = Stream(model, window=16, hop=8, seed=0)
     stream.next_chunk(np.zeros(2), temperature=1.0)
     stream.reset()
-    assert len(stream.history) == 0 and len(stream.gate.sounding) == 0
+    assert len(stream.voices[0].history) == 0 and not stream.voices[0].sounding.any()
     assert stream.next_frame(np.zeros(2)).join == "hop"  # a new window, from nothing

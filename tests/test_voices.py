@@ -1,6 +1,8 @@
-"""Several voices: the batched stream, each voice's life over touches, and its controls."""
+"""Several voices: the stream with a voice axis, each voice's life over touches, and its controls."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,11 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vrae_live.config import ModelConfig
-from vrae_live.play.batched_stream import BatchedStream
 from vrae_live.live.controllers import load_controller
 from vrae_live.live.controls import Controls
-from vrae_live.play.notes import FrameGate, NoteSettings
-from vrae_live.play.stream import StreamDecoder
+from vrae_live.play.notes import NoteSettings
+from vrae_live.play.stream import Stream
 from vrae_live.play.voices import VoiceNotes, VoiceOutput, play_voices, voice_channel
 from vrae_live.models import build_model
 
@@ -34,17 +35,36 @@ def z_path(k: int, frames: int) -> list[np.ndarray]:
     return path
 
 
-# -- the batched stream
+# -- the stream with a voice axis
+
+RECORDED = Path(__file__).parent / "data" / "streams_before_one_class.npz"
+
+
+@pytest.mark.parametrize("every_step", [False, True], ids=["z in h0", "z every step"])
+def test_one_voice_plays_the_recorded_frames(every_step):
+    """A stream of one voice plays, frame for frame and draw for draw, what the one-voice stream
+    class played before the two stream classes became one (recorded from it: voices seeded 7 + k,
+    each from its own wandering z and density, polyphony and max_len at work, the last at temperature 0)."""
+    model, recorded = model_of(every_step), np.load(RECORDED)
+    settings_ = NoteSettings(on_threshold=0.3, off_threshold=0.2, polyphony=2, max_len=4)
+    for k in range(4):
+        tag = f"{'every' if every_step else 'h0'}_{k}"
+        stream = Stream(model, 16, 6, settings=settings_, seed=7 + k, reanchor_distance=0.5)
+        path = z_path(k, 60)
+        decoded = [stream.next_frame(path[t], 0.3 + 0.1 * k, 1.0 if k != 3 else 0.0) for t in range(60)]
+        np.testing.assert_array_equal(np.packbits([d.frame for d in decoded], axis=-1), recorded[f"frames_{tag}"])
+        np.testing.assert_allclose([d.probs for d in decoded], recorded[f"probs_{tag}"], atol=1e-5)
+        assert [{None: 0, "hop": 1, "move": 2}[d.join] for d in decoded] == recorded[f"joins_{tag}"].tolist()
 
 
 @pytest.mark.parametrize("every_step", [False, True], ids=["z in h0", "z every step"])
 def test_each_voice_plays_what_a_lone_stream_plays(every_step):
     """Four voices decoded together, each from its own wandering z and density: voice k's
-    frames are those of a StreamDecoder seeded seed + k, frame for frame and draw for draw."""
+    frames are those of a stream of one voice seeded seed + k, frame for frame and draw for draw."""
     model, frames, voices = model_of(every_step), 60, 4
     settings_ = NoteSettings(on_threshold=0.3, off_threshold=0.2)
-    bank = BatchedStream(model, window=16, hop=6, voices=voices, settings=settings_, seed=7, reanchor_distance=0.5)
-    lone = [StreamDecoder(model, 16, 6, FrameGate(settings_), seed=7 + k, reanchor_distance=0.5) for k in range(voices)]
+    bank = Stream(model, window=16, hop=6, voices=voices, settings=settings_, seed=7, reanchor_distance=0.5)
+    lone = [Stream(model, 16, 6, settings=settings_, seed=7 + k, reanchor_distance=0.5) for k in range(voices)]
     for k in range(voices):
         bank.start(k)
     paths = [z_path(k, frames) for k in range(voices)]
@@ -55,19 +75,19 @@ def test_each_voice_plays_what_a_lone_stream_plays(every_step):
             alone = lone[k].next_frame(paths[k][t], density[k], 1.0)
             np.testing.assert_allclose(together[k].probs, alone.probs, atol=1e-5)
             assert (together[k].frame == alone.frame).all() and together[k].join == alone.join
-    assert sum(v.windows for v in bank.voices) == sum(s.windows for s in lone)
+    assert sum(v.windows for v in bank.voices) == sum(s.voices[0].windows for s in lone)
     if not every_step:
-        assert sum(s.reanchors for s in lone) > 0  # the moves did re-anchor mid-hop
+        assert sum(s.voices[0].reanchors for s in lone) > 0  # the moves did re-anchor mid-hop
 
 
 @pytest.mark.parametrize("every_step", [False, True], ids=["z in h0", "z every step"])
 def test_some_voices_of_a_bank_play_what_lone_streams_play(every_step):
     """Voices 1, 3 and 4 of six started (the batched state taken and put back by voice), with
-    polyphony and max_len at work: each still plays a lone StreamDecoder's frames and draws."""
+    polyphony and max_len at work: each still plays a one-voice stream's frames and draws."""
     model, frames, started = model_of(every_step), 50, [1, 3, 4]
     settings_ = NoteSettings(on_threshold=0.3, off_threshold=0.2, polyphony=2, max_len=4)
-    bank = BatchedStream(model, window=16, hop=6, voices=6, settings=settings_, seed=7, reanchor_distance=0.5)
-    lone = {k: StreamDecoder(model, 16, 6, FrameGate(settings_), seed=7 + k, reanchor_distance=0.5) for k in started}
+    bank = Stream(model, window=16, hop=6, voices=6, settings=settings_, seed=7, reanchor_distance=0.5)
+    lone = {k: Stream(model, 16, 6, settings=settings_, seed=7 + k, reanchor_distance=0.5) for k in started}
     for k in started:
         bank.start(k)
     paths = {k: z_path(k, frames) for k in started}
@@ -77,8 +97,8 @@ def test_some_voices_of_a_bank_play_what_lone_streams_play(every_step):
             alone = lone[k].next_frame(paths[k][t], 0.3 + 0.1 * k, 1.0)
             np.testing.assert_allclose(together[k].probs, alone.probs, atol=1e-5)
             assert (together[k].frame == alone.frame).all() and together[k].join == alone.join
-    assert [bank.voices[k].windows for k in started] == [lone[k].windows for k in started]
-    np.testing.assert_array_equal(bank.voices[3].history, lone[3].history)
+    assert [bank.voices[k].windows for k in started] == [lone[k].voices[0].windows for k in started]
+    np.testing.assert_array_equal(bank.voices[3].history, lone[3].voices[0].history)
 
 
 @pytest.mark.parametrize("every_step", [False, True], ids=["z in h0", "z every step"])
@@ -86,7 +106,7 @@ def test_the_model_is_called_as_often_for_sixteen_voices_as_for_one(every_step):
     model = model_of(every_step)
     calls = {}
     for voices in (1, 16):
-        bank = BatchedStream(model, window=16, hop=6, voices=voices, seed=0)
+        bank = Stream(model, window=16, hop=6, voices=voices, seed=0)
         for k in range(voices):
             bank.start(k)
         for _ in range(30):
@@ -97,7 +117,7 @@ def test_the_model_is_called_as_often_for_sixteen_voices_as_for_one(every_step):
 
 def test_a_voice_started_mid_hop_joins_the_shared_grid():
     model = model_of(True)
-    bank = BatchedStream(model, window=16, hop=6, voices=2, seed=0)
+    bank = Stream(model, window=16, hop=6, voices=2, seed=0)
     bank.start(0)
     joins = {0: [], 1: []}
     for t in range(20):
@@ -113,7 +133,7 @@ def test_a_voice_started_mid_hop_joins_the_shared_grid():
 
 def test_a_stopped_voice_is_not_decoded_and_a_restarted_one_starts_afresh():
     model = model_of(True)
-    bank = BatchedStream(model, window=16, hop=6, voices=2, seed=0)
+    bank = Stream(model, window=16, hop=6, voices=2, seed=0)
     bank.start(0)
     bank.start(1)
     for _ in range(8):

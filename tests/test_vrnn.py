@@ -15,8 +15,8 @@ from tests.performing import assert_nothing_hangs, perform
 from vrae_live.checkpoint import load_checkpoint, save_checkpoint
 from vrae_live.cli import main
 from vrae_live.config import Config, ConfigError, ModelConfig, load_config
-from vrae_live.play.notes import FrameGate, NoteEmitter
-from vrae_live.play.stream import StreamDecoder
+from vrae_live.play.notes import NoteEmitter
+from vrae_live.play.stream import Stream
 from vrae_live.models import RNN, VRNN, build_model
 from vrae_live.models.vrnn import gaussian_kl_between
 from vrae_live.training.run import read_metrics
@@ -281,7 +281,7 @@ def test_train_and_eval_each_model_through_the_cli(songs_dir, tmp_path):
 
 
 def _take(model, offset, seed, hops=6, temperature=1.0):
-    stream = StreamDecoder(model, window=16, hop=8, gate=FrameGate(), seed=seed)
+    stream = Stream(model, window=16, hop=8, seed=seed)
     chunks = [stream.next_chunk(np.asarray(offset, dtype=np.float64), temperature=temperature) for _ in range(hops)]
     return np.concatenate([c.probs for c in chunks]), np.concatenate([c.frames for c in chunks])
 

@@ -1,6 +1,6 @@
 """Does the pad steer the music? A measurement through the live stream path.
 
-The music played at a pad position, decoded by the same StreamDecoder and FrameGate as
+The music played at a pad position, decoded by the same Stream and gate as
 ``serve`` (from a cold start, at the model's own density), is summarised by a few
 musical features: mean pitch, notes per frame, and the pitch-class histogram. Two takes
 differ by the L1 distance of their features. The steering ratio is

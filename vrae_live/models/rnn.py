@@ -39,6 +39,11 @@ class RNN(nn.Module):
     def latent_size(self) -> int:
         return 0
 
+    z_fed_every_step = False  # no z at all: a move of the pad changes nothing
+
+    def reseed(self, seed: int) -> None:
+        """Nothing to restart: the decoder draws no noise of its own."""
+
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A constant zero code ``(B, L)`` (or ``(L,)``) and zero logvar: there is no latent."""
         x, single = _batched(x)

@@ -144,6 +144,9 @@ class VRAE(nn.Module):
         """Whether ``advance`` feeds z at every step (a new z reaches the next frame), not only h_0."""
         return self.config.z_every_step
 
+    def reseed(self, seed: int) -> None:
+        """Nothing to restart: the decoder draws no noise of its own (the VRNN's does)."""
+
     # -- encoder ---------------------------------------------------------------
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,7 +2,7 @@
 
 ``generate`` and ``interpolate`` render through :func:`render_take`, which runs the very
 objects ``serve``'s :class:`~vrae_live.play.performer.Performer` runs, in the same order:
-one :class:`StreamDecoder` frame at a time, each from the z of its own frame (windows on
+one :class:`~vrae_live.play.stream.Stream` frame at a time, each from the z of its own frame (windows on
 the hop grid of :func:`~vrae_live.play.stream.live_hop`), through a :class:`NoteEmitter`
 into a :class:`MidiFileRecorder`. Only time differs: the recorder reads a counter of frames
 instead of the wall clock, so a take of 1000 frames is written as fast as it decodes and

@@ -190,7 +190,6 @@ class GateBank:
         self.on = np.zeros((count, n_pitches), bool)  # sounding
         self.age = np.zeros((count, n_pitches), np.int64)  # frames sounded so far
         self.locked = np.zeros((count, n_pitches), bool)  # released by max_len, waiting to fall
-        self._index = np.arange(n_pitches)
 
     def reset(self, row: int) -> None:
         """Gate ``row`` forgets every sounding note."""
@@ -214,24 +213,23 @@ class GateBank:
                 raise ValueError("sampling (temperature > 0) needs a draw for every pitch of every row")
             q = temper(q, temperature)
         protected = on & (age < s.min_len)
+        falling = q < s.off_threshold
         if s.max_len is None:
-            expired = np.zeros_like(on)
+            locked = locked & ~falling
+            sustaining = on & ~protected & ~falling
         else:
             expired = on & (age >= s.max_len)
-        locked = (locked | expired) & ~(q < s.off_threshold)
-        sustaining = on & ~protected & ~expired & (q >= s.off_threshold)
+            locked = (locked | expired) & ~falling
+            sustaining = on & ~protected & ~expired & ~falling
         starting = ~on & ~locked & ((draws < q) if sampling else (q >= s.on_threshold))
         new_on = protected | sustaining | starting
         if s.polyphony is not None:
-            over = np.flatnonzero(new_on.sum(axis=1) > s.polyphony)
-            if len(over):  # FrameGate's order within each row: falling q, then sounding first, then index
-                competing = (sustaining | starting)[over]
-                free = np.maximum(s.polyphony - protected[over].sum(axis=1), 0)
-                index = np.broadcast_to(self._index, competing.shape)
-                order = np.lexsort((index, ~on[over], -q[over], ~competing), axis=-1)  # competing first
-                rank = np.empty_like(order)
-                np.put_along_axis(rank, order, index, axis=-1)
-                new_on[over] = protected[over] | (competing & (rank < free[:, None]))
+            for r in np.flatnonzero(new_on.sum(axis=1) > s.polyphony):  # falling q, then sounding first, then index
+                free = max(s.polyphony - int(protected[r].sum()), 0)
+                competing = np.flatnonzero(sustaining[r] | starting[r])
+                order = np.lexsort((competing, ~on[r, competing], -q[r, competing]))
+                new_on[r] = protected[r]
+                new_on[r, competing[order[:free]]] = True
         age = np.where(new_on, np.where(on, age + 1, 1), 0)
         if every:
             self.on, self.age, self.locked = new_on, age, locked

@@ -4,7 +4,7 @@ Every ``hop`` frames the decoder starts a new window of ``window`` frames from t
 current z. Its first ``context = window - hop`` frames are the frames already decided,
 fed teacher-forced, exactly as training fed a window that starts part-way into the
 previous one (the paper's overlapping windows); it then runs free for the next ``hop``
-frames, each fed its own previous output as decided by the FrameGate. So a new window
+frames, each fed its own previous output as decided by the gate. So a new window
 continues from what was played instead of starting cold.
 
 The stream is decoded one frame per call (:meth:`StreamDecoder.next_frame`), the
@@ -35,6 +35,17 @@ its teacher-forced pass through the frames played is what joins it on (a fade in
 goes on). At a fixed z the stream is the same, frame for frame and draw for draw, as when
 it decoded a whole hop at once.
 
+One :class:`Stream` decodes any number of voices, one batched model call per step for all of
+them: each voice has its own z, recurrent state, history of decided frames, gate and dice; one
+voice is a bank of one (:meth:`Stream.next_frame`). The hop grid is shared: windows begin on the
+same frames for every voice, so their teacher-forced passes, the expensive part of a step, are one
+batched pass. A voice that starts mid-hop (a touch down) begins its first window at once, from no
+context, and joins the grid at the next boundary: a window cut short, as a re-anchored one is.
+Voice k of a bank plays, frame for frame and draw for draw, what a bank of one seeded ``seed + k``
+plays (``tests/test_voices.py``). Each voice's generator is seeded ``seed + k`` and read through a
+buffer of ``DRAW_ROWS`` frames of draws (``random((DRAW_ROWS, P))`` is ``DRAW_ROWS`` calls of
+``random(P)``, draw for draw), so a step takes every voice's draws in one indexing operation.
+
 Pure: torch and numpy, no IO. :func:`live_stream` builds a checkpoint's stream the one way
 ``serve``, offline takes and the measurements all use.
 """
@@ -42,20 +53,24 @@ Pure: torch and numpy, no IO. :func:`live_stream` builds a checkpoint's stream t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError
 from ..pad import LatentPlane
-from .notes import FrameGate, NoteSettings
+from .notes import GateBank, NoteSettings
+from .states import empty_states, put_states, take_states
 
 if TYPE_CHECKING:
     from ..checkpoint import Checkpoint
 
 DENSITY_RANGE = 4.0  # logits added at density 0 or 1 (0.5 adds none)
 REANCHOR_SHARE = 0.02  # a pad move of this share of the pad's diagonal re-anchors an h_0-only model mid-hop
+DRAW_ROWS = 64  # frames of draws buffered per voice
+_JOINS = (None, "hop", "move")  # a voice's join code this step: 0 runs on, 1 a window on the grid, 2 re-anchored
+_RUN, _HOP, _MOVE = 0, 1, 2
 
 
 def blend_frames(hop: int, context: int, blend: int | None = None) -> int:
@@ -83,122 +98,333 @@ class Chunk:
     frames: np.ndarray  # (hop, P) bool: what sounds, as decided by the gate
 
 
-class StreamDecoder:
-    def __init__(
-        self,
-        model: torch.nn.Module,
-        window: int,
-        hop: int,
-        gate: FrameGate | None = None,
-        blend: int | None = None,
-        seed: int = 0,
-        reanchor_distance: float = 0.0,
-    ):
+class Decoder(Protocol):
+    """What the stream needs of a model (the VRAE, the VRNN and the plain RNN all have it).
+
+    ``State`` is the model's own recurrent state, batched over voices (see ``states.py``).
+    """
+
+    n_pitches: int
+    z_fed_every_step: bool  # a new z reaches the next frame through advance(), not only through h_0
+
+    def initial_state(self, z: torch.Tensor) -> object:
+        """h_0 for latents ``z (B, L)``."""
+
+    def advance(self, frames: torch.Tensor, state: object, z: torch.Tensor) -> object:
+        """The state after feeding ``frames (B, P)`` (one step) or ``(B, T, P)`` (T steps)."""
+
+    def logits(self, state: object) -> torch.Tensor:
+        """The next frame's logits ``(B, P)``."""
+
+    def reseed(self, seed: int) -> None:
+        """Restart any noise the model draws of its own (the VRNN's z_t), so a take repeats."""
+
+    def parameters(self): ...
+
+    def eval(self) -> "Decoder": ...
+
+
+class VoiceStream:
+    """One started voice, as seen from outside: its counts and history (the bank holds the arrays)."""
+
+    def __init__(self, bank: "Stream", k: int) -> None:
+        self._bank, self.k = bank, k
+
+    @property
+    def position(self) -> int:
+        """Frames this voice has decided since it started."""
+        return int(self._bank._position[self.k])
+
+    @property
+    def windows(self) -> int:
+        return int(self._bank._windows[self.k])
+
+    @property
+    def reanchors(self) -> int:
+        return int(self._bank._reanchors[self.k])
+
+    @property
+    def history(self) -> np.ndarray:
+        """``(<= context, P)`` bool: its last decided frames, oldest first."""
+        return self._bank.history_of(self.k)
+
+    @property
+    def sounding(self) -> np.ndarray:
+        """``(P,)`` bool: its pitches the gate holds on."""
+        return self._bank._gates.on[self.k].copy()
+
+
+class Stream:
+    """Streams for ``voices`` voices over one model, decoded together one frame per :meth:`step`.
+
+    Voice k's draws come from a generator seeded ``seed + k``. A voice decodes only while it is
+    started (:meth:`start`, :meth:`stop`); the shared hop grid counts frames from the bank's first
+    step. One voice: :meth:`next_frame` and :meth:`next_chunk` start voice 0 and step it alone.
+    """
+
+    def __init__(self, model: Decoder, window: int, hop: int, voices: int = 1,
+                 settings: NoteSettings | None = None, blend: int | None = None, seed: int = 0,
+                 reanchor_distance: float = 0.0):
         if not 1 <= hop <= window:
             raise ValueError(f"hop must be 1..window ({window}), not {hop}")
+        if voices < 1:
+            raise ValueError(f"voices must be at least 1, not {voices}")
         self.model = model.eval()
         self.device = next(model.parameters()).device
         self.window, self.hop = window, hop
         self.context = window - hop
         self.blend = blend_frames(hop, self.context, blend)
-        self.gate = gate or FrameGate()
-        self.rng = np.random.default_rng(seed)
-        if hasattr(model, "reseed"):  # a model that draws its own noise (the VRNN's z_t) repeats with the take
-            model.reseed(seed)
+        self.settings = settings or NoteSettings()
+        self.seed = seed
+        model.reseed(seed)  # a model that draws its own noise (the VRNN's z_t) repeats with the take
         # z fed at every step reaches the next frame through the running state; z only in h_0 needs a new window
-        self.z_every_step = bool(getattr(model, "z_fed_every_step", False))
+        self.z_every_step = bool(model.z_fed_every_step)
         self.reanchor_distance = float(reanchor_distance)  # 0: any move re-anchors an h_0-only model
-        n_pitches = model.n_pitches
-        self.history = np.zeros((0, n_pitches), dtype=bool)  # the last `context` decided frames
-        self.position = 0  # frames decided since the stream began
-        self._state = None  # the current window's state, predicting the next frame once `_fed` is fed
-        self._fed: torch.Tensor | None = None  # the last decided frame (1, P), not yet fed to the states
-        self._anchor_z: np.ndarray | None = None  # the z the current window's h_0 came from
-        self._in_hop = 0  # frames decided since the last window on the hop grid began
-        self._tail: np.ndarray | None = None  # (blend, P) the replaced window's look past its end, to fade from
-        self._fade = 0  # frames of the cross-fade done
-        self.windows = 0  # windows begun on the hop grid
-        self.reanchors = 0  # windows begun mid-hop by a pad move
+        self.n_pitches = n = model.n_pitches
+        self.count = voices
+        self.voices: list[VoiceStream | None] = [None] * voices
+        self.frame = 0  # steps taken: the shared hop grid's clock
+        self.model_calls = 0  # batched calls to the model, for tests and the benchmark
+        # every voice's part of the stream, one row a voice
+        self._started = np.zeros(voices, bool)
+        self._active = np.zeros(0, np.int64)  # the started voices, ascending
+        self._state = None  # batched state of every voice (a row is stale until the voice's first window)
+        self._has_state = np.zeros(voices, bool)  # its row predicts the next frame once `_fed` is fed
+        self._fed = np.zeros((voices, n), np.float32)  # the last decided frame, not yet fed
+        self._anchor_z: np.ndarray | None = None  # (voices, L) the z each window's h_0 came from
+        self._gates = GateBank(voices, n, self.settings)
+        self._rngs: list[np.random.Generator | None] = [None] * voices
+        self._draws = np.zeros((voices, DRAW_ROWS, n))  # each voice's next draws, from its own generator
+        self._drawn = np.full(voices, DRAW_ROWS)  # rows of `_draws` used
+        self._ring = np.zeros((voices, max(self.context, 1), n), bool)  # the last `context` frames, a ring
+        self._ring_at = 0  # the ring's next slot, the same for every voice (all started voices step together)
+        self._history = np.zeros(voices, np.int64)  # frames in the ring, up to `context`
+        self._tails = np.zeros((voices, max(self.blend, 1), n))  # the replaced window's look past its end
+        self._fading = np.zeros(voices, bool)
+        self._fade = np.zeros(voices, np.int64)  # frames of the cross-fade done
+        self._position = np.zeros(voices, np.int64)
+        self._windows = np.zeros(voices, np.int64)
+        self._reanchors = np.zeros(voices, np.int64)
+
+    # -- voices come and go
+
+    def start(self, k: int) -> None:
+        """Voice ``k`` starts afresh (no context, no sounding note) at the next step."""
+        self.voices[k] = VoiceStream(self, k)
+        self._started[k] = True
+        self._active = np.flatnonzero(self._started)
+        self._has_state[k] = self._fading[k] = False
+        self._fed[k] = 0
+        self._gates.reset(k)
+        self._rngs[k] = np.random.default_rng(self.seed + k)
+        self._drawn[k] = DRAW_ROWS
+        self._history[k] = self._fade[k] = self._position[k] = self._windows[k] = self._reanchors[k] = 0
+
+    def stop(self, k: int) -> None:
+        self.voices[k] = None
+        self._started[k] = False
+        self._active = np.flatnonzero(self._started)
+
+    def active(self) -> list[int]:
+        return self._active.tolist()
 
     def reset(self) -> None:
-        """Start afresh (after a panic): no context, no blend, no sounding notes; the hop grid starts again."""
-        self.history = self.history[:0]
-        self._state = self._fed = self._anchor_z = self._tail = None
-        self._in_hop = 0
-        self.gate.reset()
+        """After a panic: every started voice starts afresh, and the hop grid starts again."""
+        for k in self.active():
+            self.start(k)
+        self.frame = 0
 
-    def _z(self, z: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(z, dtype=torch.float32, device=self.device)[None]  # (1, L)
+    def history_of(self, k: int) -> np.ndarray:
+        """Voice ``k``'s last decided frames ``(<= context, P)``, oldest first."""
+        return self._ring[k, self._ring_slots(int(self._history[k]))]
 
-    def _join(self, z: np.ndarray) -> Literal["hop", "move"] | None:
-        """Whether the next frame begins a window: on the hop grid, or a pad move for an h_0-only model."""
-        if self._state is None or self._in_hop >= self.hop:
-            return "hop"
-        if not self.z_every_step:
-            moved = float(np.linalg.norm(z - self._anchor_z))
-            if moved > 0 and moved >= self.reanchor_distance:
-                return "move"
-        return None
+    def _ring_slots(self, frames: int) -> np.ndarray:
+        """The ring's slots of the last ``frames`` frames written, oldest first."""
+        return (self._ring_at - frames + np.arange(frames)) % self._ring.shape[1]
 
-    def _begin_window(self, z: np.ndarray, zt: torch.Tensor, join: str, bias: float, temperature: float) -> None:
-        """h_0 from ``z``, teacher-forced through the last ``context`` frames decided."""
-        model = self.model
-        if join == "hop":
-            self._tail, self._fade, self._in_hop = None, 0, 0
-            if self._state is not None and self.blend:  # the replaced window looks past its end, for the fade
-                state, frame, tail = self._state, self._fed, np.empty((self.blend, model.n_pitches))
-                for i in range(self.blend):
-                    state = model.advance(frame, state, zt)
-                    tail[i] = p = torch.sigmoid(model.logits(state)[0] + bias).double().cpu().numpy()
-                    chosen = self.rng.random(p.shape) < p if temperature > 0 else p >= 0.5  # nothing is decided
-                    frame = torch.as_tensor(chosen, dtype=torch.float32, device=self.device)[None]
-                self._tail = tail
-        # `context` frames back, on the grid or re-anchored: the new z's first frame sits where a hop's first frame does
-        teacher = min(len(self.history), self.context)
-        state = model.initial_state(zt)
-        if teacher:
-            context = torch.as_tensor(self.history[-teacher:], dtype=torch.float32, device=self.device)[None]
-            state = model.advance(context, state, zt)
-        self._state, self._fed, self._anchor_z = state, None, z.copy()
-        if join == "hop":
-            self.windows += 1
-        else:
-            self.reanchors += 1
+    # -- decoding
+
+    def _draw(self, rows: np.ndarray) -> np.ndarray:
+        """The next frame of draws ``(B, P)`` of voices ``rows``, each from its own generator."""
+        drawn = self._drawn[rows]
+        if drawn.max() >= DRAW_ROWS:  # once every DRAW_ROWS frames of draws a voice
+            for k in rows[drawn >= DRAW_ROWS]:
+                self._draws[k] = self._rngs[k].random((DRAW_ROWS, self.n_pitches))
+                self._drawn[k] = 0
+            drawn = self._drawn[rows]
+        draws = self._draws[rows, drawn]
+        self._drawn[rows] = drawn + 1
+        return draws
+
+    def _rows(self, rows: np.ndarray, everyone: bool):
+        """The batched state's rows ``rows`` (the whole state when ``everyone``), and their index."""
+        if everyone:
+            return self._state, None
+        index = torch.as_tensor(rows, device=self.device)
+        return take_states(self._state, index), index
+
+    def _put(self, rows: np.ndarray, index: torch.Tensor | None, state) -> None:
+        if index is None:
+            self._state = state
+            return
+        if self._state is None:
+            self._state = empty_states(state, self.count)
+        self._state = put_states(self._state, index, state)
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(array, dtype=torch.float32, device=self.device)
 
     @torch.inference_mode()
-    def next_frame(self, z: np.ndarray, density: float = 0.5, temperature: float = 0.0) -> DecodedFrame:
-        """Decode the next frame from latent ``z (L,)``, the z of this moment."""
+    def step(self, zs: dict[int, np.ndarray], densities: dict[int, float] | None = None,
+             temperature: float = 0.0) -> dict[int, DecodedFrame]:
+        """The next frame of every started voice, from its z ``(L,)`` in ``zs`` (keyed by voice)."""
         model = self.model
-        z = np.asarray(z, dtype=np.float64)
-        zt = self._z(z)
-        join = self._join(z)
-        bias = density_bias(density)
-        if join is not None:
-            self._begin_window(z, zt, join, bias, temperature)
+        active = self._active
+        order = active.tolist()
+        if len(zs) != len(order) or any(k not in zs for k in order):
+            raise ValueError(f"z for voices {sorted(zs)}, but voices {active.tolist()} are started")
+        if not len(active):
+            self.frame += 1
+            return {}
+        z = np.array([zs[k] for k in order], dtype=np.float64)  # (B, L)
+        densities = densities or {}
+        bias = np.array([density_bias(densities.get(k, 0.5)) for k in order])  # (B,)
+        if self._anchor_z is None:
+            self._anchor_z = np.zeros((self.count, z.shape[1]))
+        everyone = len(active) == self.count  # every voice started: its rows are the whole state
+        rows = slice(None) if everyone else active  # a view of every voice's arrays is cheaper than an index
+
+        # how each voice's frame begins: runs on, a window on the hop grid, or re-anchored by a move
+        if self.frame % self.hop == 0:
+            joins = np.full(len(active), _HOP)
         else:
-            self._state = model.advance(self._fed, self._state, zt)
-        p = torch.sigmoid(model.logits(self._state)[0] + bias).double().cpu().numpy()
-        if self._tail is not None:
-            alpha = (self._fade + 1) / (self.blend + 1)
-            p = (1 - alpha) * self._tail[self._fade] + alpha * p
-            self._fade += 1
-            if self._fade >= self.blend:
-                self._tail = None
-        frame = self.gate.step(p, temperature, self.rng)
-        self._fed = torch.as_tensor(frame, dtype=torch.float32, device=self.device)[None]
+            joins = np.where(self._has_state[rows], _RUN, _HOP)
+            if not self.z_every_step:
+                moved = np.sqrt(np.square(z - self._anchor_z[rows]).sum(axis=1))
+                joins[(joins == _RUN) & (moved > 0) & (moved >= self.reanchor_distance)] = _MOVE
+        runs = joins == _RUN
+        all_run = bool(runs.all())  # most frames: every voice takes one step, nothing else happens
+
+        if all_run:
+            state, index = self._rows(active, everyone)
+            fed = self._fed[rows]
+            state = model.advance(self._tensor(fed), state, self._tensor(z))
+            self.model_calls += 1
+            self._put(active, index, state)
+        else:
+            self._join_windows(active, joins, runs, z, bias, temperature, everyone)
+
+        state = self._state if everyone else take_states(self._state, torch.as_tensor(active, device=self.device))
+        logits = model.logits(state)  # (B, P)
+        self.model_calls += 1
+        if len(bias) == 1 or (bias == bias[0]).all():  # one density for all: no tensor of offsets to build
+            logits = logits + float(bias[0])
+        else:
+            logits = logits + torch.as_tensor(bias, dtype=logits.dtype, device=logits.device)[:, None]
+        probs = torch.sigmoid(logits).double().cpu().numpy()  # (B, P)
+
+        if self._fading[rows].any():  # the first `blend` frames of a window fade in from the look past
+            fading = np.flatnonzero(self._fading[rows])
+            voices = active[fading]
+            done = self._fade[voices]
+            alpha = ((done + 1) / (self.blend + 1))[:, None]
+            probs[fading] = (1 - alpha) * self._tails[voices, done] + alpha * probs[fading]
+            self._fade[voices] = done + 1
+            self._fading[voices] = done + 1 < self.blend
+
+        draws = self._draw(active) if temperature > 0 else None
+        frames = self._gates.step(None if everyone else active, probs, temperature, draws)  # (B, P)
+        self._fed[rows] = frames
         if self.context:
-            self.history = np.concatenate([self.history, frame[None]])[-self.context:]
-        self._in_hop += 1
-        out = DecodedFrame(index=self.position, probs=p, frame=frame, join=join)
-        self.position += 1
-        return out
+            self._ring[rows, self._ring_at] = frames
+            self._ring_at = (self._ring_at + 1) % self.context
+            self._history[rows] = np.minimum(self._history[rows] + 1, self.context)
+        positions = self._position[rows].tolist()
+        self._position[rows] += 1
+        self.frame += 1
+        return {k: DecodedFrame(index=i, probs=p, frame=f, join=_JOINS[j])
+                for k, i, p, f, j in zip(order, positions, probs, frames, joins.tolist())}
+
+    def next_frame(self, z: np.ndarray, density: float = 0.5, temperature: float = 0.0) -> DecodedFrame:
+        """One voice's next frame from latent ``z (L,)``, the z of this moment (voice 0 starts on the first call)."""
+        if not self._started[0]:
+            self.start(0)
+        return self.step({0: z}, {0: density}, temperature)[0]
 
     def next_chunk(self, z: np.ndarray, density: float = 0.5, temperature: float = 0.0) -> Chunk:
-        """The next ``hop`` frames, all at latent ``z (L,)`` (a take at a fixed z; ``serve`` decodes per frame)."""
-        start = self.position
+        """One voice's next ``hop`` frames, all at latent ``z (L,)`` (a take at a fixed z; ``serve`` decodes per frame)."""
         decoded = [self.next_frame(z, density, temperature) for _ in range(self.hop)]
-        return Chunk(start=start, probs=np.stack([f.probs for f in decoded]),
+        return Chunk(start=decoded[0].index, probs=np.stack([f.probs for f in decoded]),
                      frames=np.stack([f.frame for f in decoded]))
+
+    def _join_windows(self, active: np.ndarray, joins: np.ndarray, runs: np.ndarray, z: np.ndarray,
+                      bias: np.ndarray, temperature: float, everyone: bool) -> None:
+        """A step where some voices begin a window: the rest run on, then the joining voices look
+        past their old window (on the hop grid) and begin their new one, each part batched."""
+        model = self.model
+        running = np.flatnonzero(runs)  # positions in `active`
+        if len(running):  # one advance for every voice that runs on
+            rows = active[running]
+            state, index = self._rows(rows, False)
+            state = model.advance(self._tensor(self._fed[rows]), state, self._tensor(z[running]))
+            self.model_calls += 1
+            self._put(rows, index, state)
+
+        hopping = active[joins == _HOP]
+        self._fading[hopping] = False
+        self._fade[hopping] = 0
+        if self.blend:
+            looking = np.flatnonzero((joins == _HOP) & self._has_state[active])
+            if len(looking):
+                self._look_past(active, looking, z, bias, temperature, everyone and len(looking) == len(active))
+
+        joining = np.flatnonzero(~runs)
+        self._begin_windows(active, joining, joins, z, everyone and len(joining) == len(active))
+
+    def _look_past(self, active: np.ndarray, looking: np.ndarray, z: np.ndarray, bias: np.ndarray,
+                   temperature: float, whole: bool) -> None:
+        """The windows being replaced run ``blend`` frames on, undecided, for the cross-fade: batched."""
+        model = self.model
+        rows = active[looking]
+        zt = self._tensor(z[looking])
+        state, _ = self._rows(rows, whole)
+        frame = self._tensor(self._fed[rows])  # (B, P)
+        offsets = torch.as_tensor(bias[looking], dtype=torch.float32, device=self.device)[:, None]
+        for i in range(self.blend):
+            state = model.advance(frame, state, zt)
+            p = torch.sigmoid(model.logits(state) + offsets).double().cpu().numpy()  # (B, P)
+            self.model_calls += 2
+            self._tails[rows, i] = p
+            picks = self._draw(rows) < p if temperature > 0 else p >= 0.5  # nothing is decided
+            frame = self._tensor(picks)
+        self._fading[rows] = True
+
+    def _begin_windows(self, active: np.ndarray, joining: np.ndarray, joins: np.ndarray, z: np.ndarray,
+                       whole: bool) -> None:
+        """h_0 from each joining voice's z, teacher-forced through its last ``context`` frames: one
+        ``initial_state`` and one ``advance`` per context length (one, but for voices younger than it)."""
+        model = self.model
+        rows = active[joining]
+        teachers = np.minimum(self._history[rows], self.context)
+        lengths, first = np.unique(teachers, return_index=True)
+        lengths = lengths[np.argsort(first)]  # in the voices' order, as the model's own draws (the VRNN's) go
+        for teacher in lengths.tolist():
+            group = joining if len(lengths) == 1 else joining[teachers == teacher]
+            members = active[group]
+            zt = self._tensor(z[group])
+            state = model.initial_state(zt)
+            self.model_calls += 1
+            if teacher:
+                context = self._ring[members[:, None], self._ring_slots(teacher)[None, :]]  # (B, teacher, P)
+                state = model.advance(self._tensor(context), state, zt)
+                self.model_calls += 1
+            self._put(members, None if whole and len(lengths) == 1 else torch.as_tensor(members, device=self.device),
+                      state)
+        self._has_state[rows] = True
+        self._anchor_z[rows] = z[joining]
+        hop = joins[joining] == _HOP
+        self._windows[rows[hop]] += 1
+        self._reanchors[rows[~hop]] += 1
 
 
 def live_hop(checkpoint: "Checkpoint", hop: int | None) -> int:
@@ -218,8 +444,7 @@ def reanchor_distance(checkpoint: "Checkpoint") -> float:
 
 
 def live_stream(checkpoint: "Checkpoint", hop: int | None = None, notes: NoteSettings | None = None,
-                seed: int = 0) -> StreamDecoder:
+                seed: int = 0, voices: int = 1) -> Stream:
     """The stream ``serve`` plays from ``checkpoint``: its model and window, hop from :func:`live_hop`."""
-    return StreamDecoder(checkpoint.model, checkpoint.config.data.window, live_hop(checkpoint, hop),
-                         FrameGate(notes or NoteSettings()), seed=seed,
-                         reanchor_distance=reanchor_distance(checkpoint))
+    return Stream(checkpoint.model, checkpoint.config.data.window, live_hop(checkpoint, hop), voices,
+                  notes or NoteSettings(), seed=seed, reanchor_distance=reanchor_distance(checkpoint))

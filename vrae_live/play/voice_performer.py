@@ -3,7 +3,7 @@ in place of the one stream.
 
 Each tick sends every voice's note events for that frame (voice k on its own channel, or its
 own port), then decodes the next frame of every sounding voice in one batched call
-(``voices.py``, ``batched_stream.py``). Touches are read when a frame is decoded, so a touch
+(``voices.py``, ``stream.py``). Touches are read when a frame is decoded, so a touch
 down is heard on the next frame, like a pad move. Panic, a transport's Stop and the end of
 the take switch off the notes of every voice.
 """
@@ -13,13 +13,12 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 from ..checkpoint import Checkpoint
-from .batched_stream import BatchedStream
 from .clock import FrameClock
 from .state import ControlSource, ControlState
 from .sink import MidiSink
 from .notes import NoteEvent
 from .performer import PerformanceSettings, Performer
-from .stream import reanchor_distance
+from .stream import live_stream
 from .voices import VoiceBank
 
 
@@ -39,8 +38,7 @@ class VoicePerformer(Performer):
         super().__init__(checkpoint, controls, sink, settings, clock, on_frame)
         if controls.voices < settings.voices:
             raise ValueError(f"the controls know {controls.voices} voices, the performer plays {settings.voices}")
-        stream = BatchedStream(checkpoint.model, checkpoint.config.data.window, self.hop, settings.voices,
-                               settings.notes, seed=settings.seed, reanchor_distance=reanchor_distance(checkpoint))
+        stream = live_stream(checkpoint, self.hop, settings.notes, settings.seed, voices=settings.voices)
         beat = frames_per_beat(self.period_s, settings.bpm)
         self.bank = VoiceBank(stream, self.plane, self.pitches, self.period_s, settings.glide_s, settings.notes,
                               attack=max(1, beat // 2), release=beat, own_ports=voice_sinks is not None)

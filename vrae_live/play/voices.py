@@ -10,7 +10,7 @@ Two parts, kept apart so that the note logic is tested without a model:
   remembers its channel (``NoteEmitter``), so no note hangs when a voice stops, starts or
   changes channel.
 - :class:`VoiceBank` drives N of them from the control state with one
-  :class:`~vrae_live.play.batched_stream.BatchedStream`: each frame, every sounding voice is
+  :class:`~vrae_live.play.stream.Stream`: each frame, every sounding voice is
   decoded in one batched model call, each from its own z (its pad position through its own
   glide) and density.
 
@@ -27,10 +27,9 @@ from typing import Sequence
 import numpy as np
 
 from ..pad import Glide, LatentPlane
-from .batched_stream import BatchedStream
-from .state import ControlState, Voice
 from .notes import NoteEmitter, NoteEvent, NoteSettings
-from .stream import DecodedFrame
+from .state import ControlState, Voice
+from .stream import DecodedFrame, Stream
 
 _EPS = 1e-9
 
@@ -150,7 +149,7 @@ class VoicesFrame:
 class VoiceBank:
     """N voices over one model: plans from touches, one batched decode, notes per voice."""
 
-    def __init__(self, stream: BatchedStream, plane: LatentPlane, pitches: Sequence[int], period_s: float,
+    def __init__(self, stream: Stream, plane: LatentPlane, pitches: Sequence[int], period_s: float,
                  glide_s: float, settings: NoteSettings | None = None, attack: int = 2, release: int = 4,
                  own_ports: bool = False) -> None:
         self.stream = stream
