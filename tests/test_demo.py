@@ -29,10 +29,10 @@ def test_spread_out_keeps_far_apart_points_and_drops_near_duplicates():
 
 
 def test_a_checkpoint_without_songs_circles_the_inner_square():
-    for plane in (None, {"songs": []}, {"songs": [{"name": "a", "uv": [0.4, 0.4]}]}):
-        np.testing.assert_allclose(DemoPath.for_plane(plane).stops, INNER_SQUARE)
-    songs = [{"name": str(i), "uv": [i / 10, 1 - i / 10]} for i in range(10)]
-    assert len(DemoPath.for_plane({"songs": songs}, stops=4).stops) == 4
+    for songs in (np.zeros((0, 2)), [[0.4, 0.4]]):
+        np.testing.assert_allclose(DemoPath.for_songs(songs).stops, INNER_SQUARE)
+    songs = [[i / 10, 1 - i / 10] for i in range(10)]
+    assert len(DemoPath.for_songs(songs, stops=4).stops) == 4
 
 
 def test_bad_timings_are_refused():

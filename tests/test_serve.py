@@ -88,8 +88,7 @@ def test_the_steering_measurement_tells_a_steerable_model_from_one_that_ignores_
 
 def test_a_pad_whose_y_axis_moves_nothing_does_not_steer(checkpoint_dir):
     ckpt = load_checkpoint(checkpoint_dir)
-    plane = ckpt.meta["latent_plane"]
-    plane["axes"][1] = [0.0] * len(plane["origin"])  # up and down the pad, z stays where it is
+    ckpt.plane.axes[1] = [0.0] * len(ckpt.plane.origin)  # up and down the pad, z stays where it is
     report = measure_steering(ckpt)
     across, up_and_down = report.axes
     assert up_and_down < 1.3 and report.weaker <= up_and_down, report.line()
@@ -118,7 +117,7 @@ def test_the_demo_tours_the_pad_until_the_controller_takes_over(checkpoint_dir):
 
     ckpt = load_checkpoint(checkpoint_dir)
     plane = LatentPlane.from_meta(ckpt.meta["latent_plane"])
-    path = DemoPath.for_plane(ckpt.meta["latent_plane"])
+    path = DemoPath.for_songs(ckpt.song_spots())
     sink, stats, controls, performer = perform(checkpoint_dir, 600, at_frame=follow, demo=True, glide_s=0.0)
     period = ckpt.timing.frame_seconds()
     for f in range(401):  # each frame plays the path's position at that frame, until the controller moved
@@ -303,7 +302,7 @@ def test_serve_demo_renders_a_take_and_sends_feedback_without_a_midi_port(checkp
             proc.kill()
     assert proc.returncode == 0, output
     assert "demo" in output and "stopped:" in output
-    start = DemoPath.for_plane(load_checkpoint(checkpoint_dir).meta["latent_plane"]).at(0.0)
+    start = DemoPath.for_songs(load_checkpoint(checkpoint_dir).song_spots()).at(0.0)
     assert positions and positions[0] == pytest.approx(start, abs=1e-6)
     recorded = [m for m in mido.MidiFile(take) if m.type in ("note_on", "note_off")]
     assert sum(m.type == "note_on" and m.velocity > 0 for m in recorded) >= 4

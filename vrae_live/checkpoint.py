@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
+import numpy as np
 import torch
 from annotated_types import Ge, Le, MinLen
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
@@ -34,6 +35,7 @@ from .config import KNOWN_NAMES, SECTIONS, Config, DataConfig, Float, FrameTimin
 from .errors import CheckpointError
 from .validation import error_message
 from .models import build_model
+from .pad import LatentPlane
 
 FORMAT = "vrae-live/1"
 WEIGHTS = "model.safetensors"
@@ -189,6 +191,17 @@ class Checkpoint:
     @property
     def timing(self) -> FrameTiming:
         return self.config.data.timing
+
+    def latent_plane(self) -> LatentPlane:
+        """The XY pad's plane: the one stored (checked on load), or the standard one without it."""
+        if self.plane is None:
+            return LatentPlane.standard(self.config.model.latent)
+        return LatentPlane.from_meta(self.plane.model_dump())
+
+    def song_spots(self) -> np.ndarray:
+        """``(N, 2)``: where each training song sits on the pad (0..1 each way); none without a stored plane."""
+        songs = self.plane.songs if self.plane is not None else []
+        return np.array([song.uv for song in songs], dtype=np.float64).reshape(-1, 2)
 
 
 def _atomic_write(path: Path, write) -> None:

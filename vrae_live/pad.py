@@ -33,11 +33,6 @@ class LatentPlane:
         return cls(*(np.asarray(plane[k], dtype=np.float64) for k in ("origin", "axes", "lo", "hi")))
 
     @classmethod
-    def stored_or_standard(cls, plane: Mapping[str, Any] | None, latent: int) -> "LatentPlane":
-        """The plane a checkpoint stores (``meta["latent_plane"]``), or the standard one without it."""
-        return cls.from_meta(plane) if plane else cls.standard(latent)
-
-    @classmethod
     def standard(cls, latent: int, extent: float = 2.0) -> "LatentPlane":
         """The first two latent axes from -extent to +extent: for a checkpoint without a plane."""
         a = min(latent, 2)

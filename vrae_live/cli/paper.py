@@ -181,7 +181,6 @@ def _map_songs(checkpoint, songs_dir, out, store, color_by, method, max_points, 
     from ..errors import DataError
     from ..measure.analysis import group_of
     from ..measure.plots import embed_2d, plot_map, require_matplotlib
-    from ..pad import LatentPlane
     from ..songmap import map_of_windows, subsample
     from ..training.evaluation import encode_means
 
@@ -200,7 +199,7 @@ def _map_songs(checkpoint, songs_dir, out, store, color_by, method, max_points, 
     keep = subsample(len(windows.x), max_points)
     means = encode(windows.x[keep])  # the subsample that map_of_windows takes too, and the picture shows
     if store:
-        plane = ckpt.meta.get("latent_plane") or _plane_dict(LatentPlane.standard(ckpt.config.model.latent))
+        plane = ckpt.plane.model_dump() if ckpt.plane is not None else _plane_dict(ckpt.latent_plane())
         stored = map_of_windows(lambda kept: means, windows.x, windows.song, windows.song_names, ckpt.pitches,
                                 plane, ckpt.config.data, max_points)
         store_meta(checkpoint, "window_map", stored)
@@ -240,5 +239,3 @@ def curve(run_dir: Path, out: Path, skip: int) -> None:
     val = f", validation {last['val_bound']:.4f}" if last.get("val_bound") is not None else ""
     click.echo(f"wrote {out}: {len(rows)} epochs; last training {last['train_bound']:.4f}{val} nats/step")
 
-
-COMMANDS = (generate, interpolate, map_command, curve)

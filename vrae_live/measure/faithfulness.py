@@ -19,7 +19,6 @@ import torch
 
 from ..checkpoint import Checkpoint
 from ..data.corpus import Song, windows_for
-from ..pad import LatentPlane
 from ..training.evaluation import encode_means
 from .steering import music_features, play
 
@@ -66,7 +65,7 @@ def measure_faithfulness(checkpoint: Checkpoint, songs: list[Song], clusters: in
         raise ValueError(f"{len(x)} windows cannot make {clusters} regions")
     device = next(checkpoint.model.parameters()).device
     means = encode_means(checkpoint.model, torch.from_numpy(x).to(device, torch.float32)).numpy()  # (N, L)
-    plane = LatentPlane.stored_or_standard(checkpoint.meta.get("latent_plane"), checkpoint.config.model.latent)
+    plane = checkpoint.latent_plane()
     positions = np.array([plane.position_of(z) for z in means])  # (N, 2) on the pad
     centres, labels = kmeans(positions, clusters)
     regions = [j for j in range(clusters) if np.any(labels == j)]  # k-means can leave a centre without windows

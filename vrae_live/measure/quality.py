@@ -329,7 +329,6 @@ def measure_quality(checkpoint: "Checkpoint", rolls: Sequence[np.ndarray], takes
     ``MAX_SEGMENTS``. ValueError when no song has a segment of 8 beats.
     """
     from ..offline.render import TakeSettings, fixed_path, render_take
-    from ..pad import LatentPlane
 
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -344,7 +343,7 @@ def measure_quality(checkpoint: "Checkpoint", rolls: Sequence[np.ndarray], takes
         rows = np.sort(rng.choice(len(rows), MAX_SEGMENTS, replace=False))
     reference = SegmentSet.of(by_song, pitches, sixteenth).subset(rows)
 
-    plane = LatentPlane.stored_or_standard(checkpoint.meta.get("latent_plane"), checkpoint.config.model.latent)
+    plane = checkpoint.latent_plane()
     steps = max(frames, round(take_beats * frames / SEGMENT_BEATS))
     played = []
     for take in range(takes):

@@ -16,7 +16,6 @@ import numpy as np
 
 from ..checkpoint import Checkpoint
 from ..play.stream import live_stream
-from ..pad import LatentPlane
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ def measure_seams(checkpoint: Checkpoint, hops: int = 200, hop: int | None = Non
     """Play ``hops`` hops while the pad circles the plane, at temperature 1 and density 0.5."""
     stream = live_stream(checkpoint, hop, seed=seed)
     hop = stream.hop
-    plane = LatentPlane.stored_or_standard(checkpoint.meta.get("latent_plane"), checkpoint.config.model.latent)
+    plane = checkpoint.latent_plane()
     frames, joins = [], []
     for i in range(hops * hop):
         angle = 2 * np.pi * i / (40 * hop)  # once round the pad every 40 hops, a little every frame, so windows differ

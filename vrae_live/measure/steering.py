@@ -28,7 +28,6 @@ import numpy as np
 
 from ..checkpoint import Checkpoint
 from ..play.stream import live_stream
-from ..pad import LatentPlane
 
 CORNERS = ((0.1, 0.1), (0.9, 0.9), (0.1, 0.9), (0.9, 0.1))  # two opposite pairs, inset from the edge
 
@@ -110,7 +109,7 @@ def measure_steering(checkpoint: Checkpoint, frames: int = 256, takes: int = TAK
     24. With 16 takes (about 7 s on the shipped model, 2-core CPU) three sets of seeds read 1.49,
     1.32, 1.20 and 1.93, 1.89, 1.66.
     """
-    plane = LatentPlane.stored_or_standard(checkpoint.meta.get("latent_plane"), checkpoint.config.model.latent)
+    plane = checkpoint.latent_plane()
     pitches = np.asarray(checkpoint.pitches)
     features = {
         corner: [music_features(play(checkpoint, plane.z_at(*corner), frames, seed, hop), pitches) for seed in range(takes)]

@@ -10,7 +10,7 @@ Pure: numpy only.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -29,9 +29,10 @@ class DemoPath:
         self.rest_s, self.glide_s = rest_s, glide_s
 
     @classmethod
-    def for_plane(cls, plane: Mapping[str, Any] | None, stops: int = 6, **timing: float) -> "DemoPath":
-        """A tour through up to ``stops`` training songs, far apart on the pad (else the inner square)."""
-        songs = np.array([s["uv"] for s in (plane or {}).get("songs", [])], dtype=np.float64).reshape(-1, 2)
+    def for_songs(cls, songs: np.ndarray, stops: int = 6, **timing: float) -> "DemoPath":
+        """A tour through up to ``stops`` of the training songs at ``songs (N, 2)`` on the pad, far apart
+        (else the inner square)."""
+        songs = np.asarray(songs, dtype=np.float64).reshape(-1, 2)
         picked = spread_out(songs, stops) if len(songs) else songs
         return cls(picked if len(picked) >= 2 else INNER_SQUARE, **timing)
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..checkpoint import Checkpoint
 from ..config import DEFAULT_BPM
-from ..pad import Glide, LatentPlane
+from ..pad import Glide
 from .clock import FrameClock
 from .state import ControlSource, ControlState
 from .demo import DemoPath
@@ -85,13 +85,12 @@ class Performer:
         self.sink = sink
         self.settings = settings
         self.pitches = checkpoint.pitches
-        plane = checkpoint.meta.get("latent_plane")
-        self.plane = LatentPlane.stored_or_standard(plane, checkpoint.config.model.latent)
+        self.plane = checkpoint.latent_plane()
         self.period_s = checkpoint.timing.frame_seconds(settings.bpm)
         self.stream = live_stream(checkpoint, settings.hop, settings.notes, settings.seed)
         self.hop = self.stream.hop
         self.glide = Glide(settings.glide_s)
-        self.demo = DemoPath.for_plane(plane) if settings.demo else None
+        self.demo = DemoPath.for_songs(checkpoint.song_spots()) if settings.demo else None
         self.emitter = NoteEmitter(settings.notes)
         self.clock = clock or FrameClock(self.period_s)
         self.on_frame = on_frame

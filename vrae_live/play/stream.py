@@ -59,7 +59,6 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..pad import LatentPlane
 from .notes import GateBank, NoteSettings
 from .states import empty_states, put_states, take_states
 
@@ -439,7 +438,7 @@ def live_hop(checkpoint: "Checkpoint", hop: int | None) -> int:
 
 def reanchor_distance(checkpoint: "Checkpoint") -> float:
     """How far z moves before an h_0-only model re-anchors mid-hop: ``REANCHOR_SHARE`` of the pad's diagonal."""
-    plane = LatentPlane.stored_or_standard(checkpoint.meta.get("latent_plane"), checkpoint.config.model.latent)
+    plane = checkpoint.latent_plane()
     return REANCHOR_SHARE * float(np.linalg.norm(plane.z_at(1.0, 1.0) - plane.z_at(0.0, 0.0)))
 
 
