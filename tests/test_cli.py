@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -37,6 +37,14 @@ def test_train_info_eval(songs_dir, tmp_path):
     # and what its training songs allow: 5 of the 6 (one validates)
     assert re.search(r"songs: the songs' own contrast \d+\.\d\d: .*; 5 songs, \d+ excerpts\)", result.output), result.output
     assert all("steering_weaker" in row and "seams" in row for row in read_metrics(out))
+    # the kept epoch beside copying the last frame, on the same validation windows, and the takes' quality
+    training = read_config(out)["training"]
+    said = re.search(r"validation: the model (-\d+\.\d+) nats/step, copying the last frame (-\d+\.\d+)", result.output)
+    assert said, result.output
+    assert float(said[1]) == pytest.approx(training["best_bound"], abs=1e-3)
+    assert float(said[2]) == pytest.approx(training["copy_bound"], abs=1e-3)
+    assert ("does not beat copying" in result.output) == (training["best_bound"] <= training["copy_bound"])
+    assert re.search(r"quality: \d\.\d\d overlap, .*; on the 1 validation songs|quality: not measured", result.output)
 
     result = run("info", out)
     assert result.exit_code == 0, result.output

@@ -33,7 +33,8 @@ def _pitch_range(ctx, param, value):
 
 @click.command()
 @click.argument("songs_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Run directory [default: checkpoints/<SONGS_DIR name>].")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory [default: checkpoints/<SONGS_DIR name>].")
 @click.option("--preset", help="Model preset: a name in presets/ (live-2d, paper-2d, ...) or a .toml file "
               "[default: live-2d].")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out (settings come from it).")
@@ -49,7 +50,8 @@ def _pitch_range(ctx, param, value):
 @click.option("--lr", type=POSITIVE, help="Initial learning rate.")
 @click.option("--lr-final", type=POSITIVE, help="Lowest learning rate (plateau), or the last step's (exponential).")
 @click.option("--cell", type=click.Choice(["rnn", "gru", "lstm"]), help="Recurrent cell; rnn is the paper's.")
-@click.option("--model", type=click.Choice(["vrae", "vrnn", "rnn"]), help="vrae (Fabius 2014), vrnn (Chung 2015) or rnn (no latent).")
+@click.option("--model", type=click.Choice(["vrae", "vrnn", "rnn"]),
+              help="vrae (Fabius 2014), vrnn (Chung 2015) or rnn (no latent).")
 @click.option("--hidden", type=click.IntRange(min=1), help="Hidden units of encoder and decoder.")
 @click.option("--latent", type=click.IntRange(min=1), help="Latent dimensions (2 plays an XY pad directly).")
 @click.option("--window", type=click.IntRange(min=2), help="Time steps per training sequence.")
@@ -215,7 +217,7 @@ def _say_how_it_plays(run_dir: Path, songs_dir: Path, cache_dir: Path | None) ->
     except ValueError as err:  # songs too short for a segment of 8 beats
         log.info(f"quality: not measured on the {which} songs: {err}")
         return
-    log.info(f"quality on the {which} songs: {report.line()}")
+    log.info(f"{report.line()}; on the {len(songs)} {which} songs")
     (log.info if report.plays_like_the_songs else log.warning)(report.verdict())
 
 
@@ -281,7 +283,8 @@ def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool, songs_dir
         f"{n_params:,} parameters" + (", reversed input" if c.model.reverse_input and c.model.model == "vrae" else "")
         + (", z at every step" if c.model.z_every_step and c.model.model == "vrae" else ""),
         f"frame timing {d.timing.describe()}",
-        f"windows      {d.window} steps, hop {d.hop}" + (f", first {d.max_windows_per_song} per song" if d.max_windows_per_song else ""),
+        f"windows      {d.window} steps, hop {d.hop}"
+        + (f", first {d.max_windows_per_song} per song" if d.max_windows_per_song else ""),
         f"pitches      {len(ckpt.pitches)}: {_pitch_list(ckpt.pitches)}",
     ]
     t = meta.get("training")
@@ -349,7 +352,8 @@ def _pitch_list(pitches: list[int]) -> str:
 @click.command("eval")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.argument("songs_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--samples", type=click.IntRange(min=0), default=0, show_default=True, help="K > 0 adds the importance-weighted bound.")
+@click.option("--samples", type=click.IntRange(min=0), default=0, show_default=True,
+              help="K > 0 adds the importance-weighted bound.")
 @click.option("--split", type=click.Choice(["all", "validation", "training"]), default="all", show_default=True,
               help="Only the songs the checkpoint trained or validated on (matched by path in SONGS_DIR).")
 @device_option("auto")
