@@ -64,8 +64,8 @@ voices
 from __future__ import annotations
 
 import argparse
-import re
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -81,16 +81,16 @@ import torch
 
 from vrae_live.checkpoint import load_checkpoint, save_checkpoint
 from vrae_live.config import load_config
-from vrae_live.play.clock import FrameClock
 from vrae_live.live.controls import Controls
+from vrae_live.live.realtime import realtime_permitted
+from vrae_live.machine import machine_line
+from vrae_live.models import build_model
+from vrae_live.play.clock import FrameClock
 from vrae_live.play.performer import PerformanceSettings, Performer
 from vrae_live.play.sink import MemorySink
-from vrae_live.live.realtime import realtime_permitted
 from vrae_live.play.stream import live_hop, live_stream
-from vrae_live.machine import machine_line
 from vrae_live.testing.fake_time import FakeTime
 from vrae_live.testing.jack import JackServer, MidiDump, jack_connect, missing_jack_tools, stop_process
-from vrae_live.models import build_model
 
 PITCHES = list(range(36, 85))  # 49 pitches, as the paper kept
 PRESETS = ("paper-2d", "paper-20d")
@@ -419,7 +419,7 @@ def bench_jitter(ckpt_dir: Path, seconds: float, rate: float, bpm: float, *, per
         else:
             raise RuntimeError("serve did not start:\n" + "".join(lines))
         threading.Thread(target=lambda: lines.extend(serve.stdout), daemon=True).start()
-        port = int(next(l for l in lines if "OSC in: send to" in l).rsplit(":", 1)[1].split(",")[0])
+        port = int(next(line for line in lines if "OSC in: send to" in line).rsplit(":", 1)[1].split(",")[0])
         jack.start_receivers("vrae-live:vrae-live")
         from pythonosc.udp_client import SimpleUDPClient
 
@@ -448,7 +448,7 @@ def bench_jitter(ckpt_dir: Path, seconds: float, rate: float, bpm: float, *, per
                               "sent": counter[0], "rate": counter[0] / elapsed}
         serve.send_signal(signal.SIGINT)
         serve.wait(20)
-        results["serve_log"] = [l.strip() for l in lines if "stopped:" in l or "clock:" in l]
+        results["serve_log"] = [line.strip() for line in lines if "stopped:" in line or "clock:" in line]
     return results
 
 
@@ -642,7 +642,8 @@ def bench_clock_out(ckpt_dir: Path, seconds: float, bpm: float, period_frames: i
             midi_in.open_virtual_port("in")
             command = [sys.executable, "-m", "vrae_live", "serve", "--checkpoint", str(ckpt_dir), "--midi-api", "jack",
                        "--midi-port", "bench-rx", "--host", "127.0.0.1", "--port", "0", "--bpm", str(bpm),
-                       "--duration", str(seconds), "--device", "cpu", "--web-port", "0"] + (["--send-clock"] if send_clock else [])
+                       "--duration", str(seconds), "--device", "cpu", "--web-port", "0"]
+            command += ["--send-clock"] if send_clock else []
             proc = subprocess.run(command, capture_output=True, text=True, env={**jack.env, "PYTHONUNBUFFERED": "1"},
                                   timeout=seconds + 120)
             elapsed, times = 0.0, []
@@ -656,7 +657,7 @@ def bench_clock_out(ckpt_dir: Path, seconds: float, bpm: float, period_frames: i
             output = proc.stdout + proc.stderr
             stopped = next((line for line in output.splitlines() if line.startswith("stopped:")), output[-300:])
             runs.append({"send_clock": send_clock, "stopped": stopped, "times": np.array(times),
-                         "clock_line": next((l for l in output.splitlines() if "MIDI clock out" in l), "")})
+                         "clock_line": next((line for line in output.splitlines() if "MIDI clock out" in line), "")})
     return runs
 
 

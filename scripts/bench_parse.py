@@ -36,9 +36,10 @@ from vrae_live.data.pianoroll import UnusableSongError, load_roll
 
 
 def machine_line() -> str:
-    from vrae_live.machine import cpu_model
     import pretty_midi
     import symusic
+
+    from vrae_live.machine import cpu_model
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return (f"machine: {cpu_model()}, {cores} cores, load {os.getloadavg()[0]:.2f}; python "

@@ -5,7 +5,8 @@ What is measured: the project's Trainer on the synthetic corpus of scripts/synth
 (4 styles x 8 songs, written to a temporary folder; 10 % of the songs held out), the live-2d
 preset at a reduced size (hidden 128 by default), trained from the same seed for the same epochs
 in each precision; each repeat takes the next seed (init, shuffles, noise), so the bounds of
-repeats show how much training's own randomness moves them. bf16 is ``torch.autocast`` over the forward pass (training/precision.py);
+repeats show how much training's own randomness moves them. bf16 is ``torch.autocast`` over the
+forward pass (training/precision.py);
 validation is always computed in fp32, so the two bounds compare the models, not the arithmetic.
 
 Printed: the machine; whether bf16 is native on this device or emulated by torch (the command
@@ -97,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows = read_metrics(Path(tmp) / f"{precision}{repeat}")
                 seconds[precision] += [row["seconds"] for row in rows]
                 bounds[precision].append(rows[-1]["val_bound"])
-                print(f"  seed {args.seed + repeat} {precision}: {statistics.median(row['seconds'] for row in rows):.3f} s/epoch, "
+                median = statistics.median(row['seconds'] for row in rows)
+                print(f"  seed {args.seed + repeat} {precision}: {median:.3f} s/epoch, "
                       f"validation bound {rows[-1]['val_bound']:.4f} nats/step")
 
     s32, s16 = statistics.median(seconds["fp32"]), statistics.median(seconds["bf16"])

@@ -164,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{s['in_memory_would_be_mb']:,.0f} MB); {s['windows_per_s']:,.0f} windows/s, "
               f"{s['ms_per_batch']:.2f} ms a batch of 100; RSS anon {s['rss_anon_after_imports_mb']:.0f} MB after "
               f"imports, {s['rss_anon_store_open_mb']:.0f} MB with the store open, {s['rss_anon_end_mb']:.0f} MB after "
-              f"{s['batches']} batches; file-backed RSS (libraries, store pages) {s['rss_file_end_mb']:.0f} MB; peak RSS {s['peak_mb']:.0f} MB")
+              f"{s['batches']} batches; file-backed RSS (libraries, store pages) {s['rss_file_end_mb']:.0f} MB; "
+              f"peak RSS {s['peak_mb']:.0f} MB")
         if args.compare:
             c = run_phase(args, "compare")
             print(f"compare ({c['windows']:,} windows, {c['steps']} paper-2d steps, 1 thread, {c['repeats']} runs each): "

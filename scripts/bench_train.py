@@ -111,7 +111,8 @@ def project_epoch(data: TrainingData, config, device: torch.device, out_dir: Pat
     """Training seconds, end-of-epoch seconds, and seconds of each batch but the first of each epoch,
     for the project's own Trainer."""
     stamps: list[tuple[int, float]] = []
-    on_step = lambda trainer: stamps.append((trainer.progress.epoch, time.perf_counter()))
+    def on_step(trainer):
+        return stamps.append((trainer.progress.epoch, time.perf_counter()))
     trainer = Trainer(config, data, out_dir, device, on_step=on_step)
     started = time.perf_counter()
     trainer.fit()

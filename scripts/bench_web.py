@@ -123,8 +123,8 @@ def run_daemon(jack: JackServer, checkpoint: Path, seconds: float, taps: int, st
             daemon.wait(30)
     finally:
         daemon.kill()
-    result["stopped"] = next((l.strip() for l in daemon.lines if l.startswith("stopped:")), "no stop line")
-    result["web"] = next((l.strip() for l in daemon.lines if l.startswith("web: ") and "pages" in l), "")
+    result["stopped"] = next((line.strip() for line in daemon.lines if line.startswith("stopped:")), "no stop line")
+    result["web"] = next((line.strip() for line in daemon.lines if line.startswith("web: ") and "pages" in line), "")
     return result
 
 

@@ -29,7 +29,7 @@ def make_copy(job: tuple[str, str, int, int]) -> bool:
     rng = np.random.default_rng(seed)
     try:
         score = symusic.Score.from_file(source)
-    except Exception:  # a source symusic cannot read: no copy
+    except Exception:  # noqa: BLE001 -- a source symusic cannot read: no copy
         return False
     end = score.end()
     start = int(end * rng.uniform(0, 1 / 3))

@@ -127,9 +127,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def measure(runs: dict[str, Path], songs: Path, rolls: Path, mode: dict) -> dict:
-    from vrae_live.measure.analysis import drift_report, fit_music_stats, free_run, measure_latent_space, song_rolls
     from vrae_live.checkpoint import load_checkpoint
     from vrae_live.data.corpus import load_songs
+    from vrae_live.measure.analysis import drift_report, fit_music_stats, free_run, measure_latent_space, song_rolls
     from vrae_live.offline.render import TakeSettings, fixed_path, random_z, render_take
 
     report: dict = {"latent": {}, "drift": None}
@@ -210,7 +210,8 @@ def write_docs(path: Path, figures: Path, runs: dict[str, Path], report: dict, m
     lines += ["## The latent space, measured", "",
               "k-nearest-neighbour classifiers (k = 5, Euclidean) on held-out windows. *Latent*: from the "
               "windows' posterior means; *PCA*: from a PCA of the raw windows (flattened frames x pitches, fitted "
-              "on the training windows) to the same number of dimensions; *chance*: always the most common training label (0 % when the held-out songs are all of another composer). "
+              "on the training windows) to the same number of dimensions; *chance*: always the most common training label "
+              "(0 % when the held-out songs are all of another composer). "
               "Active units: latent units whose mean varies across windows by more than 0.01 (Burda et al. 2016).",
               "",
               "| model | active units | task | classes | train / test windows | latent | PCA | chance |",

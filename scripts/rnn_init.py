@@ -197,7 +197,9 @@ def results_table(results: dict, point: str) -> list[str]:
 
 def section(results: dict, figures: list[Path], page: Path, results_path: Path) -> list[str]:
     s, data = results["settings"], results["data"]
-    fig = lambda p: os.path.relpath(p, page.parent)  # noqa: E731
+    def fig(p):
+        return os.path.relpath(p, page.parent)
+
     lines = [
         "## Does a VRAE initialise a supervised RNN? (the paper's claim, measured)", "",
         f"Made by `{results['command']}` in {results['minutes']:.1f} min ({results['machine']}; "

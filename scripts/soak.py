@@ -180,7 +180,7 @@ class Soak:
         reader = threading.Thread(target=lambda: self.serve_lines.extend(self.serve.stdout), daemon=True)
         reader.start()
         self.threads.append(reader)
-        osc = next(l for l in self.serve_lines if "OSC in: send to" in l)
+        osc = next(line for line in self.serve_lines if "OSC in: send to" in line)
         return int(osc.rsplit(":", 1)[1].split(",")[0])
 
     def stop_serve(self, timeout: float) -> int | None:

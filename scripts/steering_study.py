@@ -38,10 +38,10 @@ sys.path.insert(0, str(ROOT))  # this checkout's vrae_live
 import torch  # noqa: E402
 
 from vrae_live.checkpoint import load_checkpoint  # noqa: E402
-from vrae_live.machine import machine_line  # noqa: E402
 from vrae_live.data.corpus import load_songs  # noqa: E402
-from vrae_live.measure.contrast import measure_contrast  # noqa: E402
 from vrae_live.data.pianoroll import project_roll  # noqa: E402
+from vrae_live.machine import machine_line  # noqa: E402
+from vrae_live.measure.contrast import measure_contrast  # noqa: E402
 from vrae_live.measure.faithfulness import measure_faithfulness  # noqa: E402
 from vrae_live.measure.quality import measure_quality  # noqa: E402
 from vrae_live.measure.seams import measure_seams  # noqa: E402
@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
                     (run / "study.json").write_text(json.dumps({"minutes": minutes, "options": options}))
                 m = measure(run, songs, Path(folder).expanduser())
                 line = (f"| {name} | {m['songs']} | {setting} | {m['epochs']} | {m['windows']} | {minutes:.1f} | "
-                        f"{m['bound']:.3f} | {m['copy']:.3f} | {m['overlap']:.2f} ({m['quality']:.2f}x) | {m['steering']:.2f} | {m['weaker']:.2f} | {m['other']:.2f} | {m['seams']:.2f} | "
+                        f"{m['bound']:.3f} | {m['copy']:.3f} | {m['overlap']:.2f} ({m['quality']:.2f}x) | {m['steering']:.2f} | "
+                        f"{m['weaker']:.2f} | {m['other']:.2f} | {m['seams']:.2f} | "
                         f"{m['faithfulness']:.2f} ({m['chance']:.2f}) | {m['contrast']:.2f} |")
                 lines.append(line)
                 print(line, flush=True)

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.songs import write_song
 from vrae_live.config import load_config
 from vrae_live.data.corpus import prepare_data
 from vrae_live.training.trainer import Trainer
-
-from tests.songs import write_song
 
 pytest_plugins = ["tests.jack"]  # the jack_server fixture, for every test module
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from vrae_live.checkpoint import Checkpoint, load_checkpoint
-from vrae_live.play.clock import FrameClock
 from vrae_live.live.controls import Controls
+from vrae_live.play.clock import FrameClock
 from vrae_live.play.performer import PerformanceSettings, Performer
 from vrae_live.play.sink import MemorySink
 from vrae_live.testing.fake_time import FakeTime

@@ -10,12 +10,12 @@ import pytest
 
 from vrae_live.checkpoint import load_checkpoint
 from vrae_live.config import default_checkpoint
-from vrae_live.play.clock import FrameClock
 from vrae_live.live.controls import Controls
+from vrae_live.live.sync.clock_out import ClockSender, frames_per_tick
+from vrae_live.play.clock import FrameClock
 from vrae_live.play.performer import Performer
 from vrae_live.play.sink import MemorySink
 from vrae_live.play.smf import MidiFileRecorder
-from vrae_live.live.sync.clock_out import ClockSender, frames_per_tick
 from vrae_live.testing.fake_time import FakeTime
 
 SIXTEENTH_120 = 60 / (120 * 4)  # 125 ms

@@ -10,14 +10,21 @@ from unittest import mock
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from vrae_live.checkpoint import CONFIG, check_document, load_checkpoint, read_config, save_checkpoint
 from vrae_live.cli import main
 from vrae_live.config import (
-    SECTIONS, Config, DataConfig, FrameTiming, ModelConfig, build_config, default_checkpoint, list_presets,
-    load_config, with_changes,
+    SECTIONS,
+    Config,
+    DataConfig,
+    FrameTiming,
+    ModelConfig,
+    build_config,
+    default_checkpoint,
+    list_presets,
+    load_config,
+    with_changes,
 )
 from vrae_live.errors import CheckpointError, ConfigError
 from vrae_live.models import build_model
@@ -223,7 +230,8 @@ FIELDS = sorted({name for cls in SECTIONS.values() for name in cls.__dataclass_f
 LIKELY = st.sampled_from([0, 1, 2, 4, 20, 50, 127, -1, 0.5, 20.0, 1e-3, True, False, None, "", "rnn", "gru", "vrae",
                           "vrnn", "cpu", "cuda:0", "36-84", "84-36", [36, 84], [1, 2, 3], "500"])
 SCALARS = st.one_of(LIKELY, st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8))
-VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+VALUES = st.recursive(SCALARS,
+                      lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
                       max_leaves=6)
 SECTION = st.dictionaries(st.sampled_from(FIELDS + ["bogus"]), VALUES, max_size=5)
 DOCUMENT = st.dictionaries(st.sampled_from([*SECTIONS, "other"]), st.one_of(SECTION, VALUES), max_size=4)

@@ -9,16 +9,13 @@ import threading
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 
 from tests.datagrams import bad_counts, bundle, bundle_bytes, dgram, fed, message
 from vrae_live.live.controllers import CANONICAL, load_controller
-from vrae_live.live.controls import Controls, ControlState, Z_LIMIT
+from vrae_live.live.controls import Z_LIMIT, Controls, ControlState
 from vrae_live.live.osc.packets import MAX_BUNDLE_DEPTH, split_packet
-
-
 
 # -- canonical addresses
 
@@ -247,7 +244,8 @@ def test_random_bytes_never_raise_and_are_counted(data):
 
 
 oscish = st.builds(
-    lambda address, tags, payload, cut: (address + b"\x00" * (4 - len(address) % 4) + b"," + tags + b"\x00" * (4 - (len(tags) + 1) % 4) + payload)[: cut or None],
+    lambda address, tags, payload, cut: (address + b"\x00" * (4 - len(address) % 4)
+                                         + b"," + tags + b"\x00" * (4 - (len(tags) + 1) % 4) + payload)[: cut or None],
     st.sampled_from([b"/vrae/xy", b"/vrae/z", b"/vrae/density", b"/vrae/hold", b"/vrae/panic", b"/1/xy1", b"/Pad.x", b"/x"]),
     st.text(alphabet="ifdhsbTFNrmt[]cS", max_size=6).map(str.encode),
     st.binary(max_size=48),

@@ -17,6 +17,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from tests.conftest import write_motif_songs
 from vrae_live.checkpoint import load_checkpoint
 from vrae_live.config import load_config
 from vrae_live.data.corpus import prepare_data
@@ -25,8 +26,6 @@ from vrae_live.training.distributed import World
 from vrae_live.training.evaluation import evaluate
 from vrae_live.training.run import read_metrics
 from vrae_live.training.trainer import Trainer
-
-from tests.conftest import write_motif_songs
 
 ROOT = Path(__file__).resolve().parents[1]  # the checkout under test, whatever is installed
 
@@ -193,7 +192,8 @@ def test_ctrl_c_stops_both_processes_with_one_resumable_state_and_resume_ends_wh
     resumed, straight = load_checkpoint(tmp_path / "resumed" / "resume"), load_checkpoint(tmp_path / "straight" / "resume")
     for name, weight in straight.model.state_dict().items():
         assert torch.equal(weight, resumed.model.state_dict()[name]), name
-    drop_time = lambda rows: [{k: v for k, v in r.items() if not k.endswith("seconds")} for r in rows]
+    def drop_time(rows):
+        return [{k: v for k, v in r.items() if not k.endswith("seconds")} for r in rows]
     assert drop_time(read_metrics(tmp_path / "resumed")) == drop_time(read_metrics(tmp_path / "straight"))
 
 

@@ -12,7 +12,13 @@ import numpy as np
 import pytest
 
 from tests.songs import (
-    Track, write_corrupt, write_drums_only, write_empty, write_song, write_song_in_beats, write_tracks,
+    Track,
+    write_corrupt,
+    write_drums_only,
+    write_empty,
+    write_song,
+    write_song_in_beats,
+    write_tracks,
 )
 from vrae_live.config import FrameTiming
 from vrae_live.data.fastroll import load_roll_fast

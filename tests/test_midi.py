@@ -6,14 +6,14 @@ import mido
 import numpy as np
 import pytest
 
-from vrae_live.testing.jack import MidiDump, jack_ports
 from vrae_live.errors import MidiPortError
+from vrae_live.live.midi.rtmidi_port import RtMidiSink, alsa_sequencer_exists, choose_port, list_ports
 from vrae_live.play.clock import FrameClock
-from vrae_live.live.midi.rtmidi_port import alsa_sequencer_exists, choose_port, list_ports, RtMidiSink
+from vrae_live.play.notes import NoteEvent
 from vrae_live.play.sink import MemorySink, MidiSink, TeeSink
 from vrae_live.play.smf import MidiFileRecorder
-from vrae_live.play.notes import NoteEvent
 from vrae_live.testing.fake_time import FakeTime
+from vrae_live.testing.jack import MidiDump, jack_ports
 
 NOTE_ON, NOTE_OFF, CC = 0x90, 0x80, 0xB0
 

@@ -17,8 +17,8 @@ P, T, H, L = 7, 9, 11, 3
 def tiny(cell="rnn", reverse_input=False, seed=0, mu_batchnorm=0.0, z_every_step=False, mu_whiten=False):
     """The paper's model exactly: no reversed input, no batch-normalised mu, z only into h_0, unless asked."""
     torch.manual_seed(seed)
-    config = ModelConfig(cell=cell, hidden=H, latent=L, reverse_input=reverse_input, mu_batchnorm=mu_batchnorm, mu_whiten=mu_whiten,
-                         z_every_step=z_every_step)
+    config = ModelConfig(cell=cell, hidden=H, latent=L, reverse_input=reverse_input, mu_batchnorm=mu_batchnorm,
+                         mu_whiten=mu_whiten, z_every_step=z_every_step)
     return build_model(P, config)
 
 

@@ -18,9 +18,9 @@ from pythonosc.udp_client import SimpleUDPClient
 from vrae_live.errors import VraeLiveError
 from vrae_live.live.controllers import load_controller
 from vrae_live.live.controls import Controls
-from vrae_live.live.osc.packets import split_packet
 from vrae_live.live.osc.feedback import FeedbackSender
-from vrae_live.live.osc.server import _interface_ipv4s, listen_addresses, OscServer, parse_allow, RECEIVE_BUFFER
+from vrae_live.live.osc.packets import split_packet
+from vrae_live.live.osc.server import RECEIVE_BUFFER, OscServer, _interface_ipv4s, listen_addresses, parse_allow
 from vrae_live.testing.fake_time import FakeTime
 
 LOOPBACK = "127.0.0.1"

@@ -1,8 +1,7 @@
 import numpy as np
 import pretty_midi
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
 from tests.songs import Track, write_corrupt, write_drums_only, write_empty, write_song, write_song_in_beats, write_tracks
@@ -63,7 +62,8 @@ def test_beat_grid_follows_tempo_changes_and_round_trips(tmp_path):
     pitches = [60, 62, 64, 65]
     back = tmp_path / "back.mid"
     roll_to_midi(project_roll(roll, pitches)[0], pitches, QUARTERS, bpm=90).write(str(back))
-    assert pretty_midi.PrettyMIDI(str(back)).get_tempo_changes()[1] == pytest.approx([90.0], rel=1e-5)  # whole microseconds per beat
+    # whole microseconds per beat
+    assert pretty_midi.PrettyMIDI(str(back)).get_tempo_changes()[1] == pytest.approx([90.0], rel=1e-5)
     assert np.array_equal(load_roll(back, QUARTERS), roll)
 
 

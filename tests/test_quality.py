@@ -16,8 +16,18 @@ from vrae_live.config import FrameTiming
 from vrae_live.data.corpus import load_songs
 from vrae_live.data.pianoroll import project_roll
 from vrae_live.measure import quality
-from vrae_live.measure.quality import (FEATURES, SegmentSet, intra_distances, measure_quality, notes_of,
-                                       overlap_area, random_like, segment_features, segment_frames, silverman)
+from vrae_live.measure.quality import (
+    FEATURES,
+    SegmentSet,
+    intra_distances,
+    measure_quality,
+    notes_of,
+    overlap_area,
+    random_like,
+    segment_features,
+    segment_frames,
+    silverman,
+)
 
 
 def roll_of(frames: int, notes, columns: int) -> np.ndarray:

@@ -18,7 +18,7 @@ def _in_thread(fn):
     def run():
         try:
             result.append(fn())
-        except BaseException as err:  # re-raised in the test's thread
+        except BaseException as err:  # noqa: BLE001 -- re-raised in the test's thread
             errors.append(err)
 
     thread = threading.Thread(target=run)
@@ -73,7 +73,8 @@ def test_a_user_without_an_rtprio_limit_is_told_why_and_keeps_normal_priority():
         if shutil.which("setpriv") is None:
             pytest.skip("running as root without setpriv to drop CAP_SYS_NICE")
         command = ["setpriv", "--bounding-set", "-sys_nice", *command]
-    no_rtprio = lambda: resource.setrlimit(resource.RLIMIT_RTPRIO, (0, 0))
+    def no_rtprio():
+        return resource.setrlimit(resource.RLIMIT_RTPRIO, (0, 0))
     result = subprocess.run(command, capture_output=True, text=True, timeout=60, preexec_fn=no_rtprio)
     assert result.returncode == 0, result.stderr
     message, normal = result.stdout.splitlines()

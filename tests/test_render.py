@@ -11,9 +11,8 @@ from vrae_live.checkpoint import load_checkpoint
 from vrae_live.config import build_config
 from vrae_live.data.corpus import prepare_data
 from vrae_live.errors import ConfigError, DataError
+from vrae_live.offline.render import TakeSettings, fixed_path, glide_path, parse_z, passage_code, passage_window, render_take
 from vrae_live.play.state import ControlState
-from vrae_live.offline.render import (TakeSettings, fixed_path, glide_path, parse_z, passage_code, passage_window,
-                              render_take)
 from vrae_live.training.trainer import Trainer
 
 

@@ -13,8 +13,15 @@ from tests.test_bench_scripts import load_script
 from vrae_live.config import FrameTiming, ModelConfig
 from vrae_live.data.corpus import Song, load_songs
 from vrae_live.experiments.rnn_init import (
-    StudySettings, classifier_for, init_classifier_from_vrae, init_predictor_from_vrae, label_subset,
-    predictor_for, prepare_study_data, split_songs_by_group, work_of,
+    StudySettings,
+    classifier_for,
+    init_classifier_from_vrae,
+    init_predictor_from_vrae,
+    label_subset,
+    predictor_for,
+    prepare_study_data,
+    split_songs_by_group,
+    work_of,
 )
 from vrae_live.models import VRAE
 

@@ -9,9 +9,9 @@ import mido
 import numpy as np
 import pytest
 
-from vrae_live.testing.serve import ServeProcess, hanging, note_ons
 from vrae_live.config import default_checkpoint
 from vrae_live.testing.jack import MidiDump, jack_connect
+from vrae_live.testing.serve import ServeProcess, hanging, note_ons
 
 CLOCK, START, STOP = 0xF8, 0xFA, 0xFC
 BPM = 240  # ServeProcess runs serve at 240 bpm

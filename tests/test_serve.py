@@ -15,18 +15,18 @@ import torch
 from pythonosc.udp_client import SimpleUDPClient
 
 from tests.conftest import write_motif_songs
-from vrae_live.testing.jack import MidiDump
 from tests.performing import assert_nothing_hangs, note_ons, perform
-from vrae_live.testing.fake_time import FakeTime
 from vrae_live.checkpoint import load_checkpoint, save_checkpoint
 from vrae_live.config import load_config
 from vrae_live.data.corpus import prepare_data
-from vrae_live.play.demo import DemoPath
-from vrae_live.play.stream import live_hop
-from vrae_live.models import build_model
-from vrae_live.pad import LatentPlane
 from vrae_live.measure.seams import measure_seams, note_starts
 from vrae_live.measure.steering import measure_steering
+from vrae_live.models import build_model
+from vrae_live.pad import LatentPlane
+from vrae_live.play.demo import DemoPath
+from vrae_live.play.stream import live_hop
+from vrae_live.testing.fake_time import FakeTime
+from vrae_live.testing.jack import MidiDump
 from vrae_live.training.trainer import Trainer
 
 
@@ -35,7 +35,8 @@ def checkpoint_dir(tmp_path_factory):
     """A small model trained on six distinct songs, its codes whitened and scaled as live-2d's are."""
     root = tmp_path_factory.mktemp("serve")
     songs = write_motif_songs(root / "songs", count=6, seconds=12.0)
-    config = load_config(None, {"hidden": 64, "window": 16, "hop": 8, "batch_size": 16, "epochs": 40, "lr": 3e-3, "mu_batchnorm": 1.5, "mu_whiten": True})
+    config = load_config(None, {"hidden": 64, "window": 16, "hop": 8, "batch_size": 16, "epochs": 40, "lr": 3e-3,
+                                "mu_batchnorm": 1.5, "mu_whiten": True})
     data = prepare_data(songs, config.data, config.train.seed, config.train.batch_size)
     Trainer(config, data, root / "model").fit()
     return root / "model"
@@ -61,7 +62,8 @@ def test_the_performer_plays_and_switches_every_note_off(checkpoint_dir):
 
 
 def test_opposite_corners_differ_more_than_the_same_corner_twice(checkpoint_dir):
-    corner = lambda x, y: [("/vrae/xy", (x, y))]
+    def corner(x, y):
+        return [("/vrae/xy", (x, y))]
     a1, *_ = perform(checkpoint_dir, 400, corner(0.05, 0.05), seed=1)
     a2, *_ = perform(checkpoint_dir, 400, corner(0.05, 0.05), seed=2)
     b2, *_ = perform(checkpoint_dir, 400, corner(0.95, 0.95), seed=2)
@@ -225,13 +227,14 @@ def test_serve_end_to_end_on_jack(jack_server, checkpoint_dir, tmp_path):
     lines: list[str] = []
     try:
         assert _read_until(proc.stdout, "ready", lines), "".join(lines)
-        port = int(next(l for l in lines if "OSC in: send to" in l).rsplit(":", 1)[1].split(",")[0])
+        port = int(next(line for line in lines if "OSC in: send to" in line).rsplit(":", 1)[1].split(",")[0])
         drain = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
         drain.start()
         with MidiDump("vrae-live:vrae-live") as dump:
             client = SimpleUDPClient("127.0.0.1", port)
             client.send_message("/vrae/xy", [0.05, 0.05])
-            ons = lambda events: [e for e in events if e.data[0] & 0xF0 == 0x90 and e.data[2] > 0]
+            def ons(events):
+                return [e for e in events if e.data[0] & 0xF0 == 0x90 and e.data[2] > 0]
             first = ons(dump.wait_until(lambda ev: len(ons(ev)) >= 12, timeout=30))
             if shutil.which("oscsend"):  # an independent OSC client moves the pad to the other corner
                 subprocess.run(["oscsend", "127.0.0.1", str(port), "/vrae/xy", "ff", "0.95", "0.95"], check=True)

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from vrae_live.config import ModelConfig
+from vrae_live.models import build_model
 from vrae_live.pad import Glide, LatentPlane
 from vrae_live.play.stream import Stream, density_bias
-from vrae_live.models import build_model
 
 
 def test_plane_maps_pad_corners_to_the_measured_region():

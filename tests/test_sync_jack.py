@@ -14,8 +14,7 @@ import pytest
 
 from tests.jack import require_jack_tools, skip_unless_ci
 from vrae_live.testing.jack import JackServer
-from vrae_live.testing.midi_clock import (SAMPLE_RATE, lost_ticks_take, measure_take, onsets_on_grid,
-                                          tick_frames)
+from vrae_live.testing.midi_clock import SAMPLE_RATE, lost_ticks_take, measure_take, onsets_on_grid, tick_frames
 from vrae_live.testing.serve import channel_messages, hanging, note_ons
 
 

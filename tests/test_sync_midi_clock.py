@@ -9,10 +9,10 @@ from tests.performing import assert_nothing_hangs
 from vrae_live.checkpoint import load_checkpoint
 from vrae_live.errors import ConfigError
 from vrae_live.live.controls import Controls
-from vrae_live.play.sink import MemorySink
-from vrae_live.play.performer import PerformanceSettings, Performer
 from vrae_live.live.sync.midi_clock import ArrivalStamper, MidiClockFollower, ticks_per_frame
 from vrae_live.live.web.status import LiveStatus
+from vrae_live.play.performer import PerformanceSettings, Performer
+from vrae_live.play.sink import MemorySink
 from vrae_live.testing.fake_time import FakeTime
 from vrae_live.testing.synthetic_clock import FakeMidiInput, clock_messages, jittered, tick_times
 

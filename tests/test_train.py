@@ -15,9 +15,9 @@ from vrae_live.errors import TrainingError
 from vrae_live.models import LossTerms
 from vrae_live.pad import latent_plane
 from vrae_live.training.evaluation import active_units, copy_bound
+from vrae_live.training.progress import BOUND_SLACK, Progress
 from vrae_live.training.run import read_metrics
 from vrae_live.training.schedule import LR_DROP, MIN_GAIN, Plateau
-from vrae_live.training.progress import BOUND_SLACK, Progress
 from vrae_live.training.trainer import MAX_SKIPS_IN_A_ROW, Trainer
 
 SETTINGS = dict(hidden=16, latent=2, window=16, hop=8, batch_size=16, epochs=3, lr=3e-3, fs=20)
@@ -119,7 +119,8 @@ def test_resume_ends_where_an_uninterrupted_run_would(songs_dir, tmp_path, stop_
 
     for name, weight in straight.model.state_dict().items():
         assert torch.equal(weight, second.model.state_dict()[name]), name
-    drop_time = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    def drop_time(rows):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
     assert drop_time(read_metrics(tmp_path / "resumed")) == drop_time(read_metrics(tmp_path / "straight"))
 
 

@@ -6,11 +6,11 @@ import pytest
 
 from tests.performing import assert_nothing_hangs
 from vrae_live.checkpoint import load_checkpoint
-from vrae_live.play.clock import FrameClock
 from vrae_live.live.controls import Controls
-from vrae_live.play.sink import MemorySink
+from vrae_live.play.clock import FrameClock
 from vrae_live.play.notes import NoteSettings
 from vrae_live.play.performer import PerformanceSettings
+from vrae_live.play.sink import MemorySink
 from vrae_live.play.voice_performer import VoicePerformer, frames_per_beat
 from vrae_live.testing.fake_time import FakeTime
 

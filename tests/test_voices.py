@@ -7,16 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from vrae_live.config import ModelConfig
 from vrae_live.live.controllers import load_controller
 from vrae_live.live.controls import Controls
+from vrae_live.models import build_model
 from vrae_live.play.notes import NoteSettings
 from vrae_live.play.stream import Stream
 from vrae_live.play.voices import VoiceNotes, VoiceOutput, play_voices, voice_channel
-from vrae_live.models import build_model
 
 
 def model_of(every_step: bool):

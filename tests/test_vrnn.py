@@ -15,10 +15,10 @@ from tests.performing import assert_nothing_hangs, perform
 from vrae_live.checkpoint import load_checkpoint, save_checkpoint
 from vrae_live.cli import main
 from vrae_live.config import Config, ConfigError, ModelConfig, load_config
-from vrae_live.play.notes import NoteEmitter
-from vrae_live.play.stream import Stream
 from vrae_live.models import RNN, VRNN, build_model
 from vrae_live.models.vrnn import gaussian_kl_between
+from vrae_live.play.notes import NoteEmitter
+from vrae_live.play.stream import Stream
 from vrae_live.training.run import read_metrics
 
 P, T, H, L, F_ = 7, 9, 11, 3, 5

@@ -73,7 +73,8 @@ def test_the_page_shows_the_map_and_plays_the_region_tapped(jack_server, tmp_pat
                 played.append([e.data[1] for e in note_ons(events[start:])][SETTLE:NOTES])
             # What follows each tap differs. Not asserted: that the low-register cell plays lower; the
             # shipped model's mean pitch moved 0.4 to 1.6 semitones that way in three runs, within its noise.
-            assert sorted(played[0]) != sorted(played[1]), f"the low dot's notes {sorted(played[0])}, the high dot's {sorted(played[1])}"
+            assert sorted(played[0]) != sorted(played[1]), \
+                f"the low dot's notes {sorted(played[0])}, the high dot's {sorted(played[1])}"
             page.open(daemon.web_urls[0].replace(TOKEN, "a-wrong-token"))
             page.wait_for_state("refused")
         daemon.proc.send_signal(signal.SIGINT)

@@ -25,17 +25,25 @@ from typing import Annotated, Any, Literal, Optional
 import numpy as np
 import torch
 from annotated_types import Ge, Le, MinLen
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
-                      model_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import __version__
 from .config import KNOWN_NAMES, SECTIONS, Config, DataConfig, Float, FrameTiming, Int, ModelConfig, Str, TrainConfig
 from .errors import CheckpointError
-from .validation import error_message
 from .models import build_model
 from .pad import LatentPlane
+from .validation import error_message
 
 FORMAT = "vrae-live/1"
 WEIGHTS = "model.safetensors"
@@ -100,7 +108,7 @@ class StoredPlane(BaseModel):
             return value
         if len(value) != n:
             raise ValueError(f"expected {n} numbers, one per pad axis, got {len(value)}")
-        if info.field_name == "hi" and "lo" in info.data and not all(h > l for l, h in zip(info.data["lo"], value)):
+        if info.field_name == "hi" and "lo" in info.data and not all(high > low for low, high in zip(info.data["lo"], value)):
             raise ValueError("must be above lo on every pad axis")
         return value
 

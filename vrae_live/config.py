@@ -21,8 +21,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping, Optional, Sequence, get_args
 
 from annotated_types import Ge, Gt, Le, Lt
-from pydantic import BeforeValidator, AfterValidator, ConfigDict, Strict, TypeAdapter, ValidationError
-from pydantic import field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Strict,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.dataclasses import dataclass
 
 try:
@@ -164,7 +172,8 @@ class ModelConfig:
     mu_batchnorm: Annotated[Float, Ge(0)] = 0.7  # > 0: batch-normalise mu to this scale in training (BN-VAE); 0: off
     mu_whiten: Bool = False  # with mu_batchnorm: whiten mu (decorrelate the units too), models/whitening.py
     z_every_step: Bool = False  # feed z to the decoder at every step, not only into h_0 (the paper)
-    bag_of_notes: Annotated[Float, Ge(0)] = 0.0  # > 0: weight of a loss that predicts the window's notes from z alone (models/vrae.py)
+    # > 0: weight of a loss that predicts the window's notes from z alone (models/vrae.py)
+    bag_of_notes: Annotated[Float, Ge(0)] = 0.0
     # VRNN only:
     features: Annotated[Int, Ge(1)] = 100  # width of phi_x, phi_z and of the prior, posterior and generation networks
 
@@ -192,8 +201,10 @@ class TrainConfig:
     kl_anneal_steps: Annotated[Int, Ge(0)] = 500  # KL weight rises linearly from 0 to 1 over these first steps
     kl_cycles: Annotated[Int, Ge(0)] = 0  # > 0: cyclical KL annealing: the anneal steps in this many cycles
     free_bits: Annotated[Float, Ge(0)] = 0.25  # nats per latent unit under which KL is not pushed down further
-    encoder_steps: Annotated[Int, Ge(0)] = 0  # > 0: steps of the encoder alone before each step, early in the run (training/aggressive.py)
-    input_dropout: Annotated[Float, Ge(0), Lt(1)] = 0.0  # share of teacher-forced decoder inputs blanked, so z must carry the music
+    # > 0: steps of the encoder alone before each step, early in the run (training/aggressive.py)
+    encoder_steps: Annotated[Int, Ge(0)] = 0
+    # share of teacher-forced decoder inputs blanked, so z must carry the music
+    input_dropout: Annotated[Float, Ge(0), Lt(1)] = 0.0
     transpose: Annotated[Int, Ge(0), Le(12)] = 0  # > 0: each training window moved by up to this many semitones either way
     weight_decay: Annotated[Float, Ge(0)] = 0.0  # decoupled weight decay (AdamW), per unit of learning rate
     seed: Annotated[Int, Ge(0), Le(2**32 - 1)] = 0

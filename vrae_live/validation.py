@@ -8,8 +8,6 @@ from typing import Any, Collection, Mapping, Sequence
 from pydantic import ValidationError
 
 
-
-
 def _shown(value: Any, style: str = "toml") -> str:
     """A value as the error message shows it: TOML/JSON words, never a page of text."""
     if isinstance(value, bool):

@@ -103,8 +103,8 @@ def interpolate(checkpoint: Path, song_a: Path, song_b: Path, out: Path, at_a: f
     Each passage (one training window long) is encoded to its mean; z glides in equal
     steps from A's code at the first hop to B's at the last.
     """
-    from ..play.stream import live_hop
     from ..offline.render import glide_path, passage_code, render_take
+    from ..play.stream import live_hop
 
     ckpt = _load(checkpoint, device)
     z_a, z_b = passage_code(song_a, ckpt, at_a), passage_code(song_b, ckpt, at_b)

@@ -84,7 +84,7 @@ def load_roll_fast(path: str | Path, timing: FrameTiming, content: bytes | None 
             raise UnusableSongError(path, f"cannot read it ({err.strerror or err})") from err
     try:
         score = symusic.Score.from_midi(content)
-    except Exception:  # symusic raises RuntimeError for most damage; pretty_midi gives the reason
+    except Exception:  # noqa: BLE001 -- symusic raises RuntimeError for most damage; pretty_midi gives the reason
         return load_roll(path, timing), "unreadable"
     fallback = _needs_pretty_midi(content, score)
     if fallback is not None:

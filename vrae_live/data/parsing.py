@@ -114,7 +114,7 @@ def read_cached_roll(cache_file: Path) -> np.ndarray | None:
         if steps < 1 or bits.dtype != np.uint8 or bits.size * 8 != steps * N_MIDI_PITCHES:
             raise ValueError(f"{bits.size} bytes do not hold {steps} frames")
         return bits.reshape(steps, PACKED_WIDTH)
-    except Exception as err:  # a truncated zip, a missing key, a wrong size: parse again
+    except Exception as err:  # noqa: BLE001 -- a truncated zip, a missing key, a wrong size: parse again
         log.warning("ignoring damaged roll cache %s (%s); parsing the song again", cache_file, err)
         return None
 

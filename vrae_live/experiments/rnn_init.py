@@ -138,8 +138,7 @@ def split_songs_by_group(songs: Sequence[Song], test_fraction: float, seed: int)
         held = set(rng.permutation(len(works))[:n_test].tolist())
         for i, versions in enumerate(works):
             (test if i in held else train).extend(versions)
-    key = lambda s: s.name  # noqa: E731
-    return sorted(train, key=key), sorted(test, key=key)
+    return sorted(train, key=lambda s: s.name), sorted(test, key=lambda s: s.name)
 
 
 def prepare_study_data(songs: Sequence[Song], settings: StudySettings) -> StudyData:

@@ -180,7 +180,9 @@ class VoicesMapping:
                                    for i in range(min(len(values) // width, MAX_TOUCHES))}}
             routes[address] = route
 
-        on = lambda args: {"on": exact_numbers(args, 1)[0] != 0}  # noqa: E731
+        def on(args):
+            return {"on": exact_numbers(args, 1)[0] != 0}
+
         if self.xy:
             if "{k}" in self.xy:
                 per_touch(self.xy, lambda args: self._pair(*exact_numbers(args, 2)))
@@ -371,7 +373,8 @@ class _Section:
             raise ConfigError(f"{self._where('address')} must be an OSC address like \"/1/xy1\", or a list of them")
         for address in found:
             if address.startswith(CANONICAL_PREFIX):
-                raise ConfigError(f"{self._where('address')} {address}: {CANONICAL_PREFIX}... addresses are canonical and always accepted")
+                raise ConfigError(f"{self._where('address')} {address}: "
+                                  f"{CANONICAL_PREFIX}... addresses are canonical and always accepted")
         return found
 
     def flag(self, key: str) -> bool:
@@ -391,5 +394,6 @@ class _Section:
             and value[0] != value[1]
         )
         if not ok:
-            raise ConfigError(f"{self._where(key)} must be two different numbers [low, high] that the control sends, not {value!r}")
+            raise ConfigError(f"{self._where(key)} must be two different numbers [low, high] that the control sends, "
+                              f"not {value!r}")
         return (float(value[0]), float(value[1]))

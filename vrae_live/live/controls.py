@@ -42,10 +42,18 @@ import threading
 from collections import Counter
 from typing import Any, Callable, Mapping, Sequence
 
-from .controllers import (CANONICAL, CONTROL_RANGES, INTEGER_CONTROLS, POSITION_FIELDS, ControllerMap, as_number,
-                          exact_numbers, Rejected)
-from .osc.packets import MalformedPacket, split_packet
 from ..play.state import ControlState, VoiceControl
+from .controllers import (
+    CANONICAL,
+    CONTROL_RANGES,
+    INTEGER_CONTROLS,
+    POSITION_FIELDS,
+    ControllerMap,
+    Rejected,
+    as_number,
+    exact_numbers,
+)
+from .osc.packets import MalformedPacket, split_packet
 
 log = logging.getLogger(__name__)
 

@@ -17,21 +17,20 @@ from ..checkpoint import load_checkpoint
 from ..config import default_checkpoint
 from ..device import resolve_device
 from ..errors import ConfigError, MidiPortError
-from .controllers import CANONICAL, load_controller
-from ..play.state import ControlState
-from .controls import Controls
-from .midi.rtmidi_port import RtMidiClockInput, RtMidiSink
+from ..play.performer import PerformanceSettings, PerformanceStats
 from ..play.sink import TeeSink
 from ..play.smf import MidiFileRecorder
+from ..play.state import ControlState
+from ..play.voice_performer import make_performer
+from .controllers import CANONICAL, load_controller
+from .controls import Controls
+from .midi.rtmidi_port import RtMidiClockInput, RtMidiSink
 from .osc.feedback import FeedbackSender
 from .osc.server import OscServer, listen_addresses
-from ..play.performer import PerformanceSettings, PerformanceStats
 from .realtime import PRIORITY, make_realtime
 from .sync.clock_out import ClockSender, frames_per_tick
-from .sync.link import LinkClock, LinkSession
-from .sync.link import describe as describe_link
+from .sync.link import LinkClock, LinkSession, describe as describe_link
 from .sync.midi_clock import MidiClockFollower
-from ..play.voice_performer import make_performer
 
 log = logging.getLogger("vrae_live")
 

@@ -58,6 +58,6 @@ def measure_seams(checkpoint: Checkpoint, hops: int = 200, hop: int | None = Non
         joins.append(decoded.join)
     starts = note_starts(np.stack(frames))[hop:]  # from the second hop: the first has no join
     kind = np.array(joins[hop:], dtype=object)
-    joined, moved = kind != None, kind == "move"  # noqa: E711 (elementwise)
+    joined, moved = kind != None, kind == "move"  # noqa: E711 -- elementwise on an object array; `is not None` asks the array
     return SeamReport(hop, hops, float(starts[joined].mean()), float(starts[~joined].mean()),
                       int(moved.sum()), float(starts[moved].mean()) if moved.any() else 0.0)

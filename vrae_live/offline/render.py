@@ -26,8 +26,8 @@ from ..checkpoint import Checkpoint
 from ..config import DEFAULT_BPM
 from ..data.pianoroll import load_roll, project_roll, seconds_to_beats
 from ..errors import ConfigError, DataError
-from ..play.smf import MidiFileRecorder
 from ..play.notes import NoteEmitter, NoteSettings
+from ..play.smf import MidiFileRecorder
 from ..play.stream import live_stream
 
 ZPath = Callable[[int], np.ndarray]  # frame index -> the z (L,) that frame is decoded from

@@ -31,10 +31,10 @@ from ..checkpoint import Checkpoint
 from ..config import DEFAULT_BPM
 from ..pad import Glide
 from .clock import FrameClock
-from .state import ControlSource, ControlState
 from .demo import DemoPath
-from .sink import MidiSink
 from .notes import NoteEmitter, NoteSettings
+from .sink import MidiSink
+from .state import ControlSource, ControlState
 from .stream import live_stream
 
 log = logging.getLogger(__name__)

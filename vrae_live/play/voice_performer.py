@@ -14,10 +14,10 @@ from typing import Callable, Sequence
 
 from ..checkpoint import Checkpoint
 from .clock import FrameClock
-from .state import ControlSource, ControlState
-from .sink import MidiSink
 from .notes import NoteEvent
 from .performer import PerformanceSettings, Performer
+from .sink import MidiSink
+from .state import ControlSource, ControlState
 from .stream import live_stream
 from .voices import VoiceBank
 

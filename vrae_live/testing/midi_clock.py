@@ -15,7 +15,6 @@ from . import jittered_clock
 from .jack import MidiDump, die_with_parent, jack_connect, jack_ports, poll, stop_process
 from .serve import ServeProcess, all_notes_off, note_ons
 
-
 CLOCK_IN = "vrae-live clock:vrae-live clock"
 OUT = "vrae-live:vrae-live"
 BPM = 100

@@ -28,8 +28,8 @@ class ServeProcess:
             raise AssertionError("serve did not start:\n" + self.output)
         self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
         self._reader.start()
-        self.osc_port = int(next(l for l in self.lines if "OSC in: send to" in l).rsplit(":", 1)[1].split(",")[0])
-        self.web_urls = [l.split("web: open ", 1)[1].strip() for l in self.lines if "web: open " in l]
+        self.osc_port = int(next(line for line in self.lines if "OSC in: send to" in line).rsplit(":", 1)[1].split(",")[0])
+        self.web_urls = [line.split("web: open ", 1)[1].strip() for line in self.lines if "web: open " in line]
 
     @property
     def output(self) -> str:

@@ -49,7 +49,6 @@ from .run import RESUME_DIR, append_metrics, format_row, keep_metrics_until, run
 from .schedule import Plateau, exponential_rate, kl_weight
 from .signals import StopOnSignals
 
-
 # A step whose loss or gradient norm is not finite is skipped (one bad batch need not end a
 # run); this many in a row means training has diverged, and it stops before saving anything.
 MAX_SKIPS_IN_A_ROW = 5

@@ -16,8 +16,8 @@ from typing import Callable
 import mido
 
 from ...errors import MidiPortError
-from .jack_watch import FALLBACK_SETTLE_S, JackWatch
 from ...play.sink import MidiSink
+from .jack_watch import FALLBACK_SETTLE_S, JackWatch
 
 DEFAULT_PORT_NAME = "vrae-live"
 DEFAULT_CLOCK_PORT_NAME = "vrae-live clock"  # the MIDI input a DAW sends its clock to (serve --sync midi-clock)

@@ -9,8 +9,8 @@ from typing import Callable
 from pythonosc.udp_client import SimpleUDPClient
 
 from ...errors import VraeLiveError
-from ..controllers import CANONICAL, ControllerMap
 from ...play.state import ControlState
+from ..controllers import CANONICAL, ControllerMap
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ deadline computed from the last snapshot (beat, tempo, time). aalink's own async
 
 Start/stop sync: once a peer with Start Stop Sync has started the session's transport, the
 clock follows it. When the transport stops, ``wait()`` calls ``on_stop("stop")`` (the
-performer sets it: it switches its notes off and sends MIDI Stop, as for MIDI clock's Stop) and holds until the transport starts again,
+performer sets it: it switches its notes off and sends MIDI Stop, as for MIDI clock's Stop) and holds until the
+transport starts again,
 then resumes on the next quantum boundary (a start seen up to one frame after a boundary is
 taken as on it: that first frame is late). A session that has never played (no peer uses start/stop sync) does not hold
 the clock: vrae-live plays on the beat grid from the start. ``wake()`` (the performer

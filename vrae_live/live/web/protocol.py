@@ -21,8 +21,8 @@ import math
 from dataclasses import asdict
 from typing import Any, Callable
 
-from ..controllers import CONTROL_RANGES
 from ...play.state import ControlState
+from ..controllers import CONTROL_RANGES
 
 MAX_MESSAGE = 1024  # characters: a control message is under 100; anything longer is refused unread
 SETTABLE = ("xy", "density", "temperature", "velocity", "transpose", "hold", "panic")
