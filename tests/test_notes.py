@@ -3,11 +3,11 @@ import pytest
 from hypothesis import given, settings as hyp_settings, strategies as st
 
 from vrae_live.errors import ConfigError
-from vrae_live.play.notes import FrameGate, GateBank, NoteEmitter, NoteEvent, NoteSettings, temper
+from vrae_live.play.notes import Gate, NoteEmitter, NoteEvent, NoteSettings, temper
 
 
 def run_gate(gate, frames, **kwargs):
-    return np.array([gate.step(np.asarray(f, float), **kwargs) for f in frames])  # (T, P)
+    return np.array([gate.step_frame(np.asarray(f, float), **kwargs) for f in frames])  # (T, P)
 
 
 def runs(column):
@@ -44,11 +44,11 @@ def test_bad_settings_are_rejected(kwargs):
         NoteSettings(**kwargs)
 
 
-# --- FrameGate ----------------------------------------------------------------------------
+# --- Gate, one voice ----------------------------------------------------------------------------
 
 
 def test_hysteresis_no_flicker_between_thresholds():
-    gate = FrameGate(NoteSettings(on_threshold=0.5, off_threshold=0.3, polyphony=None))
+    gate = Gate(1, 1, NoteSettings(on_threshold=0.5, off_threshold=0.3, polyphony=None))
     wavering = [0.45, 0.35, 0.49, 0.31] * 5
     assert not run_gate(gate, [[p] for p in wavering]).any(), "never reached on: stays off"
     stream = [0.6] + wavering + [0.2, 0.45, 0.49]
@@ -58,13 +58,13 @@ def test_hysteresis_no_flicker_between_thresholds():
 
 
 def test_min_len_holds_a_note_after_its_probability_drops():
-    gate = FrameGate(NoteSettings(min_len=3, polyphony=None))
+    gate = Gate(1, 1, NoteSettings(min_len=3, polyphony=None))
     out = run_gate(gate, [[0.9], [0.0], [0.0], [0.0], [0.0]])[:, 0]
     assert out.tolist() == [True, True, True, False, False]
 
 
 def test_max_len_releases_and_locks_until_the_probability_falls():
-    gate = FrameGate(NoteSettings(max_len=3, polyphony=None))
+    gate = Gate(1, 1, NoteSettings(max_len=3, polyphony=None))
     stream = [0.9] * 6 + [0.1] + [0.9] * 2
     out = run_gate(gate, [[p] for p in stream])[:, 0]
     # 3 frames on, locked while 0.9 persists, unlocked by 0.1, starts again on 0.9
@@ -72,21 +72,21 @@ def test_max_len_releases_and_locks_until_the_probability_falls():
 
 
 def test_polyphony_keeps_the_most_probable():
-    gate = FrameGate(NoteSettings(polyphony=2))
-    out = gate.step(np.array([0.6, 0.9, 0.7, 0.8]))
+    gate = Gate(1, 4, NoteSettings(polyphony=2))
+    out = gate.step_frame(np.array([0.6, 0.9, 0.7, 0.8]))
     assert out.tolist() == [False, True, False, True]
 
 
 def test_polyphony_lets_a_more_probable_candidate_take_a_voice_but_not_a_young_note():
-    gate = FrameGate(NoteSettings(polyphony=1, min_len=2))
-    assert gate.step(np.array([0.6, 0.0])).tolist() == [True, False]
+    gate = Gate(1, 2, NoteSettings(polyphony=1, min_len=2))
+    assert gate.step_frame(np.array([0.6, 0.0])).tolist() == [True, False]
     # note 0 is one frame old: protected by min_len even against a stronger candidate
-    assert gate.step(np.array([0.6, 0.9])).tolist() == [True, False]
-    assert gate.step(np.array([0.6, 0.9])).tolist() == [False, True]
+    assert gate.step_frame(np.array([0.6, 0.9])).tolist() == [True, False]
+    assert gate.step_frame(np.array([0.6, 0.9])).tolist() == [False, True]
     # an equally probable candidate does not take the voice
-    gate = FrameGate(NoteSettings(polyphony=1))
-    gate.step(np.array([0.7, 0.0]))
-    assert gate.step(np.array([0.7, 0.7])).tolist() == [True, False]
+    gate = Gate(1, 2, NoteSettings(polyphony=1))
+    gate.step_frame(np.array([0.7, 0.0]))
+    assert gate.step_frame(np.array([0.7, 0.7])).tolist() == [True, False]
 
 
 def test_temper():
@@ -100,19 +100,19 @@ def test_temper():
 
 def test_sampling_is_deterministic_given_the_rng():
     probs = np.random.default_rng(1).random((200, 12)) * 0.6
-    a = run_gate(FrameGate(), probs, temperature=0.8, rng=np.random.default_rng(7))
-    b = run_gate(FrameGate(), probs, temperature=0.8, rng=np.random.default_rng(7))
-    c = run_gate(FrameGate(seed=7), probs, temperature=0.8)
+    a = run_gate(Gate(1, 12), probs, temperature=0.8, rng=np.random.default_rng(7))
+    b = run_gate(Gate(1, 12), probs, temperature=0.8, rng=np.random.default_rng(7))
+    c = run_gate(Gate(1, 12, seed=7), probs, temperature=0.8)
     assert (a == b).all() and (a == c).all()
     assert a.any(), "sampling starts notes below the on threshold"
 
 
 def test_sampling_starts_notes_at_about_their_probability():
     settings = NoteSettings(off_threshold=0.99, on_threshold=1.0, polyphony=None)  # every note lasts one frame
-    gate = FrameGate(settings, seed=0)
+    gate = Gate(1, 1, settings, seed=0)
     onsets = 0
     for _ in range(4000):
-        onsets += int(gate.step(np.array([0.2]), temperature=1.0)[0])
+        onsets += int(gate.step_frame(np.array([0.2]), temperature=1.0)[0])
         gate.reset()
     assert 0.17 < onsets / 4000 < 0.23
 
@@ -121,15 +121,15 @@ def test_sampling_starts_notes_at_about_their_probability():
 @given(seed=st.integers(0, 10_000), min_len=st.integers(1, 3), max_len=st.sampled_from([None, 3, 5]),
        polyphony=st.sampled_from([None, 1, 2, 4]), temperature=st.sampled_from([0.0, 0.7, 1.0]),
        levels=st.sampled_from([0, 4, 10]))
-def test_a_gate_bank_steps_each_row_as_a_frame_gate_would(seed, min_len, max_len, polyphony, temperature, levels):
+def test_a_gate_steps_each_row_as_a_gate_of_one_voice_would(seed, min_len, max_len, polyphony, temperature, levels):
     """Rows stepped together, some rows sitting some steps out: each row's frames are those of a
-    FrameGate of the same settings fed that row's frames and draws alone (few probability
+    one-voice Gate of the same settings fed that row's frames and draws alone (few probability
     levels make ties, where polyphony's order matters)."""
     settings = NoteSettings(on_threshold=0.5, off_threshold=0.3, min_len=min_len,
                             max_len=None if max_len is None else max(max_len, min_len), polyphony=polyphony)
     rng = np.random.default_rng(seed)
     count, pitches = 5, 9
-    bank, gates = GateBank(count, pitches, settings), [FrameGate(settings) for _ in range(count)]
+    bank, gates = Gate(count, pitches, settings), [Gate(1, pitches, settings) for _ in range(count)]
     for t in range(40):
         rows = None if t % 3 == 0 else np.flatnonzero(rng.random(count) < 0.7)
         chosen = np.arange(count) if rows is None else rows
@@ -142,7 +142,7 @@ def test_a_gate_bank_steps_each_row_as_a_frame_gate_would(seed, min_len, max_len
             gates[2].reset()
         together = bank.step(rows, probs, temperature, draws)
         for r, k in enumerate(chosen):
-            alone = gates[k].step(probs[r], temperature, _Replay(draws[r]) if temperature > 0 else None)
+            alone = gates[k].step_frame(probs[r], temperature, _Replay(draws[r]) if temperature > 0 else None)
             assert (together[r] == alone).all(), (t, k)
 
 
@@ -158,14 +158,18 @@ class _Replay:
 
 
 def test_reset_and_shape_checks():
-    gate = FrameGate()
-    gate.step(np.array([0.9, 0.9]))
+    gate = Gate(1, 2, NoteSettings(min_len=3))
+    assert gate.step_frame(np.array([0.9, 0.9])).tolist() == [True, True]
     with pytest.raises(ValueError):
-        gate.step(np.array([0.9, 0.9, 0.9]))
+        gate.step_frame(np.array([0.9, 0.9, 0.9]))
+    with pytest.raises(ValueError):
+        gate.step_frame(np.array([[0.9, 0.9]]))
     gate.reset()
-    assert gate.step(np.array([0.0, 0.0, 0.0])).tolist() == [False] * 3
+    assert gate.step_frame(np.array([0.0, 0.0])).tolist() == [False] * 2, "min_len no longer holds them"
     with pytest.raises(ValueError):
-        gate.step(np.array([0.5]), temperature=-1)
+        gate.step_frame(np.array([0.5, 0.5]), temperature=-1)
+    with pytest.raises(ValueError):
+        gate.step(None, np.array([[0.5, 0.5]]), temperature=1.0)  # no draws
 
 
 # --- NoteEmitter --------------------------------------------------------------------------
@@ -269,11 +273,11 @@ def performances(draw):
 @given(performances())
 def test_every_note_on_is_switched_off_once_and_limits_hold(performance):
     settings, probs, pitches, controls, temperature, seed = performance
-    gate, emitter = FrameGate(settings), NoteEmitter(settings)
+    gate, emitter = Gate(1, len(pitches), settings), NoteEmitter(settings)
     rng = np.random.default_rng(seed)
     frames, events = [], []
     for p, (transpose, channel, velocity) in zip(probs, controls):
-        frame = gate.step(p, temperature=temperature, rng=rng)
+        frame = gate.step_frame(p, temperature=temperature, rng=rng)
         frames.append(frame)
         if settings.polyphony is not None:
             assert frame.sum() <= settings.polyphony

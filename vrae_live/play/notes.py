@@ -2,9 +2,9 @@
 
 Pure (numpy only, no IO). Two steps, kept apart so each is tested on its own:
 
-- :class:`FrameGate` turns a frame of note probabilities ``(P,)`` into a binary
-  frame ``(P,)`` with hysteresis, minimum and maximum note lengths and a
-  polyphony limit.
+- :class:`Gate` turns frames of note probabilities ``(B, P)``, one row a voice, into
+  binary frames ``(B, P)`` with hysteresis, minimum and maximum note lengths and a
+  polyphony limit; one voice is a gate of one row.
 - :class:`NoteEmitter` turns consecutive binary frames into note on/off events,
   remembering the MIDI note and channel each sounding note was started with.
 
@@ -42,7 +42,7 @@ class NoteSettings:
         ``off_threshold``: a decoder stuck on a fixed point would otherwise
         turn a stuck note into a stuck repeated note.
     polyphony: most pitches sounding at once, or None for no limit; the most
-        probable win (see :meth:`FrameGate.step`).
+        probable win (see :meth:`Gate.step`).
     velocity_range: (low, high) MIDI velocities for velocity-from-probability:
         probability 0 maps to low, 1 to high, linearly.
     """
@@ -79,35 +79,51 @@ def temper(probs: np.ndarray, temperature: float) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-logits / temperature))
 
 
-class FrameGate:
-    """Probability frames ``(P,)`` to binary frames ``(P,)``, one frame per :meth:`step`.
+class Gate:
+    """Probability frames to binary frames, for one voice or several: row ``k`` is voice ``k``.
 
-    Stateful: it remembers which pitches sound, for how many frames, and which
-    are locked after reaching ``max_len``. The number of pitches is fixed by
-    the first frame.
+    Stateful: it remembers, per voice and pitch, which pitches sound, for how many frames,
+    and which are locked after reaching ``max_len``. ``(B, P)``: the voices stepped together
+    (``B <= voices``) and the model's pitches. One voice is a gate of one row, stepped with
+    :meth:`step_frame` on ``(P,)`` frames. Rows never interact: a row gives what a gate of
+    one voice, stepped on that row's frames and draws alone, gives.
     """
 
-    def __init__(self, settings: NoteSettings | None = None, *, seed: int | None = None) -> None:
+    def __init__(self, voices: int, n_pitches: int, settings: NoteSettings | None = None, *,
+                 seed: int | None = None) -> None:
         self.settings = settings or NoteSettings()
-        self._default_rng = np.random.default_rng(seed)
-        self._on: np.ndarray | None = None  # (P,) bool, sounding
-        self._age: np.ndarray | None = None  # (P,) int, frames sounded so far
-        self._locked: np.ndarray | None = None  # (P,) bool, released by max_len, waiting to fall
+        self._rng = np.random.default_rng(seed)  # step_frame's draws when it is given no rng
+        self.on = np.zeros((voices, n_pitches), bool)  # sounding
+        self.age = np.zeros((voices, n_pitches), np.int64)  # frames sounded so far
+        self.locked = np.zeros((voices, n_pitches), bool)  # released by max_len, waiting to fall
 
-    def reset(self) -> None:
-        """Forget every sounding note (after a panic, or a jump in the stream)."""
-        self._on = self._age = self._locked = None
+    def reset(self, row: int | None = None) -> None:
+        """Voice ``row`` (or every voice) forgets its sounding notes (a panic, a jump in the stream)."""
+        rows = slice(None) if row is None else row
+        self.on[rows], self.age[rows], self.locked[rows] = False, 0, False
 
-    @property
-    def sounding(self) -> np.ndarray:
-        """(P,) bool: pitches on after the last step (all False before the first)."""
-        return np.zeros(0, bool) if self._on is None else self._on.copy()
+    def step_frame(self, probs: np.ndarray, temperature: float = 0.0,
+                   rng: np.random.Generator | None = None) -> np.ndarray:
+        """The binary frame ``(P,)`` of a one-voice gate for one probability frame ``(P,)``.
 
-    def step(self, probs: np.ndarray, temperature: float = 0.0, rng: np.random.Generator | None = None) -> np.ndarray:
-        """The binary frame ``(P,)`` for one probability frame ``(P,)``.
+        At temperature > 0 the draws are ``rng.random(P)``, the gate's own generator
+        (``seed`` at construction) when ``rng`` is None.
+        """
+        q = np.asarray(probs, dtype=np.float64)
+        if q.ndim != 1:
+            raise ValueError(f"a probability frame has shape (P,), not {q.shape}")
+        draws = (rng if rng is not None else self._rng).random(q.shape[0])[None] if temperature > 0 else None
+        return self.step(None, q[None], temperature, draws)[0]
+
+    def step(self, rows: np.ndarray | None, probs: np.ndarray, temperature: float = 0.0,
+             draws: np.ndarray | None = None) -> np.ndarray:
+        """The binary frames ``(B, P)`` of voices ``rows`` for probability frames ``probs (B, P)``.
+
+        rows: ascending voice numbers, or None for every voice.
+        draws: ``(B, P)`` uniform draws in [0, 1), needed at temperature > 0.
 
         The gate works on ``q = probs`` at temperature 0 and on
-        ``q = temper(probs, temperature)`` above it. Rules, in order:
+        ``q = temper(probs, temperature)`` above it. Rules, in order, for each row:
 
         1. A sounding pitch younger than ``min_len`` frames keeps sounding.
         2. A sounding pitch that has sounded ``max_len`` frames stops and is
@@ -116,88 +132,13 @@ class FrameGate:
            that needs ``q >= on_threshold``, so a later frame).
         3. Any other sounding pitch keeps sounding while ``q >= off_threshold``.
         4. A silent, unlocked pitch is a candidate to start when
-           ``q >= on_threshold`` (temperature 0), or when ``u < q`` with
-           ``u = rng.random(P)`` drawn once per step for all pitches
-           (temperature > 0), so the random stream, and with it the output,
-           depends only on the rng and the inputs.
+           ``q >= on_threshold`` (temperature 0), or when ``draw < q``
+           (temperature > 0), so the output depends only on the draws and the inputs.
         5. Polyphony: pitches of rule 1 keep their voices; the remaining voices
            go to the pitches of rules 3 and 4 in order of falling ``q``. On a
            tie a sounding pitch beats a candidate, then the lower index wins,
            so a candidate must be strictly more probable to take a voice.
-
-        ``rng`` defaults to the gate's own generator (``seed`` at construction).
         """
-        q = np.asarray(probs, dtype=np.float64)
-        if q.ndim != 1:
-            raise ValueError(f"a probability frame has shape (P,), not {q.shape}")
-        if temperature < 0 or not np.isfinite(temperature):
-            raise ValueError(f"temperature must be 0 or positive, not {temperature}")
-        n = q.shape[0]
-        if self._on is None:
-            self._on = np.zeros(n, bool)
-            self._age = np.zeros(n, np.int64)
-            self._locked = np.zeros(n, bool)
-        elif n != self._on.shape[0]:
-            raise ValueError(f"frame has {n} pitches; this gate was started with {self._on.shape[0]}")
-
-        s = self.settings
-        sampling = temperature > 0
-        if sampling:
-            q = temper(q, temperature)
-            draws = (rng if rng is not None else self._default_rng).random(n)
-
-        on, age = self._on, self._age
-        protected = on & (age < s.min_len)
-        if s.max_len is None:
-            expired = np.zeros(n, bool)
-        else:
-            expired = on & (age >= s.max_len)  # max_len >= min_len, so never a protected one
-        self._locked = (self._locked | expired) & ~(q < s.off_threshold)
-        sustaining = on & ~protected & ~expired & (q >= s.off_threshold)
-        if sampling:
-            starting = ~on & ~self._locked & (draws < q)
-        else:
-            starting = ~on & ~self._locked & (q >= s.on_threshold)
-
-        new_on = protected | sustaining | starting
-        if s.polyphony is not None and new_on.sum() > s.polyphony:
-            free_voices = max(s.polyphony - int(protected.sum()), 0)
-            competing = np.flatnonzero(sustaining | starting)
-            # lexsort sorts by the last key first: falling q, then sounding first, then index.
-            order = np.lexsort((competing, ~on[competing], -q[competing]))
-            winners = competing[order[:free_voices]]
-            new_on = protected.copy()
-            new_on[winners] = True
-
-        self._age = np.where(new_on, np.where(on, age + 1, 1), 0)
-        self._on = new_on
-        return new_on.copy()
-
-
-class GateBank:
-    """:class:`FrameGate`'s rules for several gates at once, one row each (a voice each).
-
-    ``step(rows, probs)`` steps the gates ``rows`` (ascending row numbers, or None for all)
-    on probability frames ``(B, P)``, one row each, in one set of array operations; row r
-    gives what a FrameGate with the same settings, stepped on that row's frames alone, gives.
-    ``draws (B, P)``: the uniform draws of each row at temperature > 0, what FrameGate's
-    ``rng.random(P)`` would draw for it. ``tests/test_notes.py`` checks the rows against
-    FrameGates, polyphony ties and all.
-    """
-
-    def __init__(self, count: int, n_pitches: int, settings: NoteSettings | None = None) -> None:
-        self.settings = settings or NoteSettings()
-        self.on = np.zeros((count, n_pitches), bool)  # sounding
-        self.age = np.zeros((count, n_pitches), np.int64)  # frames sounded so far
-        self.locked = np.zeros((count, n_pitches), bool)  # released by max_len, waiting to fall
-
-    def reset(self, row: int) -> None:
-        """Gate ``row`` forgets every sounding note."""
-        self.on[row], self.age[row], self.locked[row] = False, 0, False
-
-    def step(self, rows: np.ndarray | None, probs: np.ndarray, temperature: float = 0.0,
-             draws: np.ndarray | None = None) -> np.ndarray:
-        """The binary frames ``(B, P)`` of gates ``rows`` for probability frames ``probs (B, P)``."""
         q = np.asarray(probs, dtype=np.float64)
         if temperature < 0 or not np.isfinite(temperature):
             raise ValueError(f"temperature must be 0 or positive, not {temperature}")
@@ -218,15 +159,16 @@ class GateBank:
             locked = locked & ~falling
             sustaining = on & ~protected & ~falling
         else:
-            expired = on & (age >= s.max_len)
+            expired = on & (age >= s.max_len)  # max_len >= min_len, so never a protected one
             locked = (locked | expired) & ~falling
             sustaining = on & ~protected & ~expired & ~falling
         starting = ~on & ~locked & ((draws < q) if sampling else (q >= s.on_threshold))
         new_on = protected | sustaining | starting
         if s.polyphony is not None:
-            for r in np.flatnonzero(new_on.sum(axis=1) > s.polyphony):  # falling q, then sounding first, then index
+            for r in np.flatnonzero(new_on.sum(axis=1) > s.polyphony):
                 free = max(s.polyphony - int(protected[r].sum()), 0)
                 competing = np.flatnonzero(sustaining[r] | starting[r])
+                # lexsort sorts by the last key first: falling q, then sounding first, then index.
                 order = np.lexsort((competing, ~on[r, competing], -q[r, competing]))
                 new_on[r] = protected[r]
                 new_on[r, competing[order[:free]]] = True
@@ -289,7 +231,7 @@ class NoteEmitter:
     ) -> list[NoteEvent]:
         """Events that take the instrument from the previous frame to ``frame``: offs first, then ons.
 
-        frame: (P,) bool from :meth:`FrameGate.step`.
+        frame: (P,) bool, a row of :meth:`Gate.step`.
         probs: (P,) probabilities, for velocity when ``velocity`` is None.
         pitches: P MIDI note numbers.
         velocity: a fixed velocity 1..127, or None for velocity from probability.

@@ -59,7 +59,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from .notes import GateBank, NoteSettings
+from .notes import Gate, NoteSettings
 from .states import empty_states, put_states, take_states
 
 if TYPE_CHECKING:
@@ -191,7 +191,7 @@ class Stream:
         self._has_state = np.zeros(voices, bool)  # its row predicts the next frame once `_fed` is fed
         self._fed = np.zeros((voices, n), np.float32)  # the last decided frame, not yet fed
         self._anchor_z: np.ndarray | None = None  # (voices, L) the z each window's h_0 came from
-        self._gates = GateBank(voices, n, self.settings)
+        self._gates = Gate(voices, n, self.settings)
         self._rngs: list[np.random.Generator | None] = [None] * voices
         self._draws = np.zeros((voices, DRAW_ROWS, n))  # each voice's next draws, from its own generator
         self._drawn = np.full(voices, DRAW_ROWS)  # rows of `_draws` used
