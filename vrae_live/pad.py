@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -46,6 +46,13 @@ class LatentPlane:
         """The latent vector ``(L,)`` under pad position (x, y), each 0..1."""
         u = np.array([x, y])[: len(self.lo)]
         return self.origin + (self.lo + u * (self.hi - self.lo)) @ self.axes
+
+    def target(self, z: Sequence[float] | None, x: float, y: float) -> np.ndarray:
+        """What a controller asks for, ``(L,)``: its own z when it sent one of the latent's size, else
+        the z under its pad position."""
+        if z is not None and len(z) == self.latent_size:
+            return np.asarray(z, dtype=np.float64)
+        return self.z_at(x, y)
 
     def position_of(self, z: np.ndarray) -> tuple[float, float]:
         """The pad position nearest to ``z`` (clipped to the pad), for feedback."""

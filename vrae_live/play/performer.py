@@ -35,7 +35,7 @@ from .demo import DemoPath
 from .notes import NoteEmitter, NoteSettings
 from .sink import MidiSink
 from .state import ControlSource, ControlState
-from .stream import live_stream
+from .stream import Stream, live_hop, live_stream
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,13 @@ class PerformanceStats:
     panics: int = 0
     clock: str = ""  # what a followed clock did (lost ticks, ...), from its report(); "" for our own clock
 
+    def count_join(self, join: str | None) -> None:
+        """Count how a decoded frame joined the one before: on the hop grid, or re-anchored by a move."""
+        if join == "hop":
+            self.hops += 1
+        elif join == "move":
+            self.reanchors += 1
+
     def line(self) -> str:
         return (f"{self.frames} frames, {self.notes_on} notes, {self.hops} hops decoded, "
                 f"{self.late_ticks} late ticks (p99 {1000 * self.lateness_p99_s:.2f} ms, "
@@ -87,8 +94,8 @@ class Performer:
         self.pitches = checkpoint.pitches
         self.plane = checkpoint.latent_plane()
         self.period_s = checkpoint.timing.frame_seconds(settings.bpm)
-        self.stream = live_stream(checkpoint, settings.hop, settings.notes, settings.seed)
-        self.hop = self.stream.hop
+        self.hop = live_hop(checkpoint, settings.hop)
+        self.stream = self.make_stream()
         self.glide = Glide(settings.glide_s)
         self.demo = DemoPath.for_songs(checkpoint.song_spots()) if settings.demo else None
         self.emitter = NoteEmitter(settings.notes)
@@ -115,11 +122,10 @@ class Performer:
         x, y = self.demo.at(frame * self.period_s)
         return dataclasses.replace(state, x=x, y=y, z=None)
 
-    def target_z(self, state: ControlState) -> np.ndarray:
-        z = state.z
-        if z is not None and len(z) == self.plane.latent_size:
-            return np.asarray(z, dtype=np.float64)
-        return self.plane.z_at(state.x, state.y)
+    def make_stream(self) -> Stream:
+        """The stream this performer decodes: one voice."""
+        s = self.settings
+        return live_stream(self.checkpoint, self.hop, s.notes, s.seed)
 
     # -- decoding ----------------------------------------------------------------
 
@@ -129,14 +135,11 @@ class Performer:
         if self._reset_stream:
             self._reset_stream = False
             self.stream.reset()
-        z = self.glide.step(self.target_z(state), self.period_s)
+        z = self.glide.step(self.plane.target(state.z, state.x, state.y), self.period_s)
         self.current_z = z
         decoded = self.stream.next_frame(z, state.density, state.temperature)
         self._buffer.append((decoded.probs, decoded.frame))
-        if decoded.join == "hop":
-            self.stats.hops += 1
-        elif decoded.join == "move":
-            self.stats.reanchors += 1
+        self.stats.count_join(decoded.join)
 
     # -- play loop ---------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from .notes import NoteEvent
 from .performer import PerformanceSettings, Performer
 from .sink import MidiSink
 from .state import ControlSource, ControlState
-from .stream import live_stream
+from .stream import Stream, live_stream
 from .voices import VoiceBank
 
 
@@ -35,14 +35,18 @@ class VoicePerformer(Performer):
                  settings: PerformanceSettings = PerformanceSettings(), clock: FrameClock | None = None,
                  on_frame: Callable[[int, ControlState], None] | None = None,
                  voice_sinks: Sequence[MidiSink] | None = None):
-        super().__init__(checkpoint, controls, sink, settings, clock, on_frame)
         if controls.voices < settings.voices:
             raise ValueError(f"the controls know {controls.voices} voices, the performer plays {settings.voices}")
-        stream = live_stream(checkpoint, self.hop, settings.notes, settings.seed, voices=settings.voices)
+        super().__init__(checkpoint, controls, sink, settings, clock, on_frame)
         beat = frames_per_beat(self.period_s, settings.bpm)
-        self.bank = VoiceBank(stream, self.plane, self.pitches, self.period_s, settings.glide_s, settings.notes,
+        self.bank = VoiceBank(self.stream, self.plane, self.pitches, self.period_s, settings.glide_s, settings.notes,
                               attack=max(1, beat // 2), release=beat, own_ports=voice_sinks is not None)
         self.voice_sinks = list(voice_sinks) if voice_sinks is not None else None
+
+    def make_stream(self) -> Stream:
+        """The stream of every voice, one row each."""
+        s = self.settings
+        return live_stream(self.checkpoint, self.hop, s.notes, s.seed, voices=s.voices)
 
     def _send(self, k: int, events: list[NoteEvent]) -> None:
         (self.voice_sinks[k] if self.voice_sinks is not None else self.sink).send_events(events)
@@ -56,10 +60,7 @@ class VoicePerformer(Performer):
         self.current_z = self.bank.current_z[0]
         self._buffer.append(frame)
         for decoded in frame.decoded.values():
-            if decoded.join == "hop":
-                self.stats.hops += 1
-            elif decoded.join == "move":
-                self.stats.reanchors += 1
+            self.stats.count_join(decoded.join)
 
     def play_frame(self, state: ControlState) -> None:
         frame = self._buffer.popleft()

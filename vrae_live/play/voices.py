@@ -28,7 +28,7 @@ import numpy as np
 
 from ..pad import Glide, LatentPlane
 from .notes import NoteEmitter, NoteEvent, NoteSettings
-from .state import ControlState, Voice
+from .state import ControlState
 from .stream import DecodedFrame, Stream
 
 _EPS = 1e-9
@@ -163,11 +163,6 @@ class VoiceBank:
         self.glides = [Glide(glide_s) for _ in range(self.count)]
         self.current_z: list[np.ndarray | None] = [None] * self.count
 
-    def target_z(self, voice: Voice) -> np.ndarray:
-        if voice.z is not None and len(voice.z) == self.plane.latent_size:
-            return np.asarray(voice.z, dtype=np.float64)
-        return self.plane.z_at(voice.x, voice.y)
-
     def decode(self, state: ControlState) -> VoicesFrame:
         """Plan every voice from the touches of ``state`` and decode the sounding ones together."""
         plans, zs, densities = [], {}, {}
@@ -181,7 +176,7 @@ class VoiceBank:
             elif plan.ends:
                 self.stream.stop(k)
             if plan.decodes:
-                zs[k] = self.current_z[k] = self.glides[k].step(self.target_z(voice), self.period_s)
+                zs[k] = self.current_z[k] = self.glides[k].step(self.plane.target(voice.z, voice.x, voice.y), self.period_s)
                 densities[k] = voice.density
         decoded = self.stream.step(zs, densities, state.temperature)
         return VoicesFrame(plans, decoded)
