@@ -35,7 +35,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from vrae_live.data.corpus import load_songs  # noqa: E402
-from vrae_live.experiments.rnn_init import StudySettings, plot_learning_curves, run_study  # noqa: E402
+from vrae_live.experiments.rnn_init import StudySettings, run_study  # noqa: E402
+from vrae_live.experiments.rnn_init_results import plot_learning_curves  # noqa: E402
 from vrae_live.machine import machine_line  # noqa: E402
 
 COMPOSERS = ("bach", "monteverdi", "palestrina", "trecento")

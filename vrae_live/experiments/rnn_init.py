@@ -46,14 +46,18 @@ from ..data.corpus import Song, TrainingData, WindowSet, windows_for
 from ..data.pianoroll import select_pitches
 from ..measure.analysis import group_of
 from ..models import RNN, VRAE
-from ..models.vrae import CELLS
 from ..training.evaluation import EVAL_BATCH, active_units, encode_means, evaluate
 from ..training.run import METRICS_FILE
 from ..training.trainer import Trainer
+from .rnn_init_models import (
+    WindowClassifier,
+    classifier_for,
+    init_classifier_from_vrae,
+    init_predictor_from_vrae,
+    predictor_for,
+)
+from .rnn_init_results import INITS, SCORED, early_stopped, summarise
 
-INITS = ("random", "vrae")
-# predict_long: next-frame prediction on all the labels with long_steps, to see whether a random start catches up
-TASKS = ("classify", "predict", "predict_long")
 VRAE_PRESET = "paper-20d"  # the VRAE's recipe (lr schedule, KL warm-up, free bits, batch-normalised mu)
 
 
@@ -218,59 +222,6 @@ def describe_data(data: StudyData) -> dict[str, Any]:
         "marginal_nll": float(marginal),
         "test_song_names": list(data.test.song_names),
     }
-
-
-# -- the supervised RNNs and their starts from a VRAE ------------------------------
-
-
-class WindowClassifier(nn.Module):
-    """An RNN over a window ``(B, W, P)`` and a linear layer on its last state: logits ``(B, C)``.
-
-    The same recurrence as the VRAE's encoder (``encoder`` has its names and shapes), so its
-    weights can start from one; ``reverse_input`` reads the window backwards, as that encoder does.
-    """
-
-    def __init__(self, n_pitches: int, hidden: int, classes: int, cell: str = "rnn", reverse_input: bool = True):
-        super().__init__()
-        self.reverse_input = reverse_input
-        self.is_lstm = cell == "lstm"
-        self.encoder = CELLS[cell](n_pitches, hidden, batch_first=True)  # W_in, W_enc, b_enc
-        self.head = nn.Linear(hidden, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.reverse_input:
-            x = x.flip(1)
-        _, state = self.encoder(x)
-        h_end = (state[0] if self.is_lstm else state).squeeze(0)  # (B, H)
-        return self.head(h_end)  # (B, C)
-
-
-def classifier_for(vrae_config: ModelConfig, n_pitches: int, classes: int) -> WindowClassifier:
-    return WindowClassifier(n_pitches, vrae_config.hidden, classes, vrae_config.cell, vrae_config.reverse_input)
-
-
-def predictor_for(vrae_config: ModelConfig, n_pitches: int) -> RNN:
-    return RNN(n_pitches, ModelConfig(model="rnn", cell=vrae_config.cell, hidden=vrae_config.hidden))
-
-
-def init_classifier_from_vrae(classifier: WindowClassifier, vrae: VRAE) -> list[str]:
-    """Copy the VRAE's encoder into ``classifier.encoder``; the names of the parameters copied."""
-    classifier.encoder.load_state_dict(vrae.encoder.state_dict())
-    return [f"encoder.{name}" for name in vrae.encoder.state_dict()]
-
-
-def init_predictor_from_vrae(predictor: RNN, vrae: VRAE, z: torch.Tensor) -> list[str]:
-    """Copy the VRAE's decoder (recurrence and output layer) into ``predictor``, and set its
-    initial state to the decoder's for code ``z (L,)``: ``tanh(h0) = tanh(W_z z + b_z)``.
-    The names of the parameters set."""
-    if vrae.config.z_every_step:
-        raise ValueError("a decoder fed z at every step has more inputs than a plain RNN")
-    predictor.rnn.load_state_dict(vrae.decoder.state_dict())
-    predictor.to_logits.load_state_dict(vrae.to_logits.state_dict())
-    with torch.no_grad():
-        predictor.h0.copy_(vrae.to_h0(z.reshape(1, -1))[0])
-    return ([f"rnn.{name}" for name in vrae.decoder.state_dict()]
-            + [f"to_logits.{name}" for name in vrae.to_logits.state_dict()] + ["h0"])
 
 
 # -- pretraining -------------------------------------------------------------------
@@ -455,68 +406,3 @@ def run_study(songs: Sequence[Song], settings: StudySettings, work_dir: str | Pa
     results["summary"] = {point: summarise(results["runs"], point) for point in ("final", "early_stopped")}
     results["seconds"] = round(time.perf_counter() - started, 1)
     return results
-
-
-# What each task reports on the test songs, and the validation figure early stopping follows (and which way).
-SCORED = {"classify": ("accuracy", "balanced_accuracy", "nll"), "predict": ("nll",), "predict_long": ("nll",)}
-STOP_ON = {"classify": ("val_accuracy", max), "predict": ("val_nll", min), "predict_long": ("val_nll", min)}
-
-
-def early_stopped(curve: Sequence[dict[str, Any]], task: str) -> dict[str, Any]:
-    """The point of ``curve`` with the best validation figure (the earliest of equals): where early
-    stopping on the validation songs would have kept the model. The test songs play no part."""
-    key, best = STOP_ON[task]
-    target = best(p[key] for p in curve)
-    return next(p for p in curve if p[key] == target)
-
-
-def summarise(runs: Sequence[dict[str, Any]], point: str = "final") -> list[dict[str, Any]]:
-    """Per task, share and start: the mean, std (sample, ddof 1), min and max over the seeds of each
-    figure (and of the step) at each run's ``point``: ``final`` or ``early_stopped``."""
-    keys = sorted({(r["task"], r["fraction"], r["init"]) for r in runs},
-                  key=lambda k: (TASKS.index(k[0]), k[1], INITS.index(k[2])))
-    rows = []
-    for task, fraction, init in keys:
-        group = [r for r in runs if (r["task"], r["fraction"], r["init"]) == (task, fraction, init)]
-        row: dict[str, Any] = {"task": task, "fraction": fraction, "init": init, "seeds": len(group),
-                               "labelled_windows": group[0]["labelled_windows"]}
-        for metric in group[0][point]:
-            values = np.array([r[point][metric] for r in group], dtype=np.float64)
-            row[metric] = {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-                           "min": float(values.min()), "max": float(values.max())}
-        rows.append(row)
-    return rows
-
-
-def plot_learning_curves(results: dict[str, Any], task: str, metric: str, out: str | Path,
-                         ylabel: str, reference: tuple[float, str] | None = None,
-                         ylim: tuple[float, float] | None = None) -> Path:
-    """One panel per label share: ``metric`` on the test songs against steps, the mean over seeds
-    of each start as a line, min to max as a band; ``reference`` (value, label) a dashed line;
-    ``ylim`` (bottom, top) fixes the y axis (a random start's first figures can dwarf the rest)."""
-    from ..measure.plots import require_matplotlib, save_figure
-
-    plt = require_matplotlib()
-    runs = [r for r in results["runs"] if r["task"] == task]
-    fractions = sorted({r["fraction"] for r in runs})
-    fig, axes = plt.subplots(1, len(fractions), figsize=(4.2 * len(fractions), 3.6), sharey=True, squeeze=False)
-    for ax, fraction in zip(axes[0], fractions):
-        for init, colour in zip(INITS, ("tab:grey", "tab:blue")):
-            group = [r for r in runs if r["fraction"] == fraction and r["init"] == init]
-            if not group:
-                continue
-            steps = [p["step"] for p in group[0]["curve"]]
-            values = np.array([[p[metric] for p in r["curve"]] for r in group])  # (seeds, points)
-            ax.plot(steps, values.mean(0), color=colour, label=f"{init} init ({len(group)} seeds)")
-            ax.fill_between(steps, values.min(0), values.max(0), color=colour, alpha=0.2, linewidth=0)
-        if reference is not None:
-            ax.axhline(reference[0], color="k", linestyle="--", linewidth=0.8, label=reference[1])
-        labelled = next(r["labelled_windows"] for r in runs if r["fraction"] == fraction)
-        ax.set_title(f"{fraction:.0%} of the labels ({labelled} windows)")
-        ax.set_xlabel("supervised step")
-        ax.grid(alpha=0.3)
-    if ylim is not None:
-        axes[0][0].set_ylim(*ylim)  # the panels share the y axis
-    axes[0][0].set_ylabel(ylabel)
-    axes[0][0].legend(frameon=False, fontsize="small")
-    return save_figure(fig, plt, out)
