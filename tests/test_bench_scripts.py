@@ -53,6 +53,7 @@ def test_bench_live_prints_decode_times_and_pad_delay(capsys):
     assert "goal p99 < a quarter frame period" in out and "goal within 2 frames: met" in out
 
 
+@pytest.mark.slow
 @pytest.mark.jack
 def test_bench_live_measures_jitter_through_jack(capsys):
     require_jack_tools()  # skip without jackd, unless CI is set

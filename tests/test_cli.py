@@ -26,6 +26,7 @@ def run(*args):
     return result
 
 
+@pytest.mark.slow
 def test_train_info_eval(songs_dir, tmp_path):
     out = tmp_path / "run"
     result = run("train", songs_dir, "--out", out, "--epochs", 2, *TINY)
@@ -72,6 +73,7 @@ def test_train_info_eval(songs_dir, tmp_path):
     assert "6 songs" in result.output and "lower bound" in result.output
 
 
+@pytest.mark.slow
 def test_eval_counts_notes_outside_the_models_pitches(songs_dir, tmp_path):
     out = tmp_path / "run"
     tiny_on_the_beat = [a for a in TINY if a not in ("--fs", "20")]
@@ -87,6 +89,7 @@ def test_eval_counts_notes_outside_the_models_pitches(songs_dir, tmp_path):
     assert figures["dropped_notes"] == 40
 
 
+@pytest.mark.slow
 def test_every_preset_trains_at_a_tiny_size(songs_dir, tmp_path):
     assert {"live-2d", "paper-2d", "paper-20d", "vrnn"} <= set(list_presets())
     for preset in list_presets():
@@ -96,6 +99,7 @@ def test_every_preset_trains_at_a_tiny_size(songs_dir, tmp_path):
         assert (out / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_train_without_a_preset_uses_the_default_one(songs_dir, tmp_path):
     out = tmp_path / "plain"
     tiny_on_the_beat = [a for a in TINY if a not in ("--fs", "20")]
@@ -115,6 +119,7 @@ def test_the_shipped_model_is_the_default_preset_trained():
     assert len(ckpt.meta["latent_plane"]["songs"]) > 100
 
 
+@pytest.mark.slow
 def test_preset_settings_reach_the_model(songs_dir, tmp_path):
     out = tmp_path / "p20"
     args = ["--hidden", "16", "--batch-size", "16", "--epochs", "1", "-q"]
@@ -155,6 +160,7 @@ def test_errors_are_one_line(tmp_path, songs_dir):
     assert result.exit_code == 1 and "no such checkpoint" in result.output
 
 
+@pytest.mark.slow
 def test_an_existing_run_is_not_overwritten_by_accident(songs_dir, tmp_path):
     out = tmp_path / "run"
     tiny_on_the_beat = [a for a in TINY if a not in ("--fs", "20")]
@@ -166,6 +172,7 @@ def test_an_existing_run_is_not_overwritten_by_accident(songs_dir, tmp_path):
     assert len(read_metrics(out)) == 1
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_and_resume_finishes(songs_dir, tmp_path):
     """A real SIGINT to a real training process, then --resume to the end."""
     out = tmp_path / "run"
@@ -192,6 +199,7 @@ def test_ctrl_c_saves_and_resume_finishes(songs_dir, tmp_path):
     assert result.exit_code == 1 and "--resume continues with the run's own settings" in result.output
 
 
+@pytest.mark.slow
 def test_training_into_a_pipe_writes_one_line_per_epoch(songs_dir, tmp_path):
     """With stderr a pipe (a log file, CI), no progress bar redrawing itself with carriage returns."""
     not_quiet = [a for a in TINY if a != "-q"]

@@ -15,6 +15,9 @@ TINY = ["--hidden", "16", "--window", "16", "--hop", "8", "--batch-size", "16", 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
+pytestmark = pytest.mark.slow  # the module's fixture trains two models
+
+
 def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
@@ -109,6 +112,7 @@ def test_interpolate(trained, tmp_path):
     assert mido.MidiFile(str(out)).length == pytest.approx(8.0, abs=0.06)
 
 
+@pytest.mark.slow
 def test_map_2d_and_3d(trained, tmp_path):
     songs, runs = trained
     out = tmp_path / "map2.png"

@@ -117,6 +117,7 @@ def test_bad_periods_and_a_deadline_before_start():
 # -- the lateness summary: constant memory, numpy's percentiles to within a bin ------------
 
 
+@pytest.mark.slow
 def test_lateness_memory_does_not_grow_with_ticks():
     """An hour-long take must not keep a float per tick: 60,000 more ticks cost (next to) nothing."""
     import tracemalloc

@@ -238,6 +238,7 @@ DOCUMENT = st.dictionaries(st.sampled_from([*SECTIONS, "other"]), st.one_of(SECT
 FLAT = st.dictionaries(st.sampled_from(FIELDS), VALUES, max_size=4)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(document=DOCUMENT, overrides=FLAT)
 def test_the_loader_gives_a_config_or_a_config_error(document, overrides):
@@ -261,6 +262,7 @@ def test_the_loader_gives_a_config_or_a_config_error(document, overrides):
 @settings(max_examples=200, deadline=None)
 @given(sections=DOCUMENT, pitches=VALUES, plane=st.one_of(VALUES, st.dictionaries(
     st.sampled_from(["origin", "axes", "lo", "hi", "songs", "bogus"]), VALUES, max_size=5)))
+@pytest.mark.slow
 def test_the_checkpoint_check_gives_a_document_or_a_checkpoint_error(sections, pitches, plane):
     document = {**sections, "pitches": pitches, "latent_plane": plane}
     try:

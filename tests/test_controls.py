@@ -253,6 +253,7 @@ oscish = st.builds(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(st.lists(oscish, min_size=1, max_size=3), st.booleans())
 def test_osc_shaped_garbage_never_raises_and_is_counted(parts, as_bundle):

@@ -162,6 +162,7 @@ def test_truncated_files_are_refused_as_pretty_midi_refuses_them(tmp_path):
         assert_same_rolls(path)
 
 
+@pytest.mark.slow
 def test_bach_chorales_from_music21_give_the_same_rolls(tmp_path):
     """Bach's chorales as music21 exports them (scripts/export_corpus.py): read by symusic, identical."""
     pytest.importorskip("music21")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 from vrae_live.checkpoint import read_config
@@ -40,6 +41,7 @@ def test_what_the_command_line_gives_is_kept():
     assert fitted == config and said == []
 
 
+@pytest.mark.slow
 def test_train_says_how_it_fitted_itself_and_saves_the_length_it_ran(songs_dir, tmp_path):
     preset = tmp_path / "small.toml"
     preset.write_text('[data]\nfs = 20.0\nwindow = 32\nhop = 16\n[model]\nhidden = 8\nlatent = 2\n'

@@ -206,6 +206,7 @@ def test_describe():
     assert describe(89.99995, 0) == "Link: 90.0 bpm, 0 peers"
 
 
+@pytest.mark.slow
 def test_two_real_link_sessions_find_each_other_share_tempo_and_transport():
     """Two aalink peers in one process. Link discovers peers by UDP multicast; where the
     network (a sandbox without multicast on loopback) does not let them meet, this skips."""

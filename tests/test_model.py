@@ -212,6 +212,7 @@ def _patterns() -> torch.Tensor:
     return x
 
 
+@pytest.mark.slow
 def test_a_tiny_model_learns_a_few_patterns():
     torch.manual_seed(0)
     model = build_model(8, ModelConfig(cell="gru", hidden=48, latent=2))  # the defaults: BN mu, reversed input

@@ -269,6 +269,7 @@ def performances(draw):
     return settings, probs, pitches, controls, temperature, seed
 
 
+@pytest.mark.slow
 @hyp_settings(max_examples=150, deadline=None)
 @given(performances())
 def test_every_note_on_is_switched_off_once_and_limits_hold(performance):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import struct
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
@@ -177,6 +178,7 @@ def test_split_packet_flattens_valid_packets_in_order(data):
 @FUZZ
 @given(st.sampled_from(sorted(DIALECTS)), st.lists(st.one_of(st.binary(max_size=2048), mutated(), packets),
                                                    min_size=1, max_size=3))
+@pytest.mark.slow
 def test_controls_never_raise_count_every_datagram_and_stay_in_range(dialect, datagrams):
     controls = Controls(DIALECTS[dialect], latent_size=LATENT)
     for data in datagrams:

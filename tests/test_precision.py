@@ -38,6 +38,7 @@ def test_bf16_on_a_cpu_without_bf16_arithmetic_is_refused_with_the_reason():
         check_precision("bf16", CPU)
 
 
+@pytest.mark.slow
 def test_train_says_so_in_one_line(songs_dir, tmp_path):
     result = CliRunner().invoke(main, ["train", str(songs_dir), "--out", str(tmp_path / "run"), "--precision", "bf16",
                                        "--device", "cpu", "--epochs", "1", "--hidden", "16"])

@@ -52,6 +52,7 @@ def grid_distance(times: np.ndarray, step: float) -> np.ndarray:
     return residual - np.median(residual)
 
 
+@pytest.mark.slow
 @pytest.mark.jack
 def test_send_clock_starts_ticks_at_bpm_and_stops_after_the_last_note_off(jack_server, tmp_path):
     take = tmp_path / "take.mid"

@@ -74,6 +74,7 @@ def test_opposite_corners_differ_more_than_the_same_corner_twice(checkpoint_dir)
     assert opposite > 2 * same, (opposite, same)
 
 
+@pytest.mark.slow
 def test_the_steering_measurement_tells_a_steerable_model_from_one_that_ignores_z(checkpoint_dir):
     ckpt = load_checkpoint(checkpoint_dir)
     steered = measure_steering(ckpt)
@@ -88,6 +89,7 @@ def test_the_steering_measurement_tells_a_steerable_model_from_one_that_ignores_
     assert "--preset live-2d" in deaf.verdict(pad_preset=False) and "live-2d" not in deaf.verdict(pad_preset=True)
 
 
+@pytest.mark.slow
 def test_a_pad_whose_y_axis_moves_nothing_does_not_steer(checkpoint_dir):
     ckpt = load_checkpoint(checkpoint_dir)
     ckpt.plane.axes[1] = [0.0] * len(ckpt.plane.origin)  # up and down the pad, z stays where it is
@@ -217,6 +219,7 @@ def _read_until(stream, marker, lines):
     return False
 
 
+@pytest.mark.slow
 @pytest.mark.jack
 def test_serve_end_to_end_on_jack(jack_server, checkpoint_dir, tmp_path):
     take = tmp_path / "take.mid"
@@ -272,6 +275,7 @@ def test_serve_end_to_end_on_jack(jack_server, checkpoint_dir, tmp_path):
     assert sum(m.type == "note_on" and m.velocity > 0 for m in recorded) >= 24
 
 
+@pytest.mark.slow
 def test_serve_demo_renders_a_take_and_sends_feedback_without_a_midi_port(checkpoint_dir, tmp_path):
     """`serve --demo --no-midi --record --duration`: the first-run path, over real UDP, with no MIDI system."""
     import socket

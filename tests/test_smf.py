@@ -136,6 +136,7 @@ def test_a_busy_sender_and_frequent_flushes_leave_a_complete_file(tmp_path):
     assert reads and rec.flushes > 1
 
 
+@pytest.mark.slow
 def test_serve_record_survives_sigkill(tmp_path):
     """`serve --demo --no-midi --record`, killed outright: the take up to the last flush, every note ended."""
     take = tmp_path / "killed.mid"

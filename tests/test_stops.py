@@ -80,6 +80,7 @@ def _file_events(path):
             yield type("Event", (), {"data": bytes(msg.bytes())})
 
 
+@pytest.mark.slow
 @pytest.mark.jack
 def test_a_lost_midi_port_ends_serve_with_its_lines(jack_server, beat_checkpoint, tmp_path):
     """serve connected to another client's port (--midi-port): that client quits, serve says so and stops."""
@@ -102,6 +103,7 @@ def test_a_lost_midi_port_ends_serve_with_its_lines(jack_server, beat_checkpoint
     assert hanging(list(_file_events(take))) == set()
 
 
+@pytest.mark.slow
 @pytest.mark.jack
 def test_a_dead_jack_server_ends_serve_within_seconds(jack_server, beat_checkpoint, tmp_path):
     """The JACK server is killed under a playing daemon: it is noticed (not spun on), serve stops

@@ -20,6 +20,7 @@ def test_the_synthetic_corpus_has_its_styles_apart(tmp_path):
     assert registers["high-major-arpeggios"] > registers["mid-chords"] > registers["low-minor-walk"]
 
 
+@pytest.mark.slow
 def test_the_steering_study_trains_measures_and_writes_a_row(tmp_path, capsys):
     load_script("synthetic_corpus").write_corpus(tmp_path / "songs", songs_per_style=2)
     table = tmp_path / "study.md"
@@ -46,6 +47,7 @@ def test_kmeans_finds_separate_groups():
     assert all(len(set(labels[30 * i:30 * (i + 1)])) == 1 for i in range(3))  # each blob one region
 
 
+@pytest.mark.slow
 def test_the_hop_study_measures_each_hop_with_its_context(beat_checkpoint, capsys):
     assert load_script("hop_study").main([str(beat_checkpoint), "--hop", "4", "--hop", "8"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if re.match(r"\| \d", line)]

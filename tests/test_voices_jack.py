@@ -15,6 +15,7 @@ def on_channel(events, channel):
     return [e for e in events if e.data[0] & 0x0F == channel and e.data[0] & 0xF0 in (0x80, 0x90)]
 
 
+@pytest.mark.slow
 @pytest.mark.jack
 def test_two_voices_at_opposite_corners_play_on_two_channels_and_a_release_leaves_none(jack_server, beat_checkpoint):
     from vrae_live.testing.jack import MidiDump
@@ -54,6 +55,7 @@ def test_two_voices_at_opposite_corners_play_on_two_channels_and_a_release_leave
         daemon.kill()
 
 
+@pytest.mark.slow
 @pytest.mark.jack
 def test_voice_ports_each_carry_one_voice_and_a_release_leaves_none(jack_server, beat_checkpoint):
     """``--voice-ports``: each voice on a JACK port of its own, both on ``--channel``, each recorded by

@@ -251,6 +251,7 @@ def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
+@pytest.mark.slow
 def test_train_and_eval_each_model_through_the_cli(songs_dir, tmp_path):
     for name in ("vrnn", "rnn"):
         out = tmp_path / name

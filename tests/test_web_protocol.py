@@ -140,6 +140,7 @@ def test_a_wrong_token_or_a_foreign_origin_is_refused(web, token, origin):
     assert web.stats["refused"] == 1 and web.stats["pages"] == 0
 
 
+@pytest.mark.slow
 def test_allow_refuses_other_senders_the_page_and_the_websocket():
     with WebServer(Controls(), "127.0.0.1", 0, token=TOKEN, allow=(ipaddress.ip_network("10.0.0.0/8"),)) as server:
         with pytest.raises(urllib.error.HTTPError) as refused:
