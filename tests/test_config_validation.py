@@ -29,6 +29,7 @@ from vrae_live.config import (
 from vrae_live.errors import CheckpointError, ConfigError
 from vrae_live.models import build_model
 from vrae_live.pad import latent_plane
+from vrae_live.training.length import fit_to_corpus
 
 PITCHES = [48, 50, 52, 55, 57, 60]
 
@@ -214,7 +215,9 @@ def test_a_sound_checkpoint_loads_with_its_plane(checkpoint):
 def test_the_shipped_checkpoint_loads():
     ckpt = load_checkpoint(default_checkpoint())
     assert ckpt.plane is not None and len(ckpt.plane.songs) == len(ckpt.meta["latent_plane"]["songs"]) > 100
-    assert ckpt.config == load_config("live-2d", {"device": ckpt.config.train.device})
+    fitted, _ = fit_to_corpus(load_config("live-2d", {"device": ckpt.config.train.device}),
+                              ckpt.meta["training"]["train_windows"])
+    assert ckpt.config == fitted
 
 
 def test_info_on_a_damaged_checkpoint_is_one_line(damaged):

@@ -394,3 +394,11 @@ def test_transposition_and_weight_decay_train(songs_dir, tmp_path):
     trainer = make_trainer(songs_dir, tmp_path / "run", epochs=2, transpose=3, weight_decay=0.01)
     assert trainer.fit()["epochs_done"] == 2
     assert trainer.optimizer.param_groups[0]["weight_decay"] == 0.01
+
+
+def test_a_run_neither_stops_nor_keeps_an_epoch_before_the_kl_weight_settles(songs_dir, tmp_path):
+    trainer = make_trainer(songs_dir, tmp_path / "run", epochs=500, patience=2, kl_anneal_steps=60, lr=1e-2)
+    summary = trainer.fit()
+    assert summary["converged"] and summary["steps"] >= 60
+    kept = next(r for r in read_metrics(tmp_path / "run") if r["epoch"] == summary["best_epoch"])
+    assert kept["kl_weight"] == 1.0 and summary["best_epoch"] * trainer.steps_per_epoch >= 60

@@ -18,7 +18,9 @@ The KL weight rises from 0 to 1 over the first ``kl_anneal_steps`` steps (Bowman
 or in ``kl_cycles`` cycles over them (Fu et al. 2019), each rising over its first half. The
 plateau's wait runs through them: the validation bound (the plain ELBO) still rises while the
 weight cycles, and a wait that began only once the weight stays at 1 let a small corpus overfit
-for the whole of it.
+for the whole of it. But a run does not stop before the weight has settled at 1, and the trainer
+keeps an epoch from then on (``Trainer.settled``): on 6 short songs the best bound came at step
+40, the pad not yet formed (0.84 along its weakest direction), and the run stopped at step 440.
 """
 
 from __future__ import annotations
@@ -67,18 +69,21 @@ class Plateau:
     def rate(self, t: "TrainConfig") -> float:
         return plateau_rate(t, self.drops)
 
-    def after_epoch(self, t: "TrainConfig", bound: float, steps: int) -> str | None:
+    def after_epoch(self, t: "TrainConfig", bound: float, steps: int, may_stop: bool = True) -> str | None:
         """Take the bound at an epoch's end, after ``steps`` steps in it; returns what changed:
-        ``"drop"`` (the rate was lowered), ``"converged"`` (the run is done) or None."""
+        ``"drop"`` (the rate was lowered), ``"converged"`` (the run is done) or None. While
+        ``may_stop`` is False (the KL weight still anneals) the run goes on at the lowest rate."""
         if math.isfinite(bound) and bound > self.best + MIN_GAIN:
             self.best, self.waited = bound, 0
             return None
         self.waited += steps
         if self.waited < t.patience:
             return None
-        self.waited = 0
         if plateau_rate(t, self.drops) <= t.lr_final * (1 + 1e-9):
+            if not may_stop:
+                return None
             self.converged = True
             return "converged"
+        self.waited = 0
         self.drops += 1
         return "drop"

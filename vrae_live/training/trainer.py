@@ -53,11 +53,9 @@ from .signals import StopOnSignals
 # run); this many in a row means training has diverged, and it stops before saving anything.
 MAX_SKIPS_IN_A_ROW = 5
 
-# The figures of the run (a row of metrics.jsonl: the validation bound, the codes' statistics, the
-# plateau's judgement) are taken about every MEASURE_STEPS steps, the pad checked about every
-# PAD_CHECK_STEPS: a small corpus in many short epochs would otherwise spend more time measuring
-# than training (30 chorales, 5 steps an epoch: a fifth of the run). A short run is measured at
-# least RUN_ROWS times.
+# A row of figures (metrics.jsonl) about every MEASURE_STEPS steps, a pad check about every
+# PAD_CHECK_STEPS, at least RUN_ROWS rows in a short run: measuring every epoch of a small corpus
+# cost a fifth of the run (30 chorales, 5 steps an epoch).
 MEASURE_STEPS = 20
 PAD_CHECK_STEPS = 100
 RUN_ROWS = 40
@@ -152,6 +150,12 @@ class Trainer:
 
     def kl_weight(self, step: int) -> float:
         return kl_weight(self.config.train, step)
+
+    @property
+    def settled(self) -> bool:
+        """Whether the run may stop and keep an epoch: once the KL weight has settled at 1 (always in a run it spans)."""
+        anneal = self.config.train.kl_anneal_steps
+        return anneal >= self.total_steps or self.progress.global_step >= anneal
 
     # -- resume ------------------------------------------------------------------
 
@@ -284,10 +288,7 @@ class Trainer:
         p.step_in_epoch += 1
 
     def fit(self) -> dict[str, Any]:
-        """Train to the configured number of epochs, or until a stop is requested.
-
-        Returns the summary; ``summary["interrupted"]`` says whether it stopped early.
-        """
+        """Train until converged, the epochs are done or a stop is requested; the summary says which."""
         with StopOnSignals(self):
             return self._fit()
 
@@ -364,7 +365,7 @@ class Trainer:
             if epoch % self.pad_check_every == 0 or epoch == self.config.train.epochs:
                 row.update(self._check_pad(plane))
             append_metrics(self.out_dir, row)
-            improved = self.progress.keeps(row, pad_checked=self.pad_check is not None)
+            improved = self.settled and self.progress.keeps(row, pad_checked=self.pad_check is not None)
             self.echo(format_row(row, self.config.train.epochs, improved))
             score = row["val_bound"] if row["val_bound"] is not None else row["train_bound"]
         if self.world.distributed:  # every process follows rank 0's figure, so all stop together
@@ -386,7 +387,7 @@ class Trainer:
         if t.schedule != "plateau":
             return
         plateau = Plateau(**p.plateau)
-        change = plateau.after_epoch(t, bound, p.row_steps)
+        change = plateau.after_epoch(t, bound, p.row_steps, may_stop=self.settled)
         p.plateau = plateau.state()
         if change == "drop":
             self.echo(f"no better bound for {t.patience} steps: learning rate {plateau.rate(t):.2e}")
