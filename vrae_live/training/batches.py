@@ -80,7 +80,8 @@ class Transposer:
 
     A window moves only where every note it holds lands on one of the model's ``pitches`` (the
     pitches kept need not be a contiguous range), so no note is lost; one with nowhere to go stays
-    where it is. The shifts come from ``generator``, one per window.
+    where it is. The shifts come from ``draws`` (``Transposer.draws``), one row per window, drawn
+    for the global batch so that a batch shared among processes moves as it would in one.
     """
 
     def __init__(self, pitches: list[int], max_shift: int, device: torch.device) -> None:
@@ -91,12 +92,15 @@ class Transposer:
         self.target = torch.searchsorted(self.pitches, shifted).clamp(max=len(pitches) - 1)  # (S, P)
         self.kept = self.pitches[self.target] == shifted  # (S, P)
 
-    def __call__(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """``batch (B, W, P)`` with each window moved; a new tensor."""
+    def draws(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Random numbers ``(n, S)`` that choose the shifts of ``n`` windows."""
+        return torch.rand((n, 2 * self.max_shift + 1), generator=generator)
+
+    def __call__(self, batch: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+        """``batch (B, W, P)`` with each window moved by the shift its row of ``draws (B, S)`` picks; a new tensor."""
         sounding = batch.amax(1) > 0  # (B, P)
         allowed = ~(sounding[:, None, :] & ~self.kept[None]).any(-1)  # (B, S): every note lands on a pitch
-        draw = torch.rand(allowed.shape, generator=generator).to(batch.device)
-        shift = torch.where(allowed, draw, -1.0).argmax(1)  # (B,) a uniform choice among the allowed
+        shift = torch.where(allowed, draws.to(batch.device), -1.0).argmax(1)  # (B,) a uniform choice among the allowed
         target = self.target[shift]  # (B, P) where each pitch goes
         moved = torch.zeros_like(batch)
         # pitches moved off the model's add nothing (their window was not allowed that shift)

@@ -259,8 +259,9 @@ class Trainer:
         if self.catch_up is not None and self.catch_up.active(p.global_step):
             self.catch_up.run(lambda g: self._loss(self._random_batch(g, n), n)[1:], lr,
                               torch.Generator().manual_seed((t.seed << 32) + p.global_step))
-        if self.transposer is not None:
-            batch = self.transposer(batch, torch.Generator().manual_seed((t.seed << 33) + 2 * p.global_step + 1))
+        if self.transposer is not None:  # the global batch's draws, this process's share of them
+            draws = self.transposer.draws(n, torch.Generator().manual_seed((t.seed << 33) + 2 * p.global_step + 1))
+            batch = self.transposer(batch, self.world.shard(draws))
         # The forward pass updates batch norm's running statistics; a skipped step puts them back.
         buffers = [b.clone() for b in self.model.buffers()]
         terms, loss, whole = self._loss(batch, n)
