@@ -19,8 +19,10 @@ or in ``kl_cycles`` cycles over them (Fu et al. 2019), each rising over its firs
 plateau's wait runs through them: the validation bound (the plain ELBO) still rises while the
 weight cycles, and a wait that began only once the weight stays at 1 let a small corpus overfit
 for the whole of it. But a run does not stop before the weight has settled at 1, and the trainer
-keeps an epoch from then on (``Trainer.settled``): on 6 short songs the best bound came at step
-40, the pad not yet formed (0.84 along its weakest direction), and the run stopped at step 440.
+keeps no epoch before the weight has reached 1 once (``Trainer.annealed``): on 6 short songs the
+best bound came at step 40, the pad not yet formed (0.84 along its weakest direction), and the
+run stopped at step 440. (Keeping none before the weight settles, at step 1,000 of the default,
+kept 8 chorales overfitted, worse than copying the last frame: -7.08 against -6.96.)
 """
 
 from __future__ import annotations
@@ -43,6 +45,13 @@ def kl_weight(t: "TrainConfig", step: int) -> float:
         cycle = t.kl_anneal_steps / t.kl_cycles
         return min(1.0, 2 * (step % cycle) / cycle)
     return step / t.kl_anneal_steps
+
+
+def first_full_weight(t: "TrainConfig", once: bool = False) -> int:
+    """The step from which the KL weight stays at 1, or (``once``) first reaches it: the top of the first cycle."""
+    if once and t.kl_cycles > 0:
+        return math.ceil(t.kl_anneal_steps / t.kl_cycles / 2)
+    return t.kl_anneal_steps
 
 
 def exponential_rate(t: "TrainConfig", step: int, total_steps: int) -> float:

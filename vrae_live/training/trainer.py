@@ -46,7 +46,7 @@ from .objective import training_loss
 from .precision import autocast
 from .progress import Progress
 from .run import RESUME_DIR, append_metrics, format_row, keep_metrics_until, run_summary
-from .schedule import Plateau, exponential_rate, kl_weight
+from .schedule import Plateau, exponential_rate, first_full_weight, kl_weight
 from .signals import StopOnSignals
 
 # A step whose loss or gradient norm is not finite is skipped (one bad batch need not end a
@@ -151,11 +151,11 @@ class Trainer:
     def kl_weight(self, step: int) -> float:
         return kl_weight(self.config.train, step)
 
-    @property
-    def settled(self) -> bool:
-        """Whether the run may stop and keep an epoch: once the KL weight has settled at 1 (always in a run it spans)."""
-        anneal = self.config.train.kl_anneal_steps
-        return anneal >= self.total_steps or self.progress.global_step >= anneal
+    def annealed(self, full_once: bool = False) -> bool:
+        """Whether the KL weight has settled at 1, or (``full_once``) reached it once: when the run may
+        stop, and keep an epoch. In a run shorter than its annealing, always."""
+        t = self.config.train
+        return t.kl_anneal_steps >= self.total_steps or self.progress.global_step >= first_full_weight(t, full_once)
 
     # -- resume ------------------------------------------------------------------
 
@@ -366,7 +366,7 @@ class Trainer:
             if epoch % self.pad_check_every == 0 or epoch == self.config.train.epochs:
                 row.update(self._check_pad(plane))
             append_metrics(self.out_dir, row)
-            improved = self.settled and self.progress.keeps(row, pad_checked=self.pad_check is not None)
+            improved = self.annealed(full_once=True) and self.progress.keeps(row, self.pad_check is not None)
             self.echo(format_row(row, self.config.train.epochs, improved))
             score = row["val_bound"] if row["val_bound"] is not None else row["train_bound"]
         if self.world.distributed:  # every process follows rank 0's figure, so all stop together
@@ -388,7 +388,7 @@ class Trainer:
         if t.schedule != "plateau":
             return
         plateau = Plateau(**p.plateau)
-        change = plateau.after_epoch(t, bound, p.row_steps, may_stop=self.settled)
+        change = plateau.after_epoch(t, bound, p.row_steps, may_stop=self.annealed())
         p.plateau = plateau.state()
         if change == "drop":
             self.echo(f"no better bound for {t.patience} steps: learning rate {plateau.rate(t):.2e}")
