@@ -182,10 +182,13 @@ def _train(songs_dir: Path, out_dir: Path, resume: bool, clear_out_dir: bool, ca
             f"{ended}; best {summary['bound_on']} bound {summary['best_bound']:.4f} nats/step at epoch "
             f"{summary['best_epoch']}; checkpoint: {out_dir}"
         )
+        from ..checkpoint import load_checkpoint
+
         _say_whether_it_beats_copying(summary)
-        _say_how_it_plays(out_dir, songs_dir, cache_dir)
+        kept = load_checkpoint(out_dir)
+        _say_how_it_plays(kept, songs_dir, cache_dir)
         if pad_check is not None:
-            _say_whether_the_pad_steers(out_dir, songs_dir, cache_dir)
+            _say_whether_the_pad_steers(kept, songs_dir, cache_dir)
 
 
 def _say_whether_it_beats_copying(summary: dict[str, Any]) -> None:
@@ -200,36 +203,40 @@ def _say_whether_it_beats_copying(summary: dict[str, Any]) -> None:
                     f"--patience), or with a lower --lr if the bound wandered")
 
 
-def _say_how_it_plays(run_dir: Path, songs_dir: Path, cache_dir: Path | None) -> None:
-    """The quality of the kept checkpoint's takes (``info --quality``) against the validation songs
-    (the training songs without a validation set)."""
-    from ..checkpoint import load_checkpoint
+def _song_rolls(ckpt, songs_dir: Path, cache_dir: Path | None = None, workers: int | None = 1,
+                names: list[str] | None = None) -> list:
+    """The rolls of the songs in ``songs_dir`` (only ``names``, if given) on the checkpoint's pitches and grid."""
     from ..data.corpus import load_songs
     from ..data.pianoroll import project_roll
+
+    songs = load_songs(songs_dir, ckpt.timing, cache_dir, workers=workers, names=names)
+    return [project_roll(s.roll, ckpt.pitches)[0] for s in songs]
+
+
+def _say_how_it_plays(ckpt, songs_dir: Path, cache_dir: Path | None) -> None:
+    """The quality of the kept checkpoint's takes (``info --quality``) against the validation songs
+    (the training songs without a validation set)."""
     from ..measure.quality import measure_quality
 
-    ckpt = load_checkpoint(run_dir)
     training = ckpt.meta["training"]
     which, names = ("validation", training["val_songs"]) if training["val_songs"] else ("training", training["train_songs"])
-    songs = load_songs(songs_dir, ckpt.timing, cache_dir, workers=1, names=names)
+    rolls = _song_rolls(ckpt, songs_dir, cache_dir, names=names)
     try:
-        report = measure_quality(ckpt, [project_roll(s.roll, ckpt.pitches)[0] for s in songs])
+        report = measure_quality(ckpt, rolls)
     except ValueError as err:  # songs too short for a segment of 8 beats
         log.info(f"quality: not measured on the {which} songs: {err}")
         return
-    log.info(f"{report.line()}; on the {len(songs)} {which} songs")
+    log.info(f"{report.line()}; on the {len(rolls)} {which} songs")
     (log.info if report.plays_like_the_songs else log.warning)(report.verdict())
 
 
-def _say_whether_the_pad_steers(run_dir: Path, songs_dir: Path, cache_dir: Path | None) -> None:
+def _say_whether_the_pad_steers(ckpt, songs_dir: Path, cache_dir: Path | None) -> None:
     """The verdict on the kept checkpoint, measured as `info --steering` does, and how much its
     training songs differ among themselves (what a faithful pad can steer)."""
-    from ..checkpoint import load_checkpoint
     from ..data.corpus import load_songs
     from ..measure.contrast import measure_contrast
     from ..measure.steering import measure_steering
 
-    ckpt = load_checkpoint(run_dir)
     report = measure_steering(ckpt)
     log.info(f"steering: {report.line()}")
     songs = load_songs(songs_dir, ckpt.timing, cache_dir, workers=1, names=ckpt.meta["training"]["train_songs"])
@@ -326,13 +333,10 @@ def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool, songs_dir
 def _quality(ckpt, songs_dir: Path, takes: int, density: float, temperature: float, seed: int,
              workers: int | None) -> str:
     """``info --quality``: the MGEval table of the model against the songs of ``songs_dir``, and the verdict."""
-    from ..data.corpus import load_songs
-    from ..data.pianoroll import project_roll
     from ..errors import DataError
     from ..measure.quality import measure_quality
 
-    songs = load_songs(songs_dir, ckpt.timing, workers=workers)
-    rolls = [project_roll(s.roll, ckpt.pitches)[0] for s in songs]
+    rolls = _song_rolls(ckpt, songs_dir, workers=workers)
     try:
         report = measure_quality(ckpt, rolls, takes=takes, seed=seed, density=density, temperature=temperature)
     except ValueError as err:

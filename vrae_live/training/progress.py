@@ -14,6 +14,12 @@ from .schedule import Plateau
 # (1.10 at -3.60), and 3 nats a step is music worse than any pad makes up for.
 BOUND_SLACK = 0.5
 
+
+def row_score(row: dict[str, Any]) -> float:
+    """What a row of metrics.jsonl is judged by: its validation bound, else (no validation set) its training bound."""
+    return row["val_bound"] if row["val_bound"] is not None else row["train_bound"]
+
+
 @dataclass
 class Progress:
     """Where training stands; everything needed to resume exactly."""
@@ -23,7 +29,7 @@ class Progress:
     global_step: int = 0
     best_bound: float = -math.inf
     best_epoch: int = -1
-    best_steers: bool = False  # whether the kept epoch's pad steered (see Trainer._note_best)
+    best_steers: bool = False  # whether the kept epoch's pad steered (see Progress.keeps)
     checked_weakest: list[float] = field(default_factory=list)  # every pad check's weakest direction so far
     seconds: float = 0.0
     sums: dict[str, float] = field(default_factory=lambda: {"rec": 0.0, "kl": 0.0, "n": 0.0})
@@ -46,7 +52,7 @@ class Progress:
         without a validation set). Without pad checks (``pad_checked`` False) every epoch counts as
         steering: the bound alone decides. With them, only the epochs checked are candidates.
         """
-        score = row["val_bound"] if row["val_bound"] is not None else row["train_bound"]
+        score = row_score(row)
         if pad_checked and "steers" not in row:
             return False  # an epoch between checks: only checked epochs are kept
         steers = bool(row.get("steers", True))

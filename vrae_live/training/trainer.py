@@ -44,7 +44,7 @@ from .distributed import World
 from .evaluation import active_units, copy_bound, evaluate, settled_means
 from .objective import training_loss
 from .precision import autocast
-from .progress import Progress
+from .progress import Progress, row_score
 from .run import RESUME_DIR, append_metrics, format_row, keep_metrics_until, run_summary
 from .schedule import Plateau, exponential_rate, first_full_weight, kl_weight
 from .signals import StopOnSignals
@@ -368,7 +368,7 @@ class Trainer:
             append_metrics(self.out_dir, row)
             improved = self.annealed(full_once=True) and self.progress.keeps(row, self.pad_check is not None)
             self.echo(format_row(row, self.config.train.epochs, improved))
-            score = row["val_bound"] if row["val_bound"] is not None else row["train_bound"]
+            score = row_score(row)
         if self.world.distributed:  # every process follows rank 0's figure, so all stop together
             score = self.world.all_sum(torch.tensor([score], dtype=torch.float64, device=self.device)).item()
         self._follow_plateau(score)
