@@ -153,7 +153,7 @@ def bench_decode(ckpt_dir: Path, device: torch.device, hops: int) -> dict:
     paper_vrae = ckpt.config.model.cell == "rnn" and not ckpt.config.model.z_every_step
     plain = PlainDecoder(ckpt.model) if paper_vrae else None  # the reference is the paper's decoder
     rng = np.random.default_rng(0)
-    context = torch.as_tensor(rng.random((1, stream.context, ckpt.model.n_pitches)) < 0.1,
+    context = torch.as_tensor(rng.random((1, stream.context, ckpt.model.n_columns)) < 0.1,
                               dtype=torch.float32, device=device)
     times, joins, hop_times, reference = [], [], [], []
     for i in range(hops + 2):

@@ -29,9 +29,9 @@ TIMINGS = [FrameTiming(fs=20.0), FrameTiming(fs=7.3), FrameTiming(fs=None, steps
 
 
 def outcome(load, path, timing):
-    """The roll, or the reason the file is unusable."""
+    """The roll with its onsets, or the reason the file is unusable."""
     try:
-        roll = load(path, timing)
+        roll = load(path, timing, with_onsets=True)
     except UnusableSongError as err:
         return err.reason
     return roll[0] if isinstance(roll, tuple) else roll
@@ -43,7 +43,7 @@ def assert_same_rolls(path: Path) -> set:
     for timing in TIMINGS:
         reference = outcome(load_roll, path, timing)
         try:
-            fast, fallback = load_roll_fast(path, timing)
+            fast, fallback = load_roll_fast(path, timing, with_onsets=True)
         except UnusableSongError as err:
             fast, fallback = err.reason, "unusable"
         fallbacks.add(fallback)

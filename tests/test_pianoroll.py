@@ -10,9 +10,12 @@ from vrae_live.data.pianoroll import (
     UnusableSongError,
     count_onsets,
     load_roll,
+    model_frames,
     project_roll,
     roll_to_midi,
+    run_starts,
     select_pitches,
+    split_onsets,
 )
 from vrae_live.errors import DataError
 
@@ -40,6 +43,26 @@ def test_fs_round_trip_keeps_notes_with_gaps_exactly(tmp_path):
     pitches = select_pitches([roll])
     midi = roll_to_midi(project_roll(roll, pitches)[0], pitches, FS20)
     assert notes_of(midi) == sorted(notes)
+
+
+def test_a_note_struck_again_survives_midi_to_roll_to_midi_with_onsets(tmp_path):
+    # C struck three times without a gap (a repeated note), E held across them, G struck after a rest
+    notes = [(60, 0.0, 0.5), (60, 0.5, 1.0), (60, 1.0, 1.25), (64, 0.0, 1.25), (67, 1.5, 1.75)]
+    full = load_roll(write_song(tmp_path / "a.mid", notes), FS20, with_onsets=True)
+    roll, onsets = full[:, :128], full[:, 128:]
+    assert np.array_equal(roll, load_roll(tmp_path / "a.mid", FS20))  # the same frames sound
+    assert on_frames(onsets, 60) == [0, 10, 20] and on_frames(onsets, 64) == [0] and on_frames(onsets, 67) == [30]
+    assert on_frames(roll, 60) == list(range(25))  # one run: the binary roll alone merges the strikes
+
+    pitches = [60, 64, 67]
+    frames = model_frames(roll, pitches, onsets)
+    assert frames.shape == (35, 6)
+    sounding, struck = split_onsets(frames, pitches)
+    assert np.array_equal(midi_notes := notes_of(roll_to_midi(sounding, pitches, FS20, onsets=struck)), sorted(notes))
+    assert len(notes_of(roll_to_midi(sounding, pitches, FS20))) == len(midi_notes) - 2  # without: one long C
+    assert np.array_equal(split_onsets(model_frames(roll, pitches), pitches)[0], roll[:, pitches])
+    assert split_onsets(model_frames(roll, pitches), pitches)[1] is None
+    assert np.array_equal(run_starts(roll)[:, 60], np.arange(35) == 0)  # a roll without onsets: runs start notes
 
 
 def test_beat_grid_follows_tempo_changes_and_round_trips(tmp_path):

@@ -45,12 +45,14 @@ def test_rolls_come_back_from_the_store_as_parsed(tmp_path):
         assert store.files == 9
         for i, name in enumerate(store.names):
             assert np.array_equal(store.roll(i), load_roll(songs / name, timing)), name
+            assert np.array_equal(store.onsets(i), load_roll(songs / name, timing, with_onsets=True)[:, 128:]), name
 
 
-@pytest.mark.parametrize("window, hop, cap", [(10, 5, None), (16, 16, None), (12, 7, 3), (8, 20, None)])
-def test_stored_windows_are_the_windows_cut_in_memory(tmp_path, window, hop, cap):
+@pytest.mark.parametrize("window, hop, cap, onsets", [(10, 5, None, False), (16, 16, None, True), (12, 7, 3, False),
+                                                     (8, 20, None, True)])
+def test_stored_windows_are_the_windows_cut_in_memory(tmp_path, window, hop, cap, onsets):
     songs = write_corpus(tmp_path / "songs")
-    data = DataConfig(window=window, hop=hop, max_windows_per_song=cap)
+    data = DataConfig(window=window, hop=hop, max_windows_per_song=cap, onsets=onsets)
     store = store_songs(songs, data.timing, cache_dir=tmp_path / "cache", workers=1)
     in_memory = load_songs(songs, data.timing, cache_dir=tmp_path / "cache", workers=1)
     pick = [3, 0, 6, 5]  # any songs, in any order
@@ -58,7 +60,8 @@ def test_stored_windows_are_the_windows_cut_in_memory(tmp_path, window, hop, cap
     expected = windows_for([in_memory[i] for i in pick], pitches, data)
     stored = StoredWindows(store, pick, pitches, data)
 
-    assert stored.shape == expected.x.shape and len(stored) > 10
+    assert stored.shape == expected.x.shape == (len(stored), window, len(pitches) * (2 if onsets else 1))
+    assert len(stored) > 10
     assert np.array_equal(np.asarray(stored), expected.x)
     assert np.array_equal(np.asarray(stored.song), expected.song)
     shuffled = np.random.default_rng(0).permutation(len(stored))

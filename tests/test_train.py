@@ -390,6 +390,23 @@ def test_transposition_moves_whole_windows_onto_the_models_pitches():
     assert seen == [{(60,), (62,)}, {(67,), (65,)}, {(62, 65), (64, 67)}]
 
 
+def test_transposition_moves_the_onsets_with_their_notes():
+    from vrae_live.training.batches import Transposer
+
+    pitches = [60, 62, 64, 65, 67]
+    transpose = Transposer(pitches, 2, torch.device("cpu"))
+    batch = torch.zeros(8, 6, 10)  # (B, W, 2P): the sounding columns, then the onsets
+    batch[:, :, 1] = 1  # D held through the window...
+    batch[:, 0, 6] = batch[:, 3, 6] = 1  # ...struck at 0 and again at 3
+    moved = transpose(batch, transpose.draws(8, torch.Generator().manual_seed(1)))
+    sounding, struck = moved[..., :5], moved[..., 5:]
+    assert len({int(torch.nonzero(w.amax(0)).flatten()) for w in sounding}) > 1  # not every window stays
+    for w_sounding, w_struck in zip(sounding, struck):
+        column = int(torch.nonzero(w_sounding.amax(0)).flatten())
+        assert w_sounding[:, column].tolist() == [1] * 6
+        assert w_struck[:, column].tolist() == [1, 0, 0, 1, 0, 0] and w_struck.sum() == 2
+
+
 def test_transposition_and_weight_decay_train(songs_dir, tmp_path):
     trainer = make_trainer(songs_dir, tmp_path / "run", epochs=2, transpose=3, weight_decay=0.01)
     assert trainer.fit()["epochs_done"] == 2

@@ -294,7 +294,7 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
         weights = load_file(weights_path)
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{weights_path}: damaged ({err})") from err
-    model = build_model(len(pitches), config.model)
+    model = build_model(config.data.columns(len(pitches)), config.model)
     try:
         model.load_state_dict(weights)
     except RuntimeError as err:

@@ -144,6 +144,9 @@ class DataConfig:
     hop: Annotated[Int, Ge(1)] = 50  # steps between window starts (window // 2 gives the paper's 50% overlap)
     max_windows_per_song: Optional[Annotated[Int, Ge(1)]] = None  # the paper took the first 520 of each song
     val_fraction: Annotated[Float, Ge(0), Lt(1)] = 0.1  # share of songs (never of windows) held out for validation
+    # a frame also says where notes start: an onset column per pitch after the P sounding ones, so a
+    # note struck again is told from one held (off: the paper's binary roll)
+    onsets: Bool = False
 
     @model_validator(mode="after")
     def _check(self) -> "DataConfig":
@@ -153,6 +156,10 @@ class DataConfig:
     @property
     def timing(self) -> FrameTiming:
         return FrameTiming(fs=self.fs, steps_per_beat=self.steps_per_beat)
+
+    def columns(self, pitches: int) -> int:
+        """Columns of a model frame: a pitch each, and an onset each with ``onsets``."""
+        return pitches * (2 if self.onsets else 1)
 
 
 ModelKind = Literal["vrae", "vrnn", "rnn"]

@@ -60,6 +60,9 @@ def _pitch_range(ctx, param, value):
 @click.option("--steps-per-beat", type=click.IntRange(min=1), help="A grid that follows the tempo map, e.g. 4 (sixteenths).")
 @click.option("--pitch-range", callback=_pitch_range, help="Keep pitches LO-HI, e.g. 36-84 [default: those the songs use].")
 @click.option("--max-windows-per-song", type=click.IntRange(min=1), help="Take the first N windows of each song.")
+@click.option("--onsets/--no-onsets", default=None,
+              help="Frames also say where notes start, so a note struck again is told from one held "
+                   "(--no-onsets: the paper's binary roll).")
 @click.option("--reverse-input/--no-reverse-input", default=None, help="The encoder reads each window backwards.")
 @click.option("--z-every-step/--no-z-every-step", default=None,
               help="Feed z to the decoder at every step, not only its first state.")

@@ -22,8 +22,8 @@ import numpy as np
 
 from ..config import DataConfig, FrameTiming
 from ..errors import DataError
-from .parsing import parse_files, unpack_roll
-from .pianoroll import project_roll, select_pitches
+from .parsing import parse_files, unpack_onsets, unpack_roll
+from .pianoroll import model_frames, project_roll, run_starts, select_pitches
 from .store import RollStore, StoredWindows, open_or_build
 from .windows import make_windows
 
@@ -32,7 +32,7 @@ log = logging.getLogger("vrae_live")
 MIDI_SUFFIXES = {".mid", ".midi"}
 CACHE_ENV = "VRAE_LIVE_CACHE"
 # Part of every cache key: bump it when load_roll's output changes for the same file.
-CACHE_FORMAT = "roll-v1"
+CACHE_FORMAT = "roll-v2"  # v2: with the onsets
 
 
 @dataclass
@@ -40,6 +40,13 @@ class Song:
     name: str  # path relative to the song folder, posix style
     path: Path
     roll: np.ndarray  # (T, 128) bool
+    onsets: np.ndarray | None = None  # (T, 128) bool: where a note starts; None: where a run of frames starts
+
+    def frames(self, pitches: Sequence[int], onsets: bool = False) -> np.ndarray:
+        """What a model of ``pitches`` sees of this song: ``(T, P)``, or ``(T, 2P)`` with onsets."""
+        if not onsets:
+            return model_frames(self.roll, pitches)
+        return model_frames(self.roll, pitches, run_starts(self.roll) if self.onsets is None else self.onsets)
 
 
 @dataclass
@@ -96,7 +103,8 @@ def _load_paths(folder: Path, paths: Sequence[Path], timing: FrameTiming, cache_
             log.warning("skipping %s: %s", path, parsed.reason)
             continue
         from_cache += parsed.from_cache
-        songs.append(Song(name=path.relative_to(folder).as_posix(), path=path, roll=unpack_roll(parsed.packed)))
+        songs.append(Song(name=path.relative_to(folder).as_posix(), path=path, roll=unpack_roll(parsed.packed),
+                          onsets=unpack_onsets(parsed.packed)))
     log.info("loaded %d of %d MIDI files from %s (%d from cache)", len(songs), len(paths), folder, from_cache)
     return songs
 
@@ -183,20 +191,21 @@ def _held_out(count: int, val_fraction: float, seed: int) -> set[int]:
 def windows_for(songs: Sequence[Song], pitches: Sequence[int], data: DataConfig) -> WindowSet:
     """Project each song onto ``pitches`` and cut it into windows.
 
-    ``x`` is (N, data.window, len(pitches)) uint8; ``song[i]`` is the index in
-    ``song_names`` of the song window ``i`` came from.
+    ``x`` is (N, data.window, C) uint8, ``C = len(pitches)``, twice that with ``data.onsets``;
+    ``song[i]`` is the index in ``song_names`` of the song window ``i`` came from.
     """
     parts, owners, dropped = [], [], 0
     for index, song in enumerate(songs):
-        roll, song_dropped = project_roll(song.roll, pitches)
-        dropped += song_dropped
-        windows = make_windows(roll.astype(np.uint8), data.window, data.hop, data.max_windows_per_song)
+        dropped += project_roll(song.roll, pitches)[1]
+        frames = song.frames(pitches, data.onsets)
+        windows = make_windows(frames.astype(np.uint8), data.window, data.hop, data.max_windows_per_song)
         parts.append(windows)
         owners.append(np.full(len(windows), index, dtype=np.int64))
     if parts:
         x, song_of = np.concatenate(parts), np.concatenate(owners)
     else:
-        x, song_of = np.zeros((0, data.window, len(pitches)), dtype=np.uint8), np.zeros(0, dtype=np.int64)
+        columns = len(pitches) * (2 if data.onsets else 1)
+        x, song_of = np.zeros((0, data.window, columns), dtype=np.uint8), np.zeros(0, dtype=np.int64)
     return WindowSet(x=x, song=song_of, song_names=[s.name for s in songs], dropped_notes=dropped)
 
 

@@ -22,7 +22,8 @@ file to pretty_midi (``FALLBACKS`` names each case):
 One difference is not seen from symusic's notes: a note struck again while it sounds and then
 released once (on, on, off). symusic keeps one note and drops the second, unclosed, note-on;
 pretty_midi closes both at the off. Both cover the same frames, except when the second onset
-rounds to the release's frame: then pretty_midi's roll has one frame more. Drums are left out
+rounds to the release's frame: then pretty_midi's roll has one frame more; and pretty_midi's
+onsets have the second strike, symusic's do not. Drums are left out
 by both (channel 10).
 
 Damage inside a track's events is not looked for (that would mean walking every event in
@@ -53,8 +54,9 @@ FALLBACKS = {
 }
 
 
-def load_roll_fast(path: str | Path, timing: FrameTiming, content: bytes | None = None) -> tuple[np.ndarray, str | None]:
-    """``load_roll(path, timing)``, read with symusic where that gives the same roll.
+def load_roll_fast(path: str | Path, timing: FrameTiming, content: bytes | None = None,
+                   with_onsets: bool = False) -> tuple[np.ndarray, str | None]:
+    """``load_roll(path, timing, with_onsets)``, read with symusic where that gives the same roll.
 
     Parameters
     ----------
@@ -63,10 +65,12 @@ def load_roll_fast(path: str | Path, timing: FrameTiming, content: bytes | None 
     timing : FrameTiming
     content : bytes, optional
         The file's bytes, when the caller has read them already.
+    with_onsets : bool
+        Also the onsets, as columns 128..255.
 
     Returns
     -------
-    roll : np.ndarray, shape (T, 128), dtype bool
+    roll : np.ndarray, shape (T, 128), or (T, 256) with onsets, dtype bool
     fallback : str or None
         None when symusic read the file, else the key in ``FALLBACKS`` of why pretty_midi did.
 
@@ -85,10 +89,10 @@ def load_roll_fast(path: str | Path, timing: FrameTiming, content: bytes | None 
     try:
         score = symusic.Score.from_midi(content)
     except Exception:  # noqa: BLE001 -- symusic raises RuntimeError for most damage; pretty_midi gives the reason
-        return load_roll(path, timing), "unreadable"
+        return load_roll(path, timing, with_onsets), "unreadable"
     fallback = _needs_pretty_midi(content, score)
     if fallback is not None:
-        return load_roll(path, timing), fallback
+        return load_roll(path, timing, with_onsets), fallback
 
     pitched, drums = [], 0
     for track in score.tracks:
@@ -107,7 +111,7 @@ def load_roll_fast(path: str | Path, timing: FrameTiming, content: bytes | None 
 
     seconds_of = _TickClock(score)
     tempo_changes = seconds_of.tempo_changes() if timing.steps_per_beat is not None else None
-    return roll_of_notes(pitch, seconds_of(start_tick), seconds_of(end_tick), timing, tempo_changes), None
+    return roll_of_notes(pitch, seconds_of(start_tick), seconds_of(end_tick), timing, tempo_changes, with_onsets), None
 
 
 def _needs_pretty_midi(content: bytes, score) -> str | None:

@@ -3,8 +3,9 @@
 A file's roll is cached under a key of its bytes and the frame timing (``corpus.cache_key``),
 so a second run over the same songs parses nothing. Files are parsed by
 :func:`~vrae_live.data.fastroll.load_roll_fast` (symusic, with pretty_midi where the two
-would differ). A worker returns the roll bit-packed, ``(T, 16)`` uint8, eight pitches a byte:
-the form both the cache and the roll store keep, and a sixteenth of the bool roll.
+would differ). A worker returns the roll and its onsets bit-packed, ``(T, 32)`` uint8, eight
+pitches a byte (the roll's 128 columns, then the onsets'): the form both the cache and the roll
+store keep, and a sixteenth of the bool arrays.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .pianoroll import N_MIDI_PITCHES, UnusableSongError
 
 log = logging.getLogger("vrae_live")
 
-PACKED_WIDTH = N_MIDI_PITCHES // 8  # bytes a frame of a packed roll
+PACKED_WIDTH = 2 * N_MIDI_PITCHES // 8  # bytes a frame of a packed roll and its onsets
 # A worker process costs about a second to start (its imports), the time symusic takes for some
 # 900 files: each worker gets at least this many, so up to a thousand songs are parsed in this
 # process (120 chorales: 0.2 s in this one, 1.4 s with a pool of two).
@@ -46,15 +47,20 @@ def default_workers() -> int:
 class Parsed:
     """One file's result: its packed roll, or why it is unusable."""
 
-    packed: np.ndarray | None  # (T, 16) uint8: np.packbits of the (T, 128) bool roll along pitch
+    packed: np.ndarray | None  # (T, 32) uint8: np.packbits of the (T, 256) bool roll and onsets along pitch
     reason: str | None = None  # why the file is unusable (packed is None then)
     from_cache: bool = False
     parser: str = "symusic"  # "symusic", "pretty_midi (<fallback>)", or "cache"
 
 
 def unpack_roll(packed: np.ndarray) -> np.ndarray:
-    """``(T, 16)`` uint8 to the ``(T, 128)`` bool roll."""
-    return np.unpackbits(packed, axis=1).astype(bool)
+    """``(T, 32)`` uint8 to the ``(T, 128)`` bool roll."""
+    return np.unpackbits(packed[:, :PACKED_WIDTH // 2], axis=1).astype(bool)
+
+
+def unpack_onsets(packed: np.ndarray) -> np.ndarray:
+    """``(T, 32)`` uint8 to the ``(T, 128)`` bool onsets: True where a note starts."""
+    return np.unpackbits(packed[:, PACKED_WIDTH // 2:], axis=1).astype(bool)
 
 
 def parse_one(job: tuple[str, str, str, dict]) -> Parsed:
@@ -65,7 +71,7 @@ def parse_one(job: tuple[str, str, str, dict]) -> Parsed:
     if packed is not None:
         return Parsed(packed, from_cache=True, parser="cache")
     try:
-        roll, fallback = load_roll_fast(path, FrameTiming(**timing))
+        roll, fallback = load_roll_fast(path, FrameTiming(**timing), with_onsets=True)
     except UnusableSongError as err:
         return Parsed(None, err.reason, parser="")
     packed = np.packbits(roll, axis=1)
@@ -103,15 +109,15 @@ def parse_files(paths: Sequence[Path], keys: Sequence[str], timing: FrameTiming,
 
 
 def read_cached_roll(cache_file: Path) -> np.ndarray | None:
-    """The cached packed roll ``(T, 16)``, or None when absent or damaged (it is then rewritten)."""
+    """The cached packed roll ``(T, 32)``, or None when absent or damaged (it is then rewritten)."""
     if not cache_file.is_file():
         return None
     try:
         with np.load(cache_file, allow_pickle=False) as stored:
             steps = int(stored["steps"])
             bits = stored["bits"]
-        # a flat packbits of (T, 128) is the (T, 16) packing row by row; check the size first
-        if steps < 1 or bits.dtype != np.uint8 or bits.size * 8 != steps * N_MIDI_PITCHES:
+        # a flat packbits of (T, 256) is the (T, 32) packing row by row; check the size first
+        if steps < 1 or bits.dtype != np.uint8 or bits.size != steps * PACKED_WIDTH:
             raise ValueError(f"{bits.size} bytes do not hold {steps} frames")
         return bits.reshape(steps, PACKED_WIDTH)
     except Exception as err:  # noqa: BLE001 -- a truncated zip, a missing key, a wrong size: parse again

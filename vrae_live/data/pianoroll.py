@@ -1,9 +1,12 @@
 """MIDI files to piano rolls and back.
 
 A full roll is a ``(T, 128)`` bool array, time first: ``roll[t, p]`` is True
-while MIDI note number ``p`` sounds during frame ``t``. The model sees a
-projection of it onto the list of pitches it uses, a ``(T, P)`` roll whose
-column ``j`` is note number ``pitches[j]``.
+while MIDI note number ``p`` sounds during frame ``t``. Its onsets are a second
+``(T, 128)`` bool array, True on the frame where a note starts, so a note struck
+again is told from one held (``with_onsets``: the two side by side, ``(T, 256)``).
+The model sees a projection onto the list of pitches it uses (:func:`model_frames`):
+a ``(T, P)`` roll whose column ``j`` is note number ``pitches[j]``, followed, for a
+model of onsets, by the ``P`` onset columns of the same pitches.
 
 How long a frame is comes from a :class:`~vrae_live.config.FrameTiming`:
 ``1 / fs`` seconds, or ``1 / steps_per_beat`` of a beat on a grid that follows
@@ -61,7 +64,7 @@ def read_midi(path: str | Path) -> pretty_midi.PrettyMIDI:
         module.MAX_TICK = refused
 
 
-def load_roll(path: str | Path, timing: FrameTiming) -> np.ndarray:
+def load_roll(path: str | Path, timing: FrameTiming, with_onsets: bool = False) -> np.ndarray:
     """Read a MIDI file into a full piano roll.
 
     All pitched (non-drum) instruments are merged into one roll; drum tracks
@@ -77,10 +80,12 @@ def load_roll(path: str | Path, timing: FrameTiming) -> np.ndarray:
         ``fs``: each frame is ``1 / fs`` seconds. ``steps_per_beat``: each
         frame is ``1 / steps_per_beat`` quarter notes, following the file's
         tempo changes.
+    with_onsets : bool
+        Also the onsets, as columns 128..255.
 
     Returns
     -------
-    roll : np.ndarray, shape (T, 128), dtype bool
+    roll : np.ndarray, shape (T, 128), or (T, 256) with onsets, dtype bool
         ``T`` is the end frame of the last note.
 
     Raises
@@ -103,7 +108,7 @@ def load_roll(path: str | Path, timing: FrameTiming) -> np.ndarray:
     ends_s = np.array([note.end for note in pitched])
     pitch = np.array([note.pitch for note in pitched])
     tempo_changes = midi.get_tempo_changes() if timing.steps_per_beat is not None else None
-    return roll_of_notes(pitch, starts_s, ends_s, timing, tempo_changes)
+    return roll_of_notes(pitch, starts_s, ends_s, timing, tempo_changes, with_onsets)
 
 
 def roll_of_notes(
@@ -112,6 +117,7 @@ def roll_of_notes(
     ends_s: np.ndarray,
     timing: FrameTiming,
     tempo_changes: tuple[np.ndarray, np.ndarray] | None = None,
+    with_onsets: bool = False,
 ) -> np.ndarray:
     """The full roll of notes given in seconds: what :func:`load_roll` makes of a file's pitched notes.
 
@@ -123,10 +129,12 @@ def roll_of_notes(
     tempo_changes : (np.ndarray, np.ndarray), each shape (K,), optional
         ``pretty_midi.PrettyMIDI.get_tempo_changes()``: seconds and quarter notes per minute;
         needed for a beat grid.
+    with_onsets : bool
+        Also each note's first frame, in columns 128..255.
 
     Returns
     -------
-    roll : np.ndarray, shape (T, 128), dtype bool
+    roll : np.ndarray, shape (T, 128), or (T, 256) with onsets, dtype bool
     """
     if timing.fs is not None:
         starts, ends = starts_s * timing.fs, ends_s * timing.fs
@@ -137,10 +145,29 @@ def roll_of_notes(
     start_frames = np.rint(starts).astype(np.int64)
     end_frames = np.maximum(start_frames + 1, np.rint(ends).astype(np.int64))
 
-    roll = np.zeros((int(end_frames.max()), N_MIDI_PITCHES), dtype=bool)
+    roll = np.zeros((int(end_frames.max()), N_MIDI_PITCHES * (2 if with_onsets else 1)), dtype=bool)
     for note_pitch, start, end in zip(pitch.tolist(), start_frames.tolist(), end_frames.tolist()):
         roll[start:end, note_pitch] = True
+    if with_onsets:
+        roll[start_frames, N_MIDI_PITCHES + pitch] = True
     return roll
+
+
+def model_frames(roll: np.ndarray, pitches: Sequence[int], onsets: np.ndarray | None = None) -> np.ndarray:
+    """What a model sees of a full roll ``(T, 128)``: the columns of ``pitches``, followed by
+    their onset columns when ``onsets (T, 128)`` is given (a model of onsets): ``(T, P)`` or ``(T, 2P)``."""
+    frames = roll[:, list(pitches)]
+    return frames if onsets is None else np.concatenate([frames, onsets[:, list(pitches)]], axis=1)
+
+
+def split_onsets(frames: np.ndarray, pitches: Sequence[int]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Model frames ``(..., P)`` or ``(..., 2P)`` to the sounding part and the onsets (None without)."""
+    p = len(pitches)
+    if frames.shape[-1] == p:
+        return frames, None
+    if frames.shape[-1] != 2 * p:
+        raise ValueError(f"frames of {frames.shape[-1]} columns for {p} pitches")
+    return frames[..., :p], frames[..., p:]
 
 
 def seconds_to_beats(midi: pretty_midi.PrettyMIDI, seconds: np.ndarray) -> np.ndarray:
@@ -170,8 +197,10 @@ def roll_to_midi(
     velocity: int = 80,
     program: int = 0,
     velocities: np.ndarray | None = None,
+    onsets: np.ndarray | None = None,
 ) -> pretty_midi.PrettyMIDI:
-    """Write a roll as one instrument; each run of on-frames becomes one note.
+    """Write a roll as one instrument; each run of on-frames becomes one note (a run is cut
+    where ``onsets`` strikes its pitch again).
 
     Parameters
     ----------
@@ -191,6 +220,9 @@ def roll_to_midi(
     velocities : np.ndarray, shape (T, P), optional
         Per-cell velocities; a note takes the value at its onset frame,
         clipped to 1..127.
+    onsets : np.ndarray, shape (T, P), optional
+        Frames where a note starts: a sounding pitch struck there ends its
+        note and starts another.
 
     Returns
     -------
@@ -207,7 +239,7 @@ def roll_to_midi(
     midi = pretty_midi.PrettyMIDI(resolution=MIDI_RESOLUTION, initial_tempo=bpm)
     instrument = pretty_midi.Instrument(program=program)
     for column, pitch in enumerate(pitches):
-        for start, end in _runs(on[:, column]):
+        for start, end in _runs(on[:, column], None if onsets is None else onsets[:, column]):
             note_velocity = velocity if velocities is None else velocities[start, column]
             instrument.notes.append(pretty_midi.Note(
                 velocity=int(np.clip(round(float(note_velocity)), 1, 127)),
@@ -263,6 +295,14 @@ def project_roll(roll128: np.ndarray, pitches: Sequence[int]) -> tuple[np.ndarra
     return roll128[:, list(pitches)], dropped
 
 
+def run_starts(roll: np.ndarray) -> np.ndarray:
+    """``(T, P)`` bool: the first frame of each run of on-frames, the onsets of a roll that has none of its own."""
+    on = np.asarray(roll, dtype=bool)
+    starts = on.copy()
+    starts[1:] &= ~on[:-1]
+    return starts
+
+
 def count_onsets(roll: np.ndarray) -> int:
     """Number of runs of on-frames in a ``(T, P)`` roll, summed over columns."""
     on = np.asarray(roll, dtype=bool)
@@ -272,7 +312,14 @@ def count_onsets(roll: np.ndarray) -> int:
     return int((on & ~previous).sum())
 
 
-def _runs(column: np.ndarray) -> list[tuple[int, int]]:
-    """``(start, end)`` frame pairs, end exclusive, of the runs of True in a (T,) bool array."""
-    edges = np.diff(np.concatenate([[False], column, [False]]).astype(np.int8))
-    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
+def _runs(column: np.ndarray, struck: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """``(start, end)`` frame pairs, end exclusive, of the runs of True in a (T,) bool array,
+    a run cut where ``struck (T,)`` starts a note inside it."""
+    column = np.asarray(column, dtype=bool)
+    before = np.concatenate([[False], column[:-1]])
+    starts = column & ~before
+    if struck is not None:
+        starts |= column & np.asarray(struck, dtype=bool)
+    after = np.concatenate([column[1:], [False]])
+    ends = column & (~after | np.concatenate([starts[1:], [False]]))
+    return list(zip(np.flatnonzero(starts).tolist(), (np.flatnonzero(ends) + 1).tolist()))

@@ -1,7 +1,7 @@
 """A corpus of piano rolls on disk, and training windows cut from it on demand.
 
-A store is a folder: ``rolls.u8``, every song's roll bit-packed (``(T, 16)`` uint8, eight
-pitches a byte: 16 bytes a frame, a sixteenth of a bool roll) one after the other and read
+A store is a folder: ``rolls.u8``, every song's roll and onsets bit-packed (``(T, 32)`` uint8,
+eight pitches a byte: 32 bytes a frame, a sixteenth of the bool arrays) one after the other and read
 through a memory map, so only the frames a batch touches are in memory; and ``index.npz``,
 the songs' names, their first frames (``offsets``, ``(S + 1,)``, song ``i`` is frames
 ``offsets[i]:offsets[i + 1]``) and, per song and pitch, the notes (runs of on-frames) it
@@ -33,14 +33,14 @@ import numpy as np
 
 from ..config import DataConfig, FrameTiming
 from ..errors import DataError
-from .parsing import PACKED_WIDTH, Parsed, parse_files, unpack_roll
-from .pianoroll import N_MIDI_PITCHES
+from .parsing import PACKED_WIDTH, Parsed, parse_files, unpack_onsets, unpack_roll
+from .pianoroll import N_MIDI_PITCHES, run_starts
 
 log = logging.getLogger("vrae_live")
 
-STORE_FORMAT = "store-v1"  # part of every store's key: bump it when the layout changes
+STORE_FORMAT = "store-v2"  # part of every store's key: bump it when the layout changes
 ROLLS_FILE, INDEX_FILE, META_FILE = "rolls.u8", "index.npz", "store.json"
-GATHER_CHUNK = 2048  # windows unpacked at once: (2048, W, 128) bytes of scratch at most
+GATHER_CHUNK = 2048  # windows unpacked at once: (2048, W, 256) bytes of scratch at most
 
 
 class RollStore:
@@ -53,10 +53,10 @@ class RollStore:
             with np.load(self.folder / INDEX_FILE, allow_pickle=False) as index:
                 self.names = [str(n) for n in index["names"]]
                 self.offsets = index["offsets"].astype(np.int64)  # (S + 1,)
-                self.onsets = index["onsets"]  # (S, 128) int32: notes per pitch
+                self.notes = index["onsets"]  # (S, 128) int32: notes per pitch
             frames = int(self.offsets[-1])
             self.frames = (np.memmap(self.folder / ROLLS_FILE, dtype=np.uint8, mode="r", shape=(frames, PACKED_WIDTH))
-                           if frames else np.zeros((0, PACKED_WIDTH), np.uint8))  # (F, 16)
+                           if frames else np.zeros((0, PACKED_WIDTH), np.uint8))  # (F, 32)
         except Exception as err:  # a missing file, a wrong size: the store is rebuilt
             raise DataError(f"roll store {self.folder} is damaged ({type(err).__name__}: {err})") from err
         if meta.get("format") != STORE_FORMAT or len(self.names) + 1 != len(self.offsets):
@@ -77,15 +77,19 @@ class RollStore:
         """Song ``song``'s full roll, ``(T, 128)`` bool."""
         return unpack_roll(np.asarray(self.frames[self.offsets[song]:self.offsets[song + 1]]))
 
+    def onsets(self, song: int) -> np.ndarray:
+        """Song ``song``'s onsets, ``(T, 128)`` bool."""
+        return unpack_onsets(np.asarray(self.frames[self.offsets[song]:self.offsets[song + 1]]))
+
     def pitches_used(self, songs: Sequence[int]) -> np.ndarray:
         """``(128,)`` bool: the pitches any of ``songs`` plays."""
-        return self.onsets[np.asarray(songs, dtype=np.int64)].sum(axis=0) > 0
+        return self.notes[np.asarray(songs, dtype=np.int64)].sum(axis=0) > 0
 
     def notes_outside(self, songs: Sequence[int], pitches: Sequence[int]) -> int:
         """Notes of ``songs`` on pitches not in ``pitches`` (``pianoroll.project_roll``'s dropped notes)."""
         outside = np.ones(N_MIDI_PITCHES, dtype=bool)
         outside[list(pitches)] = False
-        return int(self.onsets[np.asarray(songs, dtype=np.int64)][:, outside].sum())
+        return int(self.notes[np.asarray(songs, dtype=np.int64)][:, outside].sum())
 
 
 def store_key(names: Sequence[str], content_keys: Sequence[str], timing: FrameTiming) -> str:
@@ -148,18 +152,17 @@ def write_store(folder: Path, names: Sequence[str], parsed: Iterable[Parsed], ti
 
 
 def _onsets_per_pitch(packed: np.ndarray) -> np.ndarray:
-    """``(128,)`` runs of on-frames per pitch of a packed roll (``pianoroll.count_onsets`` by column)."""
-    on = unpack_roll(packed)
-    starts = on.copy()
-    starts[1:] &= ~on[:-1]
-    return starts.sum(axis=0)
+    """``(128,)`` runs of on-frames per pitch of a packed roll (``pianoroll.count_onsets`` by column):
+    a note struck again while it sounds counts once, as a model without onsets sees it."""
+    return run_starts(unpack_roll(packed)).sum(axis=0)
 
 
 class StoredWindows:
-    """The windows of some stored songs, an ``(N, W, P)`` uint8 array read on demand.
+    """The windows of some stored songs, an ``(N, W, C)`` uint8 array read on demand.
 
     Song ``songs[j]`` of the store gives windows of ``data.window`` frames every ``data.hop``
-    frames (the first ``data.max_windows_per_song``), projected onto ``pitches``, in song order:
+    frames (the first ``data.max_windows_per_song``), projected onto ``pitches`` (``C = P``
+    columns, or ``2P`` with ``data.onsets``: the pitches' onsets after them), in song order:
     the array ``corpus.windows_for`` makes, window for window. Indexing with an int array or a
     slice reads those windows from the memory map; ``np.asarray`` reads them all (small sets,
     tests). ``song[i]``: the position in ``songs`` of window ``i``'s song; ``starts(i)``: its first
@@ -170,6 +173,7 @@ class StoredWindows:
         self.store = store
         self.songs = np.asarray(songs, dtype=np.int64)  # (S',) store indices
         self.pitches = np.asarray(pitches, dtype=np.int64)  # (P,)
+        self.columns = np.concatenate([self.pitches, N_MIDI_PITCHES + self.pitches]) if data.onsets else self.pitches
         self.window, self.hop = data.window, data.hop
         lengths = store.lengths[self.songs]
         counts = np.where(lengths < self.window, 0, (lengths - self.window) // self.hop + 1)
@@ -180,7 +184,7 @@ class StoredWindows:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return (int(self.first[-1]), self.window, len(self.pitches))
+        return (int(self.first[-1]), self.window, len(self.columns))
 
     def __len__(self) -> int:
         return int(self.first[-1])
@@ -202,13 +206,13 @@ class StoredWindows:
         indices = np.asarray(indices, dtype=np.int64)
         single = indices.ndim == 0
         indices = indices.reshape(-1)
-        out = np.empty((len(indices), self.window, len(self.pitches)), dtype=np.uint8)  # (n, W, P)
+        out = np.empty((len(indices), self.window, len(self.columns)), dtype=np.uint8)  # (n, W, C)
         steps = np.arange(self.window)
         for at in range(0, len(indices), GATHER_CHUNK):
             position, start = self._locate(indices[at:at + GATHER_CHUNK])
             rows = (self.store.offsets[self.songs[position]] + start)[:, None] + steps  # (n, W) frame numbers
-            packed = self.store.frames[rows]  # (n, W, 16)
-            out[at:at + len(rows)] = np.unpackbits(packed, axis=2)[:, :, self.pitches]
+            packed = self.store.frames[rows]  # (n, W, 32)
+            out[at:at + len(rows)] = np.unpackbits(packed, axis=2)[:, :, self.columns]
         return out[0] if single else out
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:

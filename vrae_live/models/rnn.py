@@ -25,15 +25,15 @@ from .vrae import CELLS, LossTerms, State, _batched, free_run, rnn_step
 
 
 class RNN(nn.Module):
-    def __init__(self, n_pitches: int, config: ModelConfig):
+    def __init__(self, n_columns: int, config: ModelConfig):
         super().__init__()
-        self.n_pitches = n_pitches
+        self.n_columns = n_columns
         self.config = config
         h = config.hidden
         self.is_lstm = config.cell == "lstm"
         self.h0 = nn.Parameter(torch.zeros(2 * h if self.is_lstm else h))  # b_0
-        self.rnn = CELLS[config.cell](n_pitches, h, batch_first=True)
-        self.to_logits = nn.Linear(h, n_pitches)  # W_out, b_out
+        self.rnn = CELLS[config.cell](n_columns, h, batch_first=True)
+        self.to_logits = nn.Linear(h, n_columns)  # W_out, b_out
 
     @property
     def latent_size(self) -> int:

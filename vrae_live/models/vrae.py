@@ -110,14 +110,14 @@ def free_run(model: nn.Module, z: torch.Tensor, steps: int, choose: Callable[[to
 
 
 class VRAE(nn.Module):
-    def __init__(self, n_pitches: int, config: ModelConfig):
+    def __init__(self, n_columns: int, config: ModelConfig):
         super().__init__()
-        self.n_pitches = n_pitches
+        self.n_columns = n_columns
         self.config = config
         cell = CELLS[config.cell]
         h, latent = config.hidden, config.latent
         self.is_lstm = config.cell == "lstm"
-        self.encoder = cell(n_pitches, h, batch_first=True)  # W_in, W_enc, b_enc
+        self.encoder = cell(n_columns, h, batch_first=True)  # W_in, W_enc, b_enc
         self.to_mu = nn.Linear(h, latent)  # W_mu, b_mu
         self.to_logvar = nn.Linear(h, latent)  # W_sigma, b_sigma
         # BN-VAE (Zhu et al. 2020): in training, mu is standardised over the batch and scaled
@@ -128,12 +128,12 @@ class VRAE(nn.Module):
         if config.mu_batchnorm > 0:
             self.mu_norm = BatchWhitening(latent) if config.mu_whiten else nn.BatchNorm1d(latent, affine=False)
         self.to_h0 = nn.Linear(latent, 2 * h if self.is_lstm else h)  # W_z, b_z
-        self.decoder = cell(n_pitches + (latent if config.z_every_step else 0), h, batch_first=True)  # W_x, W_dec, b_dec
-        self.to_logits = nn.Linear(h, n_pitches)  # W_out, b_out
+        self.decoder = cell(n_columns + (latent if config.z_every_step else 0), h, batch_first=True)  # W_x, W_dec, b_dec
+        self.to_logits = nn.Linear(h, n_columns)  # W_out, b_out
         # Bag of notes (the bag-of-words loss of Zhao et al. 2017): from z alone, a linear map
         # predicts the share of the window's frames each pitch sounds in, so the code must carry
         # the window's notes whatever the decoder makes of its past. Training only.
-        self.to_notes = nn.Linear(latent, n_pitches) if config.bag_of_notes > 0 else None
+        self.to_notes = nn.Linear(latent, n_columns) if config.bag_of_notes > 0 else None
 
     @property
     def latent_size(self) -> int:

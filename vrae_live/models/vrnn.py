@@ -107,11 +107,11 @@ class VRNN(nn.Module):
     # way (measured on Bach after 10 epochs: steering ratio 0.85 on the songs' span, 1.69 on +-2).
     pad_min_extent = 2.0
 
-    def __init__(self, n_pitches: int, config: ModelConfig):
+    def __init__(self, n_columns: int, config: ModelConfig):
         super().__init__()
-        self.n_pitches = n_pitches
+        self.n_columns = n_columns
         self.config = config
-        p, h, f, latent = n_pitches, config.hidden, config.features, config.latent
+        p, h, f, latent = n_columns, config.hidden, config.features, config.latent
         self.is_lstm = config.cell == "lstm"
         self.phi_x = nn.Linear(p, f)  # W_x, b_x
         self.phi_z = nn.Linear(latent, f)  # W_z, b_z

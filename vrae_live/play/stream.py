@@ -103,7 +103,7 @@ class Decoder(Protocol):
     ``State`` is the model's own recurrent state, batched over voices (see ``states.py``).
     """
 
-    n_pitches: int
+    n_columns: int  # of a frame: the pitches, and their onsets for a model of onsets
     z_fed_every_step: bool  # a new z reaches the next frame through advance(), not only through h_0
 
     def initial_state(self, z: torch.Tensor) -> object:
@@ -179,7 +179,7 @@ class Stream:
         # z fed at every step reaches the next frame through the running state; z only in h_0 needs a new window
         self.z_every_step = bool(model.z_fed_every_step)
         self.reanchor_distance = float(reanchor_distance)  # 0: any move re-anchors an h_0-only model
-        self.n_pitches = n = model.n_pitches
+        self.n_pitches = n = model.n_columns
         self.count = voices
         self.voices: list[VoiceStream | None] = [None] * voices
         self.frame = 0  # steps taken: the shared hop grid's clock

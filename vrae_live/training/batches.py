@@ -97,12 +97,15 @@ class Transposer:
         return torch.rand((n, 2 * self.max_shift + 1), generator=generator)
 
     def __call__(self, batch: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
-        """``batch (B, W, P)`` with each window moved by the shift its row of ``draws (B, S)`` picks; a new tensor."""
-        sounding = batch.amax(1) > 0  # (B, P)
+        """``batch (B, W, C)`` with each window moved by the shift its row of ``draws (B, S)`` picks; a new
+        tensor. ``C`` is the ``P`` pitches, or ``2P`` with their onsets after them (moved alike)."""
+        parts = batch.shape[2] // len(self.pitches)
+        x = batch.unflatten(2, (parts, len(self.pitches)))  # (B, W, parts, P)
+        sounding = x[:, :, 0].amax(1) > 0  # (B, P)
         allowed = ~(sounding[:, None, :] & ~self.kept[None]).any(-1)  # (B, S): every note lands on a pitch
         shift = torch.where(allowed, draws.to(batch.device), -1.0).argmax(1)  # (B,) a uniform choice among the allowed
-        target = self.target[shift]  # (B, P) where each pitch goes
-        moved = torch.zeros_like(batch)
+        target = self.target[shift][:, None, None, :].expand_as(x)  # (B, W, parts, P) where each pitch goes
+        moved = torch.zeros_like(x)
         # pitches moved off the model's add nothing (their window was not allowed that shift)
-        moved.scatter_add_(2, target[:, None, :].expand_as(batch), batch * self.kept[shift][:, None, :])
-        return moved
+        moved.scatter_add_(3, target, x * self.kept[shift][:, None, None, :])
+        return moved.flatten(2)

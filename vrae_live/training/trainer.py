@@ -97,7 +97,7 @@ class Trainer:
         self.stop_requested = False
         self.progress = Progress()
         torch.manual_seed(config.train.seed)
-        self.model = build_model(len(data.pitches), config.model).to(self.device)
+        self.model = build_model(config.data.columns(len(data.pitches)), config.model).to(self.device)
         self.ddp = self.world.ddp(self.model)  # under torchrun: the model's loss_terms, wrapped
         self.autocast = lambda: autocast(config.train.precision, self.device)
         t = config.train
