@@ -98,6 +98,19 @@ def test_the_copy_bound_scores_what_it_fits():
     assert copy_bound(held, noise) < coin  # fitted on held notes, it expects the wrong thing of noise
 
 
+def test_the_copy_bound_of_onsets_knows_a_note_struck_again():
+    held = torch.zeros(6, 12, 6)  # (N, W, 2P): 3 pitches held through, struck on frames 0, 4 and 8
+    held[:, :, :3] = 1
+    held[:, ::4, 3:] = 1
+    as_roll = copy_bound(held[..., :3], held[..., :3])
+    with_onsets = copy_bound(held, held, pitches=3)
+    assert as_roll == pytest.approx(0.0, abs=1e-4)
+    # the onsets cost what a coin of p = 2/11 (struck at 4 and 8 of frames 1..11) costs each held pitch
+    strike = 2 / 11
+    cost = 3 * 11 / 12 * (strike * math.log(strike) + (1 - strike) * math.log(1 - strike))
+    assert with_onsets == pytest.approx(cost, abs=1e-3)
+
+
 @pytest.mark.parametrize("stop_at", [5, 14])  # mid-epoch, and the last batch of an epoch
 def test_resume_ends_where_an_uninterrupted_run_would(songs_dir, tmp_path, stop_at):
     straight = make_trainer(songs_dir, tmp_path / "straight")

@@ -70,29 +70,34 @@ def active_units(means: torch.Tensor) -> int:
 
 
 @torch.no_grad()
-def copy_bound(fit_on: torch.Tensor, x: torch.Tensor) -> float:
-    """The bound, in nats per step, of copying the last frame, on windows ``x (N, W, P)``: the figure
+def copy_bound(fit_on: torch.Tensor, x: torch.Tensor, pitches: int | None = None) -> float:
+    """The bound, in nats per step, of copying the last frame, on windows ``x (N, W, C)``: the figure
     a model must beat to have learnt more than that notes go on.
 
     Copying as a model has two numbers, fitted on the windows ``fit_on``: the chance that a sounding
     note goes on, and that a silent one starts (30 chorales: 0.78 and 0.02); a window's first frame,
-    with nothing before it, sounds each pitch at the chance of a first frame's.
+    with nothing before it, sounds each pitch at the chance of a first frame's. With onsets
+    (``C = 2 * pitches``), the onset columns get two numbers of their own: the chance of a note
+    starting on a pitch that sounded the frame before (struck again) and on one that did not.
     """
-    def counts(w: torch.Tensor) -> torch.Tensor:
-        w = w.to(torch.bool)
-        before, after = w[:, :-1], w[:, 1:]
-        return torch.tensor([
-            (before & after).sum(), before.sum(), (~before & after).sum(), (~before).sum(),
-            w[:, 0].sum(), w[:, 0].numel(),
-        ], dtype=torch.float64)
-
+    pitches = x.shape[2] if pitches is None else pitches
     eps = 1e-6
-    fitted = counts(fit_on)
-    p_hold, p_start, p_first = (
-        (fitted[i] / fitted[i + 1].clamp(min=1)).clamp(eps, 1 - eps).item() for i in (0, 2, 4)
-    )
-    c = counts(x)
     log_lik = 0.0
-    for on, of, p in ((c[0], c[1], p_hold), (c[2], c[3], p_start), (c[4], c[5], p_first)):
-        log_lik += (on * math.log(p) + (of - on) * math.log1p(-p)).item()
+    for part in range(x.shape[2] // pitches):
+        def counts(w: torch.Tensor) -> torch.Tensor:
+            w = w.to(torch.bool)
+            before, after = w[:, :-1, :pitches], w[:, 1:, part * pitches:(part + 1) * pitches]
+            first = w[:, 0, part * pitches:(part + 1) * pitches]
+            return torch.tensor([
+                (before & after).sum(), before.sum(), (~before & after).sum(), (~before).sum(),
+                first.sum(), first.numel(),
+            ], dtype=torch.float64)
+
+        fitted = counts(fit_on)
+        p_hold, p_start, p_first = (
+            (fitted[i] / fitted[i + 1].clamp(min=1)).clamp(eps, 1 - eps).item() for i in (0, 2, 4)
+        )
+        c = counts(x)
+        for on, of, p in ((c[0], c[1], p_hold), (c[2], c[3], p_start), (c[4], c[5], p_first)):
+            log_lik += (on * math.log(p) + (of - on) * math.log1p(-p)).item()
     return log_lik / (x.shape[0] * x.shape[1])

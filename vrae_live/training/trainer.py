@@ -115,7 +115,8 @@ class Trainer:
         self.measured_val = (MeasuredWindows(data.val, config.data.hop, self.device)
                              if data.val is not None and len(data.val.x) else None)
         # The figure to beat: copying the last frame, on the windows the bound is measured on.
-        self.copy_bound = copy_bound(self.measured_train.x, (self.measured_val or self.measured_train).x)
+        self.copy_bound = copy_bound(self.measured_train.x, (self.measured_val or self.measured_train).x,
+                                     len(data.pitches))
         # Under torchrun a last batch too small to give every process its share is left out of
         # the epoch (distributed.World.min_batch); in one process every batch counts.
         self.min_batch = self.world.min_batch(self.model)
