@@ -310,3 +310,52 @@ def test_every_note_on_is_switched_off_once_and_limits_hold(performance):
     if temperature == 0.0:
         starts = frames & ~np.vstack([np.zeros((1, frames.shape[1]), bool), frames[:-1]])
         assert (probs[starts] >= settings.on_threshold).all(), "at temperature 0 a note starts only at on_threshold"
+
+
+# --- onsets ------------------------------------------------------------------------------
+
+
+def onset_frame(sound, strike):
+    return np.concatenate([np.asarray(sound, float), np.asarray(strike, float)])
+
+
+def test_with_onsets_a_note_starts_on_an_onset_holds_and_is_struck_again_on_one():
+    gate = Gate(1, 3, NoteSettings(polyphony=None))
+    frames = run_gate(gate, [
+        onset_frame([0.9, 0.9, 0.1], [0.9, 0.1, 0.1]),  # 0 starts; 1 would sound but has no onset: silent
+        onset_frame([0.9, 0.9, 0.1], [0.1, 0.1, 0.1]),  # 0 holds
+        onset_frame([0.9, 0.1, 0.1], [0.8, 0.1, 0.1]),  # 0 struck again: sounds on, a new note
+        onset_frame([0.2, 0.1, 0.1], [0.1, 0.1, 0.1]),  # 0 falls below the off threshold
+    ])
+    assert frames.shape == (4, 6)
+    assert frames[:, :3].tolist() == [[True, False, False], [True, False, False], [True, False, False],
+                                       [False, False, False]]
+    assert frames[:, 3:].tolist() == [[True, False, False], [False, False, False], [True, False, False],
+                                       [False, False, False]]
+
+
+def test_with_onsets_a_held_note_is_struck_again_only_where_the_model_says_so():
+    rng = np.random.default_rng(0)
+    gate = Gate(1, 4, NoteSettings(polyphony=None))
+    sound, strike = np.full(4, 0.99), np.array([0.99, 0.0, 0.0, 0.3])
+    frames = run_gate(gate, [onset_frame(sound, strike if t == 0 else strike * [0, 1, 1, 1]) for t in range(400)],
+                      temperature=1.0, rng=rng)
+    struck = frames[:, 4:]
+    assert frames[:, 0].all() and struck[0, 0] and not struck[1:, 0].any()  # held, never struck again by a die
+    assert not frames[:, 1:3].any()  # sounding without an onset never starts
+    assert 0.2 < struck[1:, 3].mean() < 0.4  # struck as often as the model says (0.3 a frame)
+    assert not (struck & ~frames[:, :4]).any()  # only sounding notes are struck
+
+
+def test_the_emitter_strikes_a_sounding_note_again_with_an_off_and_an_on():
+    emitter = NoteEmitter()
+    pitches = [60, 64]
+    on = emitter.step(np.array([True, True]), np.full(2, 0.5), pitches, velocity=90,
+                      struck=np.array([True, True]))
+    again = emitter.step(np.array([True, True]), np.full(2, 0.5), pitches, velocity=90,
+                         struck=np.array([True, False]))
+    held = emitter.step(np.array([True, True]), np.full(2, 0.5), pitches, velocity=90,
+                        struck=np.array([False, False]))
+    assert [(e.kind, e.note) for e in on] == [("on", 60), ("on", 64)]
+    assert [(e.kind, e.note) for e in again] == [("off", 60), ("on", 60)]
+    assert held == []

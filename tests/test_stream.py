@@ -144,3 +144,18 @@ def test_reset_forgets_the_context(model):
     stream.reset()
     assert len(stream.voices[0].history) == 0 and not stream.voices[0].sounding.any()
     assert stream.next_frame(np.zeros(2)).join == "hop"  # a new window, from nothing
+
+
+def test_a_model_of_onsets_streams_notes_that_start_on_onsets():
+    torch.manual_seed(0)
+    model = build_model(24, ModelConfig(hidden=24, latent=2))  # 12 pitches and their onsets
+    stream = Stream(model, window=16, hop=8, seed=0, onsets=True)
+    chunks = [stream.next_chunk(np.zeros(2), density=0.7, temperature=1.0) for _ in range(6)]
+    frames = np.concatenate([c.frames for c in chunks])
+    struck = np.concatenate([c.struck for c in chunks])
+    assert frames.shape == struck.shape == (48, 12) and chunks[0].probs.shape == (8, 12)
+    begins = frames & ~np.vstack([np.zeros((1, 12), bool), frames[:-1]])
+    assert begins.any() and (struck >= begins).all()  # every note begins on an onset
+    assert not (struck & ~frames).any()
+    assert stream.voices[0].history.shape == (8, 24)  # fed back: what sounded and what was struck
+    np.testing.assert_array_equal(stream.voices[0].history, np.hstack([frames, struck])[-8:])

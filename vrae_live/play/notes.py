@@ -4,9 +4,13 @@ Pure (numpy only, no IO). Two steps, kept apart so each is tested on its own:
 
 - :class:`Gate` turns frames of note probabilities ``(B, P)``, one row a voice, into
   binary frames ``(B, P)`` with hysteresis, minimum and maximum note lengths and a
-  polyphony limit; one voice is a gate of one row.
+  polyphony limit; one voice is a gate of one row. For a model of onsets the frames are
+  ``(B, 2P)``: each pitch's chance of sounding, then its chance of a note starting; a note
+  starts only on an onset, holds while the model holds it, and is struck again only on an
+  onset (the returned frames are ``(B, 2P)`` too: what sounds, then what was struck).
 - :class:`NoteEmitter` turns consecutive binary frames into note on/off events,
-  remembering the MIDI note and channel each sounding note was started with.
+  remembering the MIDI note and channel each sounding note was started with; a note
+  struck again is an off and an on in the same frame.
 
 ``P = len(pitches)``; index ``i`` of a frame is MIDI note ``pitches[i]``. A frame
 lasts one step of the frame clock (``1/fs`` seconds, or a grid step in beats);
@@ -92,6 +96,7 @@ class Gate:
     def __init__(self, voices: int, n_pitches: int, settings: NoteSettings | None = None, *,
                  seed: int | None = None) -> None:
         self.settings = settings or NoteSettings()
+        self.n_pitches = n_pitches
         self._rng = np.random.default_rng(seed)  # step_frame's draws when it is given no rng
         self.on = np.zeros((voices, n_pitches), bool)  # sounding
         self.age = np.zeros((voices, n_pitches), np.int64)  # frames sounded so far
@@ -111,16 +116,18 @@ class Gate:
         """
         q = np.asarray(probs, dtype=np.float64)
         if q.ndim != 1:
-            raise ValueError(f"a probability frame has shape (P,), not {q.shape}")
-        draws = (rng if rng is not None else self._rng).random(q.shape[0])[None] if temperature > 0 else None
+            raise ValueError(f"a probability frame has shape (P,) or (2P,), not {q.shape}")
+        draws = (rng if rng is not None else self._rng).random(self.n_pitches)[None] if temperature > 0 else None
         return self.step(None, q[None], temperature, draws)[0]
 
     def step(self, rows: np.ndarray | None, probs: np.ndarray, temperature: float = 0.0,
              draws: np.ndarray | None = None) -> np.ndarray:
-        """The binary frames ``(B, P)`` of voices ``rows`` for probability frames ``probs (B, P)``.
+        """The binary frames ``(B, C)`` of voices ``rows`` for probability frames ``probs (B, C)``.
 
         rows: ascending voice numbers, or None for every voice.
-        draws: ``(B, P)`` uniform draws in [0, 1), needed at temperature > 0.
+        probs: ``C = P`` chances of sounding; or ``C = 2P``, those and then the chances of a note
+            starting (a model of onsets).
+        draws: ``(B, P)`` uniform draws in [0, 1), needed at temperature > 0: one a pitch.
 
         The gate works on ``q = probs`` at temperature 0 and on
         ``q = temper(probs, temperature)`` above it. Rules, in order, for each row:
@@ -138,20 +145,21 @@ class Gate:
            go to the pitches of rules 3 and 4 in order of falling ``q``. On a
            tie a sounding pitch beats a candidate, then the lower index wins,
            so a candidate must be strictly more probable to take a voice.
+
+        With onsets, rule 4 reads the chance of a note starting, ``o``, in place of ``q``, and
+        a sounding pitch past rule 1 and not stopped by rule 2 is struck again on the same test
+        (``draw < o``, or ``o >= on_threshold``): it sounds on with a new note. Candidates are
+        ranked by ``o``, sounding pitches by ``q``.
         """
         q = np.asarray(probs, dtype=np.float64)
-        if temperature < 0 or not np.isfinite(temperature):
-            raise ValueError(f"temperature must be 0 or positive, not {temperature}")
+        if q.ndim == 2 and q.shape[1] == 2 * self.n_pitches:
+            return self._step_onsets(rows, q, temperature, draws)
         s = self.settings
-        every = rows is None
-        on, age, locked = (self.on, self.age, self.locked) if every else (self.on[rows], self.age[rows],
-                                                                          self.locked[rows])
+        on, age, locked = self._rows(rows)
         if q.shape != on.shape:
             raise ValueError(f"probability frames of shape {q.shape} for gates of shape {on.shape}")
-        sampling = temperature > 0
+        sampling = self._check(temperature, draws)
         if sampling:
-            if draws is None:
-                raise ValueError("sampling (temperature > 0) needs a draw for every pitch of every row")
             q = temper(q, temperature)
         protected = on & (age < s.min_len)
         falling = q < s.off_threshold
@@ -164,20 +172,73 @@ class Gate:
             sustaining = on & ~protected & ~expired & ~falling
         starting = ~on & ~locked & ((draws < q) if sampling else (q >= s.on_threshold))
         new_on = protected | sustaining | starting
-        if s.polyphony is not None:
-            for r in np.flatnonzero(new_on.sum(axis=1) > s.polyphony):
-                free = max(s.polyphony - int(protected[r].sum()), 0)
-                competing = np.flatnonzero(sustaining[r] | starting[r])
-                # lexsort sorts by the last key first: falling q, then sounding first, then index.
-                order = np.lexsort((competing, ~on[r, competing], -q[r, competing]))
-                new_on[r] = protected[r]
-                new_on[r, competing[order[:free]]] = True
+        self._limit(new_on, protected, sustaining, starting, on, q)
         age = np.where(new_on, np.where(on, age + 1, 1), 0)
-        if every:
+        return self._keep(rows, on, age, locked, new_on, new_on)
+
+    def _step_onsets(self, rows: np.ndarray | None, probs: np.ndarray, temperature: float,
+                     draws: np.ndarray | None) -> np.ndarray:
+        """:meth:`step` for frames of sounding and onset chances ``(B, 2P)``; ``(B, 2P)`` back."""
+        s = self.settings
+        on, age, locked = self._rows(rows)
+        p = self.n_pitches
+        sampling = self._check(temperature, draws)
+        q = temper(probs, temperature) if sampling else probs
+        sound, strike = q[:, :p], q[:, p:]
+        if sound.shape != on.shape:
+            raise ValueError(f"probability frames of shape {probs.shape} for gates of shape {on.shape}")
+        struck_now = (draws < strike) if sampling else (strike >= s.on_threshold)
+        protected = on & (age < s.min_len)
+        falling = sound < s.off_threshold
+        expired = on & (age >= s.max_len) if s.max_len is not None else np.zeros_like(on)
+        locked = (locked | expired) & ~falling
+        open_ = on & ~protected & ~expired
+        again = open_ & struck_now
+        sustaining = open_ & ~falling & ~again
+        starting = ~on & ~locked & struck_now
+        new_on = protected | sustaining | again | starting
+        rank = np.where(on, sound, strike)
+        self._limit(new_on, protected, sustaining | again, starting, on, rank)
+        struck = new_on & (starting | again)
+        age = np.where(new_on, np.where(on & ~struck, age + 1, 1), 0)
+        return self._keep(rows, on, age, locked, new_on, np.concatenate([new_on, struck], axis=1))
+
+    def _rows(self, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if rows is None:
+            return self.on, self.age, self.locked
+        return self.on[rows], self.age[rows], self.locked[rows]
+
+    @staticmethod
+    def _check(temperature: float, draws: np.ndarray | None) -> bool:
+        """Whether the gate samples; a bad temperature, or sampling without draws, raises."""
+        if temperature < 0 or not np.isfinite(temperature):
+            raise ValueError(f"temperature must be 0 or positive, not {temperature}")
+        if temperature > 0 and draws is None:
+            raise ValueError("sampling (temperature > 0) needs a draw for every pitch of every row")
+        return temperature > 0
+
+    def _limit(self, new_on: np.ndarray, protected: np.ndarray, sounding: np.ndarray, starting: np.ndarray,
+               on: np.ndarray, q: np.ndarray) -> None:
+        """Rule 5, polyphony, in place on ``new_on``."""
+        s = self.settings
+        if s.polyphony is None:
+            return
+        for r in np.flatnonzero(new_on.sum(axis=1) > s.polyphony):
+            free = max(s.polyphony - int(protected[r].sum()), 0)
+            competing = np.flatnonzero(sounding[r] | starting[r])
+            # lexsort sorts by the last key first: falling q, then sounding first, then index.
+            order = np.lexsort((competing, ~on[r, competing], -q[r, competing]))
+            new_on[r] = protected[r]
+            new_on[r, competing[order[:free]]] = True
+
+    def _keep(self, rows: np.ndarray | None, on: np.ndarray, age: np.ndarray, locked: np.ndarray,
+              new_on: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Remember the rows' new state; ``out`` (a copy) is what the step returns."""
+        if rows is None:
             self.on, self.age, self.locked = new_on, age, locked
         else:
             self.on[rows], self.age[rows], self.locked[rows] = new_on, age, locked
-        return new_on.copy()
+        return out.copy()
 
 
 @dataclass(frozen=True)
@@ -228,10 +289,14 @@ class NoteEmitter:
         channel: int = 0,
         gain: float = 1.0,
         busy: frozenset[tuple[int, int]] = frozenset(),
+        struck: np.ndarray | None = None,
     ) -> list[NoteEvent]:
         """Events that take the instrument from the previous frame to ``frame``: offs first, then ons.
 
-        frame: (P,) bool, a row of :meth:`Gate.step`.
+        frame: (P,) bool, what sounds: the first ``P`` of a row of :meth:`Gate.step`.
+        struck: (P,) bool, where a note starts (a model of onsets: the row's last ``P``); a
+            sounding note struck again is switched off and on. None: a note starts where its pitch
+            begins to sound.
         probs: (P,) probabilities, for velocity when ``velocity`` is None.
         pitches: P MIDI note numbers.
         velocity: a fixed velocity 1..127, or None for velocity from probability.
@@ -249,7 +314,8 @@ class NoteEmitter:
             raise ValueError(f"MIDI channel must be 0..15, not {channel}")
 
         events: list[NoteEvent] = []
-        for index in sorted(i for i in self._held if not frame[i]):
+        kept = frame if struck is None else frame & ~np.asarray(struck, dtype=bool)
+        for index in sorted(i for i in self._held if not kept[i]):
             target = self._held.pop(index)
             if target is not None:
                 events.append(NoteEvent("off", target[1], 0, target[0]))

@@ -7,7 +7,7 @@ previous one (the paper's overlapping windows); it then runs free for the next `
 frames, each fed its own previous output as decided by the gate. So a new window
 continues from what was played instead of starting cold.
 
-The stream is decoded one frame per call (:meth:`StreamDecoder.next_frame`), the
+The stream is decoded one frame per call (:meth:`Stream.next_frame`), the
 recurrent state kept between calls, and each call takes the z of that moment, so a pad
 move reaches the very next frame decoded:
 
@@ -17,20 +17,14 @@ move reaches the very next frame decoded:
   has moved ``reanchor_distance`` or more from the z its window began with, the window
   is re-anchored mid-hop: a new window, h_0 from the new z, teacher-forced through the
   last ``context`` frames played, as at a hop boundary, then free until the next boundary
-  (so it is cut short of a full window, never longer). Its first frame sits where a hop's
-  first frame sits in its window, where h_0 holds as much as it does anywhere in the
-  stream; a window teacher-forced from the replaced window's start instead would have read
-  up to ``window - 1`` frames first, and an untrained decoder forgets h_0 entirely over 49
-  steps (the paper-2d preset with random weights: a jump late in a hop left the next frames
-  unchanged). Smaller moves wait for the next hop.
+  (so it is cut short of a full window, never longer; docs/models.md says why it starts
+  there). Smaller moves wait for the next hop.
 
 Windows still begin on the hop grid, so each stays the length training saw. To hide the
 change of window there, the window being replaced first runs ``blend`` frames on (not
 played, each fed its own output), and the first ``blend`` frames of the new window
-cross-fade from those probabilities to its own. (Fading instead from the replaced window
-fed the frames actually played changes nothing for a decoder that forgets h_0 within the
-context, and the shipped model then settles on one held chord within a few hops; the
-look-past's own dice keep it moving.) A window re-anchored mid-hop has no fade of its own:
+cross-fade from those probabilities to its own (docs/models.md, "How the live stream
+joins its windows", says why). A window re-anchored mid-hop has no fade of its own:
 its teacher-forced pass through the frames played is what joins it on (a fade in progress
 goes on). At a fixed z the stream is the same, frame for frame and draw for draw, as when
 it decoded a whole hop at once.
@@ -41,10 +35,9 @@ voice is a bank of one (:meth:`Stream.next_frame`). The hop grid is shared: wind
 same frames for every voice, so their teacher-forced passes, the expensive part of a step, are one
 batched pass. A voice that starts mid-hop (a touch down) begins its first window at once, from no
 context, and joins the grid at the next boundary: a window cut short, as a re-anchored one is.
-Voice k of a bank plays, frame for frame and draw for draw, what a bank of one seeded ``seed + k``
-plays (``tests/test_voices.py``). Each voice's generator is seeded ``seed + k`` and read through a
-buffer of ``DRAW_ROWS`` frames of draws (``random((DRAW_ROWS, P))`` is ``DRAW_ROWS`` calls of
-``random(P)``, draw for draw), so a step takes every voice's draws in one indexing operation.
+Voice k of a bank plays, draw for draw, what a bank of one seeded ``seed + k`` plays; its draws
+(one a pitch a frame) are read through a buffer of ``DRAW_ROWS`` frames. For a model of onsets
+a frame is the pitches and then their onsets (``notes.Gate``), and both are fed back.
 
 Pure: torch and numpy, no IO. :func:`live_stream` builds a checkpoint's stream the one way
 ``serve``, offline takes and the measurements all use.
@@ -53,12 +46,13 @@ Pure: torch and numpy, no IO. :func:`live_stream` builds a checkpoint's stream t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError
+from .decoder import Decoder
 from .notes import Gate, NoteSettings
 from .states import empty_states, put_states, take_states
 
@@ -85,42 +79,18 @@ def density_bias(density: float) -> float:
 @dataclass
 class DecodedFrame:
     index: int  # of the frame in the whole stream
-    probs: np.ndarray  # (P,) probabilities after density and blending
+    probs: np.ndarray  # (P,) probabilities of sounding, after density and blending
     frame: np.ndarray  # (P,) bool: what sounds, as decided by the gate
     join: Literal["hop", "move"] | None  # a window began here: on the hop grid, or re-anchored by a pad move
+    struck: np.ndarray | None = None  # (P,) bool: where a note starts (a model of onsets), else None
 
 
 @dataclass
 class Chunk:
     start: int  # index of the first frame in the whole stream
-    probs: np.ndarray  # (hop, P) probabilities after density and blending
+    probs: np.ndarray  # (hop, P) probabilities of sounding after density and blending
     frames: np.ndarray  # (hop, P) bool: what sounds, as decided by the gate
-
-
-class Decoder(Protocol):
-    """What the stream needs of a model (the VRAE, the VRNN and the plain RNN all have it).
-
-    ``State`` is the model's own recurrent state, batched over voices (see ``states.py``).
-    """
-
-    n_columns: int  # of a frame: the pitches, and their onsets for a model of onsets
-    z_fed_every_step: bool  # a new z reaches the next frame through advance(), not only through h_0
-
-    def initial_state(self, z: torch.Tensor) -> object:
-        """h_0 for latents ``z (B, L)``."""
-
-    def advance(self, frames: torch.Tensor, state: object, z: torch.Tensor) -> object:
-        """The state after feeding ``frames (B, P)`` (one step) or ``(B, T, P)`` (T steps)."""
-
-    def logits(self, state: object) -> torch.Tensor:
-        """The next frame's logits ``(B, P)``."""
-
-    def reseed(self, seed: int) -> None:
-        """Restart any noise the model draws of its own (the VRNN's z_t), so a take repeats."""
-
-    def parameters(self): ...
-
-    def eval(self) -> "Decoder": ...
+    struck: np.ndarray | None = None  # (hop, P) bool: where notes start (a model of onsets)
 
 
 class VoiceStream:
@@ -163,7 +133,7 @@ class Stream:
 
     def __init__(self, model: Decoder, window: int, hop: int, voices: int = 1,
                  settings: NoteSettings | None = None, blend: int | None = None, seed: int = 0,
-                 reanchor_distance: float = 0.0):
+                 reanchor_distance: float = 0.0, onsets: bool = False):
         if not 1 <= hop <= window:
             raise ValueError(f"hop must be 1..window ({window}), not {hop}")
         if voices < 1:
@@ -179,7 +149,10 @@ class Stream:
         # z fed at every step reaches the next frame through the running state; z only in h_0 needs a new window
         self.z_every_step = bool(model.z_fed_every_step)
         self.reanchor_distance = float(reanchor_distance)  # 0: any move re-anchors an h_0-only model
-        self.n_pitches = n = model.n_columns
+        # a frame's columns: the pitches, and their onsets for a model of onsets
+        self.n_columns = n = model.n_columns
+        self.onsets = onsets
+        self.n_pitches = p = n // 2 if onsets else n
         self.count = voices
         self.voices: list[VoiceStream | None] = [None] * voices
         self.frame = 0  # steps taken: the shared hop grid's clock
@@ -191,9 +164,9 @@ class Stream:
         self._has_state = np.zeros(voices, bool)  # its row predicts the next frame once `_fed` is fed
         self._fed = np.zeros((voices, n), np.float32)  # the last decided frame, not yet fed
         self._anchor_z: np.ndarray | None = None  # (voices, L) the z each window's h_0 came from
-        self._gates = Gate(voices, n, self.settings)
+        self._gates = Gate(voices, p, self.settings)
         self._rngs: list[np.random.Generator | None] = [None] * voices
-        self._draws = np.zeros((voices, DRAW_ROWS, n))  # each voice's next draws, from its own generator
+        self._draws = np.zeros((voices, DRAW_ROWS, p))  # each voice's next draws (one a pitch), from its own generator
         self._drawn = np.full(voices, DRAW_ROWS)  # rows of `_draws` used
         self._ring = np.zeros((voices, max(self.context, 1), n), bool)  # the last `context` frames, a ring
         self._ring_at = 0  # the ring's next slot, the same for every voice (all started voices step together)
@@ -332,7 +305,7 @@ class Stream:
             self._fading[voices] = done + 1 < self.blend
 
         draws = self._draw(active) if temperature > 0 else None
-        frames = self._gates.step(None if everyone else active, probs, temperature, draws)  # (B, P)
+        frames = self._gates.step(None if everyone else active, probs, temperature, draws)  # (B, C)
         self._fed[rows] = frames
         if self.context:
             self._ring[rows, self._ring_at] = frames
@@ -341,8 +314,10 @@ class Stream:
         positions = self._position[rows].tolist()
         self._position[rows] += 1
         self.frame += 1
-        return {k: DecodedFrame(index=i, probs=p, frame=f, join=_JOINS[j])
-                for k, i, p, f, j in zip(order, positions, probs, frames, joins.tolist())}
+        p = self.n_pitches
+        struck = frames[:, p:] if self.onsets else [None] * len(order)
+        return {k: DecodedFrame(index=i, probs=q[:p], frame=f[:p], join=_JOINS[j], struck=o)
+                for k, i, q, f, j, o in zip(order, positions, probs, frames, joins.tolist(), struck)}
 
     def next_frame(self, z: np.ndarray, density: float = 0.5, temperature: float = 0.0) -> DecodedFrame:
         """One voice's next frame from latent ``z (L,)``, the z of this moment (voice 0 starts on the first call)."""
@@ -354,7 +329,8 @@ class Stream:
         """One voice's next ``hop`` frames, all at latent ``z (L,)`` (a take at a fixed z; ``serve`` decodes per frame)."""
         decoded = [self.next_frame(z, density, temperature) for _ in range(self.hop)]
         return Chunk(start=decoded[0].index, probs=np.stack([f.probs for f in decoded]),
-                     frames=np.stack([f.frame for f in decoded]))
+                     frames=np.stack([f.frame for f in decoded]),
+                     struck=np.stack([f.struck for f in decoded]) if self.onsets else None)
 
     def _join_windows(self, active: np.ndarray, joins: np.ndarray, runs: np.ndarray, z: np.ndarray,
                       bias: np.ndarray, temperature: float, everyone: bool) -> None:
@@ -394,7 +370,10 @@ class Stream:
             p = torch.sigmoid(model.logits(state) + offsets).double().cpu().numpy()  # (B, P)
             self.model_calls += 2
             self._tails[rows, i] = p
-            picks = self._draw(rows) < p if temperature > 0 else p >= 0.5  # nothing is decided
+            if temperature > 0:  # nothing is decided; a pitch's one draw serves its onset too
+                picks = np.tile(self._draw(rows), self.n_columns // self.n_pitches) < p
+            else:
+                picks = p >= 0.5
             frame = self._tensor(picks)
         self._fading[rows] = True
 
@@ -446,4 +425,5 @@ def live_stream(checkpoint: "Checkpoint", hop: int | None = None, notes: NoteSet
                 seed: int = 0, voices: int = 1) -> Stream:
     """The stream ``serve`` plays from ``checkpoint``: its model and window, hop from :func:`live_hop`."""
     return Stream(checkpoint.model, checkpoint.config.data.window, live_hop(checkpoint, hop), voices,
-                  notes or NoteSettings(), seed=seed, reanchor_distance=reanchor_distance(checkpoint))
+                  notes or NoteSettings(), seed=seed, reanchor_distance=reanchor_distance(checkpoint),
+                  onsets=checkpoint.config.data.onsets)
