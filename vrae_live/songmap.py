@@ -37,11 +37,12 @@ _MAJOR, _MINOR = _key_templates(MAJOR_PROFILE), _key_templates(MINOR_PROFILE)
 
 
 def window_features(x: np.ndarray, pitches: Sequence[int]) -> dict[str, np.ndarray]:
-    """``register``, ``density`` and ``major`` of windows ``x (N, W, P)``; each ``(N,)``.
+    """``register``, ``density`` and ``major`` of windows ``x (N, W, P)`` (or ``(N, W, 2P)`` with
+    onsets, which are not looked at); each ``(N,)``.
 
     A silent window has density 0, the median register of the others, and counts as major.
     """
-    x = np.asarray(x, dtype=np.float64)  # (N, W, P)
+    x = np.asarray(x[..., :len(pitches)], dtype=np.float64)  # (N, W, P)
     pitches = np.asarray(pitches, dtype=np.float64)  # (P,)
     per_pitch = x.sum(1)  # (N, P): frames each pitch sounds
     sounding = per_pitch.sum(1)  # (N,)
