@@ -138,7 +138,7 @@ def measure(runs: dict[str, Path], songs: Path, rolls: Path, mode: dict) -> dict
         corpus = load_songs(songs, ckpt.timing, cache_dir=rolls)
         report["latent"][preset] = measure_latent_space(ckpt, corpus)
         if preset == "paper-20d":
-            train_names = set(ckpt.meta["training"]["train_songs"])
+            train_names = set(ckpt.song_names("training"))
             training = [s for s in corpus if s.name in train_names]
             block = ckpt.config.data.hop  # 20 frames: 1 s at 20 Hz
             stats = fit_music_stats(song_rolls(training, ckpt.pitches), ckpt.pitches, block)

@@ -96,7 +96,7 @@ def measure(run: Path, songs: Path, corpus: Path) -> dict:
     steering, seams = measure_steering(ckpt), measure_seams(ckpt)
     every = load_songs(songs, ckpt.timing)
     faithful = measure_faithfulness(ckpt, every)
-    t = ckpt.meta["training"]  # as it stood when the kept epoch was saved
+    t = ckpt.training  # as it stood when the kept epoch was saved
     trained_on = set(t["train_songs"])
     contrast = measure_contrast([s.roll for s in every if s.name in trained_on], ckpt.pitches)
     epochs_done = read_metrics(run)[-1]["epoch"]

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from vrae_live.checkpoint import load_checkpoint, load_optimizer_state, read_config, save_checkpoint
+from vrae_live.checkpoint import load_checkpoint, load_optimizer_state, read_config, save_checkpoint, store_meta
 from vrae_live.config import load_config
 from vrae_live.errors import CheckpointError
 from vrae_live.models import build_model
@@ -44,10 +44,50 @@ def test_config_json_describes_the_model(saved):
     _, _, directory = saved
     document = json.loads((directory / "config.json").read_text())
     assert document["format"] == "vrae-live/1"
-    assert document["frame_timing"] == {"fs": None, "steps_per_beat": 4}
+    assert (document["data"]["fs"], document["data"]["steps_per_beat"]) == (None, 4)
+    assert "frame_timing" not in document  # frame timing is stored once, in data
     assert document["pitches"] == PITCHES
     assert {"torch", "vrae_live", "python"} <= set(document["versions"])
     assert not list(directory.glob("*.tmp")) and not list(directory.glob(".*"))
+
+
+def test_the_summary_and_versions_through_typed_accessors(saved):
+    _, _, directory = saved
+    ckpt = load_checkpoint(directory)
+    assert ckpt.training == {"epochs_done": 1} and ckpt.song_names("training") == [] and ckpt.window_map() is None
+    assert set(ckpt.versions) == {"torch", "vrae_live", "python"}
+    store_meta(directory, "training", {"train_songs": ["a.mid", "b.mid"], "val_songs": ["c.mid"]})
+    ckpt = load_checkpoint(directory)
+    assert (ckpt.song_names("training"), ckpt.song_names("validation")) == (["a.mid", "b.mid"], ["c.mid"])
+
+
+def _written_before(directory, timing):
+    """The checkpoint's config.json as vrae-live wrote it before frame timing was stored once:
+    again as a top-level ``frame_timing``."""
+    path = directory / "config.json"
+    document = json.loads(path.read_text())
+    document["frame_timing"] = timing
+    path.write_text(json.dumps(document, indent=2))
+    return document
+
+
+def test_an_older_checkpoint_with_frame_timing_twice_still_loads(saved):
+    model, config, directory = saved
+    _written_before(directory, {"fs": None, "steps_per_beat": 4})
+    ckpt = load_checkpoint(directory)
+    assert ckpt.config == config and ckpt.timing == config.data.timing
+    assert "frame_timing" not in ckpt.meta and read_config(directory)["frame_timing"]
+    store_meta(directory, "training", {"epochs_done": 2})  # rewritten in today's form
+    document = json.loads((directory / "config.json").read_text())
+    assert "frame_timing" not in document and document["training"] == {"epochs_done": 2}
+    assert load_checkpoint(directory).timing.steps_per_beat == 4
+
+
+def test_an_older_checkpoint_whose_two_timings_disagree_is_an_error(saved):
+    _, _, directory = saved
+    _written_before(directory, {"fs": 20.0, "steps_per_beat": None})
+    with pytest.raises(CheckpointError, match="frame_timing: 20 frames per second disagrees with data's 4 steps per beat"):
+        load_checkpoint(directory)
 
 
 def test_missing_directory(tmp_path):

@@ -1,7 +1,7 @@
 """A self-describing checkpoint directory.
 
     model.safetensors   the weights (safetensors: nothing is unpickled)
-    config.json         model, data and training settings, pitches, frame timing,
+    config.json         model, data (frame timing among them) and training settings, pitches,
                         the latent plane for the XY pad, a training summary, versions
     optimizer.pt        only in a resumable checkpoint; tensors and plain values,
                         loaded with ``weights_only=True``
@@ -139,14 +139,18 @@ class WindowMap(BaseModel):
 
 
 class CheckpointDocument(BaseModel):
-    """config.json, checked. ``format`` is checked before; other top-level keys are free meta."""
+    """config.json, checked. ``format`` is checked before; other top-level keys are free meta.
+
+    Frame timing is stored once, as ``data``'s ``fs`` and ``steps_per_beat``. Checkpoints written
+    before stored it again as ``frame_timing``: still read, it must agree with ``data``, and is dropped.
+    """
 
     model_config = ConfigDict(extra="allow")
     data: DataConfig
     model: ModelConfig
     train: TrainConfig
     pitches: Pitches
-    frame_timing: Optional[FrameTiming] = None
+    frame_timing: Optional[FrameTiming] = None  # older checkpoints only (OLD_KEYS)
     training: Optional[dict[str, Any]] = None
     latent_plane: Optional[StoredPlane] = None
     window_map: Optional[WindowMap] = None
@@ -171,6 +175,8 @@ class CheckpointDocument(BaseModel):
         return Config(data=self.data, model=self.model, train=self.train)
 
 
+OLD_KEYS = ("frame_timing",)  # read from older checkpoints, checked, never written again
+
 KNOWN_KEYS = {
     **{loc: names for loc, names in KNOWN_NAMES.items() if loc},  # the settings of data, model, train
     ("latent_plane",): list(StoredPlane.model_fields),
@@ -192,13 +198,32 @@ class Checkpoint:
     model: torch.nn.Module
     config: Config
     pitches: list[int]
-    meta: dict[str, Any] = field(default_factory=dict)  # latent_plane, training, versions, ...
+    meta: dict[str, Any] = field(default_factory=dict)  # latent_plane, training, versions, ...: read them below
     path: Path | None = None
     plane: StoredPlane | None = None  # meta["latent_plane"], checked
+    map: WindowMap | None = None  # meta["window_map"], checked
 
     @property
     def timing(self) -> FrameTiming:
         return self.config.data.timing
+
+    @property
+    def training(self) -> dict[str, Any]:
+        """The training summary (``Trainer.summary``); empty for a checkpoint saved without one."""
+        return self.meta.get("training") or {}
+
+    def song_names(self, split: Literal["training", "validation"]) -> list[str]:
+        """The songs the model was trained on, or held out to validate it; none without a summary."""
+        return list(self.training.get("train_songs" if split == "training" else "val_songs", []))
+
+    @property
+    def versions(self) -> dict[str, str]:
+        """The versions of vrae-live, torch and Python that saved it."""
+        return dict(self.meta.get("versions") or {})
+
+    def window_map(self) -> dict[str, Any] | None:
+        """The map of the training windows on the pad (checked on load), as its columns; None without one."""
+        return None if self.map is None else self.map.model_dump(by_alias=True)
 
     def latent_plane(self) -> LatentPlane:
         """The XY pad's plane: the one stored (checked on load), or the standard one without it."""
@@ -247,7 +272,6 @@ def save_checkpoint(
         "format": FORMAT,
         **config.to_dict(),
         "pitches": list(pitches),
-        "frame_timing": config.data.timing.to_dict(),
         **(meta or {}),
         "versions": versions(),
     }
@@ -299,9 +323,10 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
         model.load_state_dict(weights)
     except RuntimeError as err:
         raise CheckpointError(f"{weights_path}: weights do not fit the model in {CONFIG} ({err})") from err
-    meta = {k: v for k, v in document.items() if k not in ("format", "data", "model", "train", "pitches")}
+    meta = {k: v for k, v in document.items() if k not in ("format", "data", "model", "train", "pitches", *OLD_KEYS)}
     return Checkpoint(
-        model=model.to(device).eval(), config=config, pitches=pitches, meta=meta, path=directory, plane=checked.latent_plane
+        model=model.to(device).eval(), config=config, pitches=pitches, meta=meta, path=directory,
+        plane=checked.latent_plane, map=checked.window_map,
     )
 
 
@@ -316,9 +341,12 @@ def load_optimizer_state(directory: str | Path) -> dict[str, Any]:
 
 
 def store_meta(directory: str | Path, key: str, value: Any) -> None:
-    """Add or replace one top-level entry of a checkpoint's config.json (e.g. ``window_map``), checked, atomically."""
+    """Add or replace one top-level entry of a checkpoint's config.json (e.g. ``window_map``), checked, atomically.
+
+    An older checkpoint's file is written in today's form (no ``frame_timing``)."""
     directory = Path(directory)
     document = {**_read_document(directory), key: value}
     check_document(document, directory / CONFIG)
+    document = {k: v for k, v in document.items() if k not in OLD_KEYS}
     text = json.dumps(document, indent=2)
     _atomic_write(directory / CONFIG, lambda tmp: Path(tmp).write_text(text + "\n"))

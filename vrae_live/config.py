@@ -90,27 +90,26 @@ def _settings(cls):
     return cls
 
 
-def _one_grid(fs: float | None, steps_per_beat: int | None) -> None:
-    if (fs is None) == (steps_per_beat is None):
-        raise ValueError("frame timing needs exactly one of fs and steps_per_beat")
+@dataclass(frozen=True, config=SETTINGS)
+class _FrameGrid:
+    """Frame timing's two settings, exactly one of them set: ``fs`` (frames per second; the paper
+    used 20) or ``steps_per_beat`` (a grid that follows the song's tempo map, and a DAW's tempo
+    when played). FrameTiming is the pair alone; DataConfig begins with it, and a checkpoint's
+    config.json stores it there, once."""
+
+    fs: Optional[Annotated[Float, Gt(0)]] = 20.0  # frames per second, or None for a beat grid
+    steps_per_beat: Optional[Annotated[Int, Ge(1)]] = None  # grid steps per beat, following the tempo map
+
+    @model_validator(mode="after")
+    def _one_grid(self):
+        if (self.fs is None) == (self.steps_per_beat is None):
+            raise ValueError("frame timing needs exactly one of fs and steps_per_beat")
+        return self
 
 
 @_settings
-class FrameTiming:
-    """How one piano-roll frame maps to time.
-
-    Exactly one of ``fs`` (frames per second; the paper used 20) and
-    ``steps_per_beat`` (a grid that follows the song's tempo map, and a DAW's
-    tempo when played) is set.
-    """
-
-    fs: Optional[Annotated[Float, Gt(0)]] = 20.0
-    steps_per_beat: Optional[Annotated[Int, Ge(1)]] = None
-
-    @model_validator(mode="after")
-    def _check(self) -> "FrameTiming":
-        _one_grid(self.fs, self.steps_per_beat)
-        return self
+class FrameTiming(_FrameGrid):
+    """How one piano-roll frame maps to time: seconds (``fs``) or beats (``steps_per_beat``)."""
 
     @property
     def beat_based(self) -> bool:
@@ -136,9 +135,8 @@ class FrameTiming:
 
 
 @_settings
-class DataConfig:
-    fs: Optional[Annotated[Float, Gt(0)]] = 20.0  # frames per second, or None for a beat grid
-    steps_per_beat: Optional[Annotated[Int, Ge(1)]] = None  # grid steps per beat, following the tempo map
+class DataConfig(_FrameGrid):
+    # first fs and steps_per_beat, the frame timing (_FrameGrid)
     pitch_range: Optional[PitchPair] = None  # inclusive MIDI range; None: pitches the songs use
     window: Annotated[Int, Ge(2)] = 50  # time steps per training sequence
     hop: Annotated[Int, Ge(1)] = 50  # steps between window starts (window // 2 gives the paper's 50% overlap)
@@ -147,11 +145,6 @@ class DataConfig:
     # a frame also says where notes start: an onset column per pitch after the P sounding ones, so a
     # note struck again is told from one held (off: the paper's binary roll)
     onsets: Bool = False
-
-    @model_validator(mode="after")
-    def _check(self) -> "DataConfig":
-        _one_grid(self.fs, self.steps_per_beat)
-        return self
 
     @property
     def timing(self) -> FrameTiming:

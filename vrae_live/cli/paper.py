@@ -159,11 +159,10 @@ def map_command(checkpoint: Path, songs_dir: Path | None, out: Path | None, stor
 
 
 def _draw_stored_map(checkpoint: Path, out: Path, color_by: str) -> None:
-    from ..checkpoint import read_config
     from ..errors import ConfigError
     from ..measure.plots import plot_window_map
 
-    window_map = read_config(checkpoint).get("window_map")
+    window_map = _load(checkpoint, "cpu").window_map()
     if not window_map:
         raise ConfigError(f"{checkpoint} stores no map of its songs (trained before it was stored); "
                           f"store it once: vrae-live map {checkpoint} SONGS_DIR --store")

@@ -221,8 +221,8 @@ def _say_how_it_plays(ckpt, songs_dir: Path, cache_dir: Path | None) -> None:
     (the training songs without a validation set)."""
     from ..measure.quality import measure_quality
 
-    training = ckpt.meta["training"]
-    which, names = ("validation", training["val_songs"]) if training["val_songs"] else ("training", training["train_songs"])
+    which = "validation" if ckpt.song_names("validation") else "training"
+    names = ckpt.song_names(which)
     rolls = _song_rolls(ckpt, songs_dir, cache_dir, names=names)
     try:
         report = measure_quality(ckpt, rolls)
@@ -242,7 +242,7 @@ def _say_whether_the_pad_steers(ckpt, songs_dir: Path, cache_dir: Path | None) -
 
     report = measure_steering(ckpt)
     log.info(f"steering: {report.line()}")
-    songs = load_songs(songs_dir, ckpt.timing, cache_dir, workers=1, names=ckpt.meta["training"]["train_songs"])
+    songs = load_songs(songs_dir, ckpt.timing, cache_dir, workers=1, names=ckpt.song_names("training"))
     contrast = measure_contrast([s.roll for s in songs], ckpt.pitches)
     if contrast is not None:
         log.info(f"songs: {contrast.line()}")
@@ -284,7 +284,7 @@ def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool, songs_dir
 
         click.echo(json.dumps(read_config(checkpoint), indent=2))
         return
-    c, meta = ckpt.config, ckpt.meta
+    c = ckpt.config
     n_params = sum(p.numel() for p in ckpt.model.parameters())
     d = c.data
     lines = [
@@ -297,7 +297,7 @@ def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool, songs_dir
         + (f", first {d.max_windows_per_song} per song" if d.max_windows_per_song else ""),
         f"pitches      {len(ckpt.pitches)}: {_pitch_list(ckpt.pitches)}",
     ]
-    t = meta.get("training")
+    t = ckpt.training
     if t:
         best = f"{t['best_bound']:.4f}" if t.get("best_bound") is not None else "-"
         lines += [
@@ -306,9 +306,9 @@ def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool, songs_dir
             f"songs        {len(t['train_songs'])} training ({t['train_windows']} windows), "
             f"{len(t['val_songs'])} validation ({t['val_windows']} windows)",
         ]
-    if "latent_plane" in meta:
-        lines.append(f"xy pad       spans {len(meta['latent_plane']['songs'])} training songs")
-    v = meta.get("versions", {})
+    if ckpt.plane is not None:
+        lines.append(f"xy pad       spans {len(ckpt.plane.songs)} training songs")
+    v = ckpt.versions
     lines.append(f"versions     vrae-live {v.get('vrae_live')}, torch {v.get('torch')}")
     if steering:
         from ..measure.steering import measure_steering
@@ -382,7 +382,7 @@ def evaluate_command(checkpoint: Path, songs_dir: Path, samples: int, split: str
     ckpt = load_checkpoint(checkpoint, dev)
     songs = load_songs(songs_dir, ckpt.timing, cache_dir=cache_dir, workers=workers)
     if split != "all":
-        wanted = set(ckpt.meta.get("training", {}).get("val_songs" if split == "validation" else "train_songs", []))
+        wanted = set(ckpt.song_names(split))
         songs = [s for s in songs if s.name in wanted]
     windows = windows_for(songs, ckpt.pitches, ckpt.config.data)
     if len(windows.x) == 0:

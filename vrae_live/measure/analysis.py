@@ -179,7 +179,7 @@ def measure_latent_space(checkpoint: Checkpoint, songs: Sequence[Song], k: int =
             task=f"song, last {hold_fraction:.0%} of each song's windows held out"))
 
     folders = np.asarray([group_of(n, "folder") for n in names], dtype=object)
-    val_songs = set(checkpoint.meta.get("training", {}).get("val_songs", []))
+    val_songs = set(checkpoint.song_names("validation"))
     in_val = np.asarray([n in val_songs for n in names], dtype=bool)
     if len(set(folders)) > 1 and in_val.any() and (~in_val).any():
         report.classifiers.append(compare_codes(
