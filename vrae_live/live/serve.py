@@ -181,7 +181,7 @@ def _open_web(options, ckpt, checkpoint_dir, controls, performer, opened):
 
     model = f"{Path(checkpoint_dir).name}: {ckpt.config.model.model} latent {ckpt.config.model.latent}"
     web = WebServer(controls, options.web_host, options.web_port, token=options.web_token, allow=options.allow,
-                    model=model, window_map=ckpt.meta.get("window_map"),
+                    model=model, window_map=ckpt.window_map(),
                     status=LiveStatus(performer, options.sync, options.performance.bpm))
     return opened.enter_context(web)
 
@@ -222,7 +222,7 @@ def _say_what_plays(echo, options, checkpoint_dir, ckpt, performer, midi_out, se
             echo(f"web: open {url}")
         for line in terminal_qr(urls[0]):
             echo(line)
-        if not ckpt.meta.get("window_map"):
+        if ckpt.map is None:
             echo("web: this checkpoint has no map of its songs; the page shows the pad without dots "
                  "(add one: vrae-live map CHECKPOINT SONGS_DIR --store)")
     if options.performance.demo:
