@@ -116,13 +116,18 @@ def test_load_by_path(tmp_path):
         ({"x": {"address": "/a"}, "y": {"address": "/a"}}, ["/a", "[x]", "[y]"]),
         ({"hold": {"address": "/h", "range": [0, 1]}}, ["range", "known: address"]),
         ({"xy": "/a"}, ["table"]),
+        ({"voices": {"xy": "/m", "touch": "/m/touch/{k}"}}, ["[voices] touch", "no {k}"]),
+        ({"voices": {"xy": "/m", "first": -1}}, ["[voices] first", "at least 0"]),
+        ({"x": {"address": "/a", "range": [0, 1.5e400]}}, ["[x] range[1]", "finite"]),
     ],
 )
 def test_bad_presets_say_what_is_wrong(preset, words):
     with pytest.raises(ConfigError) as err:
         controller_from_dict(preset, source="test.toml")
+    message = str(err.value)
+    assert message.startswith("test.toml: ") and "\n" not in message, message  # one line: the file, the field
     for word in words:
-        assert word in str(err.value)
+        assert word in message
 
 
 def test_unknown_preset_lists_the_known():

@@ -2,7 +2,8 @@
 
 A controller preset (``presets/controllers/NAME.toml``) maps a controller's own addresses
 (TouchOSC's ``/1/xy1 f f``, Lemur's ``/Pad.x``, a fader's 0..127) onto the canonical
-``/vrae/...`` controls in canonical units. Pure: no sockets.
+``/vrae/...`` controls in canonical units; the file is checked by pydantic (``PresetFile``).
+Pure: no sockets.
 """
 
 from __future__ import annotations
@@ -10,10 +11,23 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Annotated, Any, Callable, Mapping, Optional, Sequence
 
-from ..config import presets_dir, read_toml
+from annotated_types import Ge, MinLen
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
+
+from ..config import Bool, Float, Int, Str, presets_dir, read_toml
 from ..errors import ConfigError
+from ..validation import error_message
 
 # Canonical units of each control: (lowest, highest). Values outside are clamped.
 CONTROL_RANGES: dict[str, tuple[float, float]] = {
@@ -253,16 +267,132 @@ class ControllerMap:
 
 CANONICAL = ControllerMap()
 
-_SCALED_CONTROLS = tuple(CONTROL_RANGES)  # x, y, density, temperature, velocity, transpose, channel
-SECTION_KEYS: dict[str, tuple[str, ...]] = {
-    "xy": ("address", "swap", "invert_x", "invert_y", "range", "range_x", "range_y"),
-    **{name: ("address", "invert", "range") for name in _SCALED_CONTROLS},
-    "hold": ("address",),
-    "panic": ("address",),
-    "status": ("address",),
-    "voices": ("xy", "x", "y", "on", "touch", "first", "swap", "invert_x", "invert_y", "range", "range_x", "range_y"),
+
+# ---------------------------------------------------------------------------
+# The preset file, checked by pydantic as config.py checks the model presets: whatever is
+# wrong is one ConfigError line naming the file and the field, e.g.
+# ``touchosc.toml: [xy] swap: expected true or false, got the string 'yes'``
+
+
+def _osc_address(address: str) -> str:
+    if not address.startswith("/") or " " in address:
+        raise ValueError(f'must be an OSC address like "/1/xy1", not {address!r}')
+    if address.startswith(CANONICAL_PREFIX):
+        raise ValueError(f"{address} is canonical ({CANONICAL_PREFIX}...) and always accepted: map only the controller's own")
+    return address
+
+
+def _one_or_a_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list):
+        raise ValueError('must be an OSC address like "/1/xy1", or a list of them')
+    return value
+
+
+def _two_different(value: list[float]) -> tuple[float, float]:
+    if len(value) != 2 or value[0] == value[1]:
+        raise ValueError(f"must be two different numbers [low, high] that the control sends, not {value!r}")
+    return (value[0], value[1])
+
+
+Address = Annotated[Str, AfterValidator(_osc_address)]
+Addresses = Annotated[list[Address], BeforeValidator(_one_or_a_list), MinLen(1)]
+SendsRange = Annotated[list[Float], AfterValidator(_two_different)]  # what the control sends, low to high
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+class AddressTable(_Table):
+    """``[hold]``, ``[panic]``, ``[status]``: only an address (or several)."""
+
+    address: Addresses
+
+    def mapping(self, control: str) -> ValueMapping:
+        return ValueMapping(control, tuple(self.address))
+
+
+class ControlTable(AddressTable):
+    """``[x]``, ``[density]``, ...: one value onto one control; without ``range``, the control's own units."""
+
+    invert: Bool = False
+    range: Optional[SendsRange] = None
+
+    def mapping(self, control: str) -> ValueMapping:
+        units = CONTROL_RANGES[control]
+        return ValueMapping(control, tuple(self.address), Scale(self.range or units, units, self.invert))
+
+
+class _PadTable(_Table):
+    """A pad's two axes: what it sends on both (``range``) or on one (``range_x``, ``range_y``)."""
+
+    swap: Bool = False  # the control sends (y, x)
+    invert_x: Bool = False
+    invert_y: Bool = False
+    range: SendsRange = (0.0, 1.0)
+    range_x: Optional[SendsRange] = None
+    range_y: Optional[SendsRange] = None
+
+    def scales(self) -> tuple[Scale, Scale]:
+        return (Scale(self.range_x or self.range, CONTROL_RANGES["x"], self.invert_x),
+                Scale(self.range_y or self.range, CONTROL_RANGES["y"], self.invert_y))
+
+
+class PairTable(_PadTable):
+    """``[xy]``: one address carrying x and y together."""
+
+    address: Addresses
+
+    def mapping(self) -> PairMapping:
+        return PairMapping(tuple(self.address), *self.scales(), swap=self.swap)
+
+
+class VoicesTable(_PadTable):
+    """``[voices]``: a multi-touch control, one touch a voice (VoicesMapping says how each address is read)."""
+
+    xy: Optional[Address] = None
+    x: Optional[Address] = None
+    y: Optional[Address] = None
+    on: Optional[Address] = None
+    touch: Optional[Address] = None
+    first: Annotated[Int, Ge(0)] = 1  # the number of the first touch (0 or 1)
+
+    @field_validator("touch")
+    @classmethod
+    def _numbered_by_its_arguments(cls, touch: str | None) -> str | None:
+        if touch is not None and "{k}" in touch:
+            raise ValueError("carries the touch's number in its arguments: no {k}")
+        return touch
+
+    @model_validator(mode="after")
+    def _positions(self) -> "VoicesTable":
+        if not self.xy and not (self.x and self.y):
+            raise ValueError("xy (or both x and y) is missing: the touches' positions")
+        return self
+
+    def mapping(self) -> VoicesMapping:
+        x_scale, y_scale = self.scales()
+        return VoicesMapping(xy=self.xy, x=self.x, y=self.y, on=self.on, touch=self.touch, first=self.first,
+                             x_scale=x_scale, y_scale=y_scale, swap=self.swap)
+
+
+VALUE_CONTROLS = (*CONTROL_RANGES, "hold", "panic")  # one address, one value: a ValueMapping each
+TABLES: dict[str, type[_Table]] = {
+    "xy": PairTable,
+    **{control: ControlTable for control in CONTROL_RANGES},
+    "hold": AddressTable,
+    "panic": AddressTable,
+    "status": AddressTable,
+    "voices": VoicesTable,
 }
-TOP_LEVEL_KEYS = ("name",)
+PresetFile = create_model("PresetFile", __base__=_Table, name=(Optional[Str], None),
+                          **{table: (Optional[cls], None) for table, cls in TABLES.items()})
+KNOWN_KEYS: dict[tuple[str, ...], list[str]] = {  # listed after an unknown one, the address first
+    (): list(PresetFile.model_fields),
+    **{(table,): sorted(cls.model_fields, key=lambda key: key != "address") for table, cls in TABLES.items()},
+}
 
 
 def controllers_dir() -> Path:
@@ -286,114 +416,22 @@ def load_controller(name_or_path: str | Path) -> ControllerMap:
 
 
 def controller_from_dict(d: Mapping[str, Any], source: str = "controller preset") -> ControllerMap:
-    """A ControllerMap from a parsed preset; unknown sections or keys are errors that list the known ones."""
-    known_top = TOP_LEVEL_KEYS + tuple(SECTION_KEYS)
-    unknown = sorted(set(d) - set(known_top))
-    if unknown:
-        raise ConfigError(f"{source}: unknown section(s) or key(s) {unknown}; known: {', '.join(known_top)}")
-    sections = {}
-    for section, body in d.items():
-        if section in TOP_LEVEL_KEYS:
-            continue
-        if not isinstance(body, Mapping):
-            raise ConfigError(f"{source}: [{section}] must be a table with an address, e.g. [{section}] address = \"/...\"")
-        bad = sorted(set(body) - set(SECTION_KEYS[section]))
-        if bad:
-            raise ConfigError(f"{source}: unknown [{section}] key(s) {bad}; known: {', '.join(SECTION_KEYS[section])}")
-        sections[section] = _Section(source, section, body)
-
-    pair = None
-    if "xy" in sections:
-        s = sections.pop("xy")
-        both = s.range("range", (0.0, 1.0))
-        pair = PairMapping(
-            addresses=s.addresses(),
-            x=Scale(s.range("range_x", both), CONTROL_RANGES["x"], s.flag("invert_x")),
-            y=Scale(s.range("range_y", both), CONTROL_RANGES["y"], s.flag("invert_y")),
-            swap=s.flag("swap"),
-        )
-    status = sections.pop("status").addresses()[0] if "status" in sections else None
-    voices = _voices_mapping(sections.pop("voices")) if "voices" in sections else None
-    values = []
-    for control, s in sections.items():
-        scale = None
-        if control in CONTROL_RANGES:
-            scale = Scale(s.range("range", CONTROL_RANGES[control]), CONTROL_RANGES[control], s.flag("invert"))
-        values.append(ValueMapping(control, s.addresses(), scale))
-
-    controller = ControllerMap(str(d.get("name", Path(source).stem)), pair, tuple(values), status, source, voices)
+    """A ControllerMap from a parsed preset; anything wrong is one ConfigError line naming ``source`` and the field."""
+    try:
+        preset = PresetFile.model_validate(d)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: {error_message(err, known=KNOWN_KEYS, sections=TABLES)}") from None
+    pair = preset.xy.mapping() if preset.xy is not None else None
+    values = tuple(getattr(preset, control).mapping(control) for control in d if control in VALUE_CONTROLS)  # file order
+    status = preset.status.address[0] if preset.status is not None else None
+    voices = preset.voices.mapping() if preset.voices is not None else None
+    name = preset.name if preset.name is not None else Path(source).stem
+    controller = ControllerMap(name, pair, values, status, source, voices)
     seen: dict[str, str] = {address: "voices" for address in (voices.routes() if voices else ())}
-    for mapping in ([pair] if pair else []) + values:
+    for mapping in ([pair] if pair else []) + list(values):
         for address in mapping.addresses:
             owner = "xy" if mapping is pair else mapping.control
             if address in seen:
                 raise ConfigError(f"{source}: address {address} is mapped by both [{seen[address]}] and [{owner}]")
             seen[address] = owner
     return controller
-
-
-def _voices_mapping(s: "_Section") -> VoicesMapping:
-    found = {}
-    for key in ("xy", "x", "y", "on", "touch"):
-        if key in s.body:
-            value = s.body[key]
-            if not (isinstance(value, str) and value.startswith("/") and " " not in value):
-                raise ConfigError(f"{s._where(key)} must be an OSC address like \"/1/multixy1/{{k}}\", not {value!r}")
-            if value.startswith(CANONICAL_PREFIX):
-                raise ConfigError(f"{s._where(key)} {value}: {CANONICAL_PREFIX}... addresses are canonical and always accepted")
-            if key == "touch" and "{k}" in value:
-                raise ConfigError(f"{s._where(key)} carries the touch's number in its arguments: no {{k}}")
-            found[key] = value
-    if not found.get("xy") and not (found.get("x") and found.get("y")):
-        raise ConfigError(f"{s._where('xy')} (or both x and y) is missing: the touches' positions")
-    first = s.body.get("first", 1)
-    if not isinstance(first, int) or isinstance(first, bool) or first < 0:
-        raise ConfigError(f"{s._where('first')} must be the number of the first touch (0 or 1), not {first!r}")
-    both = s.range("range", (0.0, 1.0))
-    return VoicesMapping(**found, first=first, swap=s.flag("swap"),
-                         x_scale=Scale(s.range("range_x", both), CONTROL_RANGES["x"], s.flag("invert_x")),
-                         y_scale=Scale(s.range("range_y", both), CONTROL_RANGES["y"], s.flag("invert_y")))
-
-
-class _Section:
-    """One table of a controller preset, with typed getters that name the preset and key in errors."""
-
-    def __init__(self, source: str, name: str, body: Mapping[str, Any]) -> None:
-        self.source, self.name, self.body = source, name, body
-
-    def _where(self, key: str) -> str:
-        return f"{self.source}: [{self.name}] {key}"
-
-    def addresses(self) -> tuple[str, ...]:
-        value = self.body.get("address")
-        if value is None:
-            raise ConfigError(f"{self._where('address')} is missing")
-        found = (value,) if isinstance(value, str) else tuple(value) if isinstance(value, list) else ()
-        if not found or not all(isinstance(a, str) and a.startswith("/") and " " not in a for a in found):
-            raise ConfigError(f"{self._where('address')} must be an OSC address like \"/1/xy1\", or a list of them")
-        for address in found:
-            if address.startswith(CANONICAL_PREFIX):
-                raise ConfigError(f"{self._where('address')} {address}: "
-                                  f"{CANONICAL_PREFIX}... addresses are canonical and always accepted")
-        return found
-
-    def flag(self, key: str) -> bool:
-        value = self.body.get(key, False)
-        if not isinstance(value, bool):
-            raise ConfigError(f"{self._where(key)} must be true or false, not {value!r}")
-        return value
-
-    def range(self, key: str, default: tuple[float, float]) -> tuple[float, float]:
-        if key not in self.body:
-            return default
-        value = self.body[key]
-        ok = (
-            isinstance(value, list)
-            and len(value) == 2
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
-            and value[0] != value[1]
-        )
-        if not ok:
-            raise ConfigError(f"{self._where(key)} must be two different numbers [low, high] that the control sends, "
-                              f"not {value!r}")
-        return (float(value[0]), float(value[1]))
