@@ -49,16 +49,26 @@ def _with_take_settings(command):
     return wrapper
 
 
+# The options generate and interpolate share: the take's file, where a passage starts, its length.
+_take_out = click.option("--out", type=OutputFile(), required=True, help="The .mid file to write.")
+
+
+def _passage_start(flag: str, help: str):
+    return click.option(flag, type=FiniteRange(min=0), default=0.0, show_default=True, help=help)
+
+
+def _take_frames(default: int, help: str):
+    return click.option("--steps", type=click.IntRange(min=1), default=default, show_default=True, help=help)
+
+
 @click.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.option("--out", type=OutputFile(), required=True, help="The .mid file to write.")
+@_take_out
 @click.option("--z", "z_text", help="The latent vector, comma-separated, e.g. 0.1,-0.3 [default: random from --seed].")
 @click.option("--from", "from_song", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Play the code of a passage of this song.")
-@click.option("--at", type=FiniteRange(min=0), default=0.0, show_default=True,
-              help="Seconds into --from where the passage starts.")
-@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Frames to generate (the paper: 1000, about 50 s at 20 Hz).")
+@_passage_start("--at", "Seconds into --from where the passage starts.")
+@_take_frames(1000, "Frames to generate (the paper: 1000, about 50 s at 20 Hz).")
 @take_options
 @_with_take_settings
 def generate(checkpoint: Path, out: Path, z_text: str | None, from_song: Path | None, at: float, steps: int,
@@ -87,13 +97,10 @@ def generate(checkpoint: Path, out: Path, z_text: str | None, from_song: Path | 
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.argument("song_a", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("song_b", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--out", type=OutputFile(), required=True, help="The .mid file to write.")
-@click.option("--at-a", type=FiniteRange(min=0), default=0.0, show_default=True,
-              help="Seconds into SONG_A of its passage.")
-@click.option("--at-b", type=FiniteRange(min=0), default=0.0, show_default=True,
-              help="Seconds into SONG_B of its passage.")
-@click.option("--steps", type=click.IntRange(min=1), default=200, show_default=True,
-              help="Frames of the whole morph.")
+@_take_out
+@_passage_start("--at-a", "Seconds into SONG_A of its passage.")
+@_passage_start("--at-b", "Seconds into SONG_B of its passage.")
+@_take_frames(200, "Frames of the whole morph.")
 @take_options
 @_with_take_settings
 def interpolate(checkpoint: Path, song_a: Path, song_b: Path, out: Path, at_a: float, at_b: float, steps: int,
