@@ -1,21 +1,16 @@
-"""A frame clock on absolute deadlines.
+"""The clocks' one interface (:class:`Clock`), the frame clock on absolute deadlines, the
+offline clock that does not sleep, and what they share: one sleep-then-spin wait and one
+lateness book.
 
-Tick ``k`` is due at ``anchor_time + (k - anchor_tick) * period_s``: every
-deadline is computed from the anchor, never by adding up sleeps, so sleep
+Tick ``k`` of a :class:`FrameClock` is due at ``anchor_time + (k - anchor_tick) * period_s``:
+every deadline is computed from the anchor, never by adding up sleeps, so sleep
 overshoot and the work done between ticks do not accumulate into drift.
 
-Waiting is precise to well under a millisecond: the clock sleeps until
+Waiting is precise to well under a millisecond (:func:`sleep_then_spin`): the clock sleeps until
 ``spin_s`` before the deadline (an OS sleep can overshoot by tens to hundreds
-of microseconds), then spins on ``now()`` until the deadline.
-
-The GIL decides the rest. Measured on a 2-core Linux VM (50 ms and 10 ms
-periods): alone in its process, or beside threads that mostly block (an OSC
-server), ticks are 0.01-0.03 ms late at p99 (max 0.07 ms). Beside a Python
-thread running a torch RNN decode loop (about 2 ms of per-step Python) they are
-3-9 ms late at p99, whatever ``spin_s`` or ``sys.setswitchinterval``: a thread
-that wakes from sleep must win the GIL back. So, for sub-millisecond ticks,
-decode in the clock's own thread between ticks (a window ahead), or in another
-process; not in a second Python thread.
+of microseconds), then spins on ``now()`` until the deadline. Ticks are late by 3-9 ms at p99
+beside a second Python thread decoding, whatever the spin: so the performer decodes in the
+clock's own thread, between ticks (docs/benchmarks.md, "The frame clock and the GIL").
 
 ``now`` and ``sleep`` are injectable, so tests run on a fake clock in no real time.
 """
@@ -24,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Protocol
 
 import numpy as np
 
@@ -35,10 +30,10 @@ class Tick(NamedTuple):
 
 
 class LatenessTracker:
-    """How late ticks came, in constant memory: a count, the exact max and min, and a
-    histogram of ``bin_s``-wide bins up to ``range_s`` (10 us to 100 ms: 10,001 counters,
-    80 kB, however long the clock runs. A deque of every tick's lateness grew by 32 bytes
-    a tick, 15 kB a minute at 8 Hz, until its cap of 100,000 ticks: 3.2 MB after 3.5 hours).
+    """How late ticks came, in constant memory: a count, the exact max and min, the ticks over
+    a tolerance (``late``), and a histogram of ``bin_s``-wide bins up to ``range_s`` (10 us to
+    100 ms: 10,001 counters, 80 kB, however long the clock runs; docs/benchmarks.md, "A clock's
+    lateness in constant memory").
 
     ``percentile(q)`` is numpy's default (linear) percentile of every value added,
     computed from the two order statistics it interpolates between, each taken as the
@@ -54,16 +49,20 @@ class LatenessTracker:
         self.bins = int(math.ceil(range_s / bin_s))
         self._counts = np.zeros(self.bins + 1, dtype=np.int64)  # the last counter: beyond the range
         self.count = 0
+        self.late = 0  # values over the tolerance they were added with
         self.max = -math.inf
         self.min = math.inf
 
     def __len__(self) -> int:
         return self.count
 
-    def add(self, seconds: float) -> None:
+    def add(self, seconds: float, tolerance: float = math.inf) -> None:
+        """One tick's lateness; over ``tolerance`` it also counts in ``late``."""
         index = int(seconds / self.bin_s) if seconds > 0 else 0
         self._counts[min(index, self.bins)] += 1
         self.count += 1
+        if seconds > tolerance:
+            self.late += 1
         if seconds > self.max:
             self.max = seconds
         if seconds < self.min:
@@ -91,6 +90,67 @@ class LatenessTracker:
         return low + (position - below) * (high - low)
 
 
+def sleep_then_spin(due: float, now: Callable[[], float], sleep: Callable[[float], None], spin_s: float, *,
+                    t: float | None = None, max_sleep_s: float = math.inf,
+                    interrupt: Callable[[], bool] | None = None) -> float | None:
+    """One step of waiting for ``due`` (seconds on ``now()``; ``t``: ``now()`` if already read).
+
+    More than ``spin_s`` ahead: sleep towards ``spin_s`` before it, at most ``max_sleep_s``, and
+    return None, so the caller looks again (its deadline may have moved). Within ``spin_s``: spin
+    on ``now()`` until ``due`` (or until ``interrupt()`` is true) and return the time reached.
+    """
+    t = now() if t is None else t
+    if due - t > spin_s:
+        sleep(min(due - t - spin_s, max_sleep_s))
+        return None
+    while t < due and not (interrupt is not None and interrupt()):
+        t = now()
+    return t
+
+
+def wait_until(due: float, now: Callable[[], float], sleep: Callable[[float], None], spin_s: float,
+               t: float | None = None) -> float:
+    """Sleep, then spin, until ``due``; the time reached."""
+    while (t := sleep_then_spin(due, now, sleep, spin_s, t=t)) is None:
+        pass
+    return t
+
+
+class Clock(Protocol):
+    """What the performer asks of its clock: :class:`FrameClock`, :class:`OfflineClock`, and
+    ``live/sync``'s ``LinkClock`` and ``MidiClockFollower``, which follow a transport."""
+
+    on_stop: Callable[[str], None] | None  # called from wait() when a transport stops: the performer's silence
+    lateness: LatenessTracker  # how late every tick came
+
+    @property
+    def period_s(self) -> float:
+        """Seconds a frame lasts now."""
+
+    @property
+    def tempo(self) -> float | None:
+        """The beats a minute a sync source sets; None where the performer's own ``bpm`` stands."""
+
+    @property
+    def late_ticks(self) -> int:
+        """Ticks that came later than the clock's tolerance."""
+
+    def start(self) -> None:
+        """Begin the take: anchor tick 0 (a transport's clock waits for its Start instead)."""
+
+    def wait(self) -> Tick | None:
+        """Block until the next tick is due; None when ``wake()`` ended a wait held by a stopped transport."""
+
+    def deadline(self, k: int) -> float:
+        """When tick ``k`` is due, in the clock's ``now()`` seconds."""
+
+    def wake(self) -> None:
+        """End a ``wait()`` now: the performer is stopping."""
+
+    def report(self) -> str:
+        """What the clock did that the notes show (ticks lost, beat jumps), for the stop line; "" for nothing."""
+
+
 class FrameClock:
     """Ticks every ``period_s`` seconds on absolute deadlines.
 
@@ -105,6 +165,9 @@ class FrameClock:
         Smaller delays are caught up: the overdue ticks return at once.
     spin_s: seconds before a deadline at which sleeping gives way to spinning.
     """
+
+    tempo = None  # its own period: the performer's bpm
+    on_stop = None  # no transport to stop it
 
     def __init__(
         self,
@@ -129,7 +192,6 @@ class FrameClock:
         self._anchor_time: float | None = None
         self._anchor_tick = 0
         self._next_tick = 0
-        self.late_ticks = 0  # ticks returned later than the tolerance
         self.resyncs = 0  # times the clock re-anchored because it fell far behind
         self.lateness = LatenessTracker()  # every returned tick's lateness, in constant memory
 
@@ -140,6 +202,10 @@ class FrameClock:
     @property
     def late_tolerance_s(self) -> float:
         return self._late_tolerance if self._late_tolerance is not None else self._period / 4
+
+    @property
+    def late_ticks(self) -> int:
+        return self.lateness.late
 
     @property
     def started(self) -> bool:
@@ -173,21 +239,61 @@ class FrameClock:
             # Far behind (a stall, a suspended laptop): start the grid again from
             # here rather than firing every missed tick back to back.
             self.resyncs += 1
-            self.late_ticks += 1
             self._anchor_time, self._anchor_tick = now, k
-            self._next_tick = k + 1
-            self.lateness.add(now - due)
-            return Tick(k, now - due)
-
-        remaining = due - now
-        while remaining > 0:
-            if remaining > self.spin_s:
-                self._sleep(remaining - self.spin_s)
-            now = self._now()
-            remaining = due - now
-        lateness = now - due
-        if lateness > self.late_tolerance_s:
-            self.late_ticks += 1
+            tolerance = 0.0  # always counted late
+        else:
+            now = wait_until(due, self._now, self._sleep, self.spin_s, t=now)
+            tolerance = self.late_tolerance_s
         self._next_tick = k + 1
-        self.lateness.add(lateness)
-        return Tick(k, lateness)
+        self.lateness.add(now - due, tolerance)
+        return Tick(k, now - due)
+
+    def wake(self) -> None:
+        """Nothing holds this clock: a wait ends on its own deadline."""
+
+    def report(self) -> str:
+        return ""
+
+
+class OfflineClock:
+    """Frames as fast as they decode, on a time line of their own (an offline take): tick ``k``
+    comes at ``k * period_s`` of ``now()``, never late, and nothing sleeps. ``run_to(k)`` moves
+    the time line on to tick ``k``'s deadline without a tick (the end of a take's last frame)."""
+
+    tempo = None
+    on_stop = None
+
+    def __init__(self, period_s: float) -> None:
+        self.period_s = float(period_s)
+        self.lateness = LatenessTracker()
+        self._next_tick = 0
+        self._time = 0.0
+
+    @property
+    def late_ticks(self) -> int:
+        return 0
+
+    def now(self) -> float:
+        return self._time
+
+    def start(self) -> None:
+        self._next_tick = 0
+        self._time = 0.0
+
+    def deadline(self, k: int) -> float:
+        return k * self.period_s
+
+    def wait(self) -> Tick:
+        k = self._next_tick
+        self._next_tick = k + 1
+        self.run_to(k)
+        return Tick(k, 0.0)
+
+    def run_to(self, k: int) -> None:
+        self._time = self.deadline(k)
+
+    def wake(self) -> None:
+        pass
+
+    def report(self) -> str:
+        return ""

@@ -4,8 +4,8 @@ rtmidi's JACK output has two blind spots, both measured here (jackd 1.9.21, dumm
 
 - A port closed right after the last send loses that burst: ``closePort`` can return while
   the last messages still sit in rtmidi's ring buffer, and the final note-offs and All Notes
-  Off never reach the DAW. Waiting for 3 JACK periods to pass before closing lost nothing in
-  about 450 stops at 64, 256 and 1024-frame periods, realtime or not, idle or loaded.
+  Off never reach the DAW. Waiting for 3 JACK periods to pass before closing loses nothing
+  (docs/benchmarks.md, "Stops: the last notes reach the DAW").
 - When the server dies, rtmidi says nothing: sends go on into the ring buffer (about 2,300
   three-byte messages) until it is full, and then ``sendMessage`` spins at 100 % of a core,
   without a timeout, deaf to signals.

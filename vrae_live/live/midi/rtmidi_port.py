@@ -221,8 +221,8 @@ class RtMidiSink(MidiSink):
         """A note-off for every note played since the last panic, then All Notes Off.
 
         Every note played, not only those sounding here: a message can be lost on its way
-        (a JACK server without realtime priority drops a late client's cycle under load,
-        measured: one note-off in about 20 stops beside two busy processes), and a note
+        (a JACK server without realtime priority drops a late client's cycle under load:
+        docs/benchmarks.md, "Stops: the last notes reach the DAW"), and a note
         switched off here may still sound at the receiver. The port is not checked
         meanwhile: a port found lost halfway would stop the note-offs that can get through.
         """

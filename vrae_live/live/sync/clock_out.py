@@ -26,18 +26,14 @@ from __future__ import annotations
 import math
 import time
 from fractions import Fraction
-from typing import Callable, Protocol
+from typing import Callable
 
 import mido
 
-from ...play.clock import LatenessTracker
+from ...play.clock import Clock, LatenessTracker, wait_until
 
 PPQN = 24  # MIDI clock ticks per quarter note
 CLOCK, START, STOP = mido.Message("clock"), mido.Message("start"), mido.Message("stop")
-
-
-class Deadlines(Protocol):
-    def deadline(self, k: int) -> float: ...
 
 
 def frames_per_tick(bpm: float, steps_per_beat: int | None = None, fs: float | None = None) -> Fraction:
@@ -51,13 +47,13 @@ def frames_per_tick(bpm: float, steps_per_beat: int | None = None, fs: float | N
 
 
 class ClockSender:
-    """Sends MIDI clock to ``sink`` on the deadlines of ``clock`` (a FrameClock or LinkClock).
+    """Sends MIDI clock to ``sink`` on the deadlines of ``clock`` (any :class:`~vrae_live.play.clock.Clock`).
 
     frames_per_tick: see :func:`frames_per_tick`.
     spin_s: seconds before a tick's deadline at which sleeping gives way to spinning.
     """
 
-    def __init__(self, sink, clock: Deadlines, frames_per_tick: Fraction | float,
+    def __init__(self, sink, clock: Clock, frames_per_tick: Fraction | float,
                  now: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
                  *, spin_s: float = 0.002) -> None:
         self.sink = sink
@@ -121,11 +117,7 @@ class ClockSender:
             if due > now:
                 if not wait:
                     return
-                while due - now > self.spin_s:
-                    self._sleep(due - now - self.spin_s)
-                    now = self._now()
-                while now < due:
-                    now = self._now()
+                now = wait_until(due, self._now, self._sleep, self.spin_s, t=now)
             self.sink.send(CLOCK)
             self.lateness.add(now - due)
             self.ticks += 1

@@ -1,7 +1,6 @@
 """Ableton Link (``serve --sync link``): the performer's frames on the Link session's beat.
 
-:class:`LinkClock` has the frame clock's interface (``start()``, ``wait() -> Tick``,
-``period_s``, ``deadline(k)``, ``late_ticks``, ``lateness``) with Link's beat in place of
+:class:`LinkClock` is a :class:`~vrae_live.play.clock.Clock` with Link's beat in place of
 a fixed period: frame ``k`` is due when the session's beat reaches
 ``start_beat + k / steps_per_beat``, where ``start_beat`` is the first multiple of the
 quantum (default 4 beats: a bar) at or after the clock starts. Deadlines are beats, not
@@ -11,7 +10,8 @@ The clock never runs an asyncio loop. It reads the session (``beat``, ``tempo``,
 ``playing``: aalink's properties, thread-safe C++ reads of about 0.2 us) between short
 sleeps: it sleeps towards the next frame at the current tempo, at most ``max_sleep_s`` at
 a time (a tempo change is followed within that), then spins on ``now()`` until the
-deadline computed from the last snapshot (beat, tempo, time). aalink's own asyncio loop
+deadline computed from the last snapshot (beat, tempo, time): ``play/clock.py``'s
+:func:`~vrae_live.play.clock.sleep_then_spin`. aalink's own asyncio loop
 (its callbacks: tempo, peers, start/stop) runs in a helper thread (:class:`LinkSession`).
 
 Start/stop sync: once a peer with Start Stop Sync has started the session's transport, the
@@ -44,7 +44,7 @@ import time
 from typing import Callable, Protocol
 
 from ...errors import ConfigError
-from ...play.clock import LatenessTracker, Tick
+from ...play.clock import LatenessTracker, Tick, sleep_then_spin
 
 EPSILON_S = 1e-9
 MISSING_AALINK = "--sync link needs the optional aalink package (GPL): pip install 'vrae-live[link]'"
@@ -93,11 +93,10 @@ class LinkClock:
         self._previous = self._snapshot  # the reading before it
         self.seen_playing = False
         self.paused = False
-        self.late_ticks = 0
         self.resyncs = 0
         self.realigns = 0  # jumps of the session's beat, after which the frames re-anchored on its grid
         self.pauses = 0
-        self.lateness = LatenessTracker()
+        self.lateness = LatenessTracker()  # every frame's lateness, and the late ones counted
 
     # -- the session, read --------------------------------------------------------
 
@@ -135,6 +134,10 @@ class LinkClock:
         return self._late_tolerance if self._late_tolerance is not None else self.period_s / 4
 
     @property
+    def late_ticks(self) -> int:
+        return self.lateness.late
+
+    @property
     def started(self) -> bool:
         return self._anchor_beat is not None
 
@@ -160,14 +163,14 @@ class LinkClock:
     def start(self) -> None:
         """Anchor frame 0 on the next quantum boundary (the next bar, with a quantum of 4)."""
         _, beat, _ = self._read()
-        self.seen_playing = bool(getattr(self.session, "playing", False))
+        self.seen_playing = bool(self.session.playing)
         self._anchor_beat, self._anchor_tick, self._next_tick = self._boundary(beat), 0, 0
 
     # -- waiting ------------------------------------------------------------------
 
     def _held(self) -> bool:
         """Whether the transport holds the clock now; calls on_stop once when it stops."""
-        playing = bool(getattr(self.session, "playing", False))
+        playing = bool(self.session.playing)
         if playing:
             self.seen_playing = True
             return False
@@ -217,23 +220,17 @@ class LinkClock:
             remaining = beats_ahead * seconds_per_beat
             if remaining <= EPSILON_S:  # due (a nanosecond short of a beat computed in floats is due)
                 return self._tick(k, max(0.0, -remaining))
-            if remaining > self.spin_s:
-                self._sleep(min(remaining - self.spin_s, self.max_sleep_s))
-                continue
             due = t + remaining
-            now = self._now()
-            while now < due:
-                now = self._now()
-            return self._tick(k, now - due)
+            now = sleep_then_spin(due, self._now, self._sleep, self.spin_s, t=t, max_sleep_s=self.max_sleep_s)
+            if now is not None:
+                return self._tick(k, now - due)
 
     def wake(self) -> None:
         """End a hold now (the performer is stopping): ``wait()`` returns None."""
         self._woken.set()
 
     def _tick(self, k: int, lateness: float) -> Tick:
-        if lateness > self.late_tolerance_s:
-            self.late_ticks += 1
-        self.lateness.add(lateness)
+        self.lateness.add(lateness, self.late_tolerance_s)
         self._next_tick = k + 1
         return Tick(k, lateness)
 

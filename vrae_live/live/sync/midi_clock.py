@@ -1,10 +1,9 @@
 """Follow a DAW's MIDI clock: the performer's clock when ``serve --sync midi-clock``.
 
-:class:`MidiClockFollower` has the face of ``clock.FrameClock`` that the performer uses
-(``start()``, ``wait() -> Tick``, ``period_s``, ``late_ticks``, ``lateness``), but its frames
+:class:`MidiClockFollower` is a :class:`~vrae_live.play.clock.Clock` whose frames
 are due on the delay-locked loop's predicted times (``dll.py``) of every ``24 /
 steps_per_beat``-th tick (a sixteenth for 4 steps per beat), waited for on absolute
-deadlines like FrameClock's (sleep, then spin the last ``spin_s``). ``Tick.index`` is the
+deadlines like FrameClock's (``play/clock.py``'s sleep-then-spin). ``Tick.index`` is the
 frame's position in the song: 0 on the bar where Start was pressed, ``sixteenths *
 steps_per_beat / 4`` after a Song Position Pointer, at once, while playing as well (a DAW's
 loop or a jump of its cursor).
@@ -27,13 +26,9 @@ plays at its own rate. Song Position Pointers and tempo do not move it.
 Messages come in through ``feed(data, t)`` from the MIDI input's callback (another thread):
 appended to a deque and an Event set, nothing more; ``wait()`` handles them in order, in
 the performer's thread, and one that is queued while it spins for a frame's deadline before
-that frame is played. The spin holds the GIL, though, and the input's callback must win it
-to queue a message (Python lets a waiting thread in after 5 ms): a Stop that reaches serve in
-the last 2 ms before a sixteenth's tick can come too late for that sixteenth, whose note-on
-then follows the Stop by a JACK cycle or two, and its note-off the Stop's own silence. Letting
-the callback in during the spin (``time.sleep(0)`` there) was measured to make the notes'
-timing worse on a loaded machine (12 takes in alternation: 7 failed the timing test with it,
-3 without). ``now`` and ``pause`` are injectable, so tests run on fake time.
+that frame is played. The spin holds the GIL, so a Stop in the last 2 ms before a sixteenth can
+come too late for it (docs/benchmarks.md, "A Stop during the spin"). ``now`` and ``pause`` are
+injectable, so tests run on fake time.
 """
 
 from __future__ import annotations
@@ -46,7 +41,7 @@ from collections import deque
 from typing import Callable
 
 from ...errors import ConfigError
-from ...play.clock import LatenessTracker, Tick
+from ...play.clock import LatenessTracker, Tick, sleep_then_spin
 from .dll import TICKS_PER_BEAT, ClockDLL
 
 log = logging.getLogger(__name__)
@@ -113,13 +108,12 @@ class MidiClockFollower:
         self._anchor_on_tick = False  # fs models: anchor on the next tick's arrival
         self._resume_on_clock = False  # the clock was lost while playing: its return resumes
         self.on_stop: Callable[[str], None] | None = None  # called in wait(): silence everything, now
-        self.late_ticks = 0
         self.skipped = 0  # frames passed over because they were due over a frame ago
-        self.lateness = LatenessTracker()
+        self.lateness = LatenessTracker()  # every frame's lateness, and the late ones counted
         self.transport: list[tuple[float, str]] = []  # (time, "start" | "stop" | ...): what wait() saw, in order
         self.realigns = 0  # Song Position Pointers received while playing
 
-    # -- the FrameClock face ----------------------------------------------------
+    # -- the Clock face ------------------------------------------------------------
 
     @property
     def period_s(self) -> float:
@@ -129,8 +123,17 @@ class MidiClockFollower:
         return self._frame_period
 
     @property
+    def tempo(self) -> float | None:
+        """The DAW's tempo as the clock measures it; None for a model whose frames are seconds."""
+        return 60.0 / (self.dll.period_s * TICKS_PER_BEAT) if self.ticks_per_frame else None
+
+    @property
     def late_tolerance_s(self) -> float:
         return self._late_tolerance if self._late_tolerance is not None else self.period_s / 4
+
+    @property
+    def late_ticks(self) -> int:
+        return self.lateness.late
 
     @property
     def next_tick(self) -> int:
@@ -153,7 +156,13 @@ class MidiClockFollower:
         return ", ".join(parts)
 
     def start(self) -> None:
-        """Nothing to anchor: the DAW's Start does (kept for the performer, which calls it)."""
+        """Nothing to anchor: the DAW's Start does."""
+
+    def deadline(self, k: int) -> float:
+        """When frame ``k`` is due as predicted now (MIDI clock out may interpolate between frames);
+        infinity while stopped or before the first tick."""
+        due = self._due_of(k)
+        return math.inf if due is None else due
 
     def feed(self, data, t: float) -> None:
         """A MIDI message arrived at ``t`` (from any thread)."""
@@ -190,23 +199,15 @@ class MidiClockFollower:
                 self._next_frame += 1
                 self.skipped += 1
                 due = self._due()
-            remaining = due - now
-            if remaining > self.spin_s:
-                # Wake for new ticks (they refine the deadline) and to notice a lost clock.
-                self._pause(min(remaining - self.spin_s, max(1e-4, self._timeout_at() - now)))
+            # Sleeping, wake for new ticks (they refine the deadline) and to notice a lost clock.
+            now = sleep_then_spin(due, self._now, self._pause, self.spin_s, t=now,
+                                  max_sleep_s=max(1e-4, self._timeout_at() - now), interrupt=lambda: bool(self._inbox))
+            if now is None or self._inbox:  # a Stop that came during the spin: handled before this frame is played
                 continue
-            while remaining > 0 and not self._inbox:
-                now = self._now()
-                remaining = due - now
-            if self._inbox:  # a Stop that came during the spin: handled before this frame is played
-                continue
-            lateness = now - due
-            if lateness > self.late_tolerance_s:
-                self.late_ticks += 1
-            self.lateness.add(lateness)
+            self.lateness.add(now - due, self.late_tolerance_s)
             frame = self._next_frame
             self._next_frame += 1
-            return Tick(frame, lateness)
+            return Tick(frame, now - due)
 
     # -- inside -----------------------------------------------------------------
 
@@ -219,14 +220,17 @@ class MidiClockFollower:
 
     def _due(self) -> float | None:
         """When the next frame is due; None while stopped or before the first tick."""
+        return self._due_of(self._next_frame)
+
+    def _due_of(self, k: int) -> float | None:
         if not self.dll.playing:
             return None
         if self.ticks_per_frame:
-            return self.dll.time_of(self._next_frame * self.ticks_per_frame)
+            return self.dll.time_of(k * self.ticks_per_frame)
         if self._anchor is None:
             return None
         frame, at = self._anchor
-        return at + (self._next_frame - frame) * self._frame_period
+        return at + (k - frame) * self._frame_period
 
     def _drain(self) -> None:
         while self._inbox:
