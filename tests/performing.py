@@ -25,17 +25,14 @@ def perform(checkpoint, frames, messages=(), seed=0, at_frame=None, initial=None
     fake = fake or FakeTime()
     sink = MemorySink(clock=fake.now)
     clock = FrameClock(ckpt.timing.frame_seconds(), now=fake.now, sleep=fake.sleep, spin_s=0)
-    performer = Performer(ckpt, controls, sink, PerformanceSettings(seed=seed, **settings), clock=clock)
-    if at_frame:
-        performer.on_frame = lambda index, state: at_frame(controls, index, performer)
-    if played is not None:
-        play_frame = performer.play_frame
 
-        def recording(state):
-            played.append(performer._buffer[0][0])
-            play_frame(state)
+    def on_frame(index, state):
+        if played is not None and performer.played is not None:
+            played.append(performer.played.decoded[0].probs)
+        if at_frame:
+            at_frame(controls, index, performer)
 
-        performer.play_frame = recording
+    performer = Performer(ckpt, controls, sink, PerformanceSettings(seed=seed, **settings), clock, on_frame)
     stats = performer.run(max_frames=frames)
     return sink, stats, controls, performer
 

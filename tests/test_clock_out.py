@@ -109,8 +109,8 @@ def test_the_performer_sends_start_clock_and_stop_after_the_last_note_off():
     fake = FakeTime()
     sink = MemorySink(clock=fake.now)
     clock = FrameClock(ckpt.timing.frame_seconds(), now=fake.now, sleep=fake.sleep, spin_s=0)
-    performer = Performer(ckpt, Controls(latent_size=ckpt.config.model.latent), sink, clock=clock)
-    performer.clock_out = ClockSender(sink, clock, Fraction(1, 6), now=fake.now, sleep=fake.sleep, spin_s=0)
+    sender = ClockSender(sink, clock, Fraction(1, 6), now=fake.now, sleep=fake.sleep, spin_s=0)
+    performer = Performer(ckpt, Controls(latent_size=ckpt.config.model.latent), sink, clock=clock, clock_out=sender)
     stats = performer.run(max_frames=64)
     messages = sink.messages
     kinds = [m.type for m in messages]

@@ -270,7 +270,7 @@ def test_link_refuses_a_model_in_seconds():
 
     ckpt = SimpleNamespace(timing=FrameTiming(fs=20.0, steps_per_beat=None))
     with pytest.raises(ConfigError, match="--sync link needs a beat-based model; this one plays 20 frames per second"):
-        _follow_link(ServeOptions(sync="link"), ckpt, None, None, print)
+        _follow_link(ServeOptions(sync="link"), ckpt, None, print)
 
 
 def test_send_clock_needs_a_midi_port(tmp_path):

@@ -1,4 +1,4 @@
-"""The voice performer on a fake clock, into memory: voices come and go, each on its channel."""
+"""The performer of several voices on a fake clock, into memory: voices come and go, each on its channel."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from vrae_live.checkpoint import load_checkpoint
 from vrae_live.live.controls import Controls
 from vrae_live.play.clock import FrameClock
 from vrae_live.play.notes import NoteSettings
-from vrae_live.play.performer import PerformanceSettings
+from vrae_live.play.performer import PerformanceSettings, Performer, frames_per_beat
 from vrae_live.play.sink import MemorySink
-from vrae_live.play.voice_performer import VoicePerformer, frames_per_beat
 from vrae_live.testing.fake_time import FakeTime
 
 LOUD = NoteSettings(on_threshold=0.2, off_threshold=0.1)  # a tiny model's probabilities sit low
@@ -24,13 +23,14 @@ def play(ckpt, frames, at_frame, voices=3, sinks=None, messages=()):
     fake = FakeTime()
     sink = MemorySink(clock=fake.now)
     clock = FrameClock(ckpt.timing.frame_seconds(), now=fake.now, sleep=fake.sleep, spin_s=0)
-    performer = VoicePerformer(ckpt, controls, sink, PerformanceSettings(voices=voices, notes=LOUD, glide_s=0),
-                               clock=clock, voice_sinks=sinks)
-    if sinks is not None:
-        performer.sink = sinks[0]
     timeline = []  # (frame, sounding per channel) after each frame
-    performer.on_frame = lambda index, state: (at_frame(controls, index),
-                                              timeline.append((index, set((sinks or [sink])[0].sounding))))
+
+    def on_frame(index, state):
+        at_frame(controls, index)
+        timeline.append((index, set((sinks or [sink])[0].sounding)))
+
+    performer = Performer(ckpt, controls, sinks or sink, PerformanceSettings(voices=voices, notes=LOUD, glide_s=0),
+                          clock, on_frame)
     performer.run(max_frames=frames)
     return sink, performer, timeline
 
@@ -95,4 +95,4 @@ def test_voice_ports_each_play_on_one_channel(beat_checkpoint):
 def test_the_performer_needs_controls_for_its_voices(beat_checkpoint):
     ckpt = load_checkpoint(beat_checkpoint)
     with pytest.raises(ValueError, match="voices"):
-        VoicePerformer(ckpt, Controls(voices=2), MemorySink(), PerformanceSettings(voices=3))
+        Performer(ckpt, Controls(voices=2), MemorySink(), PerformanceSettings(voices=3))

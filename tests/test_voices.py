@@ -157,7 +157,7 @@ def frame_of(notes):
 
 class Decoded:
     def __init__(self, frame):
-        self.frame, self.probs = frame, np.full(frame.shape, 0.9)
+        self.frame, self.probs, self.struck = frame, np.full(frame.shape, 0.9), None
 
 
 PITCHES = [60, 62, 64, 65, 67, 69]

@@ -32,7 +32,7 @@ def perform_probs(ckpt, frames: int, move_after: int | None) -> np.ndarray:
     original = performer.play_frame
 
     def play_frame(state) -> None:
-        played.append(performer._buffer[0][0] if performer._buffer else np.zeros(len(ckpt.pitches)))
+        played.append(performer._buffer[0].decoded[0].probs if performer._buffer else np.zeros(len(ckpt.pitches)))
         original(state)
 
     performer.play_frame = play_frame

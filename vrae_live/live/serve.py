@@ -17,11 +17,12 @@ from ..checkpoint import load_checkpoint
 from ..config import default_checkpoint
 from ..device import resolve_device
 from ..errors import ConfigError, MidiPortError
-from ..play.performer import PerformanceSettings, PerformanceStats
-from ..play.sink import TeeSink
+from ..play.clock import Clock, FrameClock
+from ..play.performer import PerformanceSettings, PerformanceStats, Performer
+from ..play.sink import MidiSink, TeeSink
 from ..play.smf import MidiFileRecorder
 from ..play.state import ControlState
-from ..play.voice_performer import make_performer
+from ..play.stream import live_hop
 from .controllers import CANONICAL, load_controller
 from .controls import Controls
 from .midi.rtmidi_port import RtMidiClockInput, RtMidiSink
@@ -71,7 +72,7 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = log.info) -> Perf
 
     Everything that can fail on the user's input (the checkpoint, the controller preset, the
     hop, the OSC port, the --record file) is checked or opened before the MIDI port, so a mistake never leaves a
-    port behind that a DAW has already seen.
+    port behind that a DAW has already seen; the performer is built last, with its ports, clock and sinks.
     """
     if options.no_midi and options.record is None:
         raise ConfigError("--no-midi plays to nowhere: add --record take.mid")
@@ -83,20 +84,20 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = log.info) -> Perf
                           "neither --midi-port, --no-midi nor --record (record the ports in the DAW)")
     checkpoint_dir = options.checkpoint or default_checkpoint()
     ckpt = load_checkpoint(checkpoint_dir, resolve_device(options.device))
+    live_hop(ckpt, options.performance.hop)  # refuses a --hop that does not fit the model
     dialect = load_controller(options.controller) if options.controller else CANONICAL
     controls = Controls(dialect, latent_size=ckpt.config.model.latent, voices=voices,
                         initial=ControlState(channel=options.channel))
+    period_s = ckpt.timing.frame_seconds(options.performance.bpm)
     follower = None
     if options.sync == "midi-clock":  # refuses a grid that does not fit 24 ppqn before anything opens
-        follower = MidiClockFollower(ckpt.timing.steps_per_beat, ckpt.timing.frame_seconds(options.performance.bpm))
+        follower = MidiClockFollower(ckpt.timing.steps_per_beat, period_s)
     elif options.sync not in ("internal", "link"):
         raise ConfigError(f"unknown --sync {options.sync!r}; known: internal, midi-clock, link")
-    performer = make_performer(ckpt, controls, options.performance, clock=follower)
     with contextlib.ExitStack() as opened:
-        if options.sync == "link":
-            _follow_link(options, ckpt, performer, opened, echo)
+        clock: Clock = _follow_link(options, ckpt, opened, echo) if options.sync == "link" else follower or FrameClock(period_s)
         server = opened.enter_context(OscServer(controls, options.host, options.port, allow=options.allow))
-        web = _open_web(options, ckpt, checkpoint_dir, controls, performer, opened)
+        web = _open_web(options, ckpt, checkpoint_dir, controls, opened)
         recorder = None
         if options.record is not None:
             try:
@@ -104,35 +105,36 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = log.info) -> Perf
             except OSError as err:
                 raise ConfigError(f"cannot write the --record file {options.record}: {err.strerror or err}") from err
             opened.callback(recorder.close)
-        sender = None
+        on_frame = None
         if options.feedback:
             sender = FeedbackSender(*options.feedback, dialect)
             opened.callback(sender.close)
-            performer.on_frame = lambda index, state: sender.send(state, f"frame {index}")
+
+            def on_frame(index: int, state: ControlState) -> None:
+                sender.send(state, f"frame {index}")
         clock_in = None
         if follower is not None:
             clock_in = RtMidiClockInput(options.clock_port, follower.receive, api=options.midi_api)
             opened.callback(clock_in.close)
-        midi_out = None
-        voice_ports = None
-        if options.voice_ports:
-            voice_ports = _open_voice_ports(options, voices, performer, opened)
-            midi_out = voice_ports[0]
-        elif not options.no_midi:
-            midi_out = RtMidiSink(options.midi_port, api=options.midi_api)
-            opened.callback(midi_out.close)
-            midi_out.on_lost(lambda reason: performer.stop(reason, MidiPortError(reason)))
+        ports = _open_ports(options, voices, opened)  # the last to open: a port per voice, one port, or none
+        midi_out = ports[0] if ports else None
+        clock_out = None
         if midi_out is not None and options.send_clock:  # to the port only: a recording has no place for clock
-            performer.clock_out = ClockSender(midi_out, performer.clock, frames_per_tick(
+            clock_out = ClockSender(midi_out, clock, frames_per_tick(
                 options.performance.bpm, ckpt.timing.steps_per_beat, ckpt.timing.fs))
-        performer.sink = TeeSink(midi_out, recorder) if midi_out and recorder else midi_out or recorder
-        if voice_ports is not None:
-            performer.voice_sinks, performer.bank.own_ports = voice_ports, True
-            performer.sink = TeeSink(*voice_ports)  # panic and close reach every port
+        sink: MidiSink | list[RtMidiSink] = ports  # with --voice-ports: each voice on its own
+        if not options.voice_ports:
+            sink = TeeSink(midi_out, recorder) if midi_out and recorder else midi_out or recorder
+        performer = Performer(ckpt, controls, sink, options.performance, clock, on_frame, clock_out=clock_out)
+        for port in ports:
+            port.on_lost(lambda reason: performer.stop(reason, MidiPortError(reason)))
+        if web is not None:
+            from .web.status import LiveStatus
 
+            web.status = LiveStatus(performer, options.sync, options.performance.bpm)  # the page was up before
         for signum, reason in STOP_SIGNALS.items():
             signal.signal(signum, lambda signum, frame, reason=reason: performer.stop(reason))
-        _say_what_plays(echo, options, checkpoint_dir, ckpt, performer, midi_out, server, dialect, clock_in, web)
+        _say_what_plays(echo, options, checkpoint_dir, ckpt, performer, ports, server, dialect, clock_in, web)
         duration = options.duration_s
         try:
             performer.run(None if duration is None else max(1, round(duration / performer.period_s)))
@@ -141,20 +143,23 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = log.info) -> Perf
     return performer.stats
 
 
-def _open_voice_ports(options, voices, performer, opened) -> list[RtMidiSink]:
-    """A virtual port per voice, ``vrae-live voice K``, each its own client."""
+def _open_ports(options, voices, opened) -> list[RtMidiSink]:
+    """With --voice-ports a virtual port per voice, ``vrae-live voice K``, each its own client; else the
+    one MIDI port (``--midi-port`` or the virtual ``vrae-live``), or none with --no-midi."""
     ports = []
-    for k in range(1, voices + 1):
-        name = f"vrae-live voice {k}"
-        port = RtMidiSink(None, api=options.midi_api, virtual_name=name, client_name=name)
-        opened.callback(port.close)
-        port.on_lost(lambda reason: performer.stop(reason, MidiPortError(reason)))
-        ports.append(port)
+    if options.voice_ports:
+        for k in range(1, voices + 1):
+            name = f"vrae-live voice {k}"
+            ports.append(RtMidiSink(None, api=options.midi_api, virtual_name=name, client_name=name))
+            opened.callback(ports[-1].close)
+    elif not options.no_midi:
+        ports.append(RtMidiSink(options.midi_port, api=options.midi_api))
+        opened.callback(ports[-1].close)
     return ports
 
 
-def _follow_link(options, ckpt, performer, opened, echo) -> None:
-    """The performer's clock on the Link session's beat; the tempo and peers said now and when they change."""
+def _follow_link(options, ckpt, opened, echo) -> LinkClock:
+    """A clock on the Link session's beat; the tempo and peers said now and when they change."""
     steps_per_beat = ckpt.timing.steps_per_beat
     if steps_per_beat is None:
         raise ConfigError(f"--sync link needs a beat-based model; this one plays {ckpt.timing.describe()}")
@@ -168,33 +173,32 @@ def _follow_link(options, ckpt, performer, opened, echo) -> None:
 
     session = LinkSession(options.performance.bpm, options.quantum, on_change=say)
     opened.callback(session.close)
-    performer.clock = LinkClock(session, steps_per_beat, options.quantum)  # run() wires its on_stop
     say(session.tempo, session.num_peers)
+    return LinkClock(session, steps_per_beat, options.quantum)  # the performer wires its on_stop
 
 
-def _open_web(options, ckpt, checkpoint_dir, controls, performer, opened):
-    """The web page (``live/web``) on its own thread, or None with ``web_port`` 0."""
+def _open_web(options, ckpt, checkpoint_dir, controls, opened):
+    """The web page (``live/web``) on its own thread, or None with ``web_port`` 0. It shows the
+    performance once the performer is built and its ``status`` set."""
     if not options.web_port:
         return None
     from .web.server import WebServer
-    from .web.status import LiveStatus
 
     model = f"{Path(checkpoint_dir).name}: {ckpt.config.model.model} latent {ckpt.config.model.latent}"
     web = WebServer(controls, options.web_host, options.web_port, token=options.web_token, allow=options.allow,
-                    model=model, window_map=ckpt.window_map(),
-                    status=LiveStatus(performer, options.sync, options.performance.bpm))
+                    model=model, window_map=ckpt.window_map())
     return opened.enter_context(web)
 
 
-def _say_what_plays(echo, options, checkpoint_dir, ckpt, performer, midi_out, server, dialect, clock_in=None,
+def _say_what_plays(echo, options, checkpoint_dir, ckpt, performer, ports, server, dialect, clock_in=None,
                     web=None) -> None:
     echo(f"model {checkpoint_dir}: {ckpt.config.model.model} latent {ckpt.config.model.latent}, "
          f"{ckpt.timing.describe()}, hop {performer.hop} frames, on {next(ckpt.model.parameters()).device}")
-    if getattr(performer, "voice_sinks", None):
-        echo(f"MIDI out: {len(performer.voice_sinks)} voices on ports "
-             + ", ".join(p.port_name for p in performer.voice_sinks) + f" ({midi_out.api}), channel {options.channel}")
-    elif midi_out is not None:
-        echo(f"MIDI out: {midi_out.port_name} ({midi_out.api})")
+    if options.voice_ports:
+        echo(f"MIDI out: {len(ports)} voices on ports " + ", ".join(p.port_name for p in ports)
+             + f" ({ports[0].api}), channel {options.channel}")
+    elif ports:
+        echo(f"MIDI out: {ports[0].port_name} ({ports[0].api})")
     voices = options.performance.voices
     if voices > 1:
         where = "" if options.voice_ports else \

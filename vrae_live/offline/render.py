@@ -1,13 +1,12 @@
-"""Offline takes: the live path (stream decoder, frame gate, note emitter, MIDI file) without a clock.
+"""Offline takes: the live path (stream, gate, note emitter, MIDI file) on a clock that does not sleep.
 
-``generate`` and ``interpolate`` render through :func:`render_take`, which runs the very
-objects ``serve``'s :class:`~vrae_live.play.performer.Performer` runs, in the same order:
-one :class:`~vrae_live.play.stream.Stream` frame at a time, each from the z of its own frame (windows on
-the hop grid of :func:`~vrae_live.play.stream.live_hop`), through a :class:`NoteEmitter`
-into a :class:`MidiFileRecorder`. Only time differs: the recorder reads a counter of frames
-instead of the wall clock, so a take of 1000 frames is written as fast as it decodes and
-its notes sit exactly on the frame grid. What you render is what the pad would play at
-the same z, seed and note settings.
+``generate`` and ``interpolate`` render through :func:`render_take`, which is ``serve``'s
+:class:`~vrae_live.play.performer.Performer` itself, on an
+:class:`~vrae_live.play.clock.OfflineClock`: a take of 1000 frames is written as fast as it
+decodes and its notes sit exactly on the frame grid. The z of each frame comes from a z path,
+set as the controller's z before the frame is decoded (no glide), and the take's frames,
+probabilities and z are read from each frame played. What you render is what the pad would
+play at the same z, seed and note settings.
 
 Also here: the code of a passage of a song (:func:`passage_code`), the z paths of the two
 commands (:func:`fixed_path`, :func:`glide_path`), and parsing ``--z``.
@@ -15,6 +14,7 @@ commands (:func:`fixed_path`, :func:`glide_path`), and parsing ``--z``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -26,9 +26,12 @@ from ..checkpoint import Checkpoint
 from ..config import DEFAULT_BPM
 from ..data.pianoroll import load_roll, project_roll, seconds_to_beats
 from ..errors import ConfigError, DataError
-from ..play.notes import NoteEmitter, NoteSettings
+from ..play.clock import OfflineClock
+from ..play.notes import NoteSettings
+from ..play.performer import PerformanceSettings, Performer
+from ..play.sink import NullSink
 from ..play.smf import MidiFileRecorder
-from ..play.stream import live_stream
+from ..play.state import ControlState
 
 ZPath = Callable[[int], np.ndarray]  # frame index -> the z (L,) that frame is decoded from
 
@@ -56,63 +59,67 @@ class Take:
     frame_seconds: float  # seconds per frame at the take's tempo
     hop: int
     notes_on: int  # note-on messages written
+    struck: np.ndarray | None = None  # (T, P) bool: where notes start, for a model of onsets; else None
 
     @property
     def seconds(self) -> float:
         return len(self.frames) * self.frame_seconds
 
 
-class _FrameCounterClock:
-    """A clock for the recorder that reads ``frame * period`` seconds, set by the renderer."""
+class PathControls:
+    """The controls of an offline take: one voice, its z from ``z_path`` at the frame ``at`` sets."""
 
-    def __init__(self, period_s: float):
-        self.period_s = period_s
-        self.frame = 0
+    voices = 1
 
-    def __call__(self) -> float:
-        return self.frame * self.period_s
+    def __init__(self, z_path: ZPath, latent: int, density: float, temperature: float) -> None:
+        self.z_path, self.latent = z_path, latent
+        self.state = ControlState(density=density, temperature=temperature)
+        self.at(0)
+
+    def at(self, frame: int) -> None:
+        z = np.asarray(self.z_path(frame), dtype=np.float64)
+        if z.shape != (self.latent,):
+            raise ValueError(f"the z path gave a z of shape {z.shape} for frame {frame}; the latent has {self.latent}")
+        self.state = dataclasses.replace(self.state, z=tuple(z.tolist()))
+
+    def snapshot(self) -> ControlState:
+        return self.state
 
 
 def render_take(checkpoint: Checkpoint, z_path: ZPath, steps: int, out: str | Path | None = None,
                 settings: TakeSettings = TakeSettings()) -> Take:
-    """Decode ``steps`` frames as ``serve`` would, each from the z ``z_path`` gives for its frame.
+    """Play ``steps`` frames as ``serve`` would, each from the z ``z_path`` gives for its frame.
 
     Writes a type-0 MIDI file to ``out`` (every note-on has its off; the file ends at the
     end of the last frame) unless ``out`` is None.
     """
     if steps < 1:
         raise ConfigError(f"--steps must be at least 1 frame, not {steps}")
-    pitches = checkpoint.pitches
-    period = checkpoint.timing.frame_seconds(settings.bpm)
-    stream = live_stream(checkpoint, settings.hop, settings.notes, settings.seed)
-    hop = stream.hop
-    emitter = NoteEmitter(settings.notes)
-    clock = _FrameCounterClock(period)
-    sink = MidiFileRecorder(out, bpm=settings.bpm, clock=clock, autosave_s=None) if out is not None else None
-
+    pitches, latent = checkpoint.pitches, checkpoint.config.model.latent
+    clock = OfflineClock(checkpoint.timing.frame_seconds(settings.bpm))
+    controls = PathControls(z_path, latent, settings.density, settings.temperature)
+    sink = MidiFileRecorder(out, bpm=settings.bpm, clock=clock.now, autosave_s=None) if out is not None else NullSink()
     frames = np.zeros((steps, len(pitches)), dtype=bool)
     probs = np.zeros((steps, len(pitches)))
-    zs = np.zeros((steps, checkpoint.config.model.latent))
-    notes_on = 0
-    try:
-        for i in range(steps):
-            z = np.asarray(z_path(i), dtype=np.float64)
-            decoded = stream.next_frame(z, settings.density, settings.temperature)
-            frames[i], probs[i], zs[i] = decoded.frame, decoded.probs, z
-            # The Performer's play_frame: velocity from probability, no transpose, channel 1.
-            events = emitter.step(frames[i], probs[i], pitches)
-            notes_on += sum(e.kind == "on" for e in events)
-            if sink is not None:
-                clock.frame = i
-                sink.send_events(events)
-        clock.frame = steps  # the last frame sounds its full length
-        if sink is not None:
-            sink.send_events(emitter.all_off())
-    finally:
-        if sink is not None:
-            sink.close()  # panics what is left and saves the file
-    return Take(frames=frames, probs=probs, z=zs, pitches=list(pitches), frame_seconds=period, hop=hop,
-                notes_on=notes_on)
+    zs = np.zeros((steps, latent))
+    struck = np.zeros((steps, len(pitches)), dtype=bool) if checkpoint.config.data.onsets else None
+
+    def played(index: int, state: ControlState) -> None:
+        decoded = performer.played.decoded[0]
+        frames[index], probs[index], zs[index] = decoded.frame, decoded.probs, performer.played.zs[0]
+        if struck is not None:
+            struck[index] = decoded.struck
+        if index + 1 < steps:
+            controls.at(index + 1)  # the z of the frame decoded next
+        else:
+            clock.run_to(steps)  # the last frame sounds its full length: the offs come at its end
+
+    performance = PerformanceSettings(hop=settings.hop, glide_s=0.0, bpm=settings.bpm, notes=settings.notes,
+                                      seed=settings.seed)
+    performer = Performer(checkpoint, controls, sink, performance, clock, played)
+    stats = performer.run(max_frames=steps)
+    return Take(frames=frames, probs=probs, z=zs, pitches=list(pitches), frame_seconds=clock.period_s,
+                hop=performer.hop, notes_on=stats.notes_on, struck=struck)
 
 
 # -- z paths ---------------------------------------------------------------------

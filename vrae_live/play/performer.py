@@ -1,20 +1,27 @@
-"""The performer: controls in, stream decoder, notes, clock, MIDI out.
+"""The performer: controls in, stream, notes, clock, MIDI out; one loop for one voice, for
+several (``serve --voices N``) and for an offline take.
 
-One thread, one loop: wait for the frame clock's next absolute deadline, send that
-frame's note events (with the current transpose, channel and velocity), then decode the
-next frame from the latest control state: the look-ahead is one frame. Decoding happens
-right after a tick's MIDI has gone out, with a whole frame period before the next
-deadline, so it never delays the output as long as a frame decodes within a period (a
-frame of the shipped model takes about 0.1 ms; a frame that begins a window, with
-its teacher-forced pass over the context, a few milliseconds; a second Python thread
-decoding beside the clock was measured to add 3-9 ms of jitter through the GIL). A pad
-move reaches the next frame decoded: it is heard at most two frames after it arrives (one
-if it arrives before the tick's decode). How the stream takes a new z a frame at a time:
-``stream.py``. A decode slower than a frame makes the next tick late, and the clock
-counts it. Every note switched on is switched off: on stop, on panic, and on any error
-(``MidiSink.close`` panics in a finally). ``serve`` runs this loop at realtime priority
-where the system permits (``realtime.py``).
+Its state has a voice axis: a :class:`~vrae_live.play.voices.VoiceBank` over one
+:class:`~vrae_live.play.stream.Stream`, one voice a bank of one. One thread, one loop: wait
+for the clock's next tick, send that frame's note events of every voice (with the current
+transpose, channel and velocity), then decode the next frame of every sounding voice in one
+batched call from the latest control state: the look-ahead is one frame. Decoding happens
+right after a tick's MIDI has gone out, with a whole frame period before the next deadline,
+so it never delays the output as long as a frame decodes within a period (a frame that begins
+a window takes a few milliseconds, the others far less; a second Python thread decoding beside
+the clock would add milliseconds of jitter through the GIL: docs/benchmarks.md, "Decode time
+per frame" and "The frame clock and the GIL"). A pad move or a touch reaches the next
+frame decoded: it is heard at most two frames after it arrives (one if it arrives before the
+tick's decode). How the stream takes a new z a frame at a time: ``stream.py``. A decode slower
+than a frame makes the next tick late, and the clock counts it.
+
+The clock is any :class:`~vrae_live.play.clock.Clock`: our own :class:`FrameClock`, a sync
+source's (``live/sync``), or an :class:`OfflineClock` that does not sleep (``offline/render.py``
+renders a take through this loop). Every note switched on is switched off: on stop, on panic,
+on a transport's Stop, and on any error (``MidiSink.close`` panics in a finally). ``serve``
+runs this loop at realtime priority where the system permits (``realtime.py``).
 """
+
 
 from __future__ import annotations
 
@@ -23,19 +30,19 @@ import logging
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
 from ..checkpoint import Checkpoint
 from ..config import DEFAULT_BPM
-from ..pad import Glide
-from .clock import FrameClock
+from .clock import Clock, FrameClock
 from .demo import DemoPath
-from .notes import NoteEmitter, NoteSettings
-from .sink import MidiSink
+from .notes import NoteSettings
+from .sink import MidiSink, TeeSink
 from .state import ControlSource, ControlState
-from .stream import Stream, live_hop, live_stream
+from .stream import live_hop, live_stream
+from .voices import VoiceBank, VoicesFrame
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +55,7 @@ class PerformanceSettings:
     notes: NoteSettings = field(default_factory=NoteSettings)
     seed: int = 0
     demo: bool = False  # tour the pad on its own until the controller sends a position
-    voices: int = 1  # streams played at once, one per finger (play/voices.py); 1: the one stream below
+    voices: int = 1  # streams played at once, one per finger (play/voices.py)
 
 
 @dataclass
@@ -77,38 +84,79 @@ class PerformanceStats:
                 + (f"; {self.clock}" if self.clock else ""))
 
 
+class ClockOut(Protocol):
+    """MIDI clock sent from the play loop (``serve --send-clock``: ``live/sync/clock_out.py``)."""
+
+    running: bool
+
+    def at_frame(self, k: int) -> None:
+        """Right after frame ``k``'s tick, before its notes."""
+
+    def until_next(self, k: int) -> None:
+        """After frame ``k``'s work: the clock ticks due before the next frame."""
+
+    def stop(self) -> None:
+        """Stop (0xFC), after the last note-off."""
+
+
+def frames_per_beat(period_s: float, bpm: float) -> int:
+    """Frames in one beat at ``bpm`` (at least 1): how long a released voice takes to fade."""
+    return max(1, round(60.0 / bpm / period_s))
+
+
 class Performer:
+    """Plays ``settings.voices`` voices from ``controls`` into ``sink``, one frame a tick of ``clock``.
+
+    sink: one sink for every voice (voice k on channel ``channel + k``), or a sink per voice
+        (``serve --voice-ports``: each voice on its own port, all on ``channel``); a panic and
+        the close reach each of them.
+    clock: default a FrameClock at the checkpoint's frame period; its Stop (a transport's) silences.
+    on_frame(index, state): called after each tick's frame; ``played`` is the frame just played.
+    clock_out: MIDI clock sent from this loop, locked to the frames.
+    """
+
     def __init__(
         self,
         checkpoint: Checkpoint,
         controls: ControlSource,
-        sink: MidiSink | None,
+        sink: MidiSink | Sequence[MidiSink],
         settings: PerformanceSettings = PerformanceSettings(),
-        clock: FrameClock | None = None,
+        clock: Clock | None = None,
         on_frame: Callable[[int, ControlState], None] | None = None,
+        *,
+        clock_out: ClockOut | None = None,
     ):
+        if controls.voices < settings.voices:
+            raise ValueError(f"the controls know {controls.voices} voices, the performer plays {settings.voices}")
+        own_ports = not isinstance(sink, MidiSink)
+        self.voice_sinks = list(sink) if own_ports else [sink] * settings.voices
+        if len(self.voice_sinks) != settings.voices:
+            raise ValueError(f"{len(self.voice_sinks)} sinks for {settings.voices} voices")
+        self.sink = TeeSink(*self.voice_sinks) if own_ports else sink  # what a panic and the close reach
         self.checkpoint = checkpoint
         self.controls = controls
-        self.sink = sink
         self.settings = settings
         self.pitches = checkpoint.pitches
         self.plane = checkpoint.latent_plane()
         self.period_s = checkpoint.timing.frame_seconds(settings.bpm)
         self.hop = live_hop(checkpoint, settings.hop)
-        self.stream = self.make_stream()
-        self.glide = Glide(settings.glide_s)
+        beat = frames_per_beat(self.period_s, settings.bpm)
+        self.bank = VoiceBank(live_stream(checkpoint, self.hop, settings.notes, settings.seed, voices=settings.voices),
+                              self.plane, self.pitches, self.period_s, settings.glide_s, settings.notes,
+                              attack=max(1, beat // 2), release=beat, own_ports=own_ports)
         self.demo = DemoPath.for_songs(checkpoint.song_spots()) if settings.demo else None
-        self.emitter = NoteEmitter(settings.notes)
         self.clock = clock or FrameClock(self.period_s)
+        self.clock.on_stop = self.silence  # a transport's Stop (live/sync) silences every voice
+        self.clock_out = clock_out
         self.on_frame = on_frame
         self.stats = PerformanceStats()
         self.stop_event = threading.Event()
         self.stop_reason: str | None = None  # why run() ended early: "SIGINT", "the JACK server went away", ...
         self._stop_error: BaseException | None = None
-        self._buffer: deque[tuple[np.ndarray, np.ndarray]] = deque()  # (probs, frame): the frame decoded ahead
+        self._buffer: deque[VoicesFrame] = deque()  # the frame decoded ahead
         self._reset_stream = False
-        self.current_z: np.ndarray | None = None
-        self.clock_out = None  # a sync.clock_out.ClockSender (serve --send-clock), driven from this loop
+        self.current_z: np.ndarray | None = None  # voice 1's z of the frame last decoded
+        self.played: VoicesFrame | None = None  # the frame of the last tick; None when a panic silenced it
 
     def control_state(self, frame: int) -> ControlState:
         """The controller's state, with the demo's pad position at ``frame`` while the demo drives."""
@@ -122,40 +170,34 @@ class Performer:
         x, y = self.demo.at(frame * self.period_s)
         return dataclasses.replace(state, x=x, y=y, z=None)
 
-    def make_stream(self) -> Stream:
-        """The stream this performer decodes: one voice."""
-        s = self.settings
-        return live_stream(self.checkpoint, self.hop, s.notes, s.seed)
-
     # -- decoding ----------------------------------------------------------------
 
     def decode_frame(self) -> None:
-        """Decode the frame after the buffered ones from the control state of this moment."""
+        """Decode the frame after the buffered ones, every sounding voice's, from the control state of this moment."""
         state = self.control_state(self.stats.frames + len(self._buffer))  # the frame being decoded
         if self._reset_stream:
             self._reset_stream = False
-            self.stream.reset()
-        z = self.glide.step(self.plane.target(state.z, state.x, state.y), self.period_s)
-        self.current_z = z
-        decoded = self.stream.next_frame(z, state.density, state.temperature)
-        self._buffer.append((decoded.probs, decoded.frame))
-        self.stats.count_join(decoded.join)
+            self.bank.reset()
+        frame = self.bank.decode(state)
+        self.current_z = self.bank.current_z[0]
+        self._buffer.append(frame)
+        for decoded in frame.decoded.values():
+            self.stats.count_join(decoded.join)
 
     # -- play loop ---------------------------------------------------------------
 
     def play_frame(self, state: ControlState) -> None:
-        probs, frame = self._buffer.popleft()
-        events = self.emitter.step(
-            frame, probs, self.pitches,
-            velocity=state.velocity or None, transpose=state.transpose, channel=state.channel - 1,
-        )
-        self.sink.send_events(events)
-        self.stats.notes_on += sum(e.kind == "on" for e in events)
+        frame = self._buffer.popleft()
+        for k, events in self.bank.play(frame, state):
+            self.voice_sinks[k].send_events(events)
+            self.stats.notes_on += sum(e.kind == "on" for e in events)
+        self.played = frame
         self.stats.frames += 1
 
     def send_all_off(self) -> None:
-        """Offs for every note this performer switched on (a voice performer: of every voice)."""
-        self.sink.send_events(self.emitter.all_off())
+        """Offs for every note this performer switched on, of every voice."""
+        for k, events in self.bank.all_off():
+            self.voice_sinks[k].send_events(events)
 
     def panic(self) -> None:
         """Silence now: every sounding note off, then All Notes Off. The frame of the panic is
@@ -164,6 +206,7 @@ class Performer:
         self.sink.panic()
         self._buffer.clear()
         self._reset_stream = True
+        self.played = None
         self.stats.panics += 1
         self.stats.frames += 1
 
@@ -187,16 +230,9 @@ class Performer:
             log.debug("MIDI clock stop not sent: %s", err)
 
     def run(self, max_frames: int | None = None) -> PerformanceStats:
-        """Play until ``stop()`` (or ``max_frames``); always ends with every note off.
-
-        ``sink`` may be given after construction (``serve`` opens the MIDI port last), but before this.
-        """
-        if self.sink is None:
-            raise RuntimeError("the performer has no sink to play to")
+        """Play until ``stop()`` (or ``max_frames``); always ends with every note off."""
         self.decode_frame()  # the first frame before the clock starts, so the take starts on time
         panics_seen = self.controls.snapshot().panic_count
-        if hasattr(self.clock, "on_stop"):  # a clock with a transport (live/sync): its Stop silences
-            self.clock.on_stop = self.silence
         try:
             self.clock.start()
             while not self.stop_event.is_set():
@@ -231,9 +267,7 @@ class Performer:
                 finally:
                     self.sink.close()  # panic: note-offs for anything sounding, then CC 123 per channel
             self.stats.late_ticks = self.clock.late_ticks
-            report = getattr(self.clock, "report", None)
-            if report is not None:
-                self.stats.clock = report()
+            self.stats.clock = self.clock.report()
             if self.clock.lateness:
                 self.stats.lateness_p99_s = self.clock.lateness.percentile(99)
                 self.stats.lateness_max_s = self.clock.lateness.max
@@ -248,6 +282,4 @@ class Performer:
             self.stop_reason = reason
             self._stop_error = error
         self.stop_event.set()
-        wake = getattr(self.clock, "wake", None)  # a transport clock may be waiting for Start: let it return
-        if wake is not None:
-            wake()
+        self.clock.wake()  # a transport's clock may be waiting for Start: let it return

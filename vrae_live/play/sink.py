@@ -4,7 +4,8 @@ A sink takes ``mido.Message`` objects (``send``), and ``panic()`` / ``close()``.
 class tracks sounding notes per (channel, note), so ``panic()`` switches off exactly what is
 on, and ``close()`` panics first, in a ``finally``: no sink ever leaves a note hanging.
 
-- :class:`MemorySink` keeps messages in memory (tests).
+- :class:`MemorySink` keeps messages in memory (tests); :class:`NullSink` drops them (an offline take
+  that writes no file).
 - :class:`TeeSink` sends to several sinks at once (the port and a recording).
 - ``rtmidi_port.RtMidiSink`` sends to a MIDI port; ``smf.MidiFileRecorder`` records a file.
 """
@@ -137,6 +138,13 @@ class MemorySink(MidiSink):
 
     def _write(self, msg: mido.Message) -> None:
         self.timed.append((self._clock() - self._t0, msg))
+
+
+class NullSink(MidiSink):
+    """Plays to nowhere."""
+
+    def _write(self, msg: mido.Message) -> None:
+        pass
 
 
 class TeeSink(MidiSink):

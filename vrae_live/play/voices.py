@@ -16,7 +16,9 @@ Two parts, kept apart so that the note logic is tested without a model:
 
 Voice k (0-based here, ``/vrae/voice/{k+1}/...`` outside) plays on MIDI channel
 ``channel + k`` (wrapping after 16), or on ``channel`` when each voice has its own port.
-Pure: no sockets or ports; the performer (``voice_performer.py``) sends what it returns.
+A bank of one voice (``serve --voices 1``, the offline takes) plays it whatever the touches
+say, at full level from its first frame. Pure: no sockets or ports; the performer
+(``performer.py``) sends what it returns.
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ class VoiceNotes:
         if decoded is None:
             return []
         return self.emitter.step(decoded.frame, decoded.probs, pitches, velocity=velocity, transpose=transpose,
-                                 channel=channel, gain=plan.gain, busy=busy)
+                                 channel=channel, gain=plan.gain, busy=busy, struck=decoded.struck)
 
     def all_off(self) -> list[NoteEvent]:
         return self.emitter.all_off()
@@ -140,14 +142,16 @@ def voice_channel(base: int, k: int, own_ports: bool = False) -> int:
 
 @dataclass
 class VoicesFrame:
-    """One decoded frame of every voice: its plan, and its frame where it decoded."""
+    """One decoded frame of every voice: its plan, and its frame and z where it decoded."""
 
     plans: list[VoicePlan]
     decoded: dict[int, DecodedFrame]
+    zs: dict[int, np.ndarray]
 
 
 class VoiceBank:
-    """N voices over one model: plans from touches, one batched decode, notes per voice."""
+    """N voices over one model: plans from touches, one batched decode, notes per voice.
+    A bank of one ignores touches and comes in at full level (``attack`` 1)."""
 
     def __init__(self, stream: Stream, plane: LatentPlane, pitches: Sequence[int], period_s: float,
                  glide_s: float, settings: NoteSettings | None = None, attack: int = 2, release: int = 4,
@@ -159,7 +163,8 @@ class VoiceBank:
         self.period_s = period_s
         self.glide_s = glide_s
         self.own_ports = own_ports
-        self.notes = [VoiceNotes(settings, attack, release) for _ in range(self.count)]
+        self.solo = self.count == 1
+        self.notes = [VoiceNotes(settings, 1 if self.solo else attack, release) for _ in range(self.count)]
         self.glides = [Glide(glide_s) for _ in range(self.count)]
         self.current_z: list[np.ndarray | None] = [None] * self.count
 
@@ -168,7 +173,7 @@ class VoiceBank:
         plans, zs, densities = [], {}, {}
         for k in range(self.count):
             voice = state.voice(k + 1)
-            plan = self.notes[k].plan(voice.on)
+            plan = self.notes[k].plan(voice.on or self.solo)
             plans.append(plan)
             if plan.starts:
                 self.stream.start(k)
@@ -179,7 +184,7 @@ class VoiceBank:
                 zs[k] = self.current_z[k] = self.glides[k].step(self.plane.target(voice.z, voice.x, voice.y), self.period_s)
                 densities[k] = voice.density
         decoded = self.stream.step(zs, densities, state.temperature)
-        return VoicesFrame(plans, decoded)
+        return VoicesFrame(plans, decoded, zs)
 
     def play(self, frame: VoicesFrame, state: ControlState) -> list[tuple[int, list[NoteEvent]]]:
         """Each voice's events for ``frame``, with the velocity, transpose and channel of ``state``."""

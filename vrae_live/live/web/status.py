@@ -12,15 +12,18 @@ import time
 from collections import deque
 from typing import Any, Callable
 
+from ...play.performer import Performer
+
 NOTES_WINDOW_S = 2.0  # notes a second, counted over the last this many seconds
 
 
 class LiveStatus:
     """``status()`` -> ``{"at": [x, y], "tempo", "sync", "notes_per_s", "frame", "clock"}`` for
-    ``protocol.state_message``; ``clock`` where the clock has something to report (MIDI clock's
-    lost ticks, always; Link's beat jumps, after one)."""
+    ``protocol.state_message``; ``tempo`` the sync source's (Link's, a DAW's MIDI clock), else ``bpm``;
+    ``clock`` where the clock has something to report (MIDI clock's lost ticks, always; Link's beat
+    jumps, after one)."""
 
-    def __init__(self, performer, sync: str, bpm: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, performer: Performer, sync: str, bpm: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.performer, self.sync, self.bpm, self.clock = performer, sync, bpm, clock
         self._counts: deque[tuple[float, int]] = deque()
 
@@ -33,12 +36,11 @@ class LiveStatus:
         (then, before) = self._counts[0]
         status: dict[str, Any] = {
             "sync": self.sync,
-            "tempo": float(getattr(performer.clock, "tempo", None) or self.bpm),
+            "tempo": float(performer.clock.tempo or self.bpm),
             "notes_per_s": (notes - before) / (now - then) if now > then else 0.0,
             "frame": performer.stats.frames,
         }
-        report = getattr(performer.clock, "report", None)
-        said = report() if report is not None else ""
+        said = performer.clock.report()
         if said:
             status["clock"] = said
         z = performer.current_z
