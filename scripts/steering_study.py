@@ -39,11 +39,10 @@ import torch  # noqa: E402
 
 from vrae_live.checkpoint import load_checkpoint  # noqa: E402
 from vrae_live.data.corpus import load_songs  # noqa: E402
-from vrae_live.data.pianoroll import project_roll  # noqa: E402
 from vrae_live.machine import machine_line  # noqa: E402
 from vrae_live.measure.contrast import measure_contrast  # noqa: E402
 from vrae_live.measure.faithfulness import measure_faithfulness  # noqa: E402
-from vrae_live.measure.quality import measure_quality  # noqa: E402
+from vrae_live.measure.quality import measure_quality, song_marks  # noqa: E402
 from vrae_live.measure.seams import measure_seams  # noqa: E402
 from vrae_live.measure.steering import measure_steering  # noqa: E402
 from vrae_live.training.run import read_metrics  # noqa: E402
@@ -88,7 +87,7 @@ def held_out_rolls(ckpt, corpus: Path, seen: set[str]) -> list:
     seen_files = {path.name.split("-", 1)[-1] for path in map(Path, seen)} | {Path(name).name for name in seen}
     others = sorted(p for p in corpus.rglob("*") if p.suffix.lower() in (".mid", ".midi") and p.name not in seen_files)
     names = [str(p.relative_to(corpus)) for p in others[::max(1, len(others) // HELD_OUT)][:HELD_OUT]]
-    return [project_roll(s.roll, ckpt.pitches)[0] for s in load_songs(corpus, ckpt.timing, names=names)] if names else []
+    return song_marks(load_songs(corpus, ckpt.timing, names=names), ckpt) if names else []
 
 
 def measure(run: Path, songs: Path, corpus: Path) -> dict:
@@ -102,7 +101,7 @@ def measure(run: Path, songs: Path, corpus: Path) -> dict:
     epochs_done = read_metrics(run)[-1]["epoch"]
     reference = held_out_rolls(ckpt, corpus, trained_on | set(t["val_songs"]))
     if len(reference) < 2:
-        reference = [project_roll(s.roll, ckpt.pitches)[0] for s in every if s.name in set(t["val_songs"])]
+        reference = song_marks([s for s in every if s.name in set(t["val_songs"])], ckpt)
     quality = measure_quality(ckpt, reference)
     return {"bound": t["best_bound"], "epochs": f"{t['best_epoch']}/{epochs_done}", "steps": t.get("steps"),
             "copy": t.get("copy_bound", float("nan")), "quality": quality.ratio, "overlap": quality.overall,

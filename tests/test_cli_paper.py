@@ -194,3 +194,30 @@ def test_map_store_computes_the_map_of_an_older_checkpoint(trained, tmp_path):
     assert len(read_config(old)["window_map"]["u"]) == 40
     assert run("map", old, "--out", tmp_path / "m.png").exit_code == 0
     assert run("map", old).exit_code == 1  # nothing to do
+
+
+def test_a_model_of_onsets_trains_says_so_and_plays(tmp_path):
+    """--onsets end to end: songs of repeated notes in training, the bound's words, info, a take written
+    whole (the gate's and the emitter's strikes are tested in test_notes.py)."""
+    from tests.songs import write_song
+    from vrae_live.checkpoint import load_checkpoint
+
+    songs = tmp_path / "songs"
+    for k in range(6):  # each a pitch struck 4 times a second without a gap, and a held bass
+        notes = [(60 + k, t / 4, (t + 1) / 4) for t in range(40)] + [(48, 0.0, 10.0)]
+        write_song(songs / f"s{k}.mid", notes)
+    out = tmp_path / "run"
+    result = run("train", songs, "--out", out, "--onsets", "--latent", 2, *TINY)
+    assert result.exit_code == 0, result.output
+    assert "(a step: each pitch's sounding and its onset; not comparable" in result.output
+    ckpt = load_checkpoint(out)
+    assert ckpt.config.data.onsets and ckpt.model.n_columns == 2 * len(ckpt.pitches)
+    assert "where its notes start (onsets)" in run("info", out).output
+
+    take = tmp_path / "take.mid"
+    result = run("generate", out, "--out", take, "--steps", 200, "--density", 0.9, "--temperature", 0)
+    assert result.exit_code == 0, result.output
+    events = [m for m in mido.MidiFile(take) if m.type in ("note_on", "note_off")]
+    ons = [m for m in events if m.type == "note_on" and m.velocity > 0]
+    offs = sum(1 for m in events if m.type == "note_off" or m.velocity == 0)
+    assert ons and offs == len(ons)  # every note ends

@@ -18,8 +18,10 @@ from vrae_live.data.pianoroll import project_roll
 from vrae_live.measure import quality
 from vrae_live.measure.quality import (
     FEATURES,
+    STRUCK,
     SegmentSet,
     intra_distances,
+    marked,
     measure_quality,
     notes_of,
     overlap_area,
@@ -195,6 +197,7 @@ def test_the_model_row_measures_what_the_takes_play(motif_rolls, monkeypatch):
 
             take = Take()
             take.frames = np.pad(frames, ((0, steps - len(frames)), (0, 0)))
+            take.struck = None  # a model of the binary roll
             return take
 
         return render_take
@@ -276,3 +279,19 @@ def test_info_quality_on_songs_too_short_is_one_line(beat_checkpoint, tmp_path):
     assert result.exit_code != 0
     assert "has 8 beats (32 frames) with notes" in result.output
     assert "Traceback" not in result.output
+
+
+def test_notes_of_a_marked_roll_are_cut_where_a_note_is_struck_again():
+    frames = np.zeros((8, 2), bool)
+    frames[0:6, 0] = True  # one run of 6 frames on column 0, struck at 0, 2 and 3
+    frames[1:3, 1] = frames[4:5, 1] = True
+    struck = np.zeros_like(frames)
+    struck[[0, 2, 3], 0] = True
+    struck[[1, 4], 1] = True
+    onset, column, length = notes_of(marked(frames, struck))
+    assert list(zip(onset.tolist(), column.tolist(), length.tolist())) == [(0, 0, 2), (1, 1, 2), (2, 0, 1),
+                                                                          (3, 0, 3), (4, 1, 1)]
+    as_runs = notes_of(frames)  # without onsets: runs
+    assert list(zip(*(a.tolist() for a in as_runs))) == [(0, 0, 6), (1, 1, 2), (4, 1, 1)]
+    assert np.array_equal(notes_of(marked(frames))[2], as_runs[2])
+    assert marked(frames, struck & False).max() == 1 and marked(frames, struck).max() == STRUCK

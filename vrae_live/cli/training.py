@@ -187,18 +187,20 @@ def _train(songs_dir: Path, out_dir: Path, resume: bool, clear_out_dir: bool, ca
         )
         from ..checkpoint import load_checkpoint
 
-        _say_whether_it_beats_copying(summary)
+        _say_whether_it_beats_copying(summary, config.data.onsets)
         kept = load_checkpoint(out_dir)
         _say_how_it_plays(kept, songs_dir, cache_dir)
         if pad_check is not None:
             _say_whether_the_pad_steers(kept, songs_dir, cache_dir)
 
 
-def _say_whether_it_beats_copying(summary: dict[str, Any]) -> None:
+def _say_whether_it_beats_copying(summary: dict[str, Any], onsets: bool) -> None:
     """The kept epoch's bound beside copying the last frame's, on the same windows: a model that
     does not beat it has not learnt when a note ends."""
     model, copying = summary["best_bound"], summary["copy_bound"]
     line = f"{summary['bound_on']}: the model {model:.3f} nats/step, copying the last frame {copying:.3f}"
+    if onsets:
+        line += " (a step: each pitch's sounding and its onset; not comparable with a model of the binary roll)"
     if model > copying:
         log.info(f"{line}: {model - copying:.2f} better")
     else:
@@ -208,12 +210,12 @@ def _say_whether_it_beats_copying(summary: dict[str, Any]) -> None:
 
 def _song_rolls(ckpt, songs_dir: Path, cache_dir: Path | None = None, workers: int | None = 1,
                 names: list[str] | None = None) -> list:
-    """The rolls of the songs in ``songs_dir`` (only ``names``, if given) on the checkpoint's pitches and grid."""
+    """The rolls of the songs in ``songs_dir`` (only ``names``, if given) on the checkpoint's pitches and
+    grid, as the quality measure compares them (``quality.song_marks``: with their onsets for a model of them)."""
     from ..data.corpus import load_songs
-    from ..data.pianoroll import project_roll
+    from ..measure.quality import song_marks
 
-    songs = load_songs(songs_dir, ckpt.timing, cache_dir, workers=workers, names=names)
-    return [project_roll(s.roll, ckpt.pitches)[0] for s in songs]
+    return song_marks(load_songs(songs_dir, ckpt.timing, cache_dir, workers=workers, names=names), ckpt)
 
 
 def _say_how_it_plays(ckpt, songs_dir: Path, cache_dir: Path | None) -> None:
@@ -296,6 +298,8 @@ def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool, songs_dir
         f"windows      {d.window} steps, hop {d.hop}"
         + (f", first {d.max_windows_per_song} per song" if d.max_windows_per_song else ""),
         f"pitches      {len(ckpt.pitches)}: {_pitch_list(ckpt.pitches)}",
+        "frames       " + ("each pitch sounding or not, and where its notes start (onsets)" if d.onsets
+                           else "each pitch sounding or not (the paper's binary roll; a repeated note is one long note)"),
     ]
     t = ckpt.training
     if t:

@@ -71,7 +71,8 @@ def measure_faithfulness(checkpoint: Checkpoint, songs: list[Song], clusters: in
     regions = [j for j in range(clusters) if np.any(labels == j)]  # k-means can leave a centre without windows
     pitches = np.asarray(checkpoint.pitches)
     region_features = np.array([
-        np.mean([music_features(w.astype(bool), pitches) for w in x[labels == j]], axis=0) for j in regions
+        np.mean([music_features(w[:, :len(pitches)].astype(bool), pitches) for w in x[labels == j]], axis=0)
+        for j in regions
     ])  # (regions, F)
     hits = 0
     for i, j in enumerate(regions):

@@ -19,9 +19,10 @@ the model's takes at random points of the pad, played as ``serve`` plays them; t
 against themselves, split by song into two halves (the ceiling); and random notes with the
 songs' note counts, lengths and pitch range (the floor).
 
-Notes are runs of consecutive on-frames of a pitch in a binary piano roll, for the songs and
-the takes alike: the model knows only binary rolls, so a repeated note is one long note on both
-sides. A note that crosses a segment's edge counts in each segment as the part inside it.
+Notes are runs of consecutive on-frames of a pitch, for the songs and the takes alike. For a
+model of onsets a run is cut where a note starts again (rolls are then marked: 1 sounds, 2 is
+struck, :func:`marked`); a model of the binary roll knows no onsets, so a repeated note is one
+long note on both sides. A note that crosses a segment's edge counts in each segment as the part inside it.
 The features and the overlap are pure numpy; only ``measure_quality`` plays the model.
 """
 
@@ -36,6 +37,7 @@ import numpy as np
 if TYPE_CHECKING:
     from ..checkpoint import Checkpoint
     from ..config import FrameTiming
+    from ..data.corpus import Song
 
 SEGMENT_BEATS = 8
 FS_BPM = 120.0  # the tempo at which a model on seconds is cut into beats
@@ -67,19 +69,46 @@ def sixteenth_frames(timing: "FrameTiming") -> float:
 # -- features ------------------------------------------------------------------------
 
 
+STRUCK = 2  # a marked roll's value where a note starts
+
+
+def marked(frames: np.ndarray, struck: np.ndarray | None = None) -> np.ndarray:
+    """A roll ``(T, P)`` to compare notes by: the binary ``frames`` as they are, or with ``struck``
+    (where notes start, a model of onsets) as uint8, 0 silent, 1 sounding, ``STRUCK`` struck."""
+    frames = np.asarray(frames, dtype=bool)
+    return frames if struck is None else frames.astype(np.uint8) + (frames & np.asarray(struck, dtype=bool))
+
+
+def song_marks(songs: Sequence["Song"], checkpoint: "Checkpoint") -> list[np.ndarray]:
+    """The songs as the quality measure compares them with what ``checkpoint`` plays: each roll on its
+    pitches, :func:`marked` with the songs' onsets for a model of onsets."""
+    pitches = checkpoint.pitches
+    if not checkpoint.config.data.onsets:
+        return [s.frames(pitches) for s in songs]
+    return [marked(*np.split(s.frames(pitches, onsets=True), 2, axis=1)) for s in songs]
+
+
 def notes_of(roll: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The notes of a binary roll ``(T, P)``: onsets (frames), columns and lengths (frames),
-    each ``(N,)``, in order of onset, then of column."""
-    on = np.pad(np.asarray(roll, dtype=bool), ((1, 1), (0, 0))).astype(np.int8)
-    edges = np.diff(on, axis=0)  # (T + 1, P): +1 where a run starts, -1 just past its end
-    column, onset = np.nonzero(edges.T == 1)  # by column, then time: starts and ends pair up
-    _, end = np.nonzero(edges.T == -1)
+    """The notes of a binary or marked roll ``(T, P)``: onsets (frames), columns and lengths
+    (frames), each ``(N,)``, in order of onset, then of column."""
+    marks = np.asarray(roll)
+    steps, width = marks.shape
+    on = np.zeros((width, steps + 1), dtype=bool)  # by column, a silent frame after each
+    on[:, :steps] = marks.T > 0
+    starts = on.copy()
+    starts[:, 1:] &= ~on[:, :-1]
+    if marks.dtype != bool:
+        starts[:, :steps] |= marks.T == STRUCK
+    first = np.flatnonzero(starts)  # column by column, then time
+    bounds = np.flatnonzero(~on | starts)  # where a note ends: silence, or the next note
+    ends = bounds[np.searchsorted(bounds, first, side="right")]
+    column, onset = np.divmod(first, steps + 1)
     order = np.lexsort((column, onset))
-    return onset[order], column[order], (end - onset)[order]
+    return onset[order], column[order], (ends - first)[order]
 
 
 def segment_features(segment: np.ndarray, pitches: np.ndarray, sixteenth: float) -> list[np.ndarray]:
-    """The eight features (``FEATURES``, in order, each a 1-D array) of a binary segment ``(S, P)``.
+    """The eight features (``FEATURES``, in order, each a 1-D array) of a binary or marked segment ``(S, P)``.
 
     ``pitches``: the MIDI note number of each column; ``sixteenth``: frames in a sixteenth.
     Pitch count: distinct pitches. Pitch classes: the share of the notes in each of 12.
@@ -90,8 +119,8 @@ def segment_features(segment: np.ndarray, pitches: np.ndarray, sixteenth: float)
     number of notes sounding over the frames where any sounds. A silent segment has zeros
     (and an inter-onset interval of its length).
     """
-    segment = np.asarray(segment, dtype=bool)
     onset, column, length = notes_of(segment)
+    segment = np.asarray(segment, dtype=bool)
     count = len(onset)
     played = pitches[column]
     classes = np.bincount(played % 12, minlength=12) / max(count, 1)
@@ -224,10 +253,12 @@ def random_like(segment: np.ndarray, columns: np.ndarray, rng: np.random.Generat
     """A segment ``(S, P)`` with the notes of ``segment`` (their count and lengths) at random onsets,
     each on a column drawn uniformly from ``columns`` (the songs' pitch range)."""
     frames = len(segment)
-    out = np.zeros_like(segment, dtype=bool)
+    out = np.zeros_like(segment)  # binary, or marked as the songs are
     _, _, lengths = notes_of(segment)
     for length, onset, column in zip(lengths, rng.integers(0, frames, len(lengths)), rng.choice(columns, len(lengths))):
         out[onset:onset + length, column] = True  # cut at the segment's end, as a real note is
+        if out.dtype != bool:
+            out[onset, column] = STRUCK
     return out
 
 
@@ -319,7 +350,8 @@ def measure_quality(checkpoint: "Checkpoint", rolls: Sequence[np.ndarray], takes
                     temperature: float = 1.0, splits: int = SPLITS) -> QualityReport:
     """The model, the songs' ceiling and random notes, each against the songs ``rolls``.
 
-    ``rolls``: one binary roll ``(T, P)`` per song on the checkpoint's pitches and frame timing.
+    ``rolls``: one roll ``(T, P)`` per song on the checkpoint's pitches and frame timing, binary,
+    or :func:`marked` with the songs' onsets for a model of onsets.
     The model plays ``takes`` takes of ``take_beats`` beats, each at a point drawn uniformly on
     the pad (seeded by ``seed``) through the stream and gate ``serve`` plays (``render_take``,
     from a cold start, at ``density`` and ``temperature``); silent segments of a take count.
@@ -334,7 +366,7 @@ def measure_quality(checkpoint: "Checkpoint", rolls: Sequence[np.ndarray], takes
     rng = np.random.default_rng(seed)
     timing, pitches = checkpoint.timing, np.asarray(checkpoint.pitches)
     frames, sixteenth = segment_frames(timing), sixteenth_frames(timing)
-    by_song = [s for s in (segments_of(np.asarray(r, dtype=bool), frames) for r in rolls) if s]
+    by_song = [s for s in (segments_of(np.asarray(r), frames) for r in rolls) if s]
     if not by_song:
         raise ValueError(f"none of the {len(rolls)} songs has {SEGMENT_BEATS} beats ({frames} frames) with notes")
     segments = [s for song in by_song for s in song]
@@ -349,8 +381,8 @@ def measure_quality(checkpoint: "Checkpoint", rolls: Sequence[np.ndarray], takes
     for take in range(takes):
         z = plane.z_at(*rng.uniform(0.0, 1.0, 2))
         settings = TakeSettings(density=density, temperature=temperature, seed=seed + take)
-        played.append(segments_of(render_take(checkpoint, fixed_path(z), steps, settings=settings).frames, frames,
-                                  keep_silent=True))
+        take = render_take(checkpoint, fixed_path(z), steps, settings=settings)
+        played.append(segments_of(marked(take.frames, take.struck), frames, keep_silent=True))
     model = overlaps(SegmentSet.of(played, pitches, sixteenth), reference)
 
     ceiling = (float("nan"),) * len(FEATURES)
