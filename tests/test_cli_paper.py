@@ -221,3 +221,13 @@ def test_a_model_of_onsets_trains_says_so_and_plays(tmp_path):
     ons = [m for m in events if m.type == "note_on" and m.velocity > 0]
     offs = sum(1 for m in events if m.type == "note_off" or m.velocity == 0)
     assert ons and offs == len(ons)  # every note ends
+
+    from vrae_live.offline.render import passage_window
+
+    window = passage_window(songs / "s2.mid", ckpt, 1.0)  # what generate --from encodes: pitches, then onsets
+    pitches = ckpt.pitches
+    assert window.shape == (16, 2 * len(pitches))
+    assert window[:, pitches.index(62)].all() and window[::5, len(pitches) + pitches.index(62)].all()
+    assert window[:, len(pitches) + pitches.index(48)].sum() == 0  # the bass, held, is struck before the passage
+    result = run("generate", out, "--from", songs / "s2.mid", "--at", 1.0, "--out", tmp_path / "from.mid", "--steps", 40)
+    assert result.exit_code == 0, result.output

@@ -24,7 +24,7 @@ import torch
 
 from ..checkpoint import Checkpoint
 from ..config import DEFAULT_BPM
-from ..data.pianoroll import load_roll, project_roll, seconds_to_beats
+from ..data.pianoroll import N_MIDI_PITCHES, load_roll, model_frames, seconds_to_beats
 from ..errors import ConfigError, DataError
 from ..play.clock import OfflineClock
 from ..play.notes import NoteSettings
@@ -178,9 +178,11 @@ def song_frame_at(path: str | Path, checkpoint: Checkpoint, seconds: float) -> i
 
 
 def passage_window(path: str | Path, checkpoint: Checkpoint, seconds: float) -> np.ndarray:
-    """The window ``(W, P)`` float32 of the song at ``path`` that starts ``seconds`` in, on the model's pitches."""
-    roll128 = load_roll(path, checkpoint.timing)  # UnusableSongError (a DataError) for a bad file
-    roll, _ = project_roll(roll128, checkpoint.pitches)
+    """The window ``(W, C)`` float32 of the song at ``path`` that starts ``seconds`` in, as the model sees
+    it: its pitches, and their onsets for a model of onsets."""
+    onsets = checkpoint.config.data.onsets
+    full = load_roll(path, checkpoint.timing, with_onsets=onsets)  # UnusableSongError (a DataError) for a bad file
+    roll = model_frames(full[:, :N_MIDI_PITCHES], checkpoint.pitches, full[:, N_MIDI_PITCHES:] if onsets else None)
     window = checkpoint.config.data.window
     start = song_frame_at(path, checkpoint, seconds)
     if start + window > len(roll):
