@@ -116,6 +116,30 @@ def wait_until(due: float, now: Callable[[], float], sleep: Callable[[float], No
     return t
 
 
+class TickBook:
+    """The lateness bookkeeping every real clock keeps: ``lateness`` (how late each tick came) and
+    ``late_ticks`` (those later than ``late_tolerance_s``: the one given, else a quarter of the
+    clock's ``period_s``). A clock calls :meth:`count_tick` for each tick it returns."""
+
+    period_s: float
+
+    def __init__(self, late_tolerance_s: float | None = None) -> None:
+        self._late_tolerance = late_tolerance_s
+        self.lateness = LatenessTracker()
+
+    @property
+    def late_tolerance_s(self) -> float:
+        return self._late_tolerance if self._late_tolerance is not None else self.period_s / 4
+
+    @property
+    def late_ticks(self) -> int:
+        return self.lateness.late
+
+    def count_tick(self, lateness: float, late: bool = False) -> None:
+        """Book one tick's lateness; ``late``: count it late whatever the tolerance."""
+        self.lateness.add(lateness, 0.0 if late else self.late_tolerance_s)
+
+
 class Clock(Protocol):
     """What the performer asks of its clock: :class:`FrameClock`, :class:`OfflineClock`, and
     ``live/sync``'s ``LinkClock`` and ``MidiClockFollower``, which follow a transport."""
@@ -151,7 +175,7 @@ class Clock(Protocol):
         """What the clock did that the notes show (ticks lost, beat jumps), for the stop line; "" for nothing."""
 
 
-class FrameClock:
+class FrameClock(TickBook):
     """Ticks every ``period_s`` seconds on absolute deadlines.
 
     period_s: seconds between ticks (one piano-roll frame).
@@ -183,29 +207,20 @@ class FrameClock:
             raise ValueError(f"period must be a positive number of seconds, not {period_s}")
         if resync_after_periods <= 0 or spin_s < 0:
             raise ValueError("resync_after_periods must be positive and spin_s not negative")
+        super().__init__(late_tolerance_s)
         self._period = float(period_s)
         self._now = now
         self._sleep = sleep
-        self._late_tolerance = late_tolerance_s
         self.resync_after_periods = resync_after_periods
         self.spin_s = spin_s
         self._anchor_time: float | None = None
         self._anchor_tick = 0
         self._next_tick = 0
         self.resyncs = 0  # times the clock re-anchored because it fell far behind
-        self.lateness = LatenessTracker()  # every returned tick's lateness, in constant memory
 
     @property
     def period_s(self) -> float:
         return self._period
-
-    @property
-    def late_tolerance_s(self) -> float:
-        return self._late_tolerance if self._late_tolerance is not None else self._period / 4
-
-    @property
-    def late_ticks(self) -> int:
-        return self.lateness.late
 
     @property
     def started(self) -> bool:
@@ -240,12 +255,12 @@ class FrameClock:
             # here rather than firing every missed tick back to back.
             self.resyncs += 1
             self._anchor_time, self._anchor_tick = now, k
-            tolerance = 0.0  # always counted late
+            late = True
         else:
             now = wait_until(due, self._now, self._sleep, self.spin_s, t=now)
-            tolerance = self.late_tolerance_s
+            late = False
         self._next_tick = k + 1
-        self.lateness.add(now - due, tolerance)
+        self.count_tick(now - due, late)
         return Tick(k, now - due)
 
     def wake(self) -> None:
@@ -255,7 +270,7 @@ class FrameClock:
         return ""
 
 
-class OfflineClock:
+class OfflineClock(TickBook):
     """Frames as fast as they decode, on a time line of their own (an offline take): tick ``k``
     comes at ``k * period_s`` of ``now()``, never late, and nothing sleeps. ``run_to(k)`` moves
     the time line on to tick ``k``'s deadline without a tick (the end of a take's last frame)."""
@@ -264,14 +279,10 @@ class OfflineClock:
     on_stop = None
 
     def __init__(self, period_s: float) -> None:
+        super().__init__()
         self.period_s = float(period_s)
-        self.lateness = LatenessTracker()
         self._next_tick = 0
         self._time = 0.0
-
-    @property
-    def late_ticks(self) -> int:
-        return 0
 
     def now(self) -> float:
         return self._time

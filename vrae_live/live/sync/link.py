@@ -44,7 +44,7 @@ import time
 from typing import Callable, Protocol
 
 from ...errors import ConfigError
-from ...play.clock import LatenessTracker, Tick, sleep_then_spin
+from ...play.clock import Tick, TickBook, sleep_then_spin
 
 EPSILON_S = 1e-9
 MISSING_AALINK = "--sync link needs the optional aalink package (GPL): pip install 'vrae-live[link]'"
@@ -58,7 +58,7 @@ class Session(Protocol):
     playing: bool  # the transport (start/stop sync)
 
 
-class LinkClock:
+class LinkClock(TickBook):
     """Frames on a Link session's beat grid.
 
     steps_per_beat: frames per beat (the checkpoint's timing).
@@ -77,11 +77,11 @@ class LinkClock:
                  spin_s: float = 0.002, max_sleep_s: float = 0.02, poll_s: float = 0.005) -> None:
         if steps_per_beat < 1 or not quantum > 0:
             raise ValueError("steps_per_beat must be at least 1 and the quantum positive")
+        super().__init__(late_tolerance_s)
         self.session = session
         self.steps_per_beat = int(steps_per_beat)
         self.quantum = float(quantum)
         self._now, self._sleep = now, sleep
-        self._late_tolerance = late_tolerance_s
         self.resync_after_periods = resync_after_periods
         self.spin_s, self.max_sleep_s, self.poll_s = spin_s, max_sleep_s, poll_s
         self.on_stop: Callable[[str], None] | None = None  # called in wait() when the transport stops
@@ -96,7 +96,6 @@ class LinkClock:
         self.resyncs = 0
         self.realigns = 0  # jumps of the session's beat, after which the frames re-anchored on its grid
         self.pauses = 0
-        self.lateness = LatenessTracker()  # every frame's lateness, and the late ones counted
 
     # -- the session, read --------------------------------------------------------
 
@@ -128,14 +127,6 @@ class LinkClock:
     def period_s(self) -> float:
         """Seconds per frame at the tempo last read."""
         return 60.0 / (self.tempo * self.steps_per_beat)
-
-    @property
-    def late_tolerance_s(self) -> float:
-        return self._late_tolerance if self._late_tolerance is not None else self.period_s / 4
-
-    @property
-    def late_ticks(self) -> int:
-        return self.lateness.late
 
     @property
     def started(self) -> bool:
@@ -230,7 +221,7 @@ class LinkClock:
         self._woken.set()
 
     def _tick(self, k: int, lateness: float) -> Tick:
-        self.lateness.add(lateness, self.late_tolerance_s)
+        self.count_tick(lateness)
         self._next_tick = k + 1
         return Tick(k, lateness)
 

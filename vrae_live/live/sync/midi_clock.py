@@ -41,7 +41,7 @@ from collections import deque
 from typing import Callable
 
 from ...errors import ConfigError
-from ...play.clock import LatenessTracker, Tick, sleep_then_spin
+from ...play.clock import Tick, TickBook, sleep_then_spin
 from .dll import TICKS_PER_BEAT, ClockDLL
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class ArrivalStamper:
         return self._sum + self._offset
 
 
-class MidiClockFollower:
+class MidiClockFollower(TickBook):
     """The performer's clock, following MIDI clock (see the module's doc).
 
     steps_per_beat: the model's grid; None for a model whose frames are ``frame_period_s`` seconds.
@@ -91,6 +91,7 @@ class MidiClockFollower:
     def __init__(self, steps_per_beat: int | None, frame_period_s: float, *,
                  now: Callable[[], float] = time.monotonic, pause: Callable[[float], None] | None = None,
                  spin_s: float = 0.002, late_tolerance_s: float | None = None, dll: ClockDLL | None = None) -> None:
+        super().__init__(late_tolerance_s)
         self.ticks_per_frame = ticks_per_frame(steps_per_beat) if steps_per_beat is not None else None
         self._frame_period = float(frame_period_s)
         tick_period = frame_period_s / self.ticks_per_frame if self.ticks_per_frame else 60 / (120 * TICKS_PER_BEAT)
@@ -98,7 +99,6 @@ class MidiClockFollower:
         self._now = now
         self._pause = pause or self._wait_for_input
         self.spin_s = spin_s
-        self._late_tolerance = late_tolerance_s
         self._inbox: deque[tuple[float, bytes]] = deque()
         self._stamper = ArrivalStamper()
         self._arrived = threading.Event()
@@ -109,7 +109,6 @@ class MidiClockFollower:
         self._resume_on_clock = False  # the clock was lost while playing: its return resumes
         self.on_stop: Callable[[str], None] | None = None  # called in wait(): silence everything, now
         self.skipped = 0  # frames passed over because they were due over a frame ago
-        self.lateness = LatenessTracker()  # every frame's lateness, and the late ones counted
         self.transport: list[tuple[float, str]] = []  # (time, "start" | "stop" | ...): what wait() saw, in order
         self.realigns = 0  # Song Position Pointers received while playing
 
@@ -126,14 +125,6 @@ class MidiClockFollower:
     def tempo(self) -> float | None:
         """The DAW's tempo as the clock measures it; None for a model whose frames are seconds."""
         return 60.0 / (self.dll.period_s * TICKS_PER_BEAT) if self.ticks_per_frame else None
-
-    @property
-    def late_tolerance_s(self) -> float:
-        return self._late_tolerance if self._late_tolerance is not None else self.period_s / 4
-
-    @property
-    def late_ticks(self) -> int:
-        return self.lateness.late
 
     @property
     def next_tick(self) -> int:
@@ -204,7 +195,7 @@ class MidiClockFollower:
                                   max_sleep_s=max(1e-4, self._timeout_at() - now), interrupt=lambda: bool(self._inbox))
             if now is None or self._inbox:  # a Stop that came during the spin: handled before this frame is played
                 continue
-            self.lateness.add(now - due, self.late_tolerance_s)
+            self.count_tick(now - due)
             frame = self._next_frame
             self._next_frame += 1
             return Tick(frame, now - due)
