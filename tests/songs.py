@@ -56,13 +56,15 @@ def write_song_in_beats(
     notes: Sequence[Note],
     tempos: Sequence[tuple[float, float]] = ((0.0, 120.0),),
     program: int = 0,
+    time_signature: tuple[int, int] | None = (4, 4),
 ) -> Path:
     """One instrument under a tempo map; notes and tempo changes in quarter-note beats.
 
     ``tempos`` is ``[(beat, bpm), ...]`` from beat 0, e.g. ``[(0, 120), (4, 60)]``
-    halves the tempo after the first bar of 4/4.
+    halves the tempo after the first bar of 4/4. ``time_signature``: None writes none.
     """
-    conductor = mido.MidiTrack([mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0)])
+    conductor = mido.MidiTrack([mido.MetaMessage("time_signature", numerator=time_signature[0],
+                                                 denominator=time_signature[1], time=0)] if time_signature else [])
     conductor += _at_beats([(beat, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm)))
                             for beat, bpm in tempos])
     events = []

@@ -231,3 +231,20 @@ def test_a_model_of_onsets_trains_says_so_and_plays(tmp_path):
     assert window[:, len(pitches) + pitches.index(48)].sum() == 0  # the bass, held, is struck before the passage
     result = run("generate", out, "--from", songs / "s2.mid", "--at", 1.0, "--out", tmp_path / "from.mid", "--steps", 40)
     assert result.exit_code == 0, result.output
+
+
+def test_a_model_of_the_meter_trains_from_time_signatures_and_plays(tmp_path):
+    from tests.songs import write_song_in_beats
+
+    songs = tmp_path / "songs"
+    for k in range(6):  # waltzes: a low note on each downbeat
+        notes = [(48 if beat % 3 == 0 else 67 + k, beat, beat + 0.5) for beat in range(60)]
+        write_song_in_beats(songs / f"w{k}.mid", notes, time_signature=(3, 4))
+    out = tmp_path / "run"
+    tiny = [a for a in TINY if a not in ("--fs", "20")]
+    result = run("train", songs, "--out", out, "--steps-per-beat", 2, "--onsets", "--meter", *tiny)
+    assert result.exit_code == 0, result.output
+    assert "fed with the meter" in run("info", out).output
+    result = run("generate", out, "--out", tmp_path / "take.mid", "--steps", 48)
+    assert result.exit_code == 0, result.output
+    assert run("train", songs, "--out", tmp_path / "bad", "--meter", *TINY).exit_code != 0  # seconds: no beat

@@ -407,17 +407,19 @@ def test_transposition_moves_the_onsets_with_their_notes():
     from vrae_live.training.batches import Transposer
 
     pitches = [60, 62, 64, 65, 67]
-    transpose = Transposer(pitches, 2, torch.device("cpu"))
-    batch = torch.zeros(8, 6, 10)  # (B, W, 2P): the sounding columns, then the onsets
+    transpose = Transposer(pitches, 2, torch.device("cpu"), columns=10)
+    batch = torch.zeros(8, 6, 13)  # (B, W, 2P + 3): the sounding columns, the onsets, and a meter that stays
+    batch[:, :, 10 + torch.arange(6) % 3] = 1
     batch[:, :, 1] = 1  # D held through the window...
     batch[:, 0, 6] = batch[:, 3, 6] = 1  # ...struck at 0 and again at 3
     moved = transpose(batch, transpose.draws(8, torch.Generator().manual_seed(1)))
-    sounding, struck = moved[..., :5], moved[..., 5:]
+    sounding, struck = moved[..., :5], moved[..., 5:10]
     assert len({int(torch.nonzero(w.amax(0)).flatten()) for w in sounding}) > 1  # not every window stays
     for w_sounding, w_struck in zip(sounding, struck):
         column = int(torch.nonzero(w_sounding.amax(0)).flatten())
         assert w_sounding[:, column].tolist() == [1] * 6
         assert w_struck[:, column].tolist() == [1, 0, 0, 1, 0, 0] and w_struck.sum() == 2
+    assert torch.equal(moved[..., 10:], batch[..., 10:])
 
 
 def test_transposition_and_weight_decay_train(songs_dir, tmp_path):

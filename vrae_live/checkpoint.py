@@ -41,7 +41,7 @@ from safetensors.torch import load_file, save_file
 from . import __version__
 from .config import KNOWN_NAMES, SECTIONS, Config, DataConfig, Float, FrameTiming, Int, ModelConfig, Str, TrainConfig
 from .errors import CheckpointError
-from .models import build_model
+from .models import model_for
 from .pad import LatentPlane
 from .validation import error_message
 
@@ -318,7 +318,7 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
         weights = load_file(weights_path)
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{weights_path}: damaged ({err})") from err
-    model = build_model(config.data.columns(len(pitches)), config.model)
+    model = model_for(config, len(pitches))
     try:
         model.load_state_dict(weights)
     except RuntimeError as err:

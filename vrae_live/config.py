@@ -90,6 +90,9 @@ def _settings(cls):
     return cls
 
 
+MAX_BAR_BEATS = 8  # beats of a bar a model of the meter tells apart (data/meter.py): 4/2 has 8
+
+
 @dataclass(frozen=True, config=SETTINGS)
 class _FrameGrid:
     """Frame timing's two settings, exactly one of them set: ``fs`` (frames per second; the paper
@@ -145,6 +148,9 @@ class DataConfig(_FrameGrid):
     # a frame also says where notes start: an onset column per pitch after the P sounding ones, so a
     # note struck again is told from one held (off: the paper's binary roll)
     onsets: Bool = False
+    # with a beat grid: each frame fed to the model also says where the next step falls in the beat and
+    # the bar (data/meter.py), from the songs' time signatures, and live from the clock
+    meter: Bool = False
 
     @property
     def timing(self) -> FrameTiming:
@@ -153,6 +159,16 @@ class DataConfig(_FrameGrid):
     def columns(self, pitches: int) -> int:
         """Columns of a model frame: a pitch each, and an onset each with ``onsets``."""
         return pitches * (2 if self.onsets else 1)
+
+    def inputs(self, pitches: int) -> int:
+        """Columns of what a model is fed each step: a frame, and the next step's meter with ``meter``."""
+        return self.columns(pitches) + (self.steps_per_beat + MAX_BAR_BEATS if self.meter else 0)
+
+    @model_validator(mode="after")
+    def _meter_on_a_beat_grid(self) -> "DataConfig":
+        if self.meter and self.steps_per_beat is None:
+            raise ValueError("meter needs a beat grid (steps_per_beat): frames in seconds have no beat")
+        return self
 
 
 ModelKind = Literal["vrae", "vrnn", "rnn"]

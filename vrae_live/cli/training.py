@@ -63,6 +63,9 @@ def _pitch_range(ctx, param, value):
 @click.option("--onsets/--no-onsets", default=None,
               help="Frames also say where notes start, so a note struck again is told from one held "
                    "(--no-onsets: the paper's binary roll).")
+@click.option("--meter/--no-meter", default=None,
+              help="With --steps-per-beat: the model is told where each step falls in the beat and the bar (the "
+                   "songs' time signatures; live, the clock's).")
 @click.option("--reverse-input/--no-reverse-input", default=None, help="The encoder reads each window backwards.")
 @click.option("--z-every-step/--no-z-every-step", default=None,
               help="Feed z to the decoder at every step, not only its first state.")
@@ -299,7 +302,8 @@ def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool, songs_dir
         + (f", first {d.max_windows_per_song} per song" if d.max_windows_per_song else ""),
         f"pitches      {len(ckpt.pitches)}: {_pitch_list(ckpt.pitches)}",
         "frames       " + ("each pitch sounding or not, and where its notes start (onsets)" if d.onsets
-                           else "each pitch sounding or not (the paper's binary roll; a repeated note is one long note)"),
+                           else "each pitch sounding or not (the paper's binary roll; a repeated note is one long note)")
+        + ("; fed with the meter (the step's place in the beat and the bar)" if d.meter else ""),
     ]
     t = ckpt.training
     if t:

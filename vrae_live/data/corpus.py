@@ -22,6 +22,7 @@ import numpy as np
 
 from ..config import DataConfig, FrameTiming
 from ..errors import DataError
+from .meter import DEFAULT_BAR_QUARTERS, bar_steps, meter_columns
 from .parsing import parse_files, unpack_onsets, unpack_roll
 from .pianoroll import model_frames, project_roll, run_starts, select_pitches
 from .store import RollStore, StoredWindows, open_or_build
@@ -32,7 +33,7 @@ log = logging.getLogger("vrae_live")
 MIDI_SUFFIXES = {".mid", ".midi"}
 CACHE_ENV = "VRAE_LIVE_CACHE"
 # Part of every cache key: bump it when load_roll's output changes for the same file.
-CACHE_FORMAT = "roll-v2"  # v2: with the onsets
+CACHE_FORMAT = "roll-v3"  # v2: with the onsets; v3: and the bar
 
 
 @dataclass
@@ -41,12 +42,23 @@ class Song:
     path: Path
     roll: np.ndarray  # (T, 128) bool
     onsets: np.ndarray | None = None  # (T, 128) bool: where a note starts; None: where a run of frames starts
+    bar: float = DEFAULT_BAR_QUARTERS  # quarter notes in a bar (data/meter.py)
 
     def frames(self, pitches: Sequence[int], onsets: bool = False) -> np.ndarray:
         """What a model of ``pitches`` sees of this song: ``(T, P)``, or ``(T, 2P)`` with onsets."""
         if not onsets:
             return model_frames(self.roll, pitches)
         return model_frames(self.roll, pitches, run_starts(self.roll) if self.onsets is None else self.onsets)
+
+    def inputs(self, pitches: Sequence[int], data: DataConfig) -> np.ndarray:
+        """What a model of ``data`` is fed of this song, ``(T, data.inputs(P))``: its frames, each with the
+        meter of the step after it for a model of the meter."""
+        frames = self.frames(pitches, data.onsets)
+        if not data.meter:
+            return frames
+        steps_per_beat = data.steps_per_beat
+        meter = meter_columns(np.arange(1, len(frames) + 1), steps_per_beat, bar_steps(self.bar, steps_per_beat))
+        return np.concatenate([frames.astype(np.uint8), meter], axis=1)
 
 
 @dataclass
@@ -104,7 +116,7 @@ def _load_paths(folder: Path, paths: Sequence[Path], timing: FrameTiming, cache_
             continue
         from_cache += parsed.from_cache
         songs.append(Song(name=path.relative_to(folder).as_posix(), path=path, roll=unpack_roll(parsed.packed),
-                          onsets=unpack_onsets(parsed.packed)))
+                          onsets=unpack_onsets(parsed.packed), bar=parsed.bar))
     log.info("loaded %d of %d MIDI files from %s (%d from cache)", len(songs), len(paths), folder, from_cache)
     return songs
 
@@ -191,21 +203,21 @@ def _held_out(count: int, val_fraction: float, seed: int) -> set[int]:
 def windows_for(songs: Sequence[Song], pitches: Sequence[int], data: DataConfig) -> WindowSet:
     """Project each song onto ``pitches`` and cut it into windows.
 
-    ``x`` is (N, data.window, C) uint8, ``C = len(pitches)``, twice that with ``data.onsets``;
-    ``song[i]`` is the index in ``song_names`` of the song window ``i`` came from.
+    ``x`` is (N, data.window, data.inputs(len(pitches))) uint8 (``Song.inputs``); ``song[i]`` is the
+    index in ``song_names`` of the song window ``i`` came from.
     """
     parts, owners, dropped = [], [], 0
     for index, song in enumerate(songs):
         dropped += project_roll(song.roll, pitches)[1]
-        frames = song.frames(pitches, data.onsets)
-        windows = make_windows(frames.astype(np.uint8), data.window, data.hop, data.max_windows_per_song)
+        windows = make_windows(song.inputs(pitches, data).astype(np.uint8), data.window, data.hop,
+                               data.max_windows_per_song)
         parts.append(windows)
         owners.append(np.full(len(windows), index, dtype=np.int64))
     if parts:
         x, song_of = np.concatenate(parts), np.concatenate(owners)
     else:
-        columns = len(pitches) * (2 if data.onsets else 1)
-        x, song_of = np.zeros((0, data.window, columns), dtype=np.uint8), np.zeros(0, dtype=np.int64)
+        x = np.zeros((0, data.window, data.inputs(len(pitches))), dtype=np.uint8)
+        song_of = np.zeros(0, dtype=np.int64)
     return WindowSet(x=x, song=song_of, song_names=[s.name for s in songs], dropped_notes=dropped)
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..config import FrameTiming
 from .fastroll import load_roll_fast
+from .meter import DEFAULT_BAR_QUARTERS, bar_quarters_of
 from .pianoroll import N_MIDI_PITCHES, UnusableSongError
 
 log = logging.getLogger("vrae_live")
@@ -49,6 +50,7 @@ class Parsed:
 
     packed: np.ndarray | None  # (T, 32) uint8: np.packbits of the (T, 256) bool roll and onsets along pitch
     reason: str | None = None  # why the file is unusable (packed is None then)
+    bar: float = DEFAULT_BAR_QUARTERS  # quarter notes in a bar of its first time signature (meter.py)
     from_cache: bool = False
     parser: str = "symusic"  # "symusic", "pretty_midi (<fallback>)", or "cache"
 
@@ -67,16 +69,20 @@ def parse_one(job: tuple[str, str, str, dict]) -> Parsed:
     """Parse (or take from the cache) one file: ``(path, cache key, cache folder, timing dict)``."""
     path, key, cache_dir, timing = job
     cache_file = Path(cache_dir) / f"{key}.npz"
-    packed = read_cached_roll(cache_file)
-    if packed is not None:
-        return Parsed(packed, from_cache=True, parser="cache")
+    cached = read_cached_roll(cache_file)
+    if cached is not None:
+        return Parsed(cached[0], bar=cached[1], from_cache=True, parser="cache")
     try:
-        roll, fallback = load_roll_fast(path, FrameTiming(**timing), with_onsets=True)
+        try:
+            content = Path(path).read_bytes()
+        except OSError as err:
+            raise UnusableSongError(path, f"cannot read it ({err.strerror or err})") from err
+        roll, fallback = load_roll_fast(path, FrameTiming(**timing), content, with_onsets=True)
     except UnusableSongError as err:
         return Parsed(None, err.reason, parser="")
-    packed = np.packbits(roll, axis=1)
-    write_cached_roll(cache_file, packed)
-    return Parsed(packed, parser="symusic" if fallback is None else f"pretty_midi ({fallback})")
+    packed, bar = np.packbits(roll, axis=1), bar_quarters_of(content)
+    write_cached_roll(cache_file, packed, bar)
+    return Parsed(packed, bar=bar, parser="symusic" if fallback is None else f"pretty_midi ({fallback})")
 
 
 def parse_files(paths: Sequence[Path], keys: Sequence[str], timing: FrameTiming, cache_dir: Path,
@@ -108,24 +114,27 @@ def parse_files(paths: Sequence[Path], keys: Sequence[str], timing: FrameTiming,
         log.info("read %s in %d process(es)", ", ".join(f"{n} by {p}" for p, n in parsers.most_common()), workers)
 
 
-def read_cached_roll(cache_file: Path) -> np.ndarray | None:
-    """The cached packed roll ``(T, 32)``, or None when absent or damaged (it is then rewritten)."""
+def read_cached_roll(cache_file: Path) -> tuple[np.ndarray, float] | None:
+    """The cached packed roll ``(T, 32)`` and bar, or None when absent or damaged (it is then rewritten)."""
     if not cache_file.is_file():
         return None
     try:
         with np.load(cache_file, allow_pickle=False) as stored:
             steps = int(stored["steps"])
             bits = stored["bits"]
+            bar = float(stored["bar"])
         # a flat packbits of (T, 256) is the (T, 32) packing row by row; check the size first
         if steps < 1 or bits.dtype != np.uint8 or bits.size != steps * PACKED_WIDTH:
             raise ValueError(f"{bits.size} bytes do not hold {steps} frames")
-        return bits.reshape(steps, PACKED_WIDTH)
+        if not bar > 0:
+            raise ValueError(f"a bar of {bar} quarter notes")
+        return bits.reshape(steps, PACKED_WIDTH), bar
     except Exception as err:  # noqa: BLE001 -- a truncated zip, a missing key, a wrong size: parse again
         log.warning("ignoring damaged roll cache %s (%s); parsing the song again", cache_file, err)
         return None
 
 
-def write_cached_roll(cache_file: Path, packed: np.ndarray) -> None:
+def write_cached_roll(cache_file: Path, packed: np.ndarray, bar: float) -> None:
     """Store atomically (temp file, then rename) so a killed run leaves no half-written file."""
     tmp_path = None
     try:
@@ -133,7 +142,7 @@ def write_cached_roll(cache_file: Path, packed: np.ndarray) -> None:
         fd, name = tempfile.mkstemp(dir=cache_file.parent, suffix=".tmp")
         tmp_path = Path(name)
         with os.fdopen(fd, "wb") as tmp:
-            np.savez(tmp, steps=np.int64(packed.shape[0]), bits=packed.reshape(-1))
+            np.savez(tmp, steps=np.int64(packed.shape[0]), bits=packed.reshape(-1), bar=np.float64(bar))
         os.replace(tmp_path, cache_file)
     except OSError as err:
         # A read-only or full disk costs only speed: the roll is already in memory.

@@ -31,14 +31,15 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..config import DataConfig, FrameTiming
+from ..config import MAX_BAR_BEATS, DataConfig, FrameTiming
 from ..errors import DataError
+from .meter import bar_steps, meter_columns
 from .parsing import PACKED_WIDTH, Parsed, parse_files, unpack_onsets, unpack_roll
 from .pianoroll import N_MIDI_PITCHES, run_starts
 
 log = logging.getLogger("vrae_live")
 
-STORE_FORMAT = "store-v2"  # part of every store's key: bump it when the layout changes
+STORE_FORMAT = "store-v3"  # part of every store's key: bump it when the layout changes
 ROLLS_FILE, INDEX_FILE, META_FILE = "rolls.u8", "index.npz", "store.json"
 GATHER_CHUNK = 2048  # windows unpacked at once: (2048, W, 256) bytes of scratch at most
 
@@ -54,6 +55,7 @@ class RollStore:
                 self.names = [str(n) for n in index["names"]]
                 self.offsets = index["offsets"].astype(np.int64)  # (S + 1,)
                 self.notes = index["onsets"]  # (S, 128) int32: notes per pitch
+                self.bars = index["bars"].astype(np.float64)  # (S,) quarter notes in a bar of each song
             frames = int(self.offsets[-1])
             self.frames = (np.memmap(self.folder / ROLLS_FILE, dtype=np.uint8, mode="r", shape=(frames, PACKED_WIDTH))
                            if frames else np.zeros((0, PACKED_WIDTH), np.uint8))  # (F, 32)
@@ -122,7 +124,7 @@ def write_store(folder: Path, names: Sequence[str], parsed: Iterable[Parsed], ti
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
     try:
-        kept, offsets, onsets, skipped, frames = [], [0], [], [], 0
+        kept, offsets, onsets, bars, skipped, frames = [], [0], [], [], [], 0
         with open(tmp / ROLLS_FILE, "wb") as rolls:
             for song, name in zip(parsed, names):  # parsed first: its end closes the pool
                 if song.packed is None:
@@ -134,8 +136,10 @@ def write_store(folder: Path, names: Sequence[str], parsed: Iterable[Parsed], ti
                 kept.append(name)
                 offsets.append(frames)
                 onsets.append(_onsets_per_pitch(song.packed))
+                bars.append(song.bar)
         np.savez(tmp / INDEX_FILE, names=np.array(kept, dtype=str), offsets=np.array(offsets, dtype=np.int64),
-                 onsets=np.array(onsets, dtype=np.int32).reshape(len(kept), N_MIDI_PITCHES))
+                 onsets=np.array(onsets, dtype=np.int32).reshape(len(kept), N_MIDI_PITCHES),
+                 bars=np.array(bars, dtype=np.float64))
         meta = {"format": STORE_FORMAT, "timing": timing.to_dict(), "songs": len(kept), "files": len(names),
                 "frames": frames, "skipped": skipped}
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
@@ -174,6 +178,10 @@ class StoredWindows:
         self.songs = np.asarray(songs, dtype=np.int64)  # (S',) store indices
         self.pitches = np.asarray(pitches, dtype=np.int64)  # (P,)
         self.columns = np.concatenate([self.pitches, N_MIDI_PITCHES + self.pitches]) if data.onsets else self.pitches
+        self.width = data.inputs(len(self.pitches))  # the columns, then the next step's meter with data.meter
+        self.steps_per_beat = data.steps_per_beat if data.meter else None
+        self.bar_steps = np.array([bar_steps(store.bars[i], data.steps_per_beat) for i in self.songs]) if data.meter \
+            else None
         self.window, self.hop = data.window, data.hop
         lengths = store.lengths[self.songs]
         counts = np.where(lengths < self.window, 0, (lengths - self.window) // self.hop + 1)
@@ -184,7 +192,7 @@ class StoredWindows:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return (int(self.first[-1]), self.window, len(self.columns))
+        return (int(self.first[-1]), self.window, self.width)
 
     def __len__(self) -> int:
         return int(self.first[-1])
@@ -206,18 +214,33 @@ class StoredWindows:
         indices = np.asarray(indices, dtype=np.int64)
         single = indices.ndim == 0
         indices = indices.reshape(-1)
-        out = np.empty((len(indices), self.window, len(self.columns)), dtype=np.uint8)  # (n, W, C)
+        out = np.empty((len(indices), self.window, self.width), dtype=np.uint8)  # (n, W, C [+ M])
         steps = np.arange(self.window)
+        steps_after = steps + 1
         for at in range(0, len(indices), GATHER_CHUNK):
             position, start = self._locate(indices[at:at + GATHER_CHUNK])
             rows = (self.store.offsets[self.songs[position]] + start)[:, None] + steps  # (n, W) frame numbers
             packed = self.store.frames[rows]  # (n, W, 32)
-            out[at:at + len(rows)] = np.unpackbits(packed, axis=2)[:, :, self.columns]
+            out[at:at + len(rows), :, :len(self.columns)] = np.unpackbits(packed, axis=2)[:, :, self.columns]
+            if self.bar_steps is not None:  # each frame with the meter of the step after it
+                steps = (start[:, None] + steps_after[None, :]).reshape(-1)  # (n * W,)
+                bars = np.repeat(self.bar_steps[position], self.window)
+                meter = _meter_of(steps, self.steps_per_beat, bars)
+                out[at:at + len(rows), :, len(self.columns):] = meter.reshape(len(rows), self.window, -1)
         return out[0] if single else out
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         x = self[np.arange(len(self))]
         return x if dtype is None else x.astype(dtype)
+
+
+def _meter_of(steps: np.ndarray, steps_per_beat: int, bars: np.ndarray) -> np.ndarray:
+    """``meter_columns`` of steps whose songs have bars of ``bars (N,)`` steps each."""
+    out = np.empty((len(steps), steps_per_beat + MAX_BAR_BEATS), dtype=np.uint8)
+    for bar in np.unique(bars):
+        mine = bars == bar
+        out[mine] = meter_columns(steps[mine], steps_per_beat, int(bar))
+    return out
 
 
 class _SongOfWindow:

@@ -3,7 +3,7 @@ logits / advance, generate) for the VRAE, the VRNN and a plain RNN baseline."""
 
 from torch import nn
 
-from ..config import ModelConfig
+from ..config import Config, ModelConfig
 from ..errors import ConfigError
 from .rnn import RNN
 from .vrae import VRAE, LossTerms, gaussian_kl
@@ -12,15 +12,21 @@ from .vrnn import VRNN
 MODELS = {"vrae": VRAE, "vrnn": VRNN, "rnn": RNN}
 
 
-def build_model(n_columns: int, config: ModelConfig) -> nn.Module:
-    """The model a config names, for frames of ``n_columns`` columns: the pitches, and their onsets for a model of onsets."""
+def build_model(n_columns: int, config: ModelConfig, n_inputs: int | None = None) -> nn.Module:
+    """The model a config names, for frames of ``n_columns`` columns (the pitches, and their onsets for a
+    model of onsets), fed ``n_inputs`` columns a step (a frame and the next step's meter; default: a frame)."""
     try:
         cls = MODELS[config.model]
     except KeyError:
         raise ValueError(f"unknown model {config.model!r}; known: {', '.join(MODELS)}") from None
     if config.bag_of_notes > 0 and config.model != "vrae":
         raise ConfigError(f"--bag-of-notes is for the vrae, whose one code holds a whole window; not the {config.model}")
-    return cls(n_columns, config)
+    return cls(n_columns, config, n_inputs)
+
+
+def model_for(config: Config, pitches: int) -> nn.Module:
+    """The model of ``config`` (its model and data settings) for ``pitches`` pitches."""
+    return build_model(config.data.columns(pitches), config.model, config.data.inputs(pitches))
 
 
 __all__ = ["MODELS", "RNN", "VRAE", "VRNN", "LossTerms", "build_model", "gaussian_kl"]

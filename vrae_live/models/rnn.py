@@ -25,14 +25,15 @@ from .vrae import CELLS, LossTerms, State, _batched, free_run, rnn_step
 
 
 class RNN(nn.Module):
-    def __init__(self, n_columns: int, config: ModelConfig):
+    def __init__(self, n_columns: int, config: ModelConfig, n_inputs: int | None = None):
         super().__init__()
-        self.n_columns = n_columns
+        self.n_columns = n_columns  # of a frame, predicted
+        self.n_inputs = n_inputs or n_columns  # of what it is fed each step: a frame, and the next step's meter
         self.config = config
         h = config.hidden
         self.is_lstm = config.cell == "lstm"
         self.h0 = nn.Parameter(torch.zeros(2 * h if self.is_lstm else h))  # b_0
-        self.rnn = CELLS[config.cell](n_columns, h, batch_first=True)
+        self.rnn = CELLS[config.cell](self.n_inputs, h, batch_first=True)
         self.to_logits = nn.Linear(h, n_columns)  # W_out, b_out
 
     @property
@@ -87,7 +88,8 @@ class RNN(nn.Module):
         if input_dropout > 0:
             keep = torch.rand(x.shape[:2], generator=generator) >= input_dropout  # (B, T)
             fed = x * keep.to(x.device, x.dtype).unsqueeze(-1)
-        rec = F.binary_cross_entropy_with_logits(self.decode(fed), x, reduction="none").sum(dim=(1, 2))
+        rec = F.binary_cross_entropy_with_logits(self.decode(fed), x[..., :self.n_columns],
+                                                 reduction="none").sum(dim=(1, 2))
         return LossTerms(rec=rec, kl=x.new_zeros(x.shape[0], 0))
 
     @torch.no_grad()

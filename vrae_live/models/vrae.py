@@ -97,6 +97,8 @@ def free_run(model: nn.Module, z: torch.Tensor, steps: int, choose: Callable[[to
     ``choose`` turns probabilities ``(B, P)`` into the frame fed back (default: > 0.5).
     Returns probabilities and chosen frames, each ``(B, steps, P)``.
     """
+    if model.n_inputs != model.n_columns:
+        raise ValueError("a model of the meter is played through the live stream (play/stream.py), which knows the bar")
     choose = choose or (lambda p: (p > 0.5).to(p.dtype))
     state = model.initial_state(z)
     probs, frames = [], []
@@ -110,14 +112,15 @@ def free_run(model: nn.Module, z: torch.Tensor, steps: int, choose: Callable[[to
 
 
 class VRAE(nn.Module):
-    def __init__(self, n_columns: int, config: ModelConfig):
+    def __init__(self, n_columns: int, config: ModelConfig, n_inputs: int | None = None):
         super().__init__()
-        self.n_columns = n_columns
+        self.n_columns = n_columns  # of a frame, predicted
+        self.n_inputs = n_inputs or n_columns  # of what it is fed each step: a frame, and the next step's meter
         self.config = config
         cell = CELLS[config.cell]
         h, latent = config.hidden, config.latent
         self.is_lstm = config.cell == "lstm"
-        self.encoder = cell(n_columns, h, batch_first=True)  # W_in, W_enc, b_enc
+        self.encoder = cell(self.n_inputs, h, batch_first=True)  # W_in, W_enc, b_enc
         self.to_mu = nn.Linear(h, latent)  # W_mu, b_mu
         self.to_logvar = nn.Linear(h, latent)  # W_sigma, b_sigma
         # BN-VAE (Zhu et al. 2020): in training, mu is standardised over the batch and scaled
@@ -128,7 +131,7 @@ class VRAE(nn.Module):
         if config.mu_batchnorm > 0:
             self.mu_norm = BatchWhitening(latent) if config.mu_whiten else nn.BatchNorm1d(latent, affine=False)
         self.to_h0 = nn.Linear(latent, 2 * h if self.is_lstm else h)  # W_z, b_z
-        self.decoder = cell(n_columns + (latent if config.z_every_step else 0), h, batch_first=True)  # W_x, W_dec, b_dec
+        self.decoder = cell(self.n_inputs + (latent if config.z_every_step else 0), h, batch_first=True)  # W_x, W_dec, b_dec
         self.to_logits = nn.Linear(h, n_columns)  # W_out, b_out
         # Bag of notes (the bag-of-words loss of Zhao et al. 2017): from z alone, a linear map
         # predicts the share of the window's frames each pitch sounds in, so the code must carry
@@ -252,8 +255,9 @@ class VRAE(nn.Module):
             keep = torch.rand(x.shape[:2], generator=generator) >= input_dropout  # (B, T)
             fed = x * keep.to(x.device, x.dtype).unsqueeze(-1)
         logits = self.decode(z, fed)
-        rec = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=(1, 2))
-        return LossTerms(rec=rec, kl=gaussian_kl(mu, logvar), notes=self.bag_of_notes(z, x))
+        frames = x[..., :self.n_columns]  # what is predicted: not the meter fed beside each frame
+        rec = F.binary_cross_entropy_with_logits(logits, frames, reduction="none").sum(dim=(1, 2))
+        return LossTerms(rec=rec, kl=gaussian_kl(mu, logvar), notes=self.bag_of_notes(z, frames))
 
     def bag_of_notes(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
         """Cross-entropy (nats, summed over pitches) of each pitch's share of the frames ``x (B, T, P)``
@@ -275,7 +279,8 @@ class VRAE(nn.Module):
         log_w = []
         for _ in range(samples):
             z = self.sample(mu, logvar, generator)
-            log_px = -F.binary_cross_entropy_with_logits(self.decode(z, x), x, reduction="none").sum(dim=(1, 2))
+            log_px = -F.binary_cross_entropy_with_logits(self.decode(z, x), x[..., :self.n_columns],
+                                                         reduction="none").sum(dim=(1, 2))
             log_pz = (-0.5 * (z.pow(2) + math.log(2 * math.pi))).sum(-1)
             log_qz = (-0.5 * ((z - mu).pow(2) / logvar.exp() + logvar + math.log(2 * math.pi))).sum(-1)
             log_w.append(log_px + log_pz - log_qz)

@@ -107,13 +107,14 @@ class VRNN(nn.Module):
     # way (measured on Bach after 10 epochs: steering ratio 0.85 on the songs' span, 1.69 on +-2).
     pad_min_extent = 2.0
 
-    def __init__(self, n_columns: int, config: ModelConfig):
+    def __init__(self, n_columns: int, config: ModelConfig, n_inputs: int | None = None):
         super().__init__()
-        self.n_columns = n_columns
+        self.n_columns = n_columns  # of a frame, predicted
+        self.n_inputs = n_inputs or n_columns  # of what it is fed each step: a frame, and the next step's meter
         self.config = config
         p, h, f, latent = n_columns, config.hidden, config.features, config.latent
         self.is_lstm = config.cell == "lstm"
-        self.phi_x = nn.Linear(p, f)  # W_x, b_x
+        self.phi_x = nn.Linear(self.n_inputs, f)  # W_x, b_x
         self.phi_z = nn.Linear(latent, f)  # W_z, b_z
         self.prior = nn.Linear(h, f)  # W_0, b_0
         self.prior_mu, self.prior_logvar = nn.Linear(f, latent), nn.Linear(f, latent)
@@ -222,7 +223,7 @@ class VRNN(nn.Module):
             keep = torch.rand(x.shape[:2], generator=generator) >= input_dropout  # (B, T)
             fed = x * keep.to(x.device, x.dtype).unsqueeze(-1)
         run = self.posterior_pass(x, eps, fed)
-        rec = F.binary_cross_entropy_with_logits(run.logits, x, reduction="none").sum(dim=(1, 2))
+        rec = F.binary_cross_entropy_with_logits(run.logits, x[..., :self.n_columns], reduction="none").sum(dim=(1, 2))
         kl = gaussian_kl_between(run.mu_q, run.logvar_q, run.mu_p, run.logvar_p).sum(1)  # (B, L)
         return LossTerms(rec=rec, kl=kl)
 
@@ -238,7 +239,8 @@ class VRNN(nn.Module):
         log_w = []
         for _ in range(samples):
             run = self.posterior_pass(x, self._noise((batch, steps, self.config.latent), x, generator))
-            log_px = -F.binary_cross_entropy_with_logits(run.logits, x, reduction="none").sum(dim=(1, 2))
+            log_px = -F.binary_cross_entropy_with_logits(run.logits, x[..., :self.n_columns],
+                                                         reduction="none").sum(dim=(1, 2))
             log_pz = gaussian_log_density(run.z, run.mu_p, run.logvar_p).sum(dim=(1, 2))
             log_qz = gaussian_log_density(run.z, run.mu_q, run.logvar_q).sum(dim=(1, 2))
             log_w.append(log_px + log_pz - log_qz)

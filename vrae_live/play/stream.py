@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import torch
 
+from ..data.meter import bar_steps, meter_columns
 from ..errors import ConfigError
 from .decoder import Decoder
 from .notes import Gate, NoteSettings
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
 DENSITY_RANGE = 4.0  # logits added at density 0 or 1 (0.5 adds none)
 REANCHOR_SHARE = 0.02  # a pad move of this share of the pad's diagonal re-anchors an h_0-only model mid-hop
 DRAW_ROWS = 64  # frames of draws buffered per voice
+LIVE_BAR_QUARTERS = 4.0  # the bar a model of the meter plays in live: 4/4
 _JOINS = (None, "hop", "move")  # a voice's join code this step: 0 runs on, 1 a window on the grid, 2 re-anchored
 _RUN, _HOP, _MOVE = 0, 1, 2
 
@@ -133,7 +135,7 @@ class Stream:
 
     def __init__(self, model: Decoder, window: int, hop: int, voices: int = 1,
                  settings: NoteSettings | None = None, blend: int | None = None, seed: int = 0,
-                 reanchor_distance: float = 0.0, onsets: bool = False):
+                 reanchor_distance: float = 0.0, onsets: bool = False, meter: tuple[int, int] | None = None):
         if not 1 <= hop <= window:
             raise ValueError(f"hop must be 1..window ({window}), not {hop}")
         if voices < 1:
@@ -156,6 +158,8 @@ class Stream:
         self.count = voices
         self.voices: list[VoiceStream | None] = [None] * voices
         self.frame = 0  # steps taken: the shared hop grid's clock
+        # a model of the meter: (steps a beat, steps a bar), and the step of the song at frame 0 (align())
+        self.meter, self.first_step = meter, 0
         self.model_calls = 0  # batched calls to the model, for tests and the benchmark
         # every voice's part of the stream, one row a voice
         self._started = np.zeros(voices, bool)
@@ -246,6 +250,21 @@ class Stream:
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(array, dtype=torch.float32, device=self.device)
 
+    def _input(self, frames: np.ndarray, step: int) -> torch.Tensor:
+        """What the model is fed: decided frames ``(B, C)`` or ``(B, T, C)``, the first of them the frame
+        before stream frame ``step``, each with the meter of the step after it for a model of the meter."""
+        if self.meter is None:
+            return self._tensor(frames)
+        steps = self.first_step + step + np.arange(frames.shape[1] if frames.ndim == 3 else 1)
+        meter = meter_columns(steps, *self.meter)  # (T, M)
+        meter = np.broadcast_to(meter if frames.ndim == 3 else meter[0], (*frames.shape[:-1], meter.shape[-1]))
+        return self._tensor(np.concatenate([frames, meter], axis=-1))
+
+    def align(self, step: int) -> None:
+        """The frame decoded next falls on step ``step`` of the song (a step 0 is a downbeat): a clock that
+        knows where the song is (a DAW's Song Position Pointer, Link's beat) puts a model of the meter there."""
+        self.first_step = step - self.frame
+
     @torch.inference_mode()
     def step(self, zs: dict[int, np.ndarray], densities: dict[int, float] | None = None,
              temperature: float = 0.0) -> dict[int, DecodedFrame]:
@@ -279,8 +298,7 @@ class Stream:
 
         if all_run:
             state, index = self._rows(active, everyone)
-            fed = self._fed[rows]
-            state = model.advance(self._tensor(fed), state, self._tensor(z))
+            state = model.advance(self._input(self._fed[rows], self.frame), state, self._tensor(z))
             self.model_calls += 1
             self._put(active, index, state)
         else:
@@ -341,7 +359,7 @@ class Stream:
         if len(running):  # one advance for every voice that runs on
             rows = active[running]
             state, index = self._rows(rows, False)
-            state = model.advance(self._tensor(self._fed[rows]), state, self._tensor(z[running]))
+            state = model.advance(self._input(self._fed[rows], self.frame), state, self._tensor(z[running]))
             self.model_calls += 1
             self._put(rows, index, state)
 
@@ -363,10 +381,10 @@ class Stream:
         rows = active[looking]
         zt = self._tensor(z[looking])
         state, _ = self._rows(rows, whole)
-        frame = self._tensor(self._fed[rows])  # (B, P)
+        frame = self._fed[rows]  # (B, C)
         offsets = torch.as_tensor(bias[looking], dtype=torch.float32, device=self.device)[:, None]
         for i in range(self.blend):
-            state = model.advance(frame, state, zt)
+            state = model.advance(self._input(frame, self.frame + i), state, zt)
             p = torch.sigmoid(model.logits(state) + offsets).double().cpu().numpy()  # (B, P)
             self.model_calls += 2
             self._tails[rows, i] = p
@@ -374,7 +392,7 @@ class Stream:
                 picks = np.tile(self._draw(rows), self.n_columns // self.n_pitches) < p
             else:
                 picks = p >= 0.5
-            frame = self._tensor(picks)
+            frame = picks
         self._fading[rows] = True
 
     def _begin_windows(self, active: np.ndarray, joining: np.ndarray, joins: np.ndarray, z: np.ndarray,
@@ -393,8 +411,8 @@ class Stream:
             state = model.initial_state(zt)
             self.model_calls += 1
             if teacher:
-                context = self._ring[members[:, None], self._ring_slots(teacher)[None, :]]  # (B, teacher, P)
-                state = model.advance(self._tensor(context), state, zt)
+                context = self._ring[members[:, None], self._ring_slots(teacher)[None, :]]  # (B, teacher, C)
+                state = model.advance(self._input(context, self.frame - teacher + 1), state, zt)
                 self.model_calls += 1
             self._put(members, None if whole and len(lengths) == 1 else torch.as_tensor(members, device=self.device),
                       state)
@@ -424,6 +442,7 @@ def reanchor_distance(checkpoint: "Checkpoint") -> float:
 def live_stream(checkpoint: "Checkpoint", hop: int | None = None, notes: NoteSettings | None = None,
                 seed: int = 0, voices: int = 1) -> Stream:
     """The stream ``serve`` plays from ``checkpoint``: its model and window, hop from :func:`live_hop`."""
-    return Stream(checkpoint.model, checkpoint.config.data.window, live_hop(checkpoint, hop), voices,
-                  notes or NoteSettings(), seed=seed, reanchor_distance=reanchor_distance(checkpoint),
-                  onsets=checkpoint.config.data.onsets)
+    data = checkpoint.config.data
+    meter = (data.steps_per_beat, bar_steps(LIVE_BAR_QUARTERS, data.steps_per_beat)) if data.meter else None
+    return Stream(checkpoint.model, data.window, live_hop(checkpoint, hop), voices, notes or NoteSettings(), seed=seed,
+                  reanchor_distance=reanchor_distance(checkpoint), onsets=data.onsets, meter=meter)

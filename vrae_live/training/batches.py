@@ -84,8 +84,9 @@ class Transposer:
     for the global batch so that a batch shared among processes moves as it would in one.
     """
 
-    def __init__(self, pitches: list[int], max_shift: int, device: torch.device) -> None:
+    def __init__(self, pitches: list[int], max_shift: int, device: torch.device, columns: int | None = None) -> None:
         self.max_shift = max_shift
+        self.columns = columns or len(pitches)  # of the frames (the pitches, and their onsets); any after stay
         self.pitches = torch.tensor(pitches, device=device)  # (P,)
         # kept[s, j]: the pitch a shift s - max_shift takes pitch j to is one of the model's, and its index
         shifted = self.pitches[None, :] + torch.arange(-max_shift, max_shift + 1, device=device)[:, None]  # (S, P)
@@ -97,10 +98,11 @@ class Transposer:
         return torch.rand((n, 2 * self.max_shift + 1), generator=generator)
 
     def __call__(self, batch: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
-        """``batch (B, W, C)`` with each window moved by the shift its row of ``draws (B, S)`` picks; a new
-        tensor. ``C`` is the ``P`` pitches, or ``2P`` with their onsets after them (moved alike)."""
-        parts = batch.shape[2] // len(self.pitches)
-        x = batch.unflatten(2, (parts, len(self.pitches)))  # (B, W, parts, P)
+        """``batch (B, W, C [+ M])`` with each window moved by the shift its row of ``draws (B, S)`` picks; a
+        new tensor. ``C`` is the ``P`` pitches, or ``2P`` with their onsets after them (moved alike); the
+        meter after them, if any, stays."""
+        parts = self.columns // len(self.pitches)
+        x = batch[..., :self.columns].unflatten(2, (parts, len(self.pitches)))  # (B, W, parts, P)
         sounding = x[:, :, 0].amax(1) > 0  # (B, P)
         allowed = ~(sounding[:, None, :] & ~self.kept[None]).any(-1)  # (B, S): every note lands on a pitch
         shift = torch.where(allowed, draws.to(batch.device), -1.0).argmax(1)  # (B,) a uniform choice among the allowed
@@ -108,4 +110,4 @@ class Transposer:
         moved = torch.zeros_like(x)
         # pitches moved off the model's add nothing (their window was not allowed that shift)
         moved.scatter_add_(3, target, x * self.kept[shift][:, None, None, :])
-        return moved.flatten(2)
+        return torch.cat([moved.flatten(2), batch[..., self.columns:]], dim=2)

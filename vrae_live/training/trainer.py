@@ -35,7 +35,7 @@ from ..checkpoint import Checkpoint, load_checkpoint, load_optimizer_state, read
 from ..config import Config
 from ..data.corpus import TrainingData
 from ..errors import CheckpointError, ConfigError, TrainingError
-from ..models import build_model
+from ..models import model_for
 from ..pad import latent_plane
 from ..songmap import map_of_windows
 from .aggressive import EncoderCatchUp
@@ -97,7 +97,7 @@ class Trainer:
         self.stop_requested = False
         self.progress = Progress()
         torch.manual_seed(config.train.seed)
-        self.model = build_model(config.data.columns(len(data.pitches)), config.model).to(self.device)
+        self.model = model_for(config, len(data.pitches)).to(self.device)
         self.ddp = self.world.ddp(self.model)  # under torchrun: the model's loss_terms, wrapped
         self.autocast = lambda: autocast(config.train.precision, self.device)
         t = config.train
@@ -107,16 +107,16 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr, betas=(t.beta1, t.beta2), fused=fused,
                                           weight_decay=t.weight_decay, decoupled_weight_decay=True)
         self.noise = self.world.noise_generator(t.seed)
-        # Batches are drawn from the roll store (or an array in memory) by index; the end-of-epoch
-        # figures are taken on a bounded subsample (all windows of a small corpus).
+        # Batches are drawn from the roll store (or memory) by index; figures on a bounded subsample.
         self.batches = WindowBatches(data.train.x, self.device)
-        self.transposer = Transposer(list(data.pitches), t.transpose, self.device) if t.transpose else None
+        columns = config.data.columns(len(data.pitches))  # of the frames; the meter after them is not moved
+        self.transposer = Transposer(list(data.pitches), t.transpose, self.device, columns) if t.transpose else None
         self.measured_train = MeasuredWindows(data.train, config.data.hop, self.device)
         self.measured_val = (MeasuredWindows(data.val, config.data.hop, self.device)
                              if data.val is not None and len(data.val.x) else None)
-        # The figure to beat: copying the last frame, on the windows the bound is measured on.
-        self.copy_bound = copy_bound(self.measured_train.x, (self.measured_val or self.measured_train).x,
-                                     len(data.pitches))
+        self.copy_bound = copy_bound(  # the figure to beat: copying the last frame, where the bound is measured
+            self.measured_train.x[..., :columns], (self.measured_val or self.measured_train).x[..., :columns],
+            len(data.pitches))
         # Under torchrun a last batch too small to give every process its share is left out of
         # the epoch (distributed.World.min_batch); in one process every batch counts.
         self.min_batch = self.world.min_batch(self.model)
