@@ -281,3 +281,10 @@ def test_send_clock_needs_a_midi_port(tmp_path):
     result = CliRunner().invoke(main, ["serve", "--no-midi", "--send-clock", "--record", str(tmp_path / "t.mid")])
     assert result.exit_code != 0
     assert "--send-clock sends on the MIDI port: not with --no-midi" in result.output
+
+
+def test_a_frames_song_step_is_its_session_beat_so_a_quantum_starts_a_bar():
+    fake, session, clock = make(beat=5.3)
+    assert clock.song_step(3) == 3  # before the start: the take's own count
+    assert clock.wait().index == 0 and clock.song_step(0) == 32  # frame 0 on beat 8: step 32, a downbeat
+    assert [clock.song_step(k) % 16 for k in (1, 4, 15, 16)] == [1, 4, 15, 0]

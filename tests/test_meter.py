@@ -107,3 +107,27 @@ def test_the_stream_feeds_each_frame_with_the_meter_of_the_step_after_it_and_fol
     stream.align(6)  # the frame decoded next is a downbeat (a Song Position Pointer says so)
     stream.next_frame(np.zeros(1))
     assert np.array_equal(model.fed[0][0, 3:].numpy(), meter_columns(np.array([6]), 2, 6)[0])
+
+
+def test_the_performer_puts_a_model_of_the_meter_where_the_clock_says_the_song_is():
+    """A clock that knows the song's position (a DAW's Song Position Pointer; Link's beat) moves the
+    stream's step count: each frame is decoded with the meter of the step it is played on."""
+    from vrae_live.checkpoint import Checkpoint
+    from vrae_live.config import load_config
+    from vrae_live.live.controls import Controls
+    from vrae_live.models import model_for
+    from vrae_live.play.clock import OfflineClock
+    from vrae_live.play.performer import Performer
+    from vrae_live.play.sink import MemorySink
+
+    config = load_config("live-2d", {"hidden": 8, "meter": True, "onsets": True})
+    ckpt = Checkpoint(model_for(config, 3).eval(), config, [60, 64, 67])
+
+    class MidSong(OfflineClock):  # the DAW started the take 5 steps into a bar (step 21 of the song)
+        def song_step(self, k: int) -> int:
+            return k + 21
+
+    performer = Performer(ckpt, Controls(latent_size=2), MemorySink(), clock=MidSong(0.125))
+    performer.run(max_frames=6)
+    stream = performer.bank.stream
+    assert stream.first_step == 21  # the stream's frame 0 was the song's step 21, the bar's sixth sixteenth

@@ -139,6 +139,11 @@ class TickBook:
         """Book one tick's lateness; ``late``: count it late whatever the tolerance."""
         self.lateness.add(lateness, 0.0 if late else self.late_tolerance_s)
 
+    def song_step(self, k: int) -> int:
+        """The step of the song tick ``k`` falls on, step 0 a downbeat: ``k`` itself, for a clock whose
+        tick 0 is the take's first downbeat (or whose ticks count the song's steps, as MIDI clock's do)."""
+        return k
+
 
 class Clock(Protocol):
     """What the performer asks of its clock: :class:`FrameClock`, :class:`OfflineClock`, and
@@ -173,6 +178,9 @@ class Clock(Protocol):
 
     def report(self) -> str:
         """What the clock did that the notes show (ticks lost, beat jumps), for the stop line; "" for nothing."""
+
+    def song_step(self, k: int) -> int:
+        """The step of the song tick ``k`` falls on, step 0 a downbeat (a model of the meter plays there)."""
 
 
 class FrameClock(TickBook):

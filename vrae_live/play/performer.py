@@ -154,6 +154,7 @@ class Performer:
         self.stop_reason: str | None = None  # why run() ended early: "SIGINT", "the JACK server went away", ...
         self._stop_error: BaseException | None = None
         self._buffer: deque[VoicesFrame] = deque()  # the frame decoded ahead
+        self._next_tick = 0  # the clock's tick the frame decoded next is played on
         self._reset_stream = False
         self.current_z: np.ndarray | None = None  # voice 1's z of the frame last decoded
         self.played: VoicesFrame | None = None  # the frame of the last tick; None when a panic silenced it
@@ -178,6 +179,7 @@ class Performer:
         if self._reset_stream:
             self._reset_stream = False
             self.bank.reset()
+        self.bank.stream.align(self.clock.song_step(self._next_tick))  # a model of the meter plays in the bar
         frame = self.bank.decode(state)
         self.current_z = self.bank.current_z[0]
         self._buffer.append(frame)
@@ -241,6 +243,7 @@ class Performer:
                     break
                 if tick is None:  # a clock held by a stopped transport
                     continue
+                self._next_tick = tick.index + 1  # the tick the frame decoded next is played on
                 if self.clock_out is not None:
                     self.clock_out.at_frame(tick.index)
                 state = self.control_state(self.stats.frames)

@@ -142,6 +142,11 @@ class LinkClock(TickBook):
             raise RuntimeError("the clock has not started")
         return self._anchor_beat + (k - self._anchor_tick) / self.steps_per_beat
 
+    def song_step(self, k: int) -> int:
+        """The step of the session frame ``k`` is due on: its beat in steps, so a quantum's first beat is a
+        downbeat (before the clock starts, ``k``: the first frame waits for a quantum boundary)."""
+        return k if self._anchor_beat is None else round(self.beat_of(k) * self.steps_per_beat)
+
     def deadline(self, k: int) -> float:
         """When frame ``k`` is due, in ``now()`` seconds, at the tempo last read."""
         t, beat, tempo = self._snapshot
