@@ -131,3 +131,16 @@ def test_the_performer_puts_a_model_of_the_meter_where_the_clock_says_the_song_i
     performer.run(max_frames=6)
     stream = performer.bank.stream
     assert stream.first_step == 21  # the stream's frame 0 was the song's step 21, the bar's sixth sixteenth
+
+
+def test_a_join_is_compared_with_frames_at_its_place_in_the_beat():
+    from vrae_live.measure.seams import join_rates
+
+    phase = np.arange(64) % 4  # sixteenths: a beat every 4
+    starts = np.where(phase == 0, 3.0, 1.0)  # music that starts more notes on the beat
+    joined = np.arange(64) % 16 == 0  # a window begun on each downbeat
+    at_joins, inside = join_rates(starts, joined, phase)
+    assert (at_joins, inside) == (3.0, 3.0)  # no seam: the joins play as the other beats do
+    starts[joined] = 6.0  # a seam: every join strikes more
+    assert join_rates(starts, joined, phase) == (6.0, 3.0)
+    assert join_rates(starts, joined, np.zeros(64, int))[1] == pytest.approx((3 * 12 + 48 * 1) / 60)  # no beat
