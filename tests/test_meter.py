@@ -144,3 +144,20 @@ def test_a_join_is_compared_with_frames_at_its_place_in_the_beat():
     starts[joined] = 6.0  # a seam: every join strikes more
     assert join_rates(starts, joined, phase) == (6.0, 3.0)
     assert join_rates(starts, joined, np.zeros(64, int))[1] == pytest.approx((3 * 12 + 48 * 1) / 60)  # no beat
+
+
+@pytest.mark.parametrize("kind", ["vrae", "vrnn", "rnn"])
+def test_every_model_is_fed_the_meter_and_predicts_only_the_frame(kind):
+    from vrae_live.config import load_config
+    from vrae_live.models import model_for
+
+    config = load_config("live-2d", {"model": kind, "hidden": 8, "features": 4, "meter": True, "onsets": True})
+    model = model_for(config, 3)
+    assert (model.n_columns, model.n_inputs) == (6, 6 + 4 + 8)
+    x = torch.zeros(2, 16, 18)
+    x[:, :, :6] = (torch.rand(2, 16, 6) < 0.3).float()
+    x[:, :, 6:] = torch.from_numpy(meter_columns(np.arange(1, 17), 4, 16)).float()
+    terms = model.loss_terms(x)
+    assert torch.isfinite(terms.rec).all() and terms.rec.shape == (2,)
+    stream = Stream(model, window=16, hop=8, meter=(4, 16), onsets=True)
+    assert stream.next_chunk(np.zeros(2), temperature=1.0).frames.shape == (8, 3)
