@@ -33,6 +33,14 @@ def test_bench_train_prints_its_figures(capsys):
     assert "threads: 1" in out and "machine:" in out and "torch" in out
 
 
+def test_bench_frames_prints_each_form_against_the_binary_roll(capsys):
+    assert load_script("bench_frames").main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("machine: ")
+    assert "binary roll" in out and "(100 columns fed)" in out and "(112 columns fed)" in out
+    assert "x1.00" in out
+
+
 def test_bench_train_notes_a_missing_gpu(capsys):
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
