@@ -19,8 +19,9 @@ lengths below are counted in frames.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -223,13 +224,19 @@ class Gate:
         s = self.settings
         if s.polyphony is None:
             return
-        for r in np.flatnonzero(new_on.sum(axis=1) > s.polyphony):
-            free = max(s.polyphony - int(protected[r].sum()), 0)
-            competing = np.flatnonzero(sounding[r] | starting[r])
-            # lexsort sorts by the last key first: falling q, then sounding first, then index.
-            order = np.lexsort((competing, ~on[r, competing], -q[r, competing]))
-            new_on[r] = protected[r]
-            new_on[r, competing[order[:free]]] = True
+        over = np.flatnonzero(new_on.sum(axis=1) > s.polyphony)
+        if not len(over):
+            return
+        free = np.maximum(s.polyphony - protected[over].sum(axis=1), 0)  # voices left past rule 1, a row
+        row, col = np.nonzero(sounding[over] | starting[over])  # the competing pitches of the rows over the limit
+        r = over[row]
+        # every row at once: lexsort sorts by the last key first: the row, falling q, sounding first, index.
+        order = np.lexsort((col, ~on[r, col], -q[r, col], row))
+        row, col = row[order], col[order]
+        rank = np.arange(len(row)) - np.searchsorted(row, row)  # place among the row's competitors
+        win = rank < free[row]
+        new_on[over] = protected[over]
+        new_on[over[row[win]], col[win]] = True
 
     def _keep(self, rows: np.ndarray | None, on: np.ndarray, age: np.ndarray, locked: np.ndarray,
               new_on: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -241,9 +248,9 @@ class Gate:
         return out.copy()
 
 
-@dataclass(frozen=True)
-class NoteEvent:
-    """One note on or off. ``velocity`` is 0 for an off; ``channel`` is 0..15."""
+class NoteEvent(NamedTuple):
+    """One note on or off. ``velocity`` is 0 for an off; ``channel`` is 0..15. A tuple: made for every
+    note of every voice, it costs a third of a frozen dataclass."""
 
     kind: str  # "on" or "off"
     note: int
@@ -266,17 +273,19 @@ class NoteEmitter:
         self.settings = settings or NoteSettings()
         # pitch index -> (channel, note) it sounds, or None when held silent
         self._held: dict[int, tuple[int, int] | None] = {}
+        self._sounding: set[tuple[int, int]] = set()  # the pairs of _held that are not None
 
     @property
     def sounding(self) -> frozenset[tuple[int, int]]:
         """The (channel, note) pairs switched on and not yet off."""
-        return frozenset(v for v in self._held.values() if v is not None)
+        return frozenset(self._sounding)
 
     def velocity_for(self, prob: float) -> int:
         """Velocity 1..127 from a probability: linear over ``settings.velocity_range``."""
         low, high = self.settings.velocity_range
-        p = min(max(float(prob), 0.0), 1.0) if np.isfinite(prob) else 0.0
-        return int(np.clip(round(low + p * (high - low)), 1, 127))
+        p = float(prob)  # plain floats: numpy's scalar calls cost more than the rest of a note
+        p = min(max(p, 0.0), 1.0) if math.isfinite(p) else 0.0
+        return min(max(round(low + p * (high - low)), 1), 127)
 
     def step(
         self,
@@ -314,31 +323,35 @@ class NoteEmitter:
             raise ValueError(f"MIDI channel must be 0..15, not {channel}")
 
         events: list[NoteEvent] = []
-        kept = frame if struck is None else frame & ~np.asarray(struck, dtype=bool)
-        for index in sorted(i for i in self._held if not kept[i]):
-            target = self._held.pop(index)
+        held, own = self._held, self._sounding
+        kept = (frame if struck is None else frame & ~np.asarray(struck, dtype=bool)).tolist()
+        for index in sorted(i for i in held if not kept[i]):
+            target = held.pop(index)
             if target is not None:
+                own.discard(target)
                 events.append(NoteEvent("off", target[1], 0, target[0]))
 
-        sounding = self.sounding | busy
-        for index in np.flatnonzero(frame):
-            index = int(index)
-            if index in self._held:
+        sounding = own | busy
+        transpose = int(transpose)
+        for index in np.flatnonzero(frame).tolist():
+            if index in held:
                 continue
-            note = int(pitches[index]) + int(transpose)
+            note = int(pitches[index]) + transpose
             if not 0 <= note <= 127 or (channel, note) in sounding:
-                self._held[index] = None
+                held[index] = None
                 continue
             vel = velocity if velocity is not None else self.velocity_for(probs[index])
             if gain != 1.0:
                 vel = max(1, round(vel * gain))
             events.append(NoteEvent("on", note, int(vel), channel))
-            self._held[index] = (channel, note)
-            sounding = sounding | {(channel, note)}
+            held[index] = (channel, note)
+            own.add((channel, note))
+            sounding.add((channel, note))
         return events
 
     def all_off(self) -> list[NoteEvent]:
         """Offs for every sounding note; afterwards nothing sounds or is held."""
-        events = [NoteEvent("off", note, 0, ch) for ch, note in sorted(self.sounding)]
+        events = [NoteEvent("off", note, 0, ch) for ch, note in sorted(self._sounding)]
         self._held.clear()
+        self._sounding.clear()
         return events
