@@ -22,6 +22,17 @@ from .notes import NoteEvent
 
 ALL_NOTES_OFF = 123  # channel mode message, CC 123
 
+
+def note_message(kind: str, note: int, velocity: int, channel: int) -> mido.Message:
+    """A ``note_on`` or ``note_off`` message. mido's checks cost most of a message (every note of
+    every voice, every frame): they are skipped where plain ints in range make them pass, else
+    mido checks and raises as ever."""
+    if (type(note) is int and type(velocity) is int and type(channel) is int
+            and 0 <= note <= 127 and 0 <= velocity <= 127 and 0 <= channel <= 15):
+        return mido.Message(kind, skip_checks=True, note=note, velocity=velocity, channel=channel)
+    return mido.Message(kind, note=note, velocity=velocity, channel=channel)
+
+
 class MidiSink:
     """Base class: sends ``mido.Message`` objects and remembers what sounds.
 
@@ -70,10 +81,10 @@ class MidiSink:
             self._sounding.discard((channel, msg.note))
 
     def note_on(self, note: int, velocity: int = 100, channel: int = 0) -> None:
-        self.send(mido.Message("note_on", note=note, velocity=velocity, channel=channel))
+        self.send(note_message("note_on", note, velocity, channel))
 
     def note_off(self, note: int, channel: int = 0, velocity: int = 0) -> None:
-        self.send(mido.Message("note_off", note=note, velocity=velocity, channel=channel))
+        self.send(note_message("note_off", note, velocity, channel))
 
     def send_events(self, events: Iterable[NoteEvent]) -> None:
         """Send :class:`NoteEvent` objects from :class:`~vrae_live.play.notes.NoteEmitter`."""
