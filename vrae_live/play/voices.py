@@ -30,7 +30,7 @@ import numpy as np
 
 from ..pad import Glide, LatentPlane
 from .notes import NoteEmitter, NoteEvent, NoteSettings
-from .state import ControlState
+from .state import ControlState, Voice
 from .stream import DecodedFrame, Stream
 
 _EPS = 1e-9
@@ -122,16 +122,17 @@ def play_voices(voices: Sequence[VoiceNotes], plans: Sequence[VoicePlan], decode
     on ports of their own (``own_ports``) share nothing."""
     ending = [(k, voices[k].play(plan, None, pitches)) for k, plan in enumerate(plans) if plan.ends]
     played = [(k, events) for k, events in ending if events]
+    holds = [frozenset() if own_ports else v.emitter.sounding for v in voices]  # renewed as a voice's notes change
     for k, plan in enumerate(plans):
         if plan.ends:
             continue
-        busy = frozenset() if own_ports else frozenset().union(
-            *(v.emitter.sounding for j, v in enumerate(voices) if j != k))
         out = outputs[k]
         events = voices[k].play(plan, decoded.get(k), pitches, velocity=out.velocity, transpose=out.transpose,
-                                channel=out.channel, busy=busy)
+                                channel=out.channel, busy=frozenset().union(*holds[:k], *holds[k + 1:]))
         if events:
             played.append((k, events))
+            if not own_ports:
+                holds[k] = voices[k].emitter.sounding
     return played
 
 
@@ -167,6 +168,7 @@ class VoiceBank:
         self.notes = [VoiceNotes(settings, 1 if self.solo else attack, release) for _ in range(self.count)]
         self.glides = [Glide(glide_s) for _ in range(self.count)]
         self.current_z: list[np.ndarray | None] = [None] * self.count
+        self._targets: list[tuple] = [((), None)] * self.count  # voice k's last (z, x, y) and the z it asks for
 
     def decode(self, state: ControlState) -> VoicesFrame:
         """Plan every voice from the touches of ``state`` and decode the sounding ones together."""
@@ -181,10 +183,20 @@ class VoiceBank:
             elif plan.ends:
                 self.stream.stop(k)
             if plan.decodes:
-                zs[k] = self.current_z[k] = self.glides[k].step(self.plane.target(voice.z, voice.x, voice.y), self.period_s)
+                zs[k] = self.current_z[k] = self.glides[k].step(self._target(k, voice), self.period_s)
                 densities[k] = voice.density
         decoded = self.stream.step(zs, densities, state.temperature)
         return VoicesFrame(plans, decoded, zs)
+
+    def _target(self, k: int, voice: Voice) -> np.ndarray:
+        """The z voice ``k``'s controls ask for, worked out again only when they change: the same
+        objects (a control state's values are immutable) ask for the same z, bit for bit."""
+        asked, target = self._targets[k]
+        if len(asked) != 3 or any(a is not b for a, b in zip(asked, (voice.z, voice.x, voice.y))):
+            asked = (voice.z, voice.x, voice.y)
+            target = self.plane.target(*asked)
+            self._targets[k] = (asked, target)
+        return target
 
     def play(self, frame: VoicesFrame, state: ControlState) -> list[tuple[int, list[NoteEvent]]]:
         """Each voice's events for ``frame``, with the velocity, transpose and channel of ``state``."""
