@@ -40,7 +40,10 @@ def write_waltzes(folder):
     return folder
 
 
-def test_windows_of_a_model_of_the_meter_carry_the_next_steps_place_in_the_bar(tmp_path):
+def test_windows_of_a_model_of_the_meter_carry_the_next_steps_place_in_the_bar(tmp_path, monkeypatch):
+    from vrae_live.data import store
+
+    monkeypatch.setattr(store, "GATHER_CHUNK", 3)  # windows read a few at a time, as a large corpus is
     songs = write_waltzes(tmp_path / "songs")
     data = DataConfig(fs=None, steps_per_beat=2, window=12, hop=5, onsets=True, meter=True)
     in_memory = load_songs(songs, data.timing, cache_dir=tmp_path / "cache", workers=1)

@@ -223,9 +223,9 @@ class StoredWindows:
             packed = self.store.frames[rows]  # (n, W, 32)
             out[at:at + len(rows), :, :len(self.columns)] = np.unpackbits(packed, axis=2)[:, :, self.columns]
             if self.bar_steps is not None:  # each frame with the meter of the step after it
-                steps = (start[:, None] + steps_after[None, :]).reshape(-1)  # (n * W,)
+                after = (start[:, None] + steps_after[None, :]).reshape(-1)  # (n * W,) the steps after each frame
                 bars = np.repeat(self.bar_steps[position], self.window)
-                meter = _meter_of(steps, self.steps_per_beat, bars)
+                meter = _meter_of(after, self.steps_per_beat, bars)
                 out[at:at + len(rows), :, len(self.columns):] = meter.reshape(len(rows), self.window, -1)
         return out[0] if single else out
 
