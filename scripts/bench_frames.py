@@ -35,7 +35,8 @@ from vrae_live.machine import machine_line  # noqa: E402
 from vrae_live.training.trainer import Trainer  # noqa: E402
 
 PITCHES = list(range(36, 86))  # 50 pitches, as 30 chorales keep
-FORMS = {"binary roll": {}, "onsets": {"onsets": True}, "onsets + meter": {"onsets": True, "meter": True}}
+FORMS = {"binary roll": {"onsets": False, "meter": False}, "onsets": {"onsets": True, "meter": False},
+         "onsets + meter": {"onsets": True, "meter": True}}
 
 
 def windows_of(form: dict, roll: np.ndarray, onsets: np.ndarray) -> np.ndarray:
