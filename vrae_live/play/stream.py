@@ -307,8 +307,8 @@ class Stream:
         state = self._state if everyone else take_states(self._state, torch.as_tensor(active, device=self.device))
         logits = model.logits(state)  # (B, P)
         self.model_calls += 1
-        if len(bias) == 1 or (bias == bias[0]).all():  # one density for all: no tensor of offsets to build
-            logits = logits + float(bias[0])
+        if len(bias) == 1 or (bias == bias[0]).all():  # one density for all: a scalar, none at 0.5 (sigmoid(-0.) = 0.5)
+            logits = logits + float(bias[0]) if bias[0] else logits
         else:
             logits = logits + torch.as_tensor(bias, dtype=logits.dtype, device=logits.device)[:, None]
         probs = torch.sigmoid(logits).double().cpu().numpy()  # (B, P)
