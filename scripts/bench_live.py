@@ -56,7 +56,11 @@ voices
     median over hops of a hop's mean frame (its window start included: the cost of a frame
     over a hop, one load spike spoiling only its hop), each as a ratio to one voice; means and
     the worst frame. Goal: 8 voices cost at most twice one voice; and no frame as long as a
-    frame period (a late tick).
+    frame period (a late tick). Then the whole play loop beside it, 1 and 8 voices, every voice
+    touched at its own spot: what ``Performer.run`` does between two ticks (the frame's notes of
+    every voice to MIDI messages, each encoded as the port's sink does, then the next frame's
+    controls, z and decode), the clock left out, the two counts in turn each frame; the same
+    figures and ratios, and the MIDI messages a frame.
 
     python3 scripts/bench_live.py --parts voices [--device cuda]
 

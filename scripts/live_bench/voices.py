@@ -1,5 +1,6 @@
 """voices: decode time per frame for 1 to 16 voices in one batched ``Stream``, against as many
-one-voice streams (scripts/bench_live.py says what is measured)."""
+one-voice streams; and the whole play loop's frame for 1 and 8 voices (scripts/bench_live.py says
+what is measured)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,26 @@ import numpy as np
 import torch
 
 from vrae_live.checkpoint import load_checkpoint
+from vrae_live.live.controls import Controls
+from vrae_live.play.clock import OfflineClock
+from vrae_live.play.performer import PerformanceSettings, Performer
+from vrae_live.play.sink import NullSink
 from vrae_live.play.stream import live_hop, live_stream
 
 VOICE_COUNTS = (1, 2, 4, 8, 16)
+LOOP_COUNTS = (1, 8)
+
+
+class PortSink(NullSink):
+    """Encodes each message, as the port's sink does before rtmidi takes it, and counts them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def _write(self, msg) -> None:
+        msg.bytes()
+        self.count += 1
 
 
 def bench_voices(ckpt_dir: Path, device: torch.device, frames: int) -> dict:
@@ -52,6 +70,45 @@ def bench_voices(ckpt_dir: Path, device: torch.device, frames: int) -> dict:
     return out
 
 
+def loop_performer(ckpt, voices: int) -> Performer:
+    """A performer of ``voices`` voices, each touched at its own spot of the pad, into a ``PortSink``."""
+    controls = Controls(latent_size=ckpt.config.model.latent, voices=voices)
+    spots = np.random.default_rng(1).random((voices, 2))
+    for k, (x, y) in enumerate(spots.tolist(), start=1):
+        controls.handle_message(f"/vrae/voice/{k}/xy", [x, y])
+        controls.handle_message(f"/vrae/voice/{k}/on", [1])
+    return Performer(ckpt, controls, PortSink(), PerformanceSettings(seed=0, voices=voices),
+                     OfflineClock(ckpt.timing.frame_seconds()))
+
+
+def bench_loop(ckpt_dir: Path, device: torch.device, frames: int) -> dict:
+    """Seconds per frame of the whole play loop for each of ``LOOP_COUNTS``: what ``Performer.run`` does
+    between two ticks (the frame's notes of every voice to MIDI messages, then the next frame's control
+    state, z and decode), the clock left out. The counts take a frame each in turn, the order rotating."""
+    ckpt = load_checkpoint(ckpt_dir, device)
+    hop = live_hop(ckpt, None)
+    warm = 2 * hop
+    frames = max(hop, frames // hop * hop)
+    performers = {n: loop_performer(ckpt, n) for n in LOOP_COUNTS}
+    times = {n: [] for n in LOOP_COUNTS}
+    messages = {n: 0 for n in LOOP_COUNTS}
+    for performer in performers.values():
+        performer.decode_frame()  # the first frame is decoded before the clock starts
+    for t in range(frames + warm):
+        turn = t % len(LOOP_COUNTS)
+        for n in LOOP_COUNTS[turn:] + LOOP_COUNTS[:turn]:
+            performer = performers[n]
+            sent = performer.sink.count
+            before = time.perf_counter()
+            performer.play_frame(performer.control_state(performer.stats.frames))
+            performer.decode_frame()
+            if t >= warm:
+                times[n].append(time.perf_counter() - before)
+                messages[n] += performer.sink.count - sent
+    return {"hop": hop, "times": {n: np.asarray(v) for n, v in times.items()},
+            "messages": {n: messages[n] / frames for n in LOOP_COUNTS}}
+
+
 def per_hop(times: np.ndarray, hop: int) -> float:
     """The median over hops of a hop's mean frame: a frame's cost, window start included."""
     return float(np.median(times.reshape(-1, hop).mean(axis=1)))
@@ -78,7 +135,22 @@ def report_voices(preset: str, device: torch.device, r: dict) -> None:
           f"{1000 * period:.0f} ms period: {'no late tick' if r['batched'][16].max() < period else 'LATE'}")
 
 
+def report_loop(preset: str, device: torch.device, r: dict) -> None:
+    hop, times, messages = r["hop"], r["times"], r["messages"]
+    one, many = LOOP_COUNTS[0], LOOP_COUNTS[-1]
+    print(f"  the whole play loop ({preset} on {device}; a frame's notes to MIDI messages, then the next frame's "
+          f"controls and decode; {len(times[one])} frames per count, in turn):")
+    for n in LOOP_COUNTS:
+        print(f"  {n:2d} voices: loop p50 {1e3 * np.median(times[n]):6.3f} ms "
+              f"({np.median(times[n]) / np.median(times[one]):4.2f}x one voice), per hop {1e3 * per_hop(times[n], hop):6.3f} "
+              f"ms ({per_hop(times[n], hop) / per_hop(times[one], hop):4.2f}x), mean {1e3 * times[n].mean():6.2f} ms, "
+              f"max {1e3 * times[n].max():6.2f} ms; {messages[n]:.1f} MIDI messages a frame")
+    print(f"  loop {many} voices / one voice: {np.median(times[many]) / np.median(times[one]):.2f}x on the median frame, "
+          f"{per_hop(times[many], hop) / per_hop(times[one], hop):.2f}x per hop")
+
+
 def run(ckpts: dict[str, Path], devices: list[torch.device], frames: int) -> None:
     for preset in ("paper-2d", "shipped"):
         for device in devices if preset in ckpts else ():
             report_voices(preset, device, bench_voices(ckpts[preset], device, frames))
+            report_loop(preset, device, bench_loop(ckpts[preset], device, frames))
