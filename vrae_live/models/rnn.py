@@ -21,17 +21,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from .vrae import CELLS, LossTerms, State, _batched, free_run, rnn_step
+from .vrae import CELLS, FrameModel, LossTerms, State, _batched, free_run, rnn_step
 
 
-class RNN(nn.Module):
+class RNN(FrameModel):
     def __init__(self, n_columns: int, config: ModelConfig, n_inputs: int | None = None):
-        super().__init__()
-        self.n_columns = n_columns  # of a frame, predicted
-        self.n_inputs = n_inputs or n_columns  # of what it is fed each step: a frame, and the next step's meter
-        self.config = config
+        super().__init__(n_columns, config, n_inputs)
         h = config.hidden
-        self.is_lstm = config.cell == "lstm"
         self.h0 = nn.Parameter(torch.zeros(2 * h if self.is_lstm else h))  # b_0
         self.rnn = CELLS[config.cell](self.n_inputs, h, batch_first=True)
         self.to_logits = nn.Linear(h, n_columns)  # W_out, b_out

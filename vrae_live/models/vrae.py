@@ -111,15 +111,22 @@ def free_run(model: nn.Module, z: torch.Tensor, steps: int, choose: Callable[[to
     return torch.stack(probs, 1), torch.stack(frames, 1)
 
 
-class VRAE(nn.Module):
+class FrameModel(nn.Module):
+    """What every model (the VRAE, the VRNN, the plain RNN) keeps of its frames and its config."""
+
     def __init__(self, n_columns: int, config: ModelConfig, n_inputs: int | None = None):
         super().__init__()
         self.n_columns = n_columns  # of a frame, predicted
         self.n_inputs = n_inputs or n_columns  # of what it is fed each step: a frame, and the next step's meter
         self.config = config
+        self.is_lstm = config.cell == "lstm"
+
+
+class VRAE(FrameModel):
+    def __init__(self, n_columns: int, config: ModelConfig, n_inputs: int | None = None):
+        super().__init__(n_columns, config, n_inputs)
         cell = CELLS[config.cell]
         h, latent = config.hidden, config.latent
-        self.is_lstm = config.cell == "lstm"
         self.encoder = cell(self.n_inputs, h, batch_first=True)  # W_in, W_enc, b_enc
         self.to_mu = nn.Linear(h, latent)  # W_mu, b_mu
         self.to_logvar = nn.Linear(h, latent)  # W_sigma, b_sigma

@@ -60,7 +60,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from .vrae import LossTerms, clamp_logvar, free_run
+from .vrae import FrameModel, LossTerms, clamp_logvar, free_run
 
 CELLS = {"rnn": nn.RNNCell, "gru": nn.GRUCell, "lstm": nn.LSTMCell}
 LOG_2PI = math.log(2 * math.pi)
@@ -101,19 +101,15 @@ class VRNNState:
     z: torch.Tensor  # (B, L) z_t, drawn for the frame about to be predicted
 
 
-class VRNN(nn.Module):
+class VRNN(FrameModel):
     # The window codes (per-step pushes averaged over a window) barely spread, so a pad fitted
     # to them spans almost nothing; it spans at least these offsets of the prior's mean either
     # way (measured on Bach after 10 epochs: steering ratio 0.85 on the songs' span, 1.69 on +-2).
     pad_min_extent = 2.0
 
     def __init__(self, n_columns: int, config: ModelConfig, n_inputs: int | None = None):
-        super().__init__()
-        self.n_columns = n_columns  # of a frame, predicted
-        self.n_inputs = n_inputs or n_columns  # of what it is fed each step: a frame, and the next step's meter
-        self.config = config
+        super().__init__(n_columns, config, n_inputs)
         p, h, f, latent = n_columns, config.hidden, config.features, config.latent
-        self.is_lstm = config.cell == "lstm"
         self.phi_x = nn.Linear(self.n_inputs, f)  # W_x, b_x
         self.phi_z = nn.Linear(latent, f)  # W_z, b_z
         self.prior = nn.Linear(h, f)  # W_0, b_0
