@@ -24,7 +24,7 @@ say, at full level from its first frame. Pure: no sockets or ports; the performe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -36,9 +36,8 @@ from .stream import DecodedFrame, Stream
 _EPS = 1e-9
 
 
-@dataclass(frozen=True)
-class VoicePlan:
-    """What one voice does on one frame, decided when the frame is decoded."""
+class VoicePlan(NamedTuple):
+    """What one voice does on one frame, decided when the frame is decoded (a tuple: one a voice a frame)."""
 
     decodes: bool  # the stream decodes this voice this frame
     starts: bool  # from silence: its stream starts afresh
@@ -169,12 +168,12 @@ class VoiceBank:
         self.glides = [Glide(glide_s) for _ in range(self.count)]
         self.current_z: list[np.ndarray | None] = [None] * self.count
         self._targets: list[tuple] = [((), None)] * self.count  # voice k's last (z, x, y) and the z it asks for
+        self._resolved: tuple = (None, [], [])  # the last control state, its voices and their outputs
 
     def decode(self, state: ControlState) -> VoicesFrame:
         """Plan every voice from the touches of ``state`` and decode the sounding ones together."""
         plans, zs, densities = [], {}, {}
-        for k in range(self.count):
-            voice = state.voice(k + 1)
+        for k, voice in enumerate(self._resolve(state)[0]):
             plan = self.notes[k].plan(voice.on or self.solo)
             plans.append(plan)
             if plan.starts:
@@ -200,12 +199,17 @@ class VoiceBank:
 
     def play(self, frame: VoicesFrame, state: ControlState) -> list[tuple[int, list[NoteEvent]]]:
         """Each voice's events for ``frame``, with the velocity, transpose and channel of ``state``."""
-        outputs = []
-        for k in range(self.count):
-            voice = state.voice(k + 1)
-            outputs.append(VoiceOutput(voice.velocity or None, voice.transpose,
-                                       voice_channel(state.channel, k, self.own_ports)))
-        return play_voices(self.notes, frame.plans, frame.decoded, self.pitches, outputs, self.own_ports)
+        return play_voices(self.notes, frame.plans, frame.decoded, self.pitches, self._resolve(state)[1], self.own_ports)
+
+    def _resolve(self, state: ControlState) -> tuple[list[Voice], list[VoiceOutput]]:
+        """Every voice's controls and outputs under ``state``, worked out once a state: a snapshot is the
+        same object while no message changes it, and immutable."""
+        if state is not self._resolved[0]:
+            voices = [state.voice(k + 1) for k in range(self.count)]
+            outputs = [VoiceOutput(voice.velocity or None, voice.transpose, voice_channel(state.channel, k, self.own_ports))
+                       for k, voice in enumerate(voices)]
+            self._resolved = (state, voices, outputs)
+        return self._resolved[1], self._resolved[2]
 
     def all_off(self) -> list[tuple[int, list[NoteEvent]]]:
         """Offs for every sounding note of every voice."""
