@@ -10,7 +10,7 @@ import torch
 from vrae_live.checkpoint import load_checkpoint, load_optimizer_state, read_config, save_checkpoint, store_meta
 from vrae_live.config import load_config
 from vrae_live.errors import CheckpointError
-from vrae_live.models import build_model
+from vrae_live.models import model_for
 
 PITCHES = [48, 50, 52, 55, 57, 60]
 
@@ -19,7 +19,7 @@ PITCHES = [48, 50, 52, 55, 57, 60]
 def saved(request, tmp_path):
     config = load_config(None, {"cell": request.param, "hidden": 12, "latent": 3, "steps_per_beat": 4})
     torch.manual_seed(0)
-    model = build_model(len(PITCHES), config.model)
+    model = model_for(config, len(PITCHES))
     directory = save_checkpoint(tmp_path / "ckpt", model, config, PITCHES, {"training": {"epochs_done": 1}})
     return model, config, directory
 
@@ -131,8 +131,8 @@ def test_weights_that_do_not_fit_the_config(saved):
 
 
 def test_optimizer_state_needs_no_unpickling(tmp_path):
-    config = load_config(None, {"hidden": 8, "latent": 2})
-    model = build_model(4, config.model)
+    config = load_config(None, {"hidden": 8, "latent": 2, "onsets": False, "meter": False})
+    model = model_for(config, 4)
     optimizer = torch.optim.Adam(model.parameters())
     model.loss_terms(torch.ones(2, 5, 4)).rec.sum().backward()
     optimizer.step()

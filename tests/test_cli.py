@@ -118,7 +118,8 @@ def test_the_shipped_model_is_the_default_preset_trained():
     preset, _ = fit_to_corpus(load_config(DEFAULT_PRESET), training["train_windows"])  # as `train` fits it
     assert ckpt.config.data == preset.data and ckpt.config.model == preset.model
     assert ckpt.config.train == with_changes(preset, train={"device": ckpt.config.train.device}).train
-    assert training["epochs_done"] == preset.train.epochs or training["converged"]
+    # the run spent its budget (the kept epoch may be an earlier one) or converged
+    assert read_metrics(default_checkpoint())[-1]["epoch"] == preset.train.epochs or training["converged"]
     assert training["best_bound"] > training["copy_bound"]  # it learnt more than to copy the last frame
     assert len(ckpt.meta["latent_plane"]["songs"]) > 100
 

@@ -247,4 +247,5 @@ def test_a_model_of_the_meter_trains_from_time_signatures_and_plays(tmp_path):
     assert "fed with the meter" in run("info", out).output
     result = run("generate", out, "--out", tmp_path / "take.mid", "--steps", 48)
     assert result.exit_code == 0, result.output
-    assert run("train", songs, "--out", tmp_path / "bad", "--meter", *TINY).exit_code != 0  # seconds: no beat
+    result = run("train", songs, "--out", tmp_path / "bad", "--meter", *TINY)  # frames in seconds: no beat
+    assert result.exit_code != 0 and "--meter needs a beat grid" in result.output

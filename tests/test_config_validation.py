@@ -27,7 +27,7 @@ from vrae_live.config import (
     with_changes,
 )
 from vrae_live.errors import CheckpointError, ConfigError
-from vrae_live.models import build_model
+from vrae_live.models import model_for
 from vrae_live.pad import latent_plane
 from vrae_live.training.length import fit_to_corpus
 
@@ -107,7 +107,7 @@ def test_every_shipped_preset_loads(name):
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     config = load_config(None, {"hidden": 8, "latent": 3, "steps_per_beat": 4})
-    model = build_model(len(PITCHES), config.model)
+    model = model_for(config, len(PITCHES))
     rng = np.random.default_rng(0)
     plane = latent_plane(rng.normal(size=(30, 3)), np.arange(30) % 3, ["a.mid", "b.mid", "c.mid"])
     return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "run", model, config, PITCHES,

@@ -11,7 +11,6 @@ from vrae_live.config import DataConfig
 from vrae_live.data.corpus import load_songs, store_songs, windows_for
 from vrae_live.data.meter import bar_quarters_of, meter_columns, meter_size
 from vrae_live.data.store import StoredWindows
-from vrae_live.errors import ConfigError
 from vrae_live.play.stream import Stream
 
 
@@ -61,11 +60,12 @@ def test_windows_of_a_model_of_the_meter_carry_the_next_steps_place_in_the_bar(t
     assert ((5 + low_rows) % 6 == 0).all() and len(low_rows) == 2
 
 
-def test_the_meter_needs_a_beat_grid():
-    with pytest.raises(ConfigError, match="meter needs a beat grid"):
-        from vrae_live.config import load_config
+def test_the_meter_is_of_a_beat_grid():
+    from vrae_live.config import load_config
 
-        load_config("paper-2d", {"meter": True})
+    seconds = load_config("live-2d", {"fs": 20.0})  # the preset's meter, on frames without a beat
+    assert seconds.data.meter and not seconds.data.fed_meter and seconds.data.inputs(5) == 10
+    assert load_config("live-2d", {}).data.inputs(5) == 10 + 4 + 8
 
 
 class RecordingDecoder(torch.nn.Module):

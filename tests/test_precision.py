@@ -20,7 +20,7 @@ from vrae_live.training.run import read_metrics
 from vrae_live.training.trainer import Trainer
 
 CPU = torch.device("cpu")
-SETTINGS = dict(hidden=16, latent=2, window=16, hop=8, batch_size=16, epochs=2, fs=20, device="cpu")
+SETTINGS = dict(hidden=16, latent=2, window=16, hop=8, batch_size=16, epochs=2, fs=20, device="cpu", onsets=False)
 
 
 def test_fp32_runs_anywhere_and_an_unknown_precision_is_named():

@@ -21,7 +21,7 @@ from vrae_live.config import load_config
 from vrae_live.data.corpus import prepare_data
 from vrae_live.measure.seams import measure_seams, note_starts
 from vrae_live.measure.steering import measure_steering
-from vrae_live.models import build_model
+from vrae_live.models import model_for
 from vrae_live.pad import LatentPlane
 from vrae_live.play.demo import DemoPath
 from vrae_live.play.stream import live_hop
@@ -137,7 +137,7 @@ def beat_checkpoint(tmp_path_factory):
     """Like the shipped model: the live-2d preset (a beat grid, z fed at every step, hop 16), small, random weights."""
     config = load_config("live-2d", {"hidden": 32})
     torch.manual_seed(0)
-    model = build_model(49, config.model).eval()
+    model = model_for(config, 49).eval()
     return save_checkpoint(tmp_path_factory.mktemp("beat") / "model", model, config, list(range(36, 85)))
 
 

@@ -149,7 +149,8 @@ class DataConfig(_FrameGrid):
     # note struck again is told from one held (off: the paper's binary roll)
     onsets: Bool = False
     # with a beat grid: each frame fed to the model also says where the next step falls in the beat and
-    # the bar (data/meter.py), from the songs' time signatures, and live from the clock
+    # the bar (data/meter.py), from the songs' time signatures, and live from the clock (frames in
+    # seconds have no beat: no meter; fed_meter)
     meter: Bool = False
 
     @property
@@ -160,15 +161,14 @@ class DataConfig(_FrameGrid):
         """Columns of a model frame: a pitch each, and an onset each with ``onsets``."""
         return pitches * (2 if self.onsets else 1)
 
-    def inputs(self, pitches: int) -> int:
-        """Columns of what a model is fed each step: a frame, and the next step's meter with ``meter``."""
-        return self.columns(pitches) + (self.steps_per_beat + MAX_BAR_BEATS if self.meter else 0)
+    @property
+    def fed_meter(self) -> bool:
+        """Whether the model is fed the meter: ``meter``, on a beat grid."""
+        return self.meter and self.steps_per_beat is not None
 
-    @model_validator(mode="after")
-    def _meter_on_a_beat_grid(self) -> "DataConfig":
-        if self.meter and self.steps_per_beat is None:
-            raise ValueError("meter needs a beat grid (steps_per_beat): frames in seconds have no beat")
-        return self
+    def inputs(self, pitches: int) -> int:
+        """Columns of what a model is fed each step: a frame, and the next step's meter with ``fed_meter``."""
+        return self.columns(pitches) + (self.steps_per_beat + MAX_BAR_BEATS if self.fed_meter else 0)
 
 
 ModelKind = Literal["vrae", "vrnn", "rnn"]

@@ -125,6 +125,8 @@ def train(songs_dir: Path, out_dir: Path | None, preset: str | None, resume: boo
                 raise ConfigError(f"{out_dir} already holds a run: --resume it, --overwrite it, or choose another --out")
             clear_out_dir = True
         config = load_config(preset or DEFAULT_PRESET, settings)
+        if settings.get("meter") and not config.data.fed_meter:
+            raise ConfigError("--meter needs a beat grid (--steps-per-beat): frames in seconds have no beat")
 
     world = join_world(config.train.device)  # under torchrun: this process's rank, device and group
     try:
@@ -303,7 +305,7 @@ def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool, songs_dir
         f"pitches      {len(ckpt.pitches)}: {_pitch_list(ckpt.pitches)}",
         "frames       " + ("each pitch sounding or not, and where its notes start (onsets)" if d.onsets
                            else "each pitch sounding or not (the paper's binary roll; a repeated note is one long note)")
-        + ("; fed with the meter (the step's place in the beat and the bar)" if d.meter else ""),
+        + ("; fed with the meter (the step's place in the beat and the bar)" if d.fed_meter else ""),
     ]
     t = ckpt.training
     if t:

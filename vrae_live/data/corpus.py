@@ -54,7 +54,7 @@ class Song:
         """What a model of ``data`` is fed of this song, ``(T, data.inputs(P))``: its frames, each with the
         meter of the step after it for a model of the meter."""
         frames = self.frames(pitches, data.onsets)
-        if not data.meter:
+        if not data.fed_meter:
             return frames
         steps_per_beat = data.steps_per_beat
         meter = meter_columns(np.arange(1, len(frames) + 1), steps_per_beat, bar_steps(self.bar, steps_per_beat))

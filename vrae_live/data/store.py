@@ -178,9 +178,9 @@ class StoredWindows:
         self.songs = np.asarray(songs, dtype=np.int64)  # (S',) store indices
         self.pitches = np.asarray(pitches, dtype=np.int64)  # (P,)
         self.columns = np.concatenate([self.pitches, N_MIDI_PITCHES + self.pitches]) if data.onsets else self.pitches
-        self.width = data.inputs(len(self.pitches))  # the columns, then the next step's meter with data.meter
-        self.steps_per_beat = data.steps_per_beat if data.meter else None
-        self.bar_steps = np.array([bar_steps(store.bars[i], data.steps_per_beat) for i in self.songs]) if data.meter \
+        self.width = data.inputs(len(self.pitches))  # the columns, then the next step's meter with data.fed_meter
+        self.steps_per_beat = data.steps_per_beat if data.fed_meter else None
+        self.bar_steps = np.array([bar_steps(store.bars[i], data.steps_per_beat) for i in self.songs]) if data.fed_meter \
             else None
         self.window, self.hop = data.window, data.hop
         lengths = store.lengths[self.songs]

@@ -443,6 +443,6 @@ def live_stream(checkpoint: "Checkpoint", hop: int | None = None, notes: NoteSet
                 seed: int = 0, voices: int = 1) -> Stream:
     """The stream ``serve`` plays from ``checkpoint``: its model and window, hop from :func:`live_hop`."""
     data = checkpoint.config.data
-    meter = (data.steps_per_beat, bar_steps(LIVE_BAR_QUARTERS, data.steps_per_beat)) if data.meter else None
+    meter = (data.steps_per_beat, bar_steps(LIVE_BAR_QUARTERS, data.steps_per_beat)) if data.fed_meter else None
     return Stream(checkpoint.model, data.window, live_hop(checkpoint, hop), voices, notes or NoteSettings(), seed=seed,
                   reanchor_distance=reanchor_distance(checkpoint), onsets=data.onsets, meter=meter)
