@@ -10,7 +10,7 @@ import torch
 
 from vrae_live.checkpoint import save_checkpoint
 from vrae_live.config import load_config
-from vrae_live.models import build_model
+from vrae_live.models import model_for
 
 PITCHES = list(range(36, 85))  # 49 pitches, as the paper kept
 PRESETS = ("paper-2d", "paper-20d")
@@ -22,9 +22,10 @@ def percentiles(values, qs=(50, 99)) -> list[float]:
     return [float(np.percentile(values, q)) for q in qs]
 
 
-def make_checkpoint(preset: str, directory: Path, hidden: int | None = None, seed: int = 0) -> Path:
-    """A checkpoint of ``preset`` with random weights: what a trained one costs to play, not how it sounds."""
-    config = load_config(preset, {"hidden": hidden, "seed": seed})
+def make_checkpoint(preset: str, directory: Path, hidden: int | None = None, seed: int = 0, **changes) -> Path:
+    """A checkpoint of ``preset`` (with ``changes``) with random weights: what a trained one costs to play,
+    not how it sounds."""
+    config = load_config(preset, {"hidden": hidden, "seed": seed, **changes})
     torch.manual_seed(seed)
-    model = build_model(len(PITCHES), config.model).eval()
+    model = model_for(config, len(PITCHES)).eval()
     return save_checkpoint(directory, model, config, PITCHES)

@@ -108,7 +108,17 @@ def report_decode(preset: str, device: torch.device, r: dict) -> None:
           f"{'met' if times.max() < period else 'NOT met'}")
 
 
-def run(ckpts: dict[str, Path], devices: list[torch.device], hops: int) -> None:
+def run(ckpts: dict[str, Path], devices: list[torch.device], hops: int,
+        compare: tuple[str, str] | None = None) -> None:
+    """Each model's figures; with ``compare`` (a reference and another), the other's median frame
+    against the reference's, on each device."""
+    medians = {}
     for preset in ckpts:
         for device in devices:
-            report_decode(preset, device, bench_decode(ckpts[preset], device, hops))
+            result = bench_decode(ckpts[preset], device, hops)
+            report_decode(preset, device, result)
+            medians[preset, device] = float(np.median(result["times"]))
+    for device in devices if compare else ():
+        reference, other = compare
+        ratio = medians[other, device] / medians[reference, device]
+        print(f"  {other} against {reference} on {device}: median frame x{ratio:.2f}")
