@@ -245,6 +245,11 @@ def test_a_model_of_the_meter_trains_from_time_signatures_and_plays(tmp_path):
     result = run("train", songs, "--out", out, "--steps-per-beat", 2, "--onsets", "--meter", *tiny)
     assert result.exit_code == 0, result.output
     assert "fed with the meter" in run("info", out).output
+    from vrae_live.checkpoint import load_checkpoint
+    from vrae_live.play.stream import live_stream
+
+    ckpt = load_checkpoint(out)
+    assert ckpt.bar_quarters == 3.0 and live_stream(ckpt).meter == (2, 6)  # live, it plays in the waltzes' bar
     result = run("generate", out, "--out", tmp_path / "take.mid", "--steps", 48)
     assert result.exit_code == 0, result.output
     result = run("train", songs, "--out", tmp_path / "bad", "--meter", *TINY)  # frames in seconds: no beat

@@ -40,6 +40,7 @@ from safetensors.torch import load_file, save_file
 
 from . import __version__
 from .config import KNOWN_NAMES, SECTIONS, Config, DataConfig, Float, FrameTiming, Int, ModelConfig, Str, TrainConfig
+from .data.meter import DEFAULT_BAR_QUARTERS
 from .errors import CheckpointError
 from .models import model_for
 from .pad import LatentPlane
@@ -211,6 +212,12 @@ class Checkpoint:
     def training(self) -> dict[str, Any]:
         """The training summary (``Trainer.summary``); empty for a checkpoint saved without one."""
         return self.meta.get("training") or {}
+
+    @property
+    def bar_quarters(self) -> float:
+        """Quarter notes in the bar a model of the meter plays in live: its training songs' most common
+        (4/4 for a checkpoint that does not say)."""
+        return float(self.training.get("bar_quarters", DEFAULT_BAR_QUARTERS))
 
     def song_names(self, split: Literal["training", "validation"]) -> list[str]:
         """The songs the model was trained on, or held out to validate it; none without a summary."""

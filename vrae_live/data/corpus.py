@@ -76,6 +76,7 @@ class TrainingData:
     pitches: list[int]
     songs_found: int
     songs_used: int
+    bar_quarters: float = DEFAULT_BAR_QUARTERS  # the training songs' most common bar: what a model of the meter plays in live
 
 
 def find_songs(folder: str | Path) -> list[Path]:
@@ -274,7 +275,9 @@ def prepare_data(
     if val is not None and val.dropped_notes:
         log.info("dropped %d validation notes on pitches the training songs do not use", val.dropped_notes)
 
-    return TrainingData(train=train, val=val, pitches=pitches, songs_found=store.files, songs_used=len(store))
+    bars, counts = np.unique(store.bars[train_songs], return_counts=True)
+    return TrainingData(train=train, val=val, pitches=pitches, songs_found=store.files, songs_used=len(store),
+                        bar_quarters=float(bars[np.argmax(counts)]))
 
 
 def _stored_windows(store: RollStore, songs: list[int], pitches: list[int], data: DataConfig) -> WindowSet:

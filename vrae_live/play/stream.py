@@ -63,7 +63,6 @@ if TYPE_CHECKING:
 DENSITY_RANGE = 4.0  # logits added at density 0 or 1 (0.5 adds none)
 REANCHOR_SHARE = 0.02  # a pad move of this share of the pad's diagonal re-anchors an h_0-only model mid-hop
 DRAW_ROWS = 64  # frames of draws buffered per voice
-LIVE_BAR_QUARTERS = 4.0  # the bar a model of the meter plays in live: 4/4
 _JOINS = (None, "hop", "move")  # a voice's join code this step: 0 runs on, 1 a window on the grid, 2 re-anchored
 _RUN, _HOP, _MOVE = 0, 1, 2
 
@@ -443,6 +442,6 @@ def live_stream(checkpoint: "Checkpoint", hop: int | None = None, notes: NoteSet
                 seed: int = 0, voices: int = 1) -> Stream:
     """The stream ``serve`` plays from ``checkpoint``: its model and window, hop from :func:`live_hop`."""
     data = checkpoint.config.data
-    meter = (data.steps_per_beat, bar_steps(LIVE_BAR_QUARTERS, data.steps_per_beat)) if data.fed_meter else None
+    meter = (data.steps_per_beat, bar_steps(checkpoint.bar_quarters, data.steps_per_beat)) if data.fed_meter else None
     return Stream(checkpoint.model, data.window, live_hop(checkpoint, hop), voices, notes or NoteSettings(), seed=seed,
                   reanchor_distance=reanchor_distance(checkpoint), onsets=data.onsets, meter=meter)

@@ -55,6 +55,7 @@ def run_summary(trainer: "Trainer", interrupted: bool) -> dict[str, Any]:
         "best_bound": p.best_bound if p.best_epoch > 0 else None,
         "bound_on": "validation" if trainer.measured_val is not None else "training",
         "copy_bound": trainer.copy_bound,
+        "bar_quarters": d.bar_quarters,  # the training songs' most common bar (data/meter.py)
         "seconds": round(p.seconds, 2),
         "device": str(trainer.device),
         "processes": trainer.world.size,
