@@ -49,11 +49,39 @@ def note_starts(frames: np.ndarray, struck: np.ndarray | None = None) -> np.ndar
     return (starts if struck is None else starts | (frames & struck)).sum(1)
 
 
+SHIFTS = 8  # takes of a model of the meter, each with the bar shifted against the hop grid
+
+
 def measure_seams(checkpoint: Checkpoint, hops: int = 200, hop: int | None = None, seed: int = 0) -> SeamReport:
-    """Play ``hops`` hops while the pad circles the plane, at temperature 1 and density 0.5."""
+    """Play ``hops`` hops while the pad circles the plane, at temperature 1 and density 0.5.
+
+    A model of the meter plays ``SHIFTS`` takes, the bar shifted against the hop grid in each, so
+    windows begin on every place in the bar, and a join is compared with the other frames at its
+    place in the bar; another model on a beat grid, with the other frames at its place in the beat.
+    """
     stream = live_stream(checkpoint, hop, seed=seed)
     hop = stream.hop
+    if stream.meter is None:
+        beat = checkpoint.timing.steps_per_beat or 1  # a grid in seconds has no beat: every frame alike
+        starts, kind = _take(checkpoint, stream, hops)
+        place = (hop + np.arange(len(starts))) % beat
+    else:
+        bar = stream.meter[1]
+        parts = [_take(checkpoint, live_stream(checkpoint, hop, seed=seed + k), -(-hops // SHIFTS),
+                       shift=k * bar // SHIFTS) for k in range(SHIFTS)]
+        starts, kind = (np.concatenate(part) for part in zip(*parts))
+        place = np.concatenate([(k * bar // SHIFTS + hop + np.arange(len(p[0]))) % bar for k, p in enumerate(parts)])
+    joined, moved = kind != None, kind == "move"  # noqa: E711 -- elementwise on an object array; `is not None` asks the array
+    at_joins, inside = join_rates(starts, joined, place)
+    return SeamReport(hop, hops, at_joins, inside, int(moved.sum()), float(starts[moved].mean()) if moved.any() else 0.0)
+
+
+def _take(checkpoint: Checkpoint, stream, hops: int, shift: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Note starts ``(T,)`` and each frame's join ``(T,)`` of ``hops`` hops, from the second (the first
+    has no join), the song's step 0 ``shift`` steps before the stream's first frame."""
+    stream.align(shift)
     plane = checkpoint.latent_plane()
+    hop = stream.hop
     frames, struck, joins = [], [], []
     for i in range(hops * hop):
         angle = 2 * np.pi * i / (40 * hop)  # once round the pad every 40 hops, a little every frame, so windows differ
@@ -63,17 +91,12 @@ def measure_seams(checkpoint: Checkpoint, hops: int = 200, hop: int | None = Non
         struck.append(decoded.frame if decoded.struck is None else decoded.struck)
         joins.append(decoded.join)
     onsets = np.stack(struck) if checkpoint.config.data.onsets else None
-    starts = note_starts(np.stack(frames), onsets)[hop:]  # from the second hop: the first has no join
-    kind = np.array(joins[hop:], dtype=object)
-    joined, moved = kind != None, kind == "move"  # noqa: E711 -- elementwise on an object array; `is not None` asks the array
-    beat = checkpoint.timing.steps_per_beat or 1  # a grid in seconds has no beat: every frame alike
-    at_joins, inside = join_rates(starts, joined, (hop + np.arange(len(starts))) % beat)
-    return SeamReport(hop, hops, at_joins, inside, int(moved.sum()), float(starts[moved].mean()) if moved.any() else 0.0)
+    return note_starts(np.stack(frames), onsets)[hop:], np.array(joins[hop:], dtype=object)
 
 
 def join_rates(starts: np.ndarray, joined: np.ndarray, phase: np.ndarray) -> tuple[float, float]:
-    """Note starts per frame on the joins, and on the other frames at the joins' places in the beat:
-    ``starts (T,)`` counts, ``joined (T,)`` bool, ``phase (T,)`` each frame's step within its beat."""
+    """Note starts per frame on the joins, and on the other frames at the joins' places in the beat (or
+    bar): ``starts (T,)`` counts, ``joined (T,)`` bool, ``phase (T,)`` each frame's place."""
     inside = np.full(phase.max() + 1, np.nan)
     for p in np.unique(phase[joined]):
         others = ~joined & (phase == p)
