@@ -440,3 +440,18 @@ def test_a_run_neither_stops_before_the_kl_weight_settles_nor_keeps_an_epoch_bef
     assert summary["best_epoch"] * trainer.steps_per_epoch >= keeps_from
     candidates = [r for r in rows if r["epoch"] * trainer.steps_per_epoch >= keeps_from]
     assert kept["val_bound"] == max(r["val_bound"] for r in candidates)  # the best of those it may keep
+
+
+@pytest.mark.parametrize("train_bound, says", [(-3.4, "it learnt them, not their style"), (-4.9, "train longer")])
+def test_a_model_that_does_not_beat_copying_is_told_why(caplog, train_bound, says):
+    import logging
+
+    from vrae_live.cli.training import _say_whether_it_beats_copying
+
+    summary = {"best_bound": -4.8, "copy_bound": -4.51, "bound_on": "validation", "best_epoch": 2,
+               "train_songs": ["a.mid"] * 7}
+    rows = [{"epoch": 1, "train_bound": -9.0, "val_bound": -9.0}, {"epoch": 2, "train_bound": train_bound,
+                                                                    "val_bound": -4.8}]
+    with caplog.at_level(logging.INFO, logger="vrae_live"):
+        _say_whether_it_beats_copying(summary, True, rows)
+    assert "does not beat copying" in caplog.text and says in caplog.text

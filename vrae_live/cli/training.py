@@ -191,23 +191,35 @@ def _train(songs_dir: Path, out_dir: Path, resume: bool, clear_out_dir: bool, ca
             f"{summary['best_epoch']}; checkpoint: {out_dir}"
         )
         from ..checkpoint import load_checkpoint
+        from ..training.run import read_metrics
 
-        _say_whether_it_beats_copying(summary, config.data.onsets)
+        _say_whether_it_beats_copying(summary, config.data.onsets, read_metrics(out_dir))
         kept = load_checkpoint(out_dir)
         _say_how_it_plays(kept, songs_dir, cache_dir)
         if pad_check is not None:
             _say_whether_the_pad_steers(kept, songs_dir, cache_dir)
 
 
-def _say_whether_it_beats_copying(summary: dict[str, Any], onsets: bool) -> None:
+OVERFIT_NATS = 1.0  # the kept epoch's training bound this much above its validation bound: it overfits
+
+
+def _say_whether_it_beats_copying(summary: dict[str, Any], onsets: bool, rows: list[dict[str, Any]]) -> None:
     """The kept epoch's bound beside copying the last frame's, on the same windows: a model that
-    does not beat it has not learnt when a note ends."""
+    does not beat it has not learnt when a note ends, or has learnt its training songs too well
+    (``rows``, the run's metrics, say which)."""
     model, copying = summary["best_bound"], summary["copy_bound"]
     line = f"{summary['bound_on']}: the model {model:.3f} nats/step, copying the last frame {copying:.3f}"
     if onsets:
         line += " (a step: each pitch's sounding and its onset; not comparable with a model of the binary roll)"
     if model > copying:
         log.info(f"{line}: {model - copying:.2f} better")
+        return
+    kept = next((r for r in rows if r["epoch"] == summary["best_epoch"]), {})
+    train, val = kept.get("train_bound"), kept.get("val_bound")
+    if train is not None and val is not None and train - val > OVERFIT_NATS:
+        log.warning(f"{line}: the model does not beat copying on the songs it holds out, and scores "
+                    f"{train:.3f} on its {len(summary['train_songs'])} training songs: it learnt them, not "
+                    f"their style. More songs would help most; --transpose moves the ones you have")
     else:
         log.warning(f"{line}: the model does not beat copying; train longer (a larger --max-steps or "
                     f"--patience), or with a lower --lr if the bound wandered")
