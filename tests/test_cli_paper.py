@@ -252,5 +252,12 @@ def test_a_model_of_the_meter_trains_from_time_signatures_and_plays(tmp_path):
     assert ckpt.bar_quarters == 3.0 and live_stream(ckpt).meter == (2, 6)  # live, it plays in the waltzes' bar
     result = run("generate", out, "--out", tmp_path / "take.mid", "--steps", 48)
     assert result.exit_code == 0, result.output
+    from vrae_live.offline.render import passage_window
+
+    window = passage_window(songs / "w1.mid", ckpt, 1.5)  # what generate --from encodes: with the meter
+    assert window.shape == (16, ckpt.config.data.inputs(len(ckpt.pitches)))
+    result = run("generate", out, "--from", songs / "w1.mid", "--at", 1.5, "--out", tmp_path / "from.mid",
+                 "--steps", 24)
+    assert result.exit_code == 0, result.output
     result = run("train", songs, "--out", tmp_path / "bad", "--meter", *TINY)  # frames in seconds: no beat
     assert result.exit_code != 0 and "--meter needs a beat grid" in result.output

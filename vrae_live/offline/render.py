@@ -24,7 +24,9 @@ import torch
 
 from ..checkpoint import Checkpoint
 from ..config import DEFAULT_BPM
-from ..data.pianoroll import N_MIDI_PITCHES, load_roll, model_frames, seconds_to_beats
+from ..data.corpus import Song
+from ..data.meter import bar_quarters_of
+from ..data.pianoroll import N_MIDI_PITCHES, load_roll, seconds_to_beats
 from ..errors import ConfigError, DataError
 from ..play.clock import OfflineClock
 from ..play.notes import NoteSettings
@@ -178,11 +180,12 @@ def song_frame_at(path: str | Path, checkpoint: Checkpoint, seconds: float) -> i
 
 
 def passage_window(path: str | Path, checkpoint: Checkpoint, seconds: float) -> np.ndarray:
-    """The window ``(W, C)`` float32 of the song at ``path`` that starts ``seconds`` in, as the model sees
-    it: its pitches, and their onsets for a model of onsets."""
-    onsets = checkpoint.config.data.onsets
-    full = load_roll(path, checkpoint.timing, with_onsets=onsets)  # UnusableSongError (a DataError) for a bad file
-    roll = model_frames(full[:, :N_MIDI_PITCHES], checkpoint.pitches, full[:, N_MIDI_PITCHES:] if onsets else None)
+    """The window ``(W, C)`` float32 of the song at ``path`` that starts ``seconds`` in, as the model is fed
+    it (``Song.inputs``): its pitches, their onsets for a model of onsets, the meter for a model of the meter."""
+    full = load_roll(path, checkpoint.timing, with_onsets=True)  # UnusableSongError (a DataError) for a bad file
+    song = Song(name=Path(path).name, path=Path(path), roll=full[:, :N_MIDI_PITCHES], onsets=full[:, N_MIDI_PITCHES:],
+                bar=bar_quarters_of(Path(path).read_bytes()))
+    roll = song.inputs(checkpoint.pitches, checkpoint.config.data)
     window = checkpoint.config.data.window
     start = song_frame_at(path, checkpoint, seconds)
     if start + window > len(roll):
