@@ -73,6 +73,22 @@ def test_ticks_lost_from_a_clock_on_its_grid_are_counted_in_and_the_grid_stays(l
     assert [dll.time_of(p) for p in (104, 130)] == pytest.approx([true[104], true[130]], abs=1e-6)
 
 
+@pytest.mark.parametrize("stamped_late", [100, 101])
+def test_a_lost_tick_whose_neighbour_was_stamped_late_is_still_counted_in(stamped_late):
+    # serve stamps a tick when its thread gets to it: a tick beside the gap stamped 6 ms late
+    # (the thread waited for the GIL) is no stall of the sender, whose other ticks stay on its grid.
+    true = tick_times([120] * 400)
+    kept = np.r_[0:100, 101:400]
+    arrivals = true[kept]
+    arrivals[stamped_late] += 0.006
+    dll = ClockDLL()
+    dll.start()
+    for t in arrivals:
+        dll.clock(t)
+    assert dll.lost_ticks == 1 and dll.phase_jumps == 0 and dll.position == 400
+    assert dll.time_of(400) == pytest.approx(true[-1] + PERIOD_120, abs=1e-3)
+
+
 @pytest.mark.parametrize("jump", [1.3, 2.4])
 def test_a_sender_that_stalls_off_its_grid_keeps_its_count_and_the_loop_follows_its_new_phase(jump):
     # A DAW whose engine stalled: its clock runs on ``jump`` periods later, every tick still sent.

@@ -39,9 +39,11 @@ A tick that comes ``n`` whole periods after its prediction (a gap of about ``n +
 before it) is one of three things, and the tick after it tells which; until then it counts as
 one and leaves the loop as it was:
 
-- **Lost ticks**: the next tick comes a period after it, and both lie on the old grid, the one
-  the ticks before the gap lay on (``STEADY_TICKS`` of them in a row), to within
-  ``grid_tolerance_s()`` (a few times the clock's measured jitter, at least 2 ms). A cycle the
+- **Lost ticks**: the next tick comes a period after it, and one of the two lies on the old grid,
+  the one the ticks before the gap lay on (``STEADY_TICKS`` of them in a row), to within
+  ``grid_tolerance_s()`` (a few times the clock's measured jitter, at least 2 ms). One is enough:
+  a stamp can come late on its own (the thread that stamps it waited, for the GIL or a busy CPU),
+  while a sender whose clock moved puts both off the grid. A cycle the
   sender's driver dropped (an xrun, the dummy driver on a busy machine) or a byte a cable lost
   took ``n`` ticks with it, and the DAW's position went on regardless: the ``n`` ticks are
   counted in (``lost_ticks``), and the position catches up with the DAW's. The grid stays.
@@ -180,11 +182,11 @@ class ClockDLL:
             (held, off_grid), self._held = self._held, None
             if late == held and abs(t - self._last_arrival - self._period) < self._period / 2:
                 # Still as late, a period after the late one: the clock runs on ``held`` periods later than
-                # the count says. Both on the old grid: ticks were lost, and the count catches up (the
-                # predictions of every position stay). Off it: the sender stalled and runs on later; the
-                # count stays and the predictions move to its new phase.
+                # the count says. Either on the old grid (a stamp may be late on its own): ticks were lost,
+                # and the count catches up (the predictions of every position stay). Both off it: the sender
+                # stalled and runs on later; the count stays and the predictions move to its new phase.
                 self._t1 += held * self._period
-                if off_grid is not None and max(abs(off_grid), abs(t - self._t1)) <= self.grid_tolerance_s():
+                if off_grid is not None and min(abs(off_grid), abs(t - self._t1)) <= self.grid_tolerance_s():
                     if self.playing:
                         self.position += held
                         self.lost_ticks += held
