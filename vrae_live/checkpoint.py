@@ -39,7 +39,19 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import __version__
-from .config import KNOWN_NAMES, SECTIONS, Config, DataConfig, Float, FrameTiming, Int, ModelConfig, Str, TrainConfig
+from .config import (
+    KNOWN_NAMES,
+    SECTIONS,
+    Config,
+    DataConfig,
+    Float,
+    FrameTiming,
+    Int,
+    ModelConfig,
+    PadAttribute,
+    Str,
+    TrainConfig,
+)
 from .data.meter import DEFAULT_BAR_QUARTERS
 from .errors import CheckpointError
 from .models import model_for
@@ -85,6 +97,7 @@ class StoredPlane(BaseModel):
     lo: list[Float]
     hi: list[Float]
     songs: list[SongSpot]
+    attributes: list[PadAttribute] = []  # what x and y follow (--pad-axes); none: the songs' directions
 
     @field_validator("axes")
     @classmethod

@@ -71,6 +71,28 @@ def _pitch_order(pair: tuple[int, int]) -> tuple[int, int]:
 
 PitchPair = Annotated[tuple[Int, Int], BeforeValidator(_pitch_pair), AfterValidator(_pitch_order)]
 
+# What the pad's axes may follow (data/attributes.py says what each measures); "songs": none, the
+# plane of the songs' codes.
+PadAttribute = Literal["onsets", "register", "range", "polyphony", "syncopation", "pitch-classes"]
+PAD_ATTRIBUTES = get_args(PadAttribute)
+SONGS_PLANE = "songs"
+
+
+def _pad_axes(value: Any) -> Any:
+    """``"onsets,register"`` or ``["onsets", "register"]`` to a pair; ``"songs"`` (or nothing) to ``()``."""
+    names = [n.strip() for n in value.split(",")] if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)):
+        return value
+    if list(names) in ([], [SONGS_PLANE]):
+        return ()
+    if len(names) != 2 or names[0] == names[1] or any(n not in PAD_ATTRIBUTES for n in names):
+        raise ValueError(f"{','.join(map(str, names))!r}: two different attributes, x then y, from "
+                         f"{', '.join(PAD_ATTRIBUTES)}; or {SONGS_PLANE!r} for the plane of the songs' codes")
+    return tuple(names)
+
+
+PadAxes = Annotated[tuple[Str, ...], BeforeValidator(_pad_axes)]
+
 SETTINGS = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
@@ -190,6 +212,9 @@ class ModelConfig:
     z_every_step: Bool = False  # feed z to the decoder at every step, not only into h_0 (the paper)
     # > 0: weight of a loss that predicts the window's notes from z alone (models/vrae.py)
     bag_of_notes: Annotated[Float, Ge(0)] = 0.0
+    # VRAE only: the latent units the pad's x and y move, each taught to rise with an attribute of the
+    # window (training/axes.py); () keeps the plane of the songs' codes (the paper's presets)
+    pad_axes: PadAxes = ()
     # VRNN only:
     features: Annotated[Int, Ge(1)] = 100  # width of phi_x, phi_z and of the prior, posterior and generation networks
 
@@ -223,6 +248,8 @@ class TrainConfig:
     input_dropout: Annotated[Float, Ge(0), Lt(1)] = 0.0
     transpose: Annotated[Int, Ge(0), Le(12)] = 0  # > 0: each training window moved by up to this many semitones either way
     weight_decay: Annotated[Float, Ge(0)] = 0.0  # decoupled weight decay (AdamW), per unit of learning rate
+    axes_weight: Annotated[Float, Ge(0)] = 1.0  # with pad_axes: the weight of the axes' loss (AR-VAE's gamma)
+    axes_sharpness: Annotated[Float, Gt(0)] = 10.0  # with pad_axes: AR-VAE's delta, how steeply tanh compares two codes
     seed: Annotated[Int, Ge(0), Le(2**32 - 1)] = 0
     device: Str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Literal["fp32", "bf16"] = "fp32"  # of the training step's forward pass (autocast); docs/scale.md

@@ -27,10 +27,12 @@ class LatentPlane:
     axes: np.ndarray  # (A, L), A = min(L, 2)
     lo: np.ndarray  # (A,)
     hi: np.ndarray  # (A,)
+    attributes: tuple[str, ...] = ()  # what x and y follow (--pad-axes); () for the songs' main directions
 
     @classmethod
     def from_meta(cls, plane: Mapping[str, Any]) -> "LatentPlane":
-        return cls(*(np.asarray(plane[k], dtype=np.float64) for k in ("origin", "axes", "lo", "hi")))
+        return cls(*(np.asarray(plane[k], dtype=np.float64) for k in ("origin", "axes", "lo", "hi")),
+                   attributes=tuple(plane.get("attributes") or ()))
 
     @classmethod
     def standard(cls, latent: int, extent: float = 2.0) -> "LatentPlane":
@@ -85,12 +87,15 @@ class Glide:
 
 
 def latent_plane(
-    means: np.ndarray, song: np.ndarray, song_names: list[str], min_extent: float = 0.0
+    means: np.ndarray, song: np.ndarray, song_names: list[str], min_extent: float = 0.0,
+    attributes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The part of latent space an XY pad spans, from the training songs' encoded means.
 
     ``z = origin + (lo_i + u_i (hi_i - lo_i)) axes_i`` for pad coordinates ``u`` in
-    [0, 1]^2. The axes are the two main directions along which the songs differ (the
+    [0, 1]^2. With ``attributes`` (a model trained with ``--pad-axes``) the axes are the
+    first two latent units, which were taught to follow them (``training/axes.py``), and the
+    other units stay at the windows' mean code. Without, the axes are the two main directions along which the songs differ (the
     scatter of the songs' mean codes, :func:`song_axes`), for a 2-D latent as for more:
     where two latent units carry nearly the same variable, the songs lie along one diagonal
     of the raw axes, and a pad on those axes would leave two of its corners far from any song.
@@ -100,7 +105,7 @@ def latent_plane(
     """
     means = np.asarray(means, dtype=np.float64)  # (N, L)
     origin = means.mean(axis=0)
-    axes = song_axes(means, np.asarray(song))
+    axes = np.eye(means.shape[1])[:len(attributes)] if attributes else song_axes(means, np.asarray(song))
     coords = (means - origin) @ axes.T  # (N, A)
     lo, hi = np.percentile(coords, 2, axis=0), np.percentile(coords, 98, axis=0)
     lo, hi = np.minimum(lo, -min_extent), np.maximum(hi, min_extent)
@@ -117,6 +122,7 @@ def latent_plane(
         "lo": lo.tolist(),
         "hi": hi.tolist(),
         "songs": songs,
+        "attributes": list(attributes),
     }
 
 

@@ -81,6 +81,10 @@ def _pitch_range(ctx, param, value):
                    "(He et al. 2019; 0: off).")
 @click.option("--bag-of-notes", type=FiniteRange(min=0),
               help="Weight of a loss that predicts each window's notes from z alone (Zhao et al. 2017; 0: off).")
+@click.option("--pad-axes", metavar="X,Y|songs",
+              help="What the pad's x and y follow, two of: onsets, register, range, polyphony, syncopation, "
+                   "pitch-classes [default: the preset's; live-2d: onsets,register]; 'songs': the songs' main directions.")
+@click.option("--axes-weight", type=FiniteRange(min=0), help="Weight of the pad axes' loss (AR-VAE's gamma).")
 @click.option("--input-dropout", type=SHARE, help="Share of decoder inputs blanked in training (makes z matter).")
 @click.option("--transpose", type=click.IntRange(0, 12),
               help="Move each training window by up to this many semitones either way, where its notes stay on the "
@@ -329,13 +333,18 @@ def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool, songs_dir
             f"{len(t['val_songs'])} validation ({t['val_windows']} windows)",
         ]
     if ckpt.plane is not None:
-        lines.append(f"xy pad       spans {len(ckpt.plane.songs)} training songs")
+        lines.append(f"xy pad       {_pad_axes(ckpt.latent_plane().attributes)}; spans {len(ckpt.plane.songs)} training songs")
     v = ckpt.versions
     lines.append(f"versions     vrae-live {v.get('vrae_live')}, torch {v.get('torch')}")
     if steering:
         from ..measure.steering import measure_steering
 
         lines.append(f"steering     {measure_steering(ckpt).line()}")
+        from ..measure.axes import measure_axes
+
+        axes = measure_axes(ckpt)
+        if axes is not None:
+            lines += [f"axes         {line}" for line in axes.lines()]
     if seams:
         from ..measure.seams import measure_seams
 
@@ -367,6 +376,15 @@ def _quality(ckpt, songs_dir: Path, takes: int, density: float, temperature: flo
     except ValueError as err:
         raise DataError(f"{songs_dir}: {err}") from None
     return f"quality      MGEval overlap with the songs of {songs_dir}\n{report.table()}\n{report.verdict()}"
+
+
+def _pad_axes(attributes: tuple[str, ...]) -> str:
+    """What the pad's x and y play: "x: sparser → busier (onsets); y: lower → higher (register)"."""
+    if not attributes:
+        return "x and y: the directions along which the training songs differ most"
+    from ..data.attributes import axis_words
+
+    return "; ".join(f"{axis}: {axis_words(name)} ({name})" for axis, name in zip("xy", attributes))
 
 
 def _pitch_list(pitches: list[int]) -> str:

@@ -182,11 +182,12 @@ def _open_web(options, ckpt, checkpoint_dir, controls, opened):
     performance once the performer is built and its ``status`` set."""
     if not options.web_port:
         return None
+    from ..data.attributes import pad_labels
     from .web.server import WebServer
 
     model = f"{Path(checkpoint_dir).name}: {ckpt.config.model.model} latent {ckpt.config.model.latent}"
     web = WebServer(controls, options.web_host, options.web_port, token=options.web_token, allow=options.allow,
-                    model=model, window_map=ckpt.window_map())
+                    model=model, window_map=ckpt.window_map(), axes=pad_labels(ckpt.latent_plane().attributes))
     return opened.enter_context(web)
 
 

@@ -45,9 +45,16 @@ def music_features(frames: np.ndarray, pitches: np.ndarray) -> np.ndarray:
 
 def play(checkpoint: Checkpoint, z: np.ndarray, frames: int, seed: int, hop: int | None = None) -> np.ndarray:
     """``frames`` bool frames ``(T, P)`` decoded at a fixed z as ``serve`` would (sampling, density 0.5)."""
+    return play_notes(checkpoint, z, frames, seed, hop)[0]
+
+
+def play_notes(checkpoint: Checkpoint, z: np.ndarray, frames: int, seed: int,
+               hop: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`play`'s frames, and where notes start ``(T, P)`` for a model of onsets (else None)."""
     stream = live_stream(checkpoint, hop, seed=seed)
-    chunks = [stream.next_chunk(z, density=0.5, temperature=1.0).frames for _ in range(-(-frames // stream.hop))]
-    return np.concatenate(chunks)[:frames]
+    chunks = [stream.next_chunk(z, density=0.5, temperature=1.0) for _ in range(-(-frames // stream.hop))]
+    struck = np.concatenate([c.struck for c in chunks])[:frames] if stream.onsets else None
+    return np.concatenate([c.frames for c in chunks])[:frames], struck
 
 
 STEERS = 1.5  # below this, along any direction, the pad changes little a listener could tell from chance

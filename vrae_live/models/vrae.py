@@ -63,6 +63,7 @@ class LossTerms:
     rec: torch.Tensor  # (B,) -log p(x|z): BCE with logits summed over time and pitch
     kl: torch.Tensor  # (B, L) KL(q(z|x) || N(0, I)) per latent unit
     notes: torch.Tensor | None = None  # (B,) the bag-of-notes loss (VRAE.bag_of_notes), not part of the bound
+    z: torch.Tensor | None = None  # (B, L) the codes sampled (the VRAE's), for the pad axes' loss
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -264,7 +265,7 @@ class VRAE(FrameModel):
         logits = self.decode(z, fed)
         frames = x[..., :self.n_columns]  # what is predicted: not the meter fed beside each frame
         rec = F.binary_cross_entropy_with_logits(logits, frames, reduction="none").sum(dim=(1, 2))
-        return LossTerms(rec=rec, kl=gaussian_kl(mu, logvar), notes=self.bag_of_notes(z, frames))
+        return LossTerms(rec=rec, kl=gaussian_kl(mu, logvar), notes=self.bag_of_notes(z, frames), z=z)
 
     def bag_of_notes(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
         """Cross-entropy (nats, summed over pitches) of each pitch's share of the frames ``x (B, T, P)``

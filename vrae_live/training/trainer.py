@@ -39,6 +39,7 @@ from ..models import model_for
 from ..pad import latent_plane
 from ..songmap import map_of_windows
 from .aggressive import EncoderCatchUp
+from .axes import AxesLoss
 from .batches import MeasuredWindows, Transposer, WindowBatches
 from .distributed import World
 from .evaluation import active_units, copy_bound, evaluate, settled_means
@@ -111,14 +112,14 @@ class Trainer:
         self.batches = WindowBatches(data.train.x, self.device)
         columns = config.data.columns(len(data.pitches))  # of the frames; the meter after them is not moved
         self.transposer = Transposer(list(data.pitches), t.transpose, self.device, columns) if t.transpose else None
+        self.axes = AxesLoss(config, data.pitches) if config.model.pad_axes else None
         self.measured_train = MeasuredWindows(data.train, config.data.hop, self.device)
         self.measured_val = (MeasuredWindows(data.val, config.data.hop, self.device)
                              if data.val is not None and len(data.val.x) else None)
         self.copy_bound = copy_bound(  # the figure to beat: copying the last frame, where the bound is measured
             self.measured_train.x[..., :columns], (self.measured_val or self.measured_train).x[..., :columns],
             len(data.pitches))
-        # Under torchrun a last batch too small to give every process its share is left out of
-        # the epoch (distributed.World.min_batch); in one process every batch counts.
+        # Under torchrun a last batch too small to share among the processes is left out (World.min_batch).
         self.min_batch = self.world.min_batch(self.model)
         full, last = divmod(len(self.batches), t.batch_size)
         self.steps_per_epoch = full + (last >= self.min_batch)
@@ -236,14 +237,14 @@ class Trainer:
         return [b for b in batches if len(b) >= self.min_batch]
 
     def _loss(self, batch: torch.Tensor, n: int):
-        """The loss terms of this process's share ``batch`` of a global batch of ``n`` windows, its
-        training loss and the global batch's figure (``objective.training_loss``)."""
+        """The terms, training loss and figure of this process's share ``batch`` of ``n`` windows (``training_loss``)."""
         with self.autocast():
             loss_terms = self.model.loss_terms if self.ddp is None else self.ddp
             terms = loss_terms(batch, self.noise, self.config.train.input_dropout)
+            axes = self.axes(terms.z, batch) if self.axes is not None else None
         t = self.config.train
         return (terms, *training_loss(terms, n, self.kl_weight(self.progress.global_step), t.free_bits,
-                                      self.config.model.bag_of_notes, self.world))
+                                      self.config.model.bag_of_notes, self.world, axes))
 
     def _random_batch(self, generator: torch.Generator, n: int) -> torch.Tensor:
         """This process's share of ``n`` training windows drawn at random (the same on every process)."""
@@ -361,7 +362,7 @@ class Trainer:
         improved, score = False, 0.0
         if self.world.is_main:
             plane = latent_plane(means.numpy(), self.measured_train.song, self.data.train.song_names,
-                                 min_extent=getattr(self.model, "pad_min_extent", 0.0))
+                                 getattr(self.model, "pad_min_extent", 0.0), self.config.model.pad_axes)
             row = self._epoch_row(means, p.row_seconds)
             epoch = self.progress.epoch + 1
             if epoch % self.pad_check_every == 0 or epoch == self.config.train.epochs:
@@ -383,8 +384,7 @@ class Trainer:
         self._save_resumable()
 
     def _follow_plateau(self, bound: float) -> None:
-        """The plateau schedule takes the epoch's validation bound (the training bound without a
-        validation set): the rate may drop, or the run end, from the next step on."""
+        """The plateau schedule takes the epoch's validation bound (else the training one): the rate may drop, or the run end."""
         t, p = self.config.train, self.progress
         if t.schedule != "plateau":
             return

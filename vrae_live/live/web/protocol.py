@@ -94,10 +94,12 @@ def controls_of(state: ControlState) -> dict[str, Any]:
     return shown
 
 
-def hello(model: str, window_map: dict[str, Any] | None, status: dict[str, Any], state: ControlState) -> str:
+def hello(model: str, window_map: dict[str, Any] | None, status: dict[str, Any], state: ControlState,
+          axes: dict[str, Any] | None = None) -> str:
+    """``axes``: what the pad's edges play (``attributes.pad_labels``), None for a pad of the songs' directions."""
     ranges = {name: list(CONTROL_RANGES[name]) for name in SETTABLE if name in CONTROL_RANGES}
     return json.dumps({"type": "hello", "model": model, "map": window_map, "ranges": ranges,
-                       "controls": controls_of(state), "status": status})
+                       "controls": controls_of(state), "status": status, "axes": axes})
 
 
 def state_message(state: ControlState, status: dict[str, Any]) -> str:

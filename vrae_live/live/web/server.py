@@ -68,7 +68,8 @@ class WebServer:
     """The page and its WebSocket on ``host``:``port``, from ``start()`` to ``stop()`` (or ``with``).
 
     ``status()`` gives the live part of the state (a dict of JSON values) and is called from
-    this server's thread; ``info`` and ``window_map`` are sent once to each page.
+    this server's thread; ``model``, ``window_map`` and ``axes`` (the pad edges' labels) are sent once
+    to each page.
     ``stats`` counts ``pages`` (WebSockets opened), ``messages`` and, dropped: ``oversized``,
     ``binary``, ``bad_json``, ``unknown_control``, ``bad_seq``, ``flood`` (over the rate), and
     ``refused`` (HTTP or WebSocket turned away: token, Origin, ``allow`` or too many pages).
@@ -76,11 +77,11 @@ class WebServer:
 
     def __init__(self, controls: Controls, host: str = "0.0.0.0", port: int = 8000, *, token: str | None = None,
                  allow: tuple[IpNetwork, ...] = (), model: str = "", window_map: dict[str, Any] | None = None,
-                 status: Callable[[], dict[str, Any]] = dict) -> None:
+                 status: Callable[[], dict[str, Any]] = dict, axes: dict[str, Any] | None = None) -> None:
         self.controls, self.host, self.port = controls, host, port
         self.token = token or new_token()
         self.senders = SenderFilter(allow)
-        self.model, self.window_map, self.status = model, window_map, status
+        self.model, self.window_map, self.status, self.axes = model, window_map, status, axes
         self.stats: Counter[str] = Counter()
         self.files = static_files()
         self._pages: set[ServerConnection] = set()
@@ -175,7 +176,8 @@ class WebServer:
         self._pages.add(page)
         limit = protocol.RateLimit(RATE, BURST, self._loop.time)
         try:
-            await page.send(protocol.hello(self.model, self.window_map, self.status(), self.controls.snapshot()))
+            await page.send(protocol.hello(self.model, self.window_map, self.status(), self.controls.snapshot(),
+                                            self.axes))
             async for text in page:
                 self.stats["messages"] += 1
                 if not limit.allow():

@@ -88,6 +88,11 @@ const link = connect({
     window.vraeMap = map;  // for the browser test and the curious
     $("model").textContent = message.model + (map ? "" : " (no map in this checkpoint: vrae-live map --store)");
     state = message.controls; status = message.status;
+    for (const axis of ["x", "y"]) {  // what the pad's edges play (a model trained with --pad-axes)
+      const a = message.axes && message.axes[axis];
+      $(`${axis}-low`).textContent = a ? `${a.low} (${a.name})` : "";
+      $(`${axis}-high`).textContent = a ? a.high : "";
+    }
     setControls(state);
     resize();
     document.body.dataset.state = "live";

@@ -1,0 +1,121 @@
+"""The pad's axes: attributes of hand-built windows, the AR-VAE loss, --pad-axes, the plane, the
+controllability measure's ranks, and a small model trained with them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vrae_live.config import load_config
+from vrae_live.data.attributes import attributes, axis_words, pad_labels, starts_of, window_attributes
+from vrae_live.data.meter import meter_columns
+from vrae_live.errors import ConfigError
+from vrae_live.measure.axes import ranks, spearman
+from vrae_live.pad import LatentPlane, latent_plane
+from vrae_live.training.axes import attribute_loss
+
+PITCHES = [60, 62, 64, 65, 67, 69, 71, 72]  # C major, C4 to C5
+ALL = ("onsets", "register", "range", "polyphony", "syncopation", "pitch-classes")
+
+
+def notes(steps: int, placed: list[tuple[int, int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sound, struck) ``(1, steps, P)`` with notes ``(start, length, column)``."""
+    sound = torch.zeros(1, steps, len(PITCHES))
+    struck = torch.zeros_like(sound)
+    for start, length, column in placed:
+        sound[0, start:start + length, column] = 1
+        struck[0, start, column] = 1
+    return sound, struck
+
+
+def test_each_attribute_of_a_hand_built_window():
+    # 16 steps at 4 a beat: C4 held 8 steps from step 0, G4 two steps from step 2 and again from step 5
+    sound, struck = notes(16, [(0, 8, 0), (2, 2, 4), (5, 2, 4)])
+    step_in_beat = torch.arange(16)[None] % 4
+    onsets, register, span, polyphony, syncopation, classes = attributes(sound, struck, PITCHES, ALL, 4, step_in_beat)[0]
+    assert onsets == pytest.approx(3 / 16 * 4)  # 3 notes in 4 beats
+    assert register == pytest.approx((8 * 60 + 4 * 67) / 12)  # each note-frame counts
+    assert span == 7
+    assert polyphony == pytest.approx(12 / 8)  # 12 note-frames over the 8 frames where anything sounds
+    assert syncopation == pytest.approx(2 / 3)  # steps 2 and 5 are off the beat, step 0 on it
+    share = np.array([8, 4]) / 12
+    assert classes == pytest.approx(-(share * np.log2(share)).sum())
+
+
+def test_a_silent_window_has_nothing_to_measure_but_its_onsets():
+    sound, struck = notes(8, [])
+    values = attributes(sound, struck, PITCHES, ALL, 4, torch.zeros(1, 8))[0]
+    assert values[0] == 0 and torch.isnan(values[1:]).all()
+
+
+def test_syncopation_needs_to_know_where_the_beat_is():
+    sound, struck = notes(8, [(1, 2, 0)])
+    with pytest.raises(ConfigError, match="meter"):
+        attributes(sound, struck, PITCHES, ["syncopation"], 4)
+
+
+def test_windows_as_fed_give_the_same_attributes_as_their_parts():
+    # onsets, then the next step's meter, as data.windows lays a model of both out
+    sound, struck = notes(16, [(0, 3, 1), (3, 1, 5), (6, 4, 7)])
+    meter = torch.as_tensor(meter_columns(np.arange(1, 17), 4, 16), dtype=torch.float32)[None]
+    windows = torch.cat([sound, struck, meter], dim=2)
+    fed = window_attributes(windows, PITCHES, ALL, onsets=True, steps_per_unit=4, steps_per_beat=4)
+    direct = attributes(sound, struck, PITCHES, ALL, 4, torch.arange(16)[None] % 4)
+    assert torch.allclose(fed, direct, equal_nan=True)
+    # A binary roll: notes start where a pitch begins to sound (a note sounding at the window's start is not counted)
+    roll = window_attributes(sound, PITCHES, ["onsets"], onsets=False, steps_per_unit=4, steps_per_beat=None)
+    assert roll[0, 0] == pytest.approx(2 / 16 * 4)
+    assert starts_of(sound)[0, 0].sum() == 0
+
+
+def test_the_loss_is_small_when_the_codes_follow_the_attributes_and_pushes_them_to():
+    a = torch.tensor([[1.0, 4.0], [2.0, 3.0], [3.0, 2.0], [4.0, 1.0]])  # x rises, y falls
+    z_follows = a.clone()
+    z_against = -a
+    assert attribute_loss(z_follows, a, 10.0) < 0.01
+    assert attribute_loss(z_against, a, 10.0) > 1.4  # every pair but the diagonal wrong, on both units
+    z = torch.zeros(4, 2, requires_grad=True)
+    attribute_loss(z, a, 10.0).backward()
+    assert (torch.argsort(z.grad[:, 0]) == torch.tensor([3, 2, 1, 0])).all()  # descent raises the busiest most
+    # a window with nothing to measure (NaN) is left out of its unit's pairs
+    a_nan = a.clone()
+    a_nan[0, 0] = float("nan")
+    z = torch.zeros(4, 2, requires_grad=True)
+    attribute_loss(z, a_nan, 10.0).backward()
+    assert z.grad[0, 0] == 0 and z.grad[0, 1] != 0
+
+
+def test_pad_axes_are_two_known_attributes_or_songs():
+    assert load_config("paper-2d").model.pad_axes == ()
+    assert load_config("live-2d", {"pad_axes": "range,polyphony"}).model.pad_axes == ("range", "polyphony")
+    assert load_config("live-2d", {"pad_axes": "songs"}).model.pad_axes == ()
+    for bad in ("onsets", "onsets,onsets", "onsets,loudness", "a,b,c"):
+        with pytest.raises(ConfigError, match="two different attributes"):
+            load_config("live-2d", {"pad_axes": bad})
+
+
+def test_a_plane_of_named_axes_moves_the_first_two_units_and_holds_the_rest_at_the_mean():
+    rng = np.random.default_rng(0)
+    means = rng.normal(size=(200, 3)) * [1.0, 2.0, 0.5]
+    song = np.repeat(np.arange(4), 50)
+    plane = LatentPlane.from_meta(latent_plane(means, song, list("abcd"), attributes=("onsets", "register")))
+    assert plane.attributes == ("onsets", "register")
+    assert np.array_equal(plane.axes, np.eye(3)[:2])
+    low, high = plane.z_at(0.0, 0.5), plane.z_at(1.0, 0.5)
+    assert high[0] > low[0] and high[1] == low[1] and high[2] == low[2] == pytest.approx(means[:, 2].mean())
+    assert LatentPlane.from_meta(latent_plane(means, song, list("abcd"))).attributes == ()
+
+
+def test_what_the_musician_reads():
+    assert axis_words("onsets") == "sparser → busier"
+    assert pad_labels(("onsets", "register"))["y"] == {"name": "register", "low": "lower", "high": "higher"}
+    assert pad_labels(()) is None
+
+
+def test_spearman_on_ranks_with_ties():
+    assert list(ranks(np.array([3.0, 1.0, 3.0, 2.0]))) == [2.5, 0.0, 2.5, 1.0]
+    x = np.arange(9.0)
+    assert spearman(x, x ** 3) == pytest.approx(1.0)
+    assert spearman(x, -x) == pytest.approx(-1.0)
+    assert np.isnan(spearman(x, np.ones(9)))

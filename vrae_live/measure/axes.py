@@ -1,0 +1,92 @@
+"""Do the pad's axes do what they say? Controllability of a model trained with ``--pad-axes``.
+
+For each axis, 9 points along it (0.1 to 0.9), the other axis at the pad's centre, each played
+from a cold start with several seeds through the stream and gate ``serve`` plays
+(``steering.play_notes``); each take's attributes are measured as training measured the
+windows' (``data/attributes.py``), and each point's are the mean of its takes'. Reported per
+axis: Spearman's rho between the 9 positions and the axis's own attribute (1: it rises all
+along the axis), and |rho| of the other axis's attribute (the leak: 0 when moving along x
+leaves y's attribute alone).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..checkpoint import Checkpoint
+from ..data.attributes import attributes, axis_words, starts_of
+from .steering import play_notes
+
+POINTS = np.linspace(0.1, 0.9, 9)
+SEEDS = 4
+FRAMES = 128
+
+
+def ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks from 0, ties sharing their mean rank."""
+    order = np.argsort(values, kind="stable")
+    ranked = np.empty(len(values))
+    ranked[order] = np.arange(len(values))
+    for value in np.unique(values):
+        tied = values == value
+        ranked[tied] = ranked[tied].mean()
+    return ranked
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation over the pairs where both are finite (nan with fewer than 3)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    known = np.isfinite(a) & np.isfinite(b)
+    ra, rb = ranks(a[known]), ranks(b[known])
+    if known.sum() < 3 or ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+@dataclass(frozen=True)
+class AxesReport:
+    names: tuple[str, str]
+    own: tuple[float, float]  # rho of each axis's own attribute along it
+    leak: tuple[float, float]  # |rho| of the other axis's attribute along it
+    seeds: int
+
+    def lines(self) -> list[str]:
+        out = []
+        for k, axis in enumerate("xy"):
+            other = self.names[1 - k]
+            out.append(f"{axis} ({self.names[k]}: {axis_words(self.names[k])}): rho {self.own[k]:+.2f} along it, "
+                       f"{other} leaks {self.leak[k]:.2f}")
+        return out
+
+
+def take_attributes(checkpoint: Checkpoint, names, z: np.ndarray, seed: int, frames: int = FRAMES) -> np.ndarray:
+    """The attributes ``names`` of one take at a fixed z ``(A,)``."""
+    sound, struck = play_notes(checkpoint, z, frames, seed)
+    sound_t = torch.as_tensor(sound[None], dtype=torch.float32)
+    struck_t = torch.as_tensor(struck[None], dtype=torch.float32) if struck is not None else starts_of(sound_t)
+    timing = checkpoint.timing
+    spb = timing.steps_per_beat
+    step_in_beat = torch.arange(frames)[None] % spb if spb else None  # a take starts on a downbeat
+    return attributes(sound_t, struck_t, checkpoint.pitches, names, spb or timing.fs, step_in_beat)[0].numpy()
+
+
+def measure_axes(checkpoint: Checkpoint, seeds: int = SEEDS, frames: int = FRAMES) -> AxesReport | None:
+    """Controllability along each named axis (see the module's doc); None for a pad without named axes."""
+    plane = checkpoint.latent_plane()
+    names = plane.attributes
+    if len(names) != 2:
+        return None
+    own, leak = [], []
+    for k in range(2):
+        measured = []  # (points, 2): each point's attributes, the mean of its takes
+        for u in POINTS:
+            z = plane.z_at(*((u, 0.5) if k == 0 else (0.5, u)))
+            takes = np.array([take_attributes(checkpoint, names, z, seed, frames) for seed in range(seeds)])
+            measured.append(np.nanmean(takes, axis=0) if np.isfinite(takes).any() else takes[0])
+        measured = np.array(measured)
+        own.append(spearman(POINTS, measured[:, k]))
+        leak.append(abs(spearman(POINTS, measured[:, 1 - k])))
+    return AxesReport(tuple(names), tuple(own), tuple(leak), seeds)
