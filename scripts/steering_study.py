@@ -6,7 +6,8 @@ paths) and each setting (extra `vrae-live train` options; none is the default tr
 musician gets), this trains a model with the command line a musician types, then measures
 what the musician would: the pad's steering along its weakest direction and the seams
 (`vrae-live info --steering --seams`), whether the pad plays what its map shows
-(`--faithfulness`, on the songs it trained on), the validation bound, the minutes it took here,
+(`--faithfulness`, on the songs it trained on), for a pad of named axes (`--pad-axes`) Spearman's
+rho of each axis's attribute along it and the other's leak (`measure/axes.py`), the validation bound, the minutes it took here,
 and how much the training songs differ among themselves (`measure/contrast.py`: about the
 most a pad faithful to them can steer).
 
@@ -40,6 +41,7 @@ import torch  # noqa: E402
 from vrae_live.checkpoint import load_checkpoint  # noqa: E402
 from vrae_live.data.corpus import load_songs  # noqa: E402
 from vrae_live.machine import machine_line  # noqa: E402
+from vrae_live.measure.axes import measure_axes  # noqa: E402
 from vrae_live.measure.contrast import measure_contrast  # noqa: E402
 from vrae_live.measure.faithfulness import measure_faithfulness  # noqa: E402
 from vrae_live.measure.quality import measure_quality, song_marks  # noqa: E402
@@ -103,7 +105,10 @@ def measure(run: Path, songs: Path, corpus: Path) -> dict:
     if len(reference) < 2:
         reference = song_marks([s for s in every if s.name in set(t["val_songs"])], ckpt)
     quality = measure_quality(ckpt, reference)
-    return {"bound": t["best_bound"], "epochs": f"{t['best_epoch']}/{epochs_done}", "steps": t.get("steps"),
+    axes = measure_axes(ckpt)
+    return {"axes": "-" if axes is None else " / ".join(f"{o:+.2f} ({leak:.2f})" for o, leak in zip(axes.own, axes.leak)),
+            "directions": " ".join(f"{r:.2f}" for r in steering.axes + steering.diagonals),
+            "bound": t["best_bound"], "epochs": f"{t['best_epoch']}/{epochs_done}", "steps": t.get("steps"),
             "copy": t.get("copy_bound", float("nan")), "quality": quality.ratio, "overlap": quality.overall,
             "windows": t["train_windows"], "songs": len(t["train_songs"]) + len(t["val_songs"]),
             "steering": steering.ratio, "weaker": steering.weaker, "other": max(steering.axes),
@@ -127,8 +132,9 @@ def main(argv: list[str] | None = None) -> int:
 
     lines = [machine_line(torch.device("cpu")) + " (training runs on the CPU unless --device is among the options)", "",
              "| corpus | songs | setting | epochs kept/done | windows | minutes | bound | copying | quality (x ceiling) "
-             "| steering | weakest direction | strongest axis | seams | faithfulness (chance) | songs' own contrast |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| steering | weakest direction | strongest axis | x, y, diagonals | axes' rho x / y (leak) | seams "
+             "| faithfulness (chance) | songs' own contrast |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
     for name, folder in corpora:
         for size in sizes:
@@ -145,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                 m = measure(run, songs, Path(folder).expanduser())
                 line = (f"| {name} | {m['songs']} | {setting} | {m['epochs']} | {m['windows']} | {minutes:.1f} | "
                         f"{m['bound']:.3f} | {m['copy']:.3f} | {m['overlap']:.2f} ({m['quality']:.2f}x) | {m['steering']:.2f} | "
-                        f"{m['weaker']:.2f} | {m['other']:.2f} | {m['seams']:.2f} | "
+                        f"{m['weaker']:.2f} | {m['other']:.2f} | {m['directions']} | {m['axes']} | {m['seams']:.2f} | "
                         f"{m['faithfulness']:.2f} ({m['chance']:.2f}) | {m['contrast']:.2f} |")
                 lines.append(line)
                 print(line, flush=True)

@@ -3,6 +3,8 @@ controllability measure's ranks, and a small model trained with them."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -119,3 +121,30 @@ def test_spearman_on_ranks_with_ties():
     assert spearman(x, x ** 3) == pytest.approx(1.0)
     assert spearman(x, -x) == pytest.approx(-1.0)
     assert np.isnan(spearman(x, np.ones(9)))
+
+
+@pytest.mark.slow
+def test_train_with_pad_axes_then_info_names_them_and_measures_them(tmp_path):
+    from click.testing import CliRunner
+
+    from tests.conftest import write_motif_songs
+    from vrae_live.checkpoint import load_checkpoint
+    from vrae_live.cli import main
+
+    songs = write_motif_songs(tmp_path / "songs", count=4, seconds=8.0)
+    tiny = ["--hidden", "16", "--window", "16", "--hop", "8", "--batch-size", "8", "--epochs", "2", "-q"]
+    run = lambda *args: CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)  # noqa: E731
+    result = run("train", songs, "--out", tmp_path / "run", "--pad-axes", "polyphony,register", *tiny)
+    assert result.exit_code == 0, result.output
+    plane = load_checkpoint(tmp_path / "run").latent_plane()
+    assert plane.attributes == ("polyphony", "register") and np.array_equal(plane.axes, np.eye(2))
+    result = run("info", tmp_path / "run", "--steering")
+    assert result.exit_code == 0, result.output
+    assert "x: thinner → fuller (polyphony); y: lower → higher (register)" in result.output
+    assert re.search(r"axes +x \(polyphony: thinner → fuller\): rho [+-]\d\.\d\d along it, register leaks \d\.\d\d",
+                     result.output), result.output
+    # a model with no code to teach, and a model of seconds asked for syncopation, are told why not
+    result = run("train", songs, "--out", tmp_path / "rnn", "--model", "rnn", "--pad-axes", "onsets,register", *tiny)
+    assert result.exit_code != 0 and "--pad-axes is for the VRAE" in result.output
+    result = run("train", songs, "--out", tmp_path / "fs", "--fs", "20", "--pad-axes", "syncopation,register", *tiny)
+    assert result.exit_code != 0 and "syncopation needs a model of the meter" in result.output

@@ -12,6 +12,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from vrae_live.data.attributes import pad_labels
 from vrae_live.live.controls import Controls
 from vrae_live.live.web import protocol
 from vrae_live.live.web.protocol import Ignored, RateLimit, parse_control
@@ -107,6 +108,7 @@ def test_a_page_move_is_applied_like_an_osc_move_and_acknowledged(web):
     with page(web) as ws:
         hello = json.loads(ws.recv(timeout=5))
         assert hello["type"] == "hello" and hello["map"] is None and hello["ranges"]["temperature"] == [0.0, 2.0]
+        assert hello["axes"] is None  # a pad of the songs' directions: no labels at its edges
         ws.send(json.dumps({"set": "xy", "value": [0.1, 0.9], "seq": 7}))
         while (message := json.loads(ws.recv(timeout=5)))["type"] != "applied":
             pass
@@ -156,3 +158,11 @@ def test_a_port_in_use_is_one_clear_error(web):
 
     with pytest.raises(VraeLiveError, match="--web-port"):
         WebServer(Controls(), "127.0.0.1", web.address[1]).start()
+
+
+def test_a_pad_of_named_axes_sends_its_edges_labels_to_the_page():
+    labels = pad_labels(("onsets", "register"))
+    with WebServer(Controls(), "127.0.0.1", 0, token=TOKEN, axes=labels) as server, page(server) as ws:
+        hello = json.loads(ws.recv(timeout=5))
+    assert hello["axes"] == {"x": {"name": "onsets", "low": "sparser", "high": "busier"},
+                             "y": {"name": "register", "low": "lower", "high": "higher"}}

@@ -248,7 +248,7 @@ class TrainConfig:
     input_dropout: Annotated[Float, Ge(0), Lt(1)] = 0.0
     transpose: Annotated[Int, Ge(0), Le(12)] = 0  # > 0: each training window moved by up to this many semitones either way
     weight_decay: Annotated[Float, Ge(0)] = 0.0  # decoupled weight decay (AdamW), per unit of learning rate
-    axes_weight: Annotated[Float, Ge(0)] = 1.0  # with pad_axes: the weight of the axes' loss (AR-VAE's gamma)
+    axes_weight: Annotated[Float, Ge(0)] = 0.25  # with pad_axes: the weight of the axes' loss (AR-VAE's gamma), per step
     axes_sharpness: Annotated[Float, Gt(0)] = 10.0  # with pad_axes: AR-VAE's delta, how steeply tanh compares two codes
     seed: Annotated[Int, Ge(0), Le(2**32 - 1)] = 0
     device: Str = "auto"  # auto | cpu | cuda | cuda:N

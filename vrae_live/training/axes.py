@@ -5,8 +5,11 @@ attribute of the window it encodes (``data/attributes.py``), after AR-VAE (Pati 
 For unit ``k`` and attribute ``a_k``, over every pair ``(i, j)`` of a batch's windows whose
 attribute is measured, the loss is the mean of ``|tanh(delta (z_ik - z_jk)) - sign(a_ik - a_jk)|``
 on the sampled codes: a window busier than another must sit further along x. It adds
-``axes_weight`` times the sum over the two units to the training loss; the bound reported is
-unchanged (the loss is no part of it). The other latent units, if any, carry the rest.
+``axes_weight`` times the sum over the two units, times the window's steps, to the training loss:
+weighted per step, as the bound is counted (the bound of a window is hundreds of nats, and
+AR-VAE's weight of 1 on the whole window left the codes nearly unordered: Spearman's rho 0.28 and
+0.09 between the units and their attributes on 30 chorales). The bound reported is unchanged
+(the loss is no part of it). The other latent units, if any, carry the rest.
 """
 
 from __future__ import annotations
@@ -53,4 +56,4 @@ class AxesLoss:
 
     def __call__(self, z: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
         a = window_attributes(windows, self.pitches, self.names, self.onsets, self.steps_per_unit, self.steps_per_beat)
-        return self.weight * attribute_loss(z[:, :len(self.names)], a, self.sharpness)
+        return self.weight * windows.shape[1] * attribute_loss(z[:, :len(self.names)], a, self.sharpness)
