@@ -169,11 +169,13 @@ def _draw_stored_map(checkpoint: Path, out: Path, color_by: str) -> None:
     from ..errors import ConfigError
     from ..measure.plots import plot_window_map
 
-    window_map = _load(checkpoint, "cpu").window_map()
+    ckpt = _load(checkpoint, "cpu")
+    window_map = ckpt.window_map()
     if not window_map:
         raise ConfigError(f"{checkpoint} stores no map of its songs (trained before it was stored); "
                           f"store it once: vrae-live map {checkpoint} SONGS_DIR --store")
-    plot_window_map(window_map, color_by, out, f"{checkpoint.name}: {len(window_map['u'])} windows on the pad")
+    plot_window_map(window_map, color_by, out, f"{checkpoint.name}: {len(window_map['u'])} windows on the pad",
+                    _axis_names(ckpt))
     click.echo(f"wrote {out}: {len(window_map['u'])} windows of {len(window_map['songs'])} songs on the pad, "
                f"by {color_by}")
 
@@ -217,7 +219,7 @@ def _map_songs(checkpoint, songs_dir, out, store, color_by, method, max_points, 
         log.warning(embedding.note)
     labels = [group_of(windows.song_names[s], color_by) for s in windows.song[keep]]
     title = f"{checkpoint.name}: {len(means)} windows of {len(songs)} songs, latent {means.shape[1]} ({embedding.method})"
-    plot_map(embedding, labels, out, title)
+    plot_map(embedding, labels, out, title, _axis_names(ckpt) if means.shape[1] == 2 else ())
     click.echo(f"wrote {out}: {len(means)} windows, {len(set(labels))} {color_by}s, {embedding.method}")
 
 
@@ -245,3 +247,9 @@ def curve(run_dir: Path, out: Path, skip: int) -> None:
     val = f", validation {last['val_bound']:.4f}" if last.get("val_bound") is not None else ""
     click.echo(f"wrote {out}: {len(rows)} epochs; last training {last['train_bound']:.4f}{val} nats/step")
 
+
+def _axis_names(ckpt) -> tuple[str, ...]:
+    """What the pad's x and y play, for a map's axes: "sparser → busier (onsets)"; () for the songs' plane."""
+    from ..data.attributes import axis_words
+
+    return tuple(f"{axis_words(name)} ({name})" for name in ckpt.latent_plane().attributes)

@@ -70,8 +70,10 @@ def _pca_2d(x: np.ndarray) -> np.ndarray:
     return centred @ vt[:2].T
 
 
-def plot_map(embedding: Embedding, labels: Sequence[str], out: str | Path, title: str = "") -> Path:
-    """One marker per window at its embedded mean, coloured by label (paper Figure 1, right)."""
+def plot_map(embedding: Embedding, labels: Sequence[str], out: str | Path, title: str = "",
+             axis_names: Sequence[str] = ()) -> Path:
+    """One marker per window at its embedded mean, coloured by label (paper Figure 1, right);
+    ``axis_names``: what the two axes play, for a pad of named axes drawn on its own units."""
     plt = require_matplotlib()
     labels = np.asarray(labels, dtype=object)
     groups = sorted(set(labels))
@@ -84,8 +86,9 @@ def plot_map(embedding: Embedding, labels: Sequence[str], out: str | Path, title
         ax.scatter(pts[:, 0], pts[:, 1], s=10, alpha=0.7, color=colour, marker=markers[i % len(markers)],
                    label=str(group), linewidths=0)
     axis = "z" if embedding.method == "latent means" else embedding.method
-    ax.set_xlabel(f"{axis} 1")
-    ax.set_ylabel(f"{axis} 2")
+    named = len(axis_names) == 2 and embedding.method in ("latent means", "pad")
+    ax.set_xlabel(f"{axis} 1" + (f": {axis_names[0]}" if named else ""))
+    ax.set_ylabel(f"{axis} 2" + (f": {axis_names[1]}" if named else ""))
     ax.set_title(title or f"encoded windows ({embedding.method})")
     if len(groups) <= MAX_LEGEND:
         ax.legend(fontsize=7, markerscale=1.5, loc="best", frameon=False)
@@ -121,7 +124,8 @@ def save_figure(fig, plt, out: str | Path) -> Path:
     return out
 
 
-def plot_window_map(window_map: dict[str, Any], color_by: str, out: str | Path, title: str = "") -> Path:
+def plot_window_map(window_map: dict[str, Any], color_by: str, out: str | Path, title: str = "",
+                    axis_names: Sequence[str] = ()) -> Path:
     """The map a checkpoint stores (``songmap.window_map``) on the pad's square, as serve's page draws it:
     by ``song`` or ``folder`` (one colour each), or by ``register``, ``density`` or ``major``."""
     plt = require_matplotlib()
@@ -130,7 +134,7 @@ def plot_window_map(window_map: dict[str, Any], color_by: str, out: str | Path, 
         from .analysis import group_of
 
         labels = [group_of(window_map["songs"][s], color_by) for s in window_map["song"]]
-        return plot_map(Embedding(points, "pad"), labels, out, title)
+        return plot_map(Embedding(points, "pad"), labels, out, title, axis_names)
     fig, ax = plt.subplots(figsize=(7, 6))
     if color_by == "major":
         major = np.asarray(window_map["major"], bool)
@@ -142,7 +146,8 @@ def plot_window_map(window_map: dict[str, Any], color_by: str, out: str | Path, 
         fig.colorbar(shown, ax=ax, label="mean pitch (MIDI)" if color_by == "register" else "notes sounding a frame")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    ax.set_xlabel("pad x")
-    ax.set_ylabel("pad y")
+    named = len(axis_names) == 2
+    ax.set_xlabel("pad x" + (f": {axis_names[0]}" if named else ""))
+    ax.set_ylabel("pad y" + (f": {axis_names[1]}" if named else ""))
     ax.set_title(title or "windows on the pad")
     return save_figure(fig, plt, out)
