@@ -87,8 +87,10 @@ def test_a_step_shared_by_two_processes_has_the_gradient_of_the_whole_batch(tmp_
     shared = torch.load(tmp_path / "two" / "step.pt")
     assert shared.keys() == alone.keys()
     assert any(g.abs().sum() > 0 for name, g in alone.items() if name.startswith("grad"))
+    # atol 1e-5 against gradients up to 1: the pad axes' loss (live-2d's, over every pair of the global
+    # batch) steepens the step, and the two ways round differ by up to 3.5e-6 in rounding.
     for name, value in alone.items():
-        torch.testing.assert_close(shared[name], value, rtol=1e-4, atol=1e-6, msg=name)
+        torch.testing.assert_close(shared[name], value, rtol=1e-4, atol=1e-5, msg=name)
 
 
 # -- torchrun end to end -------------------------------------------------------------

@@ -21,6 +21,7 @@ import torch
 from ..config import Config
 from ..data.attributes import window_attributes
 from ..errors import ConfigError
+from .distributed import World
 
 
 def attribute_loss(z: torch.Tensor, a: torch.Tensor, sharpness: float) -> torch.Tensor:
@@ -54,6 +55,9 @@ class AxesLoss:
         self.steps_per_beat = d.steps_per_beat if d.fed_meter else None
         self.weight, self.sharpness = t.axes_weight, t.axes_sharpness
 
-    def __call__(self, z: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
+    def __call__(self, z: torch.Tensor, windows: torch.Tensor, world: World) -> torch.Tensor:
+        """The loss over every pair of the global batch: under torchrun each process holds a share of
+        ``z`` and ``windows`` and gets the whole batch's loss (DDP's average of the gradients is then its gradient)."""
         a = window_attributes(windows, self.pitches, self.names, self.onsets, self.steps_per_unit, self.steps_per_beat)
-        return self.weight * windows.shape[1] * attribute_loss(z[:, :len(self.names)], a, self.sharpness)
+        units = world.gather_rows(z[:, :len(self.names)])
+        return self.weight * windows.shape[1] * attribute_loss(units, world.gather_rows(a), self.sharpness)

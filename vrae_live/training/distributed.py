@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -94,6 +95,22 @@ class World:
         if self.distributed:
             dist.all_reduce(x)
         return x
+
+    def gather_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """``x (b, ...)`` of every process, concatenated in rank order: the global batch's rows, whose
+        gradients flow back to the process that holds each (shares may differ in size by one)."""
+        if not self.distributed:
+            return x
+        from torch.distributed.nn.functional import all_gather  # with autograd; its successor is private
+
+        sizes = [torch.zeros(1, dtype=torch.long, device=x.device) for _ in range(self.size)]
+        dist.all_gather(sizes, torch.tensor([len(x)], device=x.device))
+        most = max(int(s) for s in sizes)
+        padded = torch.cat([x, x.new_zeros((most - len(x), *x.shape[1:]))])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # deprecated for a private successor
+            parts = all_gather(padded)
+        return torch.cat([part[:int(s)] for part, s in zip(parts, sizes)])
 
     def barrier(self) -> None:
         if self.distributed:

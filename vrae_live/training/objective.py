@@ -16,7 +16,7 @@ def training_loss(terms, n: int, kl_weight: float, free_bits: float, bag_of_note
     The share's loss is weighted by its size, so DDP's average of the processes' gradients
     is the gradient of the global batch's mean loss; free bits judge each unit's KL over the
     global batch, not over a share (one all-reduce of L + 1 numbers a step, under torchrun).
-    ``axes``: the pad axes' loss of the share (``axes.AxesLoss``), weighted as its mean bound is.
+    ``axes``: the pad axes' loss of the global batch (``axes.AxesLoss``), the same in every process.
     """
     rec, kl = terms.rec.float(), terms.kl.float()  # (b,), (b, L); bf16 under autocast
     kl_per_unit = kl.mean(0)  # (L,)
@@ -29,8 +29,8 @@ def training_loss(terms, n: int, kl_weight: float, free_bits: float, bag_of_note
     loss = rec.mean() + kl_weight * kl_objective
     if terms.notes is not None:
         loss = loss + bag_of_notes * terms.notes.float().mean()
-    if axes is not None:
-        loss = loss + axes
     if len(rec) * world.size != n:
         loss = loss * (len(rec) * world.size / n)
+    if axes is not None:
+        loss = loss + axes
     return loss, rec_whole + kl_whole.sum()

@@ -241,7 +241,7 @@ class Trainer:
         with self.autocast():
             loss_terms = self.model.loss_terms if self.ddp is None else self.ddp
             terms = loss_terms(batch, self.noise, self.config.train.input_dropout)
-            axes = self.axes(terms.z, batch) if self.axes is not None else None
+            axes = self.axes(terms.z, batch, self.world) if self.axes is not None else None
         t = self.config.train
         return (terms, *training_loss(terms, n, self.kl_weight(self.progress.global_step), t.free_bits,
                                       self.config.model.bag_of_notes, self.world, axes))
