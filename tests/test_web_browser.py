@@ -18,8 +18,10 @@ from vrae_live.testing.serve import ServeProcess, note_ons
 
 PORT = "vrae-live:vrae-live"
 TOKEN = "browser-test-token"
-NOTES = 64  # note-ons recorded after each tap (the first SETTLE of them left out: frames decoded before it)
-SETTLE = 8
+# note-ons recorded after each tap, the first SETTLE of them left out: frames decoded before it, and
+# the bars in which the decoder, fed what it played before the tap, moves to the new register
+NOTES = 192
+SETTLE = 64
 
 
 def require_browser() -> None:
