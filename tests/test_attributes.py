@@ -136,6 +136,7 @@ def test_train_with_pad_axes_then_info_names_them_and_measures_them(tmp_path):
     run = lambda *args: CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)  # noqa: E731
     result = run("train", songs, "--out", tmp_path / "run", "--pad-axes", "polyphony,register", *tiny)
     assert result.exit_code == 0, result.output
+    assert re.search(r"pad axes: x \(polyphony: thinner → fuller\): rho [+-]\d\.\d\d along it", result.output), result.output
     plane = load_checkpoint(tmp_path / "run").latent_plane()
     assert plane.attributes == ("polyphony", "register") and np.array_equal(plane.axes, np.eye(2))
     result = run("info", tmp_path / "run", "--steering")

@@ -267,6 +267,11 @@ def _say_whether_the_pad_steers(ckpt, songs_dir: Path, cache_dir: Path | None) -
 
     report = measure_steering(ckpt)
     log.info(f"steering: {report.line()}")
+    from ..measure.axes import measure_axes
+
+    axes = measure_axes(ckpt)  # a pad of named axes: does each do what it says?
+    for line in axes.lines() if axes is not None else []:
+        log.info(f"pad axes: {line}")
     songs = load_songs(songs_dir, ckpt.timing, cache_dir, workers=1, names=ckpt.song_names("training"))
     contrast = measure_contrast([s.roll for s in songs], ckpt.pitches)
     if contrast is not None:
