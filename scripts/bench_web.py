@@ -25,7 +25,6 @@ import json
 import math
 import re
 import signal
-import socket
 import threading
 import time
 from pathlib import Path
@@ -37,15 +36,9 @@ from websockets.sync.client import connect
 from vrae_live.config import default_checkpoint
 from vrae_live.machine import machine_line
 from vrae_live.testing.jack import JackServer, MidiDump, missing_jack_tools
-from vrae_live.testing.serve import ServeProcess
+from vrae_live.testing.serve import ServeProcess, free_port
 
 TOKEN = "bench-web-token"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Page:

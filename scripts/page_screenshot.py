@@ -10,7 +10,6 @@ Needs what the browser test needs: jackd (jackd2), chromium and chromium-driver,
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 from pathlib import Path
 
@@ -19,13 +18,7 @@ sys.path.insert(0, str(ROOT))  # this checkout's vrae_live
 
 from vrae_live.testing.browser import Browser, missing_browser_tools  # noqa: E402
 from vrae_live.testing.jack import JackServer  # noqa: E402
-from vrae_live.testing.serve import ServeProcess  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from vrae_live.testing.serve import ServeProcess, free_port  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,6 @@ Skipped without Chromium, chromedriver and selenium (or JACK), unless CI is set:
 from __future__ import annotations
 
 import signal
-import socket
 
 import pytest
 
@@ -14,7 +13,7 @@ from tests.jack import require_jack_tools, skip_unless_ci
 from vrae_live.config import default_checkpoint
 from vrae_live.testing.browser import Browser, missing_browser_tools
 from vrae_live.testing.jack import MidiDump
-from vrae_live.testing.serve import ServeProcess, note_ons
+from vrae_live.testing.serve import ServeProcess, free_port, note_ons
 
 PORT = "vrae-live:vrae-live"
 TOKEN = "browser-test-token"
@@ -28,12 +27,6 @@ def require_browser() -> None:
     missing = missing_browser_tools()
     if missing:
         skip_unless_ci(f"browser tools not found: {', '.join(missing)}")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def edge_labels(page: Browser) -> dict[str, str]:

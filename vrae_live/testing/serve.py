@@ -4,9 +4,17 @@ for the end-to-end tests and the benchmarks."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now (for serve's web page)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 class ServeProcess:
