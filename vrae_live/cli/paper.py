@@ -219,7 +219,7 @@ def _map_songs(checkpoint, songs_dir, out, store, color_by, method, max_points, 
         log.warning(embedding.note)
     labels = [group_of(windows.song_names[s], color_by) for s in windows.song[keep]]
     title = f"{checkpoint.name}: {len(means)} windows of {len(songs)} songs, latent {means.shape[1]} ({embedding.method})"
-    plot_map(embedding, labels, out, title, _axis_names(ckpt) if means.shape[1] == 2 else ())
+    plot_map(embedding, labels, out, title, _axis_names(ckpt))  # named only where drawn on the units themselves
     click.echo(f"wrote {out}: {len(means)} windows, {len(set(labels))} {color_by}s, {embedding.method}")
 
 
@@ -250,6 +250,6 @@ def curve(run_dir: Path, out: Path, skip: int) -> None:
 
 def _axis_names(ckpt) -> tuple[str, ...]:
     """What the pad's x and y play, for a map's axes: "sparser → busier (onsets)"; () for the songs' plane."""
-    from ..data.attributes import axis_words
+    from ..data.attributes import axis_title
 
-    return tuple(f"{axis_words(name)} ({name})" for name in ckpt.latent_plane().attributes)
+    return tuple(axis_title(name) for name in ckpt.latent_plane().attributes)

@@ -262,13 +262,12 @@ def _say_whether_the_pad_steers(ckpt, songs_dir: Path, cache_dir: Path | None) -
     """The verdict on the kept checkpoint, measured as `info --steering` does, and how much its
     training songs differ among themselves (what a faithful pad can steer)."""
     from ..data.corpus import load_songs
+    from ..measure.axes import measure_axes
     from ..measure.contrast import measure_contrast
     from ..measure.steering import measure_steering
 
     report = measure_steering(ckpt)
     log.info(f"steering: {report.line()}")
-    from ..measure.axes import measure_axes
-
     axes = measure_axes(ckpt)  # a pad of named axes: does each do what it says?
     for line in axes.lines() if axes is not None else []:
         log.info(f"pad axes: {line}")
@@ -344,11 +343,10 @@ def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool, songs_dir
     v = ckpt.versions
     lines.append(f"versions     vrae-live {v.get('vrae_live')}, torch {v.get('torch')}")
     if steering:
+        from ..measure.axes import measure_axes
         from ..measure.steering import measure_steering
 
         lines.append(f"steering     {measure_steering(ckpt).line()}")
-        from ..measure.axes import measure_axes
-
         axes = measure_axes(ckpt)
         if axes is not None:
             lines += [f"axes         {line}" for line in axes.lines()]
@@ -389,9 +387,9 @@ def _pad_axes(attributes: tuple[str, ...]) -> str:
     """What the pad's x and y play: "x: sparser → busier (onsets); y: lower → higher (register)"."""
     if not attributes:
         return "x and y: the directions along which the training songs differ most"
-    from ..data.attributes import axis_words
+    from ..data.attributes import axis_title
 
-    return "; ".join(f"{axis}: {axis_words(name)} ({name})" for axis, name in zip("xy", attributes))
+    return "; ".join(f"{axis}: {axis_title(name)}" for axis, name in zip("xy", attributes))
 
 
 def _pitch_list(pitches: list[int]) -> str:

@@ -37,16 +37,15 @@ class Attribute:
     name: str
     low: str  # what the pad's low end plays, in a word: "sparser"
     high: str  # and its high end: "busier"
-    what: str  # for --help and the docs
 
 
 ATTRIBUTES = {a.name: a for a in (
-    Attribute("onsets", "sparser", "busier", "notes started per beat"),
-    Attribute("register", "lower", "higher", "mean pitch of the sounding notes"),
-    Attribute("range", "narrower", "wider", "semitones from the lowest pitch to the highest"),
-    Attribute("polyphony", "thinner", "fuller", "notes sounding at once"),
-    Attribute("syncopation", "on the beat", "off the beat", "share of notes started off the beat"),
-    Attribute("pitch-classes", "fewer keys", "more keys", "spread over the 12 pitch classes (entropy, bits)"),
+    Attribute("onsets", "sparser", "busier"),
+    Attribute("register", "lower", "higher"),
+    Attribute("range", "narrower", "wider"),
+    Attribute("polyphony", "thinner", "fuller"),
+    Attribute("syncopation", "on the beat", "off the beat"),
+    Attribute("pitch-classes", "fewer keys", "more keys"),
 )}
 assert tuple(ATTRIBUTES) == PAD_ATTRIBUTES  # the names config.py checks --pad-axes against
 
@@ -55,6 +54,11 @@ def axis_words(name: str) -> str:
     """How an axis reads on the pad: "sparser → busier"."""
     a = ATTRIBUTES[name]
     return f"{a.low} → {a.high}"
+
+
+def axis_title(name: str) -> str:
+    """An axis with its attribute, for ``info`` and a map's axes: "sparser → busier (onsets)"."""
+    return f"{axis_words(name)} ({name})"
 
 
 def pad_labels(names: Sequence[str]) -> dict[str, dict[str, str]] | None:
