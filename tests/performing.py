@@ -19,7 +19,7 @@ def perform(checkpoint, frames, messages=(), seed=0, at_frame=None, initial=None
     go to PerformanceSettings; ``fake`` is the FakeTime to play on. Returns the sink, the stats, the controls and the performer.
     """
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
-    controls = Controls(latent_size=ckpt.config.model.latent, initial=initial)
+    controls = Controls(latent_size=ckpt.config.model.latent, initial=initial, voices=settings.get("voices", 1))
     for address, args in messages:
         controls.handle_message(address, list(args))
     fake = fake or FakeTime()

@@ -284,7 +284,7 @@ def test_ports_lists_where_notes_can_go_and_where_a_clock_can_come_from(jack_ser
     finally:
         midi_out.delete()
     assert result.exit_code == 0, result.output
-    notes, clock = result.output.split("MIDI ports to take MIDI clock from (--clock-port):")
+    notes, clock = result.output.split("MIDI ports to take MIDI clock or chords from (--clock-port, --follow-port):")
     assert notes.startswith("MIDI ports to send notes to (--midi-port):")
     assert dump.input_port in notes and "a DAW's clock" not in notes
     assert "a DAW's clock" in clock and dump.input_port not in clock

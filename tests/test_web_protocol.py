@@ -27,6 +27,9 @@ TOKEN = "test-token-1234"
     ('{"set": "density", "value": 0.7}', ("/vrae/density", [0.7], None)),
     ('{"set": "hold", "value": 1}', ("/vrae/hold", [1], None)),
     ('{"set": "panic"}', ("/vrae/panic", [], None)),
+    ('{"set": "key", "value": 7}', ("/vrae/key", [7], None)),
+    ('{"set": "scale", "value": "dorian"}', ("/vrae/scale", ["dorian"], None)),
+    ('{"set": "key-strength", "value": 0.5}', ("/vrae/key-strength", [0.5], None)),
 ])
 def test_a_control_becomes_the_canonical_osc_message(text, expected):
     assert parse_control(text) == expected
@@ -166,3 +169,20 @@ def test_a_pad_of_named_axes_sends_its_edges_labels_to_the_page():
         hello = json.loads(ws.recv(timeout=5))
     assert hello["axes"] == {"x": {"name": "onsets", "low": "sparser", "high": "busier"},
                              "y": {"name": "register", "low": "lower", "high": "higher"}}
+
+
+def test_the_page_is_told_the_keys_and_scales_and_sets_them_as_osc_does():
+    with WebServer(Controls(), "127.0.0.1", 0, token=TOKEN) as server, page(server) as ws:
+        hello = json.loads(ws.recv(timeout=5))
+        assert hello["keys"][:2] == ["C", "C#"] and len(hello["keys"]) == 12
+        assert "dorian" in hello["scales"] and "blues" in hello["scales"]
+        assert hello["ranges"]["key-strength"] == [0.0, 1.0]
+        assert hello["controls"]["key"] is None and hello["controls"]["chord"] == []
+        for seq, (name, value) in enumerate((("key", 9), ("scale", "minor"), ("key-strength", 1.0), ("key", "Q"))):
+            ws.send(json.dumps({"set": name, "value": value, "seq": seq}))
+        poll(lambda: server.controls.stats["unknown_name"], timeout=5, what="the last message")  # applied in order
+    server.controls.set_chord(frozenset({9, 0, 4}))
+    state = server.controls.snapshot()
+    assert (state.key, state.scale, state.key_strength) == (9, "minor", 1.0)
+    assert server.controls.stats["unknown_name"] == 1
+    assert json.loads(protocol.state_message(state, {}))["controls"]["chord"] == [0, 4, 9]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..play.key import DEFAULT_KEY_STRENGTH, parse_scale
 from .options import FiniteRange, OutputFile, live_options, note_settings
 
 MIDI_APIS = click.Choice(["auto", "alsa", "jack", "coremidi", "winmm"])
@@ -85,6 +86,14 @@ def _token(ctx, param, value):
               help="MIDI channel of voice 1 (also /vrae/channel); voice K plays on the K-1th channel after it.")
 @click.option("--voice-ports", is_flag=True,
               help="With --voices: each voice on a virtual port of its own, 'vrae-live voice K', all on --channel.")
+@click.option("--key-cut", is_flag=True,
+              help="A new key or chord ends the notes sounding outside it at once [default: they end as they would].")
+@click.option("--follow", is_flag=True,
+              help="Lean on the chord held on the virtual MIDI input 'vrae-live follow' (a keyboard's left hand, a "
+                   "chord track): its notes first, then the --key's scale.")
+@click.option("--follow-port", metavar="NAME",
+              help="Take the chords from this existing MIDI output port (a unique part of its name) instead of "
+                   "opening 'vrae-live follow'; implies --follow.")
 @click.option("--realtime/--no-realtime", default=True, show_default=True,
               help="Keep the clock at realtime priority where the system permits (Linux: root or the audio group).")
 def serve(checkpoint_dir: Path, host: str, port: int, controller: str | None, feedback, midi_port: str | None,
@@ -92,7 +101,9 @@ def serve(checkpoint_dir: Path, host: str, port: int, controller: str | None, fe
           on_threshold: float, off_threshold: float, polyphony: int, min_len: int, max_len: int | None,
           seed: int, demo: bool, duration: float | None, no_midi: bool, realtime: bool, allow: tuple,
           sync: str, clock_port: str | None, quantum: float, send_clock: bool, web_port: int, web_host: str,
-          web_token: str | None, voices: int = 1, channel: int = 1, voice_ports: bool = False) -> None:
+          web_token: str | None, voices: int = 1, channel: int = 1, voice_ports: bool = False,
+          key: int | None = None, scale: str = "major", key_strength: float = DEFAULT_KEY_STRENGTH,
+          key_cut: bool = False, follow: bool = False, follow_port: str | None = None) -> None:
     """Play a model live: OSC (or the web page) in, MIDI out. Stop with Ctrl-C."""
     from ..live.serve import PerformanceSettings, ServeOptions, serve as run
 
@@ -102,22 +113,24 @@ def serve(checkpoint_dir: Path, host: str, port: int, controller: str | None, fe
     if voice_ports and voices == 1:
         raise click.BadParameter("needs --voices 2 or more.", param_hint="'--voice-ports'")
     performance = PerformanceSettings(hop=hop, glide_s=glide, bpm=bpm, notes=notes, seed=seed, demo=demo,
-                                      voices=voices)
+                                      voices=voices, key_cut=key_cut)
     run(ServeOptions(checkpoint=checkpoint_dir, host=host, port=port, controller=controller, feedback=feedback,
                      midi_port=midi_port, midi_api=midi_api, record=record, device=device, performance=performance,
                      duration_s=duration, no_midi=no_midi, realtime=realtime, allow=allow,
                      sync=sync, clock_port=clock_port, quantum=quantum, send_clock=send_clock,
                      channel=channel, voice_ports=voice_ports,
-                     web_port=web_port, web_host=web_host, web_token=web_token))
+                     web_port=web_port, web_host=web_host, web_token=web_token, key=key, scale=parse_scale(scale),
+                     key_strength=key_strength, follow=follow, follow_port=follow_port))
 
 
 @click.command()
 @click.option("--midi-api", type=MIDI_APIS, default="auto", show_default=True)
 def ports(midi_api: str) -> None:
-    """List the MIDI ports --midi-port can send to and --clock-port can take a clock from."""
+    """List the MIDI ports --midi-port can send to, and --clock-port and --follow-port take from."""
     from ..live.midi.rtmidi_port import list_ports
 
-    for direction, title in (("output", "send notes to (--midi-port)"), ("input", "take MIDI clock from (--clock-port)")):
+    for direction, title in (("output", "send notes to (--midi-port)"),
+                             ("input", "take MIDI clock or chords from (--clock-port, --follow-port)")):
         names = list_ports(midi_api, direction)
         click.echo(f"MIDI ports to {title}:")
         click.echo("\n".join(f"  {name}" for name in names) if names else "  none")

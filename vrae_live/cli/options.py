@@ -13,6 +13,9 @@ from pathlib import Path
 
 import click
 
+from ..errors import ConfigError
+from ..play.key import DEFAULT_KEY_STRENGTH, SCALE_ALIASES, SCALES, parse_key
+
 
 class FiniteRange(click.FloatRange):
     """click's FloatRange that also refuses nan and inf (nan compares as in any range)."""
@@ -22,6 +25,21 @@ class FiniteRange(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{number} is not a finite number.", param, ctx)
         return number
+
+
+class KeyName(click.ParamType):
+    """A key: a note name (C, F#, Bb) or a pitch class 0..11."""
+
+    name = "key"
+
+    def convert(self, value, param, ctx) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_key(value)
+        except ConfigError:
+            self.fail(f"{value!r} is not a key: C, C#, Db, D, D#, Eb, E, F, F#, Gb, G, G#, Ab, A, A#, Bb, B "
+                      "(or 0..11).", param, ctx)
 
 
 MIN_BPM, MAX_BPM = 20, 400  # beyond these a beat-based model plays frames too long or too short to be music
@@ -89,6 +107,11 @@ _PERFORMANCE = (
                  help="Frames a note sounds at least."),
     click.option("--max-len", type=click.IntRange(min=1),
                  help="Frames after which a note is released, at least --min-len [default: no limit]."),
+    click.option("--key", type=KeyName(), help="Play in this key (C, F#, Bb, ...) [default: as the model plays]."),
+    click.option("--scale", type=click.Choice([*SCALES, *SCALE_ALIASES], case_sensitive=False), default="major",
+                 show_default=True, help="The key's scale."),
+    click.option("--key-strength", type=FiniteRange(0, 1), default=DEFAULT_KEY_STRENGTH, show_default=True,
+                 help="How hard notes lean to the key: 0 plays the model as it is, 1 only the scale's notes."),
 )
 
 live_options = _options(

@@ -17,11 +17,14 @@ from .options import FiniteRange, OutputFile, device_option, note_settings, seed
 log = logging.getLogger("vrae_live")
 
 
-def _take_settings(seed, bpm, hop, density, temperature, on_threshold, off_threshold, polyphony, min_len, max_len):
+def _take_settings(seed, bpm, hop, density, temperature, on_threshold, off_threshold, polyphony, min_len, max_len,
+                   key, scale, key_strength):
     from ..offline.render import TakeSettings
+    from ..play.key import parse_scale
 
     notes = note_settings(on_threshold, off_threshold, polyphony, min_len, max_len)
-    return TakeSettings(bpm=bpm, density=density, temperature=temperature, hop=hop, notes=notes, seed=seed)
+    return TakeSettings(bpm=bpm, density=density, temperature=temperature, hop=hop, notes=notes, seed=seed,
+                        key=key, scale=parse_scale(scale), key_strength=key_strength)
 
 
 def _load(checkpoint: Path, device: str):
@@ -39,7 +42,7 @@ def _describe(take, out: Path) -> str:
 def _with_take_settings(command):
     """Collect the take options into one ``settings`` argument (and load nothing yet)."""
     names = ("seed", "bpm", "hop", "density", "temperature", "on_threshold", "off_threshold", "polyphony",
-             "min_len", "max_len")
+             "min_len", "max_len", "key", "scale", "key_strength")
 
     @functools.wraps(command)
     def wrapper(**kwargs):

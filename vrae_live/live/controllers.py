@@ -38,6 +38,7 @@ CONTROL_RANGES: dict[str, tuple[float, float]] = {
     "velocity": (0, 127),
     "transpose": (-24, 24),
     "channel": (1, 16),
+    "key_strength": (0.0, 1.0),
 }
 INTEGER_CONTROLS = frozenset({"velocity", "transpose", "channel"})
 POSITION_FIELDS = frozenset({"x", "y", "z"})

@@ -15,6 +15,9 @@ always accepted as well:
     /vrae/channel i|f     MIDI channel 1..16, rounded
     /vrae/hold i|f        nonzero freezes the position (xy and z)
     /vrae/panic ...       all notes off; any arguments
+    /vrae/key i|s         the key: a pitch class 0..11 (0 is C) or a name ("F#", "Bb"); -1 or "none": no key
+    /vrae/scale s         the key's scale, a name of play/key.py's SCALES ("minor", "dorian", "blues", ...)
+    /vrae/key-strength f  0..1: 0 plays the model as it is, 1 only the scale's (and a held chord's) notes
 
 With several voices (``serve --voices N``), voice K (1..N) has its own:
 
@@ -25,6 +28,8 @@ With several voices (``serve --voices N``), voice K (1..N) has its own:
     /vrae/voice/K/velocity f|i  voice K follows the plain /vrae/... control of that name
     /vrae/voice/K/transpose i|f
     /vrae/voice/K/hold i|f
+    /vrae/voice/K/key i|s       its own key and scale
+    /vrae/voice/K/scale s
 
 Voice 1 is the plain controls: ``/vrae/voice/1/xy`` is ``/vrae/xy``, ``/vrae/voice/1/density``
 is ``/vrae/density`` (and so the density of every voice that has none of its own).
@@ -42,6 +47,8 @@ import threading
 from collections import Counter
 from typing import Any, Callable, Mapping, Sequence
 
+from ..errors import ConfigError
+from ..play.key import parse_key, parse_scale
 from ..play.state import ControlState, VoiceControl
 from .controllers import (
     CANONICAL,
@@ -95,7 +102,7 @@ def _fit_changes(changes: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
 
 
 VOICE_PREFIX = "/vrae/voice/"
-VOICE_CONTROLS = ("xy", "z", "on", "density", "velocity", "transpose", "hold")
+VOICE_CONTROLS = ("xy", "z", "on", "density", "velocity", "transpose", "hold", "key", "scale")
 MAX_VOICES = 16
 
 
@@ -122,14 +129,52 @@ def _canonical_routes(latent_size: int | None, voices: int = 1) -> dict[str, Cal
         "/vrae/channel": one("channel"),
         "/vrae/hold": lambda args: {"hold": exact_numbers(args, 1)[0] != 0},
         "/vrae/panic": lambda args: {"panic": True},
+        "/vrae/key": _key,
+        "/vrae/scale": _scale,
+        "/vrae/key-strength": lambda args: {"key_strength": exact_numbers(args, 1)[0]},
     }
     plain = {"xy": routes["/vrae/xy"], "z": routes["/vrae/z"], "density": routes["/vrae/density"],
              "velocity": routes["/vrae/velocity"], "transpose": routes["/vrae/transpose"],
-             "hold": routes["/vrae/hold"], "on": lambda args: {"on": exact_numbers(args, 1)[0] != 0}}
+             "hold": routes["/vrae/hold"], "on": lambda args: {"on": exact_numbers(args, 1)[0] != 0},
+             "key": _key, "scale": _scale}
     for k in range(1, voices + 1):
         for name in VOICE_CONTROLS:
             routes[f"{VOICE_PREFIX}{k}/{name}"] = plain[name] if k == 1 else _for_voice(k, plain[name])
     return routes
+
+
+def _one_argument(args: Sequence[Any]) -> Any:
+    if len(args) != 1:
+        raise Rejected("wrong_args")
+    return args[0]
+
+
+def _key(args: Sequence[Any]) -> dict[str, Any]:
+    """``/vrae/key``: a pitch class 0..11, a note name, or -1 / "none" for no key; another name is counted."""
+    value = _one_argument(args)
+    if isinstance(value, str):
+        if value.strip().lower() in ("none", "off", ""):
+            return {"key": None}
+        try:
+            return {"key": parse_key(value)}
+        except ConfigError:
+            raise Rejected("unknown_name") from None
+    number = as_number(value)
+    if number == -1:
+        return {"key": None}
+    if number != int(number) or not 0 <= number <= 11:
+        raise Rejected("unknown_name")
+    return {"key": int(number)}
+
+
+def _scale(args: Sequence[Any]) -> dict[str, Any]:
+    value = _one_argument(args)
+    if not isinstance(value, str):
+        raise Rejected("wrong_type")
+    try:
+        return {"scale": parse_scale(value)}
+    except ConfigError:
+        raise Rejected("unknown_name") from None
 
 
 def _for_voice(k: int, route: Callable[[Sequence[Any]], dict[str, Any]]) -> Callable[[Sequence[Any]], dict[str, Any]]:
@@ -142,7 +187,7 @@ class Controls:
     ``stats`` counts every datagram (``datagrams``), every applied message
     (``accepted``, and ``clamped`` among them), and every dropped one by
     reason: ``malformed``, ``unsupported_type``, ``wrong_args``, ``wrong_type``,
-    ``not_finite``, ``unknown_address``, ``held`` (a position while hold is on),
+    ``not_finite``, ``unknown_address``, ``unknown_name`` (a key or scale), ``held`` (a position while hold is on),
     ``button_release``, ``empty`` (a bundle without messages), ``error``;
     and ``refused``, datagrams from a sender the server does not obey (counted
     among ``datagrams`` too, never parsed).
@@ -210,6 +255,13 @@ class Controls:
             self._count("empty")
         for message in messages:
             self.handle_message(message.address, message.params)
+
+    def set_chord(self, classes: frozenset[int]) -> None:
+        """The pitch classes held on the follow input (``serve --follow``): not OSC, so not counted."""
+        with self._changed:
+            if classes != self._state.chord:
+                self._state = dataclasses.replace(self._state, chord=frozenset(classes), version=self._state.version + 1)
+                self._changed.notify_all()
 
     def refuse_datagram(self, sender: str) -> None:
         """Count a datagram from ``sender`` that is not obeyed (the server decides who is); it is not parsed."""

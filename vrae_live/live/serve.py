@@ -18,6 +18,7 @@ from ..config import default_checkpoint
 from ..device import resolve_device
 from ..errors import ConfigError, MidiPortError
 from ..play.clock import Clock, FrameClock
+from ..play.key import DEFAULT_KEY_STRENGTH, key_name
 from ..play.performer import PerformanceSettings, PerformanceStats, Performer
 from ..play.sink import MidiSink, TeeSink
 from ..play.smf import MidiFileRecorder
@@ -25,7 +26,8 @@ from ..play.state import ControlState
 from ..play.stream import live_hop
 from .controllers import CANONICAL, load_controller
 from .controls import Controls
-from .midi.rtmidi_port import RtMidiClockInput, RtMidiSink
+from .midi.follow import ChordFollower
+from .midi.rtmidi_port import DEFAULT_FOLLOW_PORT_NAME, RtMidiInput, RtMidiSink
 from .osc.feedback import FeedbackSender
 from .osc.server import OscServer, listen_addresses
 from .realtime import PRIORITY, make_realtime
@@ -61,6 +63,11 @@ class ServeOptions:
     web_port: int = 0  # the web page's port; 0: no page (the command line's default is 8000)
     web_host: str = "0.0.0.0"
     web_token: str | None = None  # None: a new random token each start
+    key: int | None = None  # the key's pitch class 0..11 at the start (play/key.py); None: as the model plays
+    scale: str = "major"
+    key_strength: float = DEFAULT_KEY_STRENGTH
+    follow: bool = False  # lean on the chord held on a MIDI input (virtual 'vrae-live follow', or follow_port)
+    follow_port: str | None = None  # an existing output port to take the chords from
 
 
 STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "the terminal closed (SIGHUP)"}
@@ -87,7 +94,8 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = log.info) -> Perf
     live_hop(ckpt, options.performance.hop)  # refuses a --hop that does not fit the model
     dialect = load_controller(options.controller) if options.controller else CANONICAL
     controls = Controls(dialect, latent_size=ckpt.config.model.latent, voices=voices,
-                        initial=ControlState(channel=options.channel))
+                        initial=ControlState(channel=options.channel, key=options.key, scale=options.scale,
+                                             key_strength=options.key_strength))
     period_s = ckpt.timing.frame_seconds(options.performance.bpm)
     follower = None
     if options.sync == "midi-clock":  # refuses a grid that does not fit 24 ppqn before anything opens
@@ -112,10 +120,15 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = log.info) -> Perf
 
             def on_frame(index: int, state: ControlState) -> None:
                 sender.send(state, f"frame {index}")
-        clock_in = None
+        clock_in = chords = follow_in = None
         if follower is not None:
-            clock_in = RtMidiClockInput(options.clock_port, follower.receive, api=options.midi_api)
+            clock_in = RtMidiInput(options.clock_port, follower.receive, api=options.midi_api)
             opened.callback(clock_in.close)
+        if options.follow or options.follow_port:
+            chords = ChordFollower(controls)
+            follow_in = RtMidiInput(options.follow_port, chords.receive, api=options.midi_api,
+                                    name=DEFAULT_FOLLOW_PORT_NAME, timing=False, option="--follow-port")
+            opened.callback(follow_in.close)
         ports = _open_ports(options, voices, opened)  # the last to open: a port per voice, one port, or none
         midi_out = ports[0] if ports else None
         clock_out = None
@@ -134,12 +147,13 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = log.info) -> Perf
             web.status = LiveStatus(performer, options.sync, options.performance.bpm)  # the page was up before
         for signum, reason in STOP_SIGNALS.items():
             signal.signal(signum, lambda signum, frame, reason=reason: performer.stop(reason))
-        _say_what_plays(echo, options, checkpoint_dir, ckpt, performer, ports, server, dialect, clock_in, web)
+        _say_what_plays(echo, options, checkpoint_dir, ckpt, performer, ports, server, dialect, clock_in, web,
+                        follow_in)
         duration = options.duration_s
         try:
             performer.run(None if duration is None else max(1, round(duration / performer.period_s)))
         finally:
-            _say_how_it_ended(echo, options, performer, controls, web)
+            _say_how_it_ended(echo, options, performer, controls, web, chords)
     return performer.stats
 
 
@@ -192,7 +206,7 @@ def _open_web(options, ckpt, checkpoint_dir, controls, opened):
 
 
 def _say_what_plays(echo, options, checkpoint_dir, ckpt, performer, ports, server, dialect, clock_in=None,
-                    web=None) -> None:
+                    web=None, follow_in=None) -> None:
     echo(f"model {checkpoint_dir}: {ckpt.config.model.model} latent {ckpt.config.model.latent}, "
          f"{ckpt.timing.describe()}, hop {performer.hop} frames, on {next(ckpt.model.parameters()).device}")
     if options.voice_ports:
@@ -230,6 +244,13 @@ def _say_what_plays(echo, options, checkpoint_dir, ckpt, performer, ports, serve
         if ckpt.map is None:
             echo("web: this checkpoint has no map of its songs; the page shows the pad without dots "
                  "(add one: vrae-live map CHECKPOINT SONGS_DIR --store)")
+    if follow_in is not None:
+        where = "send the chords to" if follow_in.virtual else "taking the chords from"
+        echo(f"follow: {where} {follow_in.port_name} ({follow_in.api}); the notes held there lean the voices "
+             f"to their pitch classes (key strength {options.key_strength:g})")
+    if options.key is not None:
+        echo(f"key: {key_name(options.key, options.scale)}, strength {options.key_strength:g}"
+             + (", a new key or chord ends the notes outside it" if options.performance.key_cut else ""))
     if options.performance.demo:
         echo("demo: touring the pad until the controller sends a position")
     if options.realtime:  # this thread runs the performer; the OSC thread, started before, stays ordinary
@@ -239,7 +260,7 @@ def _say_what_plays(echo, options, checkpoint_dir, ckpt, performer, ports, serve
     echo("ready")
 
 
-def _say_how_it_ended(echo, options, performer, controls, web=None) -> None:
+def _say_how_it_ended(echo, options, performer, controls, web=None, chords=None) -> None:
     """The stop line and the recording's line, whatever ended the take; a closed terminal
     (SIGHUP) cannot take them, and that must not hide how the take ended."""
     osc = controls.stats
@@ -253,6 +274,8 @@ def _say_how_it_ended(echo, options, performer, controls, web=None) -> None:
         lines.append(web.line())
     if performer.clock_out is not None:
         lines.append(performer.clock_out.line())
+    if chords is not None:
+        lines.append(chords.line())
     if options.record is not None:
         lines.append(f"recorded {options.record}")
     for line in lines:

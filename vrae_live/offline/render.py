@@ -29,6 +29,7 @@ from ..data.meter import bar_quarters_of
 from ..data.pianoroll import N_MIDI_PITCHES, load_roll, seconds_to_beats
 from ..errors import ConfigError, DataError
 from ..play.clock import OfflineClock
+from ..play.key import DEFAULT_KEY_STRENGTH
 from ..play.notes import NoteSettings
 from ..play.performer import PerformanceSettings, Performer
 from ..play.sink import NullSink
@@ -48,6 +49,9 @@ class TakeSettings:
     hop: int | None = None  # frames per decoded hop; None: live_hop's choice
     notes: NoteSettings = NoteSettings()
     seed: int = 0
+    key: int | None = None  # the key's pitch class, or None: as the model plays (play/key.py)
+    scale: str = "major"
+    key_strength: float = DEFAULT_KEY_STRENGTH
 
 
 @dataclass
@@ -73,9 +77,10 @@ class PathControls:
 
     voices = 1
 
-    def __init__(self, z_path: ZPath, latent: int, density: float, temperature: float) -> None:
+    def __init__(self, z_path: ZPath, latent: int, settings: TakeSettings) -> None:
         self.z_path, self.latent = z_path, latent
-        self.state = ControlState(density=density, temperature=temperature)
+        self.state = ControlState(density=settings.density, temperature=settings.temperature, key=settings.key,
+                                  scale=settings.scale, key_strength=settings.key_strength)
         self.at(0)
 
     def at(self, frame: int) -> None:
@@ -99,7 +104,7 @@ def render_take(checkpoint: Checkpoint, z_path: ZPath, steps: int, out: str | Pa
         raise ConfigError(f"--steps must be at least 1 frame, not {steps}")
     pitches, latent = checkpoint.pitches, checkpoint.config.model.latent
     clock = OfflineClock(checkpoint.timing.frame_seconds(settings.bpm))
-    controls = PathControls(z_path, latent, settings.density, settings.temperature)
+    controls = PathControls(z_path, latent, settings)
     sink = MidiFileRecorder(out, bpm=settings.bpm, clock=clock.now, autosave_s=None) if out is not None else NullSink()
     frames = np.zeros((steps, len(pitches)), dtype=bool)
     probs = np.zeros((steps, len(pitches)))

@@ -122,7 +122,8 @@ class Gate:
         return self.step(None, q[None], temperature, draws)[0]
 
     def step(self, rows: np.ndarray | None, probs: np.ndarray, temperature: float = 0.0,
-             draws: np.ndarray | None = None) -> np.ndarray:
+             draws: np.ndarray | None = None, barred: np.ndarray | None = None,
+             cut: np.ndarray | None = None) -> np.ndarray:
         """The binary frames ``(B, C)`` of voices ``rows`` for probability frames ``probs (B, C)``.
 
         rows: ascending voice numbers, or None for every voice.
@@ -151,10 +152,14 @@ class Gate:
         a sounding pitch past rule 1 and not stopped by rule 2 is struck again on the same test
         (``draw < o``, or ``o >= on_threshold``): it sounds on with a new note. Candidates are
         ranked by ``o``, sounding pitches by ``q``.
+
+        barred: ``(B, P)`` pitches that may not start, nor be struck again (a key at strength 1,
+            ``key.py``); a barred pitch already sounding goes on by rules 1-3.
+        cut: ``(B, P)`` sounding pitches that stop now, whatever rules 1-3 say (``--key-cut``).
         """
         q = np.asarray(probs, dtype=np.float64)
         if q.ndim == 2 and q.shape[1] == 2 * self.n_pitches:
-            return self._step_onsets(rows, q, temperature, draws)
+            return self._step_onsets(rows, q, temperature, draws, barred, cut)
         s = self.settings
         on, age, locked = self._rows(rows)
         if q.shape != on.shape:
@@ -162,23 +167,26 @@ class Gate:
         sampling = self._check(temperature, draws)
         if sampling:
             q = temper(q, temperature)
-        protected = on & (age < s.min_len)
+        kept = on if cut is None else on & ~cut
+        protected = kept & (age < s.min_len)
         falling = q < s.off_threshold
         if s.max_len is None:
             locked = locked & ~falling
-            sustaining = on & ~protected & ~falling
+            sustaining = kept & ~protected & ~falling
         else:
             expired = on & (age >= s.max_len)  # max_len >= min_len, so never a protected one
             locked = (locked | expired) & ~falling
-            sustaining = on & ~protected & ~expired & ~falling
+            sustaining = kept & ~protected & ~expired & ~falling
         starting = ~on & ~locked & ((draws < q) if sampling else (q >= s.on_threshold))
+        if barred is not None:
+            starting &= ~barred
         new_on = protected | sustaining | starting
         self._limit(new_on, protected, sustaining, starting, on, q)
         age = np.where(new_on, np.where(on, age + 1, 1), 0)
         return self._keep(rows, on, age, locked, new_on, new_on)
 
     def _step_onsets(self, rows: np.ndarray | None, probs: np.ndarray, temperature: float,
-                     draws: np.ndarray | None) -> np.ndarray:
+                     draws: np.ndarray | None, barred: np.ndarray | None, cut: np.ndarray | None) -> np.ndarray:
         """:meth:`step` for frames of sounding and onset chances ``(B, 2P)``; ``(B, 2P)`` back."""
         s = self.settings
         on, age, locked = self._rows(rows)
@@ -189,11 +197,14 @@ class Gate:
         if sound.shape != on.shape:
             raise ValueError(f"probability frames of shape {probs.shape} for gates of shape {on.shape}")
         struck_now = (draws < strike) if sampling else (strike >= s.on_threshold)
-        protected = on & (age < s.min_len)
+        if barred is not None:
+            struck_now &= ~barred
+        kept = on if cut is None else on & ~cut
+        protected = kept & (age < s.min_len)
         falling = sound < s.off_threshold
         expired = on & (age >= s.max_len) if s.max_len is not None else np.zeros_like(on)
         locked = (locked | expired) & ~falling
-        open_ = on & ~protected & ~expired
+        open_ = kept & ~protected & ~expired
         again = open_ & struck_now
         sustaining = open_ & ~falling & ~again
         starting = ~on & ~locked & struck_now

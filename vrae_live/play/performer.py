@@ -56,6 +56,7 @@ class PerformanceSettings:
     seed: int = 0
     demo: bool = False  # tour the pad on its own until the controller sends a position
     voices: int = 1  # streams played at once, one per finger (play/voices.py)
+    key_cut: bool = False  # a new key or chord ends the notes outside it at once (play/key.py)
 
 
 @dataclass
@@ -143,7 +144,7 @@ class Performer:
         beat = frames_per_beat(self.period_s, settings.bpm)
         self.bank = VoiceBank(live_stream(checkpoint, self.hop, settings.notes, settings.seed, voices=settings.voices),
                               self.plane, self.pitches, self.period_s, settings.glide_s, settings.notes,
-                              attack=max(1, beat // 2), release=beat, own_ports=own_ports)
+                              attack=max(1, beat // 2), release=beat, own_ports=own_ports, key_cut=settings.key_cut)
         self.demo = DemoPath.for_songs(checkpoint.song_spots()) if settings.demo else None
         self.clock = clock or FrameClock(self.period_s)
         self.clock.on_stop = self.silence  # a transport's Stop (live/sync) silences every voice

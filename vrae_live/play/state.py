@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from .key import DEFAULT_KEY_STRENGTH
+
 
 @dataclass(frozen=True)
 class ControlState:
@@ -35,17 +37,22 @@ class ControlState:
     version: int = 0
     on: bool = True  # voice 1 is touched (with --voices N; a single voice plays regardless)
     voices: tuple["VoiceControl", ...] = ()  # voices 2..N
+    key: int | None = None  # the key's pitch class 0..11 (0 is C), or None: no key (play/key.py)
+    scale: str = "major"  # a name of play/key.py's SCALES
+    key_strength: float = DEFAULT_KEY_STRENGTH  # 0..1: 0 plays the model as it is, 1 scale (and chord) tones only
+    chord: frozenset[int] = frozenset()  # pitch classes held on the follow input (serve --follow)
 
     def voice(self, k: int) -> "Voice":
         """Voice ``k`` (1..N) with every control resolved: its own, else the plain one."""
         if k == 1:
             return Voice(self.x, self.y, self.z, self.on, self.density, self.velocity, self.transpose, self.hold,
-                         self.touched)
+                         self.touched, self.key, self.scale)
         own = self.voices[k - 2]
         return Voice(own.x, own.y, own.z, own.on, self.density if own.density is None else own.density,
                      self.velocity if own.velocity is None else own.velocity,
                      self.transpose if own.transpose is None else own.transpose,
-                     self.hold if own.hold is None else own.hold, own.touched)
+                     self.hold if own.hold is None else own.hold, own.touched,
+                     self.key if own.key is None else own.key, self.scale if own.scale is None else own.scale)
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,8 @@ class VoiceControl:
     transpose: int | None = None
     hold: bool | None = None
     touched: bool = False  # a position has come for this voice
+    key: int | None = None
+    scale: str | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,8 @@ class Voice:
     transpose: int
     hold: bool
     touched: bool
+    key: int | None = None
+    scale: str = "major"
 
 
 class ControlSource(Protocol):

@@ -54,6 +54,7 @@ import torch
 from ..data.meter import bar_steps, meter_columns
 from ..errors import ConfigError
 from .decoder import Decoder
+from .key import Lean, lean_probabilities
 from .notes import Gate, NoteSettings
 from .states import empty_states, put_states, take_states
 
@@ -266,8 +267,13 @@ class Stream:
 
     @torch.inference_mode()
     def step(self, zs: dict[int, np.ndarray], densities: dict[int, float] | None = None,
-             temperature: float = 0.0) -> dict[int, DecodedFrame]:
-        """The next frame of every started voice, from its z ``(L,)`` in ``zs`` (keyed by voice)."""
+             temperature: float = 0.0, leans: dict[int, Lean] | None = None,
+             cut: frozenset[int] = frozenset()) -> dict[int, DecodedFrame]:
+        """The next frame of every started voice, from its z ``(L,)`` in ``zs`` (keyed by voice).
+
+        ``leans``: how the starts of a voice's notes lean to a key and a chord (``key.py``), none
+        for a voice left out; the voices in ``cut`` end their sounding notes outside their lean now.
+        """
         model = self.model
         active = self._active
         order = active.tolist()
@@ -321,8 +327,11 @@ class Stream:
             self._fade[voices] = done + 1
             self._fading[voices] = done + 1 < self.blend
 
+        barred = cutting = None
+        if leans:
+            barred, cutting = self._lean(order, rows, probs, leans, cut)
         draws = self._draw(active) if temperature > 0 else None
-        frames = self._gates.step(None if everyone else active, probs, temperature, draws)  # (B, C)
+        frames = self._gates.step(None if everyone else active, probs, temperature, draws, barred, cutting)  # (B, C)
         self._fed[rows] = frames
         if self.context:
             self._ring[rows, self._ring_at] = frames
@@ -335,6 +344,28 @@ class Stream:
         struck = frames[:, p:] if self.onsets else [None] * len(order)
         return {k: DecodedFrame(index=i, probs=q[:p], frame=f[:p], join=_JOINS[j], struck=o)
                 for k, i, q, f, j, o in zip(order, positions, probs, frames, joins.tolist(), struck)}
+
+    def _lean(self, order: list[int], rows, probs: np.ndarray, leans: dict[int, Lean],
+              cut: frozenset[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Lean the chances of a note starting (``key.py``), in place on ``probs (B, C)``: a model of
+        onsets's onsets, else a silent pitch's chance of sounding (a sounding one goes on as it
+        would). Returns the gate's barred pitches and the sounding ones cut now, each ``(B, P)``."""
+        p = self.n_pitches
+        on = self._gates.on[rows]
+        barred = np.zeros(on.shape, bool)
+        cutting = np.zeros(on.shape, bool)
+        for i, k in enumerate(order):
+            lean = leans.get(k)
+            if lean is None:
+                continue
+            if self.onsets:
+                probs[i, p:] = lean_probabilities(probs[i, p:], lean.weights)
+            else:
+                probs[i] = np.where(on[i], probs[i], lean_probabilities(probs[i], lean.weights))
+            barred[i] = lean.barred
+            if k in cut:
+                cutting[i] = lean.outside & on[i]
+        return barred, cutting
 
     def next_frame(self, z: np.ndarray, density: float = 0.5, temperature: float = 0.0) -> DecodedFrame:
         """One voice's next frame from latent ``z (L,)``, the z of this moment (voice 0 starts on the first call)."""

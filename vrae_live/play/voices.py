@@ -29,6 +29,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from ..pad import Glide, LatentPlane
+from .key import Lean, lean_for
 from .notes import NoteEmitter, NoteEvent, NoteSettings
 from .state import ControlState, Voice
 from .stream import DecodedFrame, Stream
@@ -155,7 +156,7 @@ class VoiceBank:
 
     def __init__(self, stream: Stream, plane: LatentPlane, pitches: Sequence[int], period_s: float,
                  glide_s: float, settings: NoteSettings | None = None, attack: int = 2, release: int = 4,
-                 own_ports: bool = False) -> None:
+                 own_ports: bool = False, key_cut: bool = False) -> None:
         self.stream = stream
         self.count = len(stream.voices)
         self.plane = plane
@@ -169,10 +170,12 @@ class VoiceBank:
         self.current_z: list[np.ndarray | None] = [None] * self.count
         self._targets: list[tuple] = [((), None)] * self.count  # voice k's last (z, x, y) and the z it asks for
         self._resolved: tuple = (None, [], [])  # the last control state, its voices and their outputs
+        self.key_cut = key_cut  # a new key or chord ends a voice's notes outside it at once
+        self._leans: list[tuple] = [((), None)] * self.count  # voice k's last lean, and what it was worked out from
 
     def decode(self, state: ControlState) -> VoicesFrame:
         """Plan every voice from the touches of ``state`` and decode the sounding ones together."""
-        plans, zs, densities = [], {}, {}
+        plans, zs, densities, leans, cut = [], {}, {}, {}, set()
         for k, voice in enumerate(self._resolve(state)[0]):
             plan = self.notes[k].plan(voice.on or self.solo)
             plans.append(plan)
@@ -184,8 +187,22 @@ class VoiceBank:
             if plan.decodes:
                 zs[k] = self.current_z[k] = self.glides[k].step(self._target(k, voice), self.period_s)
                 densities[k] = voice.density
-        decoded = self.stream.step(zs, densities, state.temperature)
+                leans[k], changed = self._lean(k, voice, state)
+                if changed and self.key_cut:
+                    cut.add(k)
+        decoded = self.stream.step(zs, densities, state.temperature, leans, frozenset(cut))
         return VoicesFrame(plans, decoded, zs)
+
+    def _lean(self, k: int, voice: Voice, state: ControlState) -> tuple[Lean | None, bool]:
+        """Voice ``k``'s lean to the key and the chord (``key.py``), worked out again only when they
+        change; and whether its key, scale or chord changed since the last frame."""
+        asked, lean = self._leans[k]
+        now = (voice.key, voice.scale, state.chord, state.key_strength, voice.transpose)
+        if now == asked:
+            return lean, False
+        lean = lean_for(self.pitches, voice.transpose, voice.key, voice.scale, state.key_strength, state.chord)
+        self._leans[k] = (now, lean)
+        return lean, bool(asked) and now[:3] != asked[:3]
 
     def _target(self, k: int, voice: Voice) -> np.ndarray:
         """The z voice ``k``'s controls ask for, worked out again only when they change: the same

@@ -86,6 +86,22 @@ class Browser:
         ActionChains(self.driver).move_to_element_with_offset(pad, dx, dy).click().perform()
         return sent + 1
 
+    def choose(self, control: str, value: str) -> int:
+        """Pick ``value`` in the page's <select> ``control`` (key, scale, colour-by); the page's seq it will send."""
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import Select
+
+        sent = int(self.body("applied") or 0)
+        Select(self.driver.find_element(By.ID, control)).select_by_value(value)
+        return sent + 1
+
+    def slide(self, control: str, value: float) -> int:
+        """Move the page's slider ``control`` to ``value``, as a finger would; the page's seq it will send."""
+        sent = int(self.body("applied") or 0)
+        self.driver.execute_script("const s = document.getElementById(arguments[0]); s.value = arguments[1]; "
+                                   "s.dispatchEvent(new Event('input'));", control, value)
+        return sent + 1
+
     def wait_applied(self, seq: int, timeout: float = 10.0) -> None:
         """Until the daemon acknowledges the page's message ``seq`` (or a later one) as applied."""
         poll(lambda: int(self.body("applied") or 0) >= seq, timeout, interval=0.01, what=f"message {seq} applied")

@@ -21,6 +21,7 @@ from .jack_watch import FALLBACK_SETTLE_S, JackWatch
 
 DEFAULT_PORT_NAME = "vrae-live"
 DEFAULT_CLOCK_PORT_NAME = "vrae-live clock"  # the MIDI input a DAW sends its clock to (serve --sync midi-clock)
+DEFAULT_FOLLOW_PORT_NAME = "vrae-live follow"  # the MIDI input the chords to follow come in on (serve --follow)
 APIS = ("auto", "alsa", "jack", "coremidi", "winmm")
 # Seconds to wait between the last send and closing the port, where no JACK watch can tell:
 # ALSA's sequencer has the events once rtmidi's send returns (it drains its output queue);
@@ -254,24 +255,27 @@ class RtMidiSink(MidiSink):
                 self._midiout.delete()
 
 
-class RtMidiClockInput:
-    """A MIDI input for a DAW's clock: a virtual input port (``port`` None) called ``name``, or a
-    connection to the existing output port ``port`` (exact name or a unique substring).
+class RtMidiInput:
+    """A MIDI input: a virtual input port (``port`` None) called ``name``, or a connection to the
+    existing output port ``port`` (exact name or a unique substring). One for a DAW's clock
+    (``serve --sync midi-clock``), one for the chords to follow (``serve --follow``).
 
     ``on_message(data, delta_s, arrival)`` is called from rtmidi's thread for every message with
-    the API's delta time and ``time.monotonic()`` read on arrival; it should only queue it.
-    Clock, Start, Continue and Stop (System Real-Time) and Song Position Pointer get through;
-    SysEx and Active Sensing are dropped by rtmidi.
+    the API's delta time and ``time.monotonic()`` read on arrival; it should only queue it (or
+    do as little). SysEx and Active Sensing are dropped by rtmidi, and with ``timing`` False
+    the clock's messages too (a follow input has no use for them).
+    ``option``: the command line's option that names an existing port, for the error message.
     """
 
     def __init__(self, port: str | None, on_message: Callable[[bytes, float, float], None], *,
-                 api: str = "auto", name: str = DEFAULT_CLOCK_PORT_NAME) -> None:
+                 api: str = "auto", name: str = DEFAULT_CLOCK_PORT_NAME, timing: bool = True,
+                 option: str = "--clock-port") -> None:
         rtmidi = _rtmidi()
         self._midiin = _open_client(api, name, direction="input")
         self.api = _api_name(rtmidi, self._midiin.get_current_api())
         self.virtual = port is None
         try:
-            self._midiin.ignore_types(sysex=True, timing=False, active_sense=True)
+            self._midiin.ignore_types(sysex=True, timing=not timing, active_sense=True)
             if self.virtual:
                 self.port_name = name
                 self._midiin.open_virtual_port(name)
@@ -283,10 +287,10 @@ class RtMidiClockInput:
         except (rtmidi.UnsupportedOperationError, NotImplementedError) as err:
             self._midiin.delete()
             raise MidiPortError(f"cannot open a virtual MIDI input {name!r}: {self.api} does not support "
-                                f"virtual ports; give the DAW's clock output with --clock-port") from err
+                                f"virtual ports; give an existing output port with {option}") from err
         except rtmidi.RtMidiError as err:
             self._midiin.delete()
-            raise MidiPortError(f"cannot open the MIDI clock input ({self.api}): {err}") from err
+            raise MidiPortError(f"cannot open the MIDI input {name!r} ({self.api}): {err}") from err
         except BaseException:
             self._midiin.delete()
             raise

@@ -4,13 +4,14 @@ Pure: no sockets; ``server.py`` carries the text. The page sends one control at 
 
     {"set": "xy", "value": [0.2, 0.8], "seq": 17}     position on the pad, each 0..1
     {"set": "density", "value": 0.6}                  also temperature, velocity, transpose, hold
+    {"set": "key", "value": 7}                        also scale ("dorian") and key-strength (0..1)
     {"set": "panic"}                                  all notes off
 
 which :func:`parse_control` turns into the canonical OSC message (``/vrae/xy 0.2 0.8``), so
 ``Controls.handle_message`` validates and applies it exactly as it does a datagram from
 TouchOSC. With a ``seq``, the daemon answers ``{"type": "applied", "seq": 17}`` once applied.
 
-The daemon sends ``hello`` (the model, its map, the control ranges) after connecting, then
+The daemon sends ``hello`` (the model, its map, the control ranges, the keys and scales) after connecting, then
 ``state`` (the controls, where the sound is, the status) whenever it changes.
 """
 
@@ -21,11 +22,12 @@ import math
 from dataclasses import asdict
 from typing import Any, Callable
 
+from ...play.key import NOTE_NAMES, SCALES
 from ...play.state import ControlState
 from ..controllers import CONTROL_RANGES
 
 MAX_MESSAGE = 1024  # characters: a control message is under 100; anything longer is refused unread
-SETTABLE = ("xy", "density", "temperature", "velocity", "transpose", "hold", "panic")
+SETTABLE = ("xy", "density", "temperature", "velocity", "transpose", "hold", "key", "scale", "key-strength", "panic")
 
 
 class Ignored(Exception):
@@ -89,17 +91,20 @@ def _finite(value: Any) -> Any:
 
 def controls_of(state: ControlState) -> dict[str, Any]:
     """The control state as the page shows it (no ``z``: the page has no use for a whole vector)."""
-    shown = {k: _finite(v) for k, v in asdict(state).items() if k != "z"}
+    shown = {k: _finite(v) for k, v in asdict(state).items() if k not in ("z", "chord")}
     shown["z_set"] = state.z is not None
+    shown["chord"] = sorted(state.chord)
     return shown
 
 
 def hello(model: str, window_map: dict[str, Any] | None, status: dict[str, Any], state: ControlState,
           axes: dict[str, Any] | None = None) -> str:
     """``axes``: what the pad's edges play (``attributes.pad_labels``), None for a pad of the songs' directions."""
-    ranges = {name: list(CONTROL_RANGES[name]) for name in SETTABLE if name in CONTROL_RANGES}
+    ranges = {name: list(CONTROL_RANGES[name.replace("-", "_")]) for name in SETTABLE
+              if name.replace("-", "_") in CONTROL_RANGES}
     return json.dumps({"type": "hello", "model": model, "map": window_map, "ranges": ranges,
-                       "controls": controls_of(state), "status": status, "axes": axes})
+                       "controls": controls_of(state), "status": status, "axes": axes,
+                       "keys": list(NOTE_NAMES), "scales": list(SCALES)})
 
 
 def state_message(state: ControlState, status: dict[str, Any]) -> str:

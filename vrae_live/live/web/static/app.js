@@ -79,7 +79,16 @@ function setControls(controls) {
   for (const name of ["density", "temperature", "velocity", "transpose"]) {
     if (document.activeElement !== $(name)) $(name).value = controls[name];
   }
+  if (document.activeElement !== $("key-strength")) $("key-strength").value = controls.key_strength;
+  $("key").value = controls.key === null ? "none" : String(controls.key);
+  $("scale").value = controls.scale;
   $("hold").checked = controls.hold;
+}
+
+function fillKeys(keys, scales) {  // the names the daemon knows (play/key.py), once, from the hello
+  if ($("scale").options.length) return;
+  keys.forEach((name, pc) => $("key").add(new Option(name, String(pc))));
+  for (const name of scales) $("scale").add(new Option(name, name));
 }
 
 const link = connect({
@@ -93,6 +102,7 @@ const link = connect({
       $(`${axis}-low`).textContent = a ? `${a.low} (${a.name})` : "";
       $(`${axis}-high`).textContent = a ? a.high : "";
     }
+    fillKeys(message.keys, message.scales);
     setControls(state);
     resize();
     document.body.dataset.state = "live";
@@ -118,6 +128,9 @@ for (const type of ["pointerdown", "pointermove"]) pad.addEventListener(type, to
 for (const name of ["density", "temperature", "velocity", "transpose"]) {
   $(name).addEventListener("input", () => link.send(name, Number($(name).value)));
 }
+$("key-strength").addEventListener("input", () => link.send("key-strength", Number($("key-strength").value)));
+$("key").addEventListener("change", () => link.send("key", $("key").value === "none" ? "none" : Number($("key").value)));
+$("scale").addEventListener("change", () => link.send("scale", $("scale").value));
 $("hold").addEventListener("change", () => link.send("hold", $("hold").checked ? 1 : 0));
 $("panic").addEventListener("click", () => link.send("panic"));
 $("colour-by").addEventListener("change", () => { colourBy = $("colour-by").value; resize(); showStatus(); });
