@@ -62,7 +62,8 @@ voices
     touched at its own spot: what ``Performer.run`` does between two ticks (the frame's notes of
     every voice to MIDI messages, each encoded as the port's sink does, then the next frame's
     controls, z and decode), the clock left out, the two counts in turn each frame; the same
-    figures and ratios, and the MIDI messages a frame.
+    figures and ratios, and the MIDI messages a frame; and both again in key (D minor at the
+    default key strength, a chord held: ``play/key.py``), with the ratio to the loop out of key.
 
     python3 scripts/bench_live.py --parts voices [--device cuda]
 

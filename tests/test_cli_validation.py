@@ -104,6 +104,12 @@ CASES = [
     (["serve", "--feedback", "127.0.0.1:70000"], "--feedback"),
     (["serve", "--feedback", "nowhere"], "--feedback"),
     (["serve", "--device", "tpu"], "--device"),
+    (["serve", "--key", "H"], "--key"),
+    (["serve", "--key", "12"], "--key"),
+    (["serve", "--key", "C", "--scale", "bebop"], "--scale"),
+    (["serve", "--key-strength", "1.5"], "--key-strength"),
+    (["generate", "nothing", "--out", "x.mid", "--key", "X#"], "--key"),
+    (["interpolate", "nothing", "{file}", "{file}", "--out", "x.mid", "--scale", "lydian-dominant"], "--scale"),
 ]
 
 
@@ -149,3 +155,10 @@ def _with_package_on_path() -> dict[str, str]:
     """The environment with this checkout first on the path (the process runs in another folder)."""
     root = str(Path(__file__).resolve().parent.parent)
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+
+
+def test_an_unknown_key_or_scale_lists_the_names(no_daemon):
+    key = CliRunner().invoke(main, ["serve", "--key", "H"])
+    assert "C, C#, Db" in key.output and "Bb, B" in key.output
+    scale = CliRunner().invoke(main, ["serve", "--scale", "bebop"])
+    assert all(name in scale.output for name in ("major", "harmonic-minor", "dorian", "blues", "chromatic"))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import mido
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 
 from tests.performing import assert_nothing_hangs, note_ons, perform
 from vrae_live.checkpoint import load_checkpoint, save_checkpoint
+from vrae_live.cli import main
 from vrae_live.config import load_config
 from vrae_live.errors import ConfigError
 from vrae_live.live.controls import Controls
@@ -271,3 +274,17 @@ def test_a_chord_change_reaches_the_next_frame_decoded(key_checkpoint):
     after = [n for n, t in ons if t >= marks[1] + period]
     assert after and share_in(after, C_MAJOR) == 1.0
     assert_nothing_hangs(sink.messages)
+
+
+def test_generate_plays_in_the_key_it_is_given(key_checkpoint, tmp_path):
+    takes = {}
+    for strength in ("0", "1"):
+        out = tmp_path / f"take-{strength}.mid"
+        result = CliRunner().invoke(main, ["generate", str(key_checkpoint.path), "--out", str(out), "--steps", "128",
+                                           "--key", "Eb", "--scale", "blues", "--key-strength", strength],
+                                    catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        takes[strength] = [m.note for m in mido.MidiFile(out) if m.type == "note_on" and m.velocity > 0]
+    blues = scale_classes(3, "blues")
+    assert len(takes["1"]) > 20 and share_in(takes["1"], blues) == 1.0
+    assert share_in(takes["0"], blues) < 0.8

@@ -19,6 +19,7 @@ from vrae_live.play.stream import live_hop, live_stream
 
 VOICE_COUNTS = (1, 2, 4, 8, 16)
 LOOP_COUNTS = (1, 8)
+LOOPS = tuple((n, keyed) for keyed in (False, True) for n in LOOP_COUNTS)  # (voices, in key with a chord held)
 
 
 class PortSink(NullSink):
@@ -70,9 +71,14 @@ def bench_voices(ckpt_dir: Path, device: torch.device, frames: int) -> dict:
     return out
 
 
-def loop_performer(ckpt, voices: int) -> Performer:
-    """A performer of ``voices`` voices, each touched at its own spot of the pad, into a ``PortSink``."""
+def loop_performer(ckpt, voices: int, keyed: bool = False) -> Performer:
+    """A performer of ``voices`` voices, each touched at its own spot of the pad, into a ``PortSink``;
+    ``keyed``: in D minor at the default strength, a chord held (``serve --key D --scale minor --follow``)."""
     controls = Controls(latent_size=ckpt.config.model.latent, voices=voices)
+    if keyed:
+        controls.handle_message("/vrae/key", ["D"])
+        controls.handle_message("/vrae/scale", ["minor"])
+        controls.set_chord(frozenset({2, 5, 9}))
     spots = np.random.default_rng(1).random((voices, 2))
     for k, (x, y) in enumerate(spots.tolist(), start=1):
         controls.handle_message(f"/vrae/voice/{k}/xy", [x, y])
@@ -89,14 +95,14 @@ def bench_loop(ckpt_dir: Path, device: torch.device, frames: int) -> dict:
     hop = live_hop(ckpt, None)
     warm = 2 * hop
     frames = max(hop, frames // hop * hop)
-    performers = {n: loop_performer(ckpt, n) for n in LOOP_COUNTS}
-    times = {n: [] for n in LOOP_COUNTS}
-    messages = {n: 0 for n in LOOP_COUNTS}
+    performers = {n: loop_performer(ckpt, *n) for n in LOOPS}
+    times = {n: [] for n in LOOPS}
+    messages = {n: 0 for n in LOOPS}
     for performer in performers.values():
         performer.decode_frame()  # the first frame is decoded before the clock starts
     for t in range(frames + warm):
-        turn = t % len(LOOP_COUNTS)
-        for n in LOOP_COUNTS[turn:] + LOOP_COUNTS[:turn]:
+        turn = t % len(LOOPS)
+        for n in LOOPS[turn:] + LOOPS[:turn]:
             performer = performers[n]
             sent = performer.sink.count
             before = time.perf_counter()
@@ -106,7 +112,7 @@ def bench_loop(ckpt_dir: Path, device: torch.device, frames: int) -> dict:
                 times[n].append(time.perf_counter() - before)
                 messages[n] += performer.sink.count - sent
     return {"hop": hop, "times": {n: np.asarray(v) for n, v in times.items()},
-            "messages": {n: messages[n] / frames for n in LOOP_COUNTS}}
+            "messages": {n: messages[n] / frames for n in LOOPS}}
 
 
 def per_hop(times: np.ndarray, hop: int) -> float:
@@ -137,16 +143,20 @@ def report_voices(preset: str, device: torch.device, r: dict) -> None:
 
 def report_loop(preset: str, device: torch.device, r: dict) -> None:
     hop, times, messages = r["hop"], r["times"], r["messages"]
-    one, many = LOOP_COUNTS[0], LOOP_COUNTS[-1]
+    one, many = (LOOP_COUNTS[0], False), (LOOP_COUNTS[-1], False)
     print(f"  the whole play loop ({preset} on {device}; a frame's notes to MIDI messages, then the next frame's "
-          f"controls and decode; {len(times[one])} frames per count, in turn):")
-    for n in LOOP_COUNTS:
-        print(f"  {n:2d} voices: loop p50 {1e3 * np.median(times[n]):6.3f} ms "
+          f"controls and decode; {len(times[one])} frames per count, in turn; in key: D minor, a chord held):")
+    for n in LOOPS:
+        print(f"  {n[0]:2d} voices{' in key' if n[1] else '       '}: loop p50 {1e3 * np.median(times[n]):6.3f} ms "
               f"({np.median(times[n]) / np.median(times[one]):4.2f}x one voice), per hop {1e3 * per_hop(times[n], hop):6.3f} "
               f"ms ({per_hop(times[n], hop) / per_hop(times[one], hop):4.2f}x), mean {1e3 * times[n].mean():6.2f} ms, "
               f"max {1e3 * times[n].max():6.2f} ms; {messages[n]:.1f} MIDI messages a frame")
-    print(f"  loop {many} voices / one voice: {np.median(times[many]) / np.median(times[one]):.2f}x on the median frame, "
-          f"{per_hop(times[many], hop) / per_hop(times[one], hop):.2f}x per hop")
+    print(f"  loop {many[0]} voices / one voice: {np.median(times[many]) / np.median(times[one]):.2f}x on the median "
+          f"frame, {per_hop(times[many], hop) / per_hop(times[one], hop):.2f}x per hop")
+    for n in LOOP_COUNTS:
+        plain, keyed = times[(n, False)], times[(n, True)]
+        print(f"  in key / as the model plays, {n} voice(s): {np.median(keyed) / np.median(plain):.2f}x on the median "
+              f"frame, {per_hop(keyed, hop) / per_hop(plain, hop):.2f}x per hop")
 
 
 def run(ckpts: dict[str, Path], devices: list[torch.device], frames: int) -> None:

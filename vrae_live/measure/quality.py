@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from ..checkpoint import Checkpoint
     from ..config import FrameTiming
     from ..data.corpus import Song
+    from ..offline.render import Take
 
 SEGMENT_BEATS = 8
 FS_BPM = 120.0  # the tempo at which a model on seconds is cut into beats
@@ -347,7 +348,8 @@ class QualityReport:
 
 def measure_quality(checkpoint: "Checkpoint", rolls: Sequence[np.ndarray], takes: int = TAKES,
                     take_beats: int = TAKE_BEATS, seed: int = 0, density: float = 0.5,
-                    temperature: float = 1.0, splits: int = SPLITS) -> QualityReport:
+                    temperature: float = 1.0, splits: int = SPLITS, key: int | None = None, scale: str = "major",
+                    key_strength: float = 0.0, on_take: Callable[["Take"], None] | None = None) -> QualityReport:
     """The model, the songs' ceiling and random notes, each against the songs ``rolls``.
 
     ``rolls``: one roll ``(T, P)`` per song on the checkpoint's pitches and frame timing, binary,
@@ -359,6 +361,8 @@ def measure_quality(checkpoint: "Checkpoint", rolls: Sequence[np.ndarray], takes
     the other, and averages both directions of ``splits`` splits (one split's figure moves by up
     to 0.03 with the seed on 43 chorales). The songs' segments are thinned at random to
     ``MAX_SEGMENTS``. ValueError when no song has a segment of 8 beats.
+    ``key``, ``scale``, ``key_strength``: the takes play in key (``play/key.py``); ``on_take`` is
+    handed each take as it was played, for a caller that measures more of it.
     """
     from ..offline.render import TakeSettings, fixed_path, render_take
 
@@ -380,8 +384,11 @@ def measure_quality(checkpoint: "Checkpoint", rolls: Sequence[np.ndarray], takes
     played = []
     for take in range(takes):
         z = plane.z_at(*rng.uniform(0.0, 1.0, 2))
-        settings = TakeSettings(density=density, temperature=temperature, seed=seed + take)
+        settings = TakeSettings(density=density, temperature=temperature, seed=seed + take, key=key, scale=scale,
+                                key_strength=key_strength)
         take = render_take(checkpoint, fixed_path(z), steps, settings=settings)
+        if on_take is not None:
+            on_take(take)
         played.append(segments_of(marked(take.frames, take.struck), frames, keep_silent=True))
     model = overlaps(SegmentSet.of(played, pitches, sixteenth), reference)
 
