@@ -158,62 +158,34 @@ class Gate:
         cut: ``(B, P)`` sounding pitches that stop now, whatever rules 1-3 say (``--key-cut``).
         """
         q = np.asarray(probs, dtype=np.float64)
-        if q.ndim == 2 and q.shape[1] == 2 * self.n_pitches:
-            return self._step_onsets(rows, q, temperature, draws, barred, cut)
-        s = self.settings
-        on, age, locked = self._rows(rows)
-        if q.shape != on.shape:
-            raise ValueError(f"probability frames of shape {q.shape} for gates of shape {on.shape}")
-        sampling = self._check(temperature, draws)
-        if sampling:
-            q = temper(q, temperature)
-        kept = on if cut is None else on & ~cut
-        protected = kept & (age < s.min_len)
-        falling = q < s.off_threshold
-        if s.max_len is None:
-            locked = locked & ~falling
-            sustaining = kept & ~protected & ~falling
-        else:
-            expired = on & (age >= s.max_len)  # max_len >= min_len, so never a protected one
-            locked = (locked | expired) & ~falling
-            sustaining = kept & ~protected & ~expired & ~falling
-        starting = ~on & ~locked & ((draws < q) if sampling else (q >= s.on_threshold))
-        if barred is not None:
-            starting &= ~barred
-        new_on = protected | sustaining | starting
-        self._limit(new_on, protected, sustaining, starting, on, q)
-        age = np.where(new_on, np.where(on, age + 1, 1), 0)
-        return self._keep(rows, on, age, locked, new_on, new_on)
-
-    def _step_onsets(self, rows: np.ndarray | None, probs: np.ndarray, temperature: float,
-                     draws: np.ndarray | None, barred: np.ndarray | None, cut: np.ndarray | None) -> np.ndarray:
-        """:meth:`step` for frames of sounding and onset chances ``(B, 2P)``; ``(B, 2P)`` back."""
         s = self.settings
         on, age, locked = self._rows(rows)
         p = self.n_pitches
-        sampling = self._check(temperature, draws)
-        q = temper(probs, temperature) if sampling else probs
-        sound, strike = q[:, :p], q[:, p:]
-        if sound.shape != on.shape:
-            raise ValueError(f"probability frames of shape {probs.shape} for gates of shape {on.shape}")
-        struck_now = (draws < strike) if sampling else (strike >= s.on_threshold)
+        onsets = q.ndim == 2 and q.shape[1] == 2 * p
+        if q.shape[:1] != on.shape[:1] or q.shape[-1] != (2 * p if onsets else p):
+            raise ValueError(f"probability frames of shape {q.shape} for gates of shape {on.shape}")
+        if self._check(temperature, draws):
+            q = temper(q, temperature)
+            struck_now = draws < (q[:, p:] if onsets else q)
+        else:
+            struck_now = (q[:, p:] if onsets else q) >= s.on_threshold
+        sound, strike = (q[:, :p], q[:, p:]) if onsets else (q, q)
         if barred is not None:
             struck_now &= ~barred
         kept = on if cut is None else on & ~cut
-        protected = kept & (age < s.min_len)
+        protected = kept & (age < s.min_len)  # rule 1
         falling = sound < s.off_threshold
-        expired = on & (age >= s.max_len) if s.max_len is not None else np.zeros_like(on)
+        expired = on & (age >= s.max_len) if s.max_len is not None else np.zeros_like(on)  # rule 2
         locked = (locked | expired) & ~falling
         open_ = kept & ~protected & ~expired
-        again = open_ & struck_now
-        sustaining = open_ & ~falling & ~again
-        starting = ~on & ~locked & struck_now
+        again = open_ & struck_now if onsets else np.zeros_like(on)  # struck again: a model of onsets
+        sustaining = open_ & ~falling & ~again  # rule 3
+        starting = ~on & ~locked & struck_now  # rule 4
         new_on = protected | sustaining | again | starting
-        rank = np.where(on, sound, strike)
-        self._limit(new_on, protected, sustaining | again, starting, on, rank)
+        self._limit(new_on, protected, sustaining | again, starting, on, np.where(on, sound, strike))  # rule 5
         struck = new_on & (starting | again)
         age = np.where(new_on, np.where(on & ~struck, age + 1, 1), 0)
-        return self._keep(rows, on, age, locked, new_on, np.concatenate([new_on, struck], axis=1))
+        return self._keep(rows, on, age, locked, new_on, np.concatenate([new_on, struck], axis=1) if onsets else new_on)
 
     def _rows(self, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if rows is None:
