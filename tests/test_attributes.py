@@ -123,6 +123,16 @@ def test_spearman_on_ranks_with_ties():
     assert np.isnan(spearman(x, np.ones(9)))
 
 
+def test_a_named_pad_is_judged_by_whether_each_axis_follows_its_name():
+    from vrae_live.measure.axes import AxesReport
+
+    good = AxesReport(("onsets", "register"), (0.97, 0.93), (0.2, 0.4), 4)
+    assert good.follows and "do what they say" in good.verdict(1.4) and "1.40" in good.verdict(1.4)
+    weak = AxesReport(("onsets", "register"), (0.97, 0.62), (0.2, 0.4), 4)
+    assert not weak.follows
+    assert "y (register) rho 0.62" in weak.verdict(1.4) and "x (onsets)" not in weak.verdict(1.4)
+
+
 @pytest.mark.slow
 def test_train_with_pad_axes_then_info_names_them_and_measures_them(tmp_path):
     from click.testing import CliRunner
@@ -137,6 +147,9 @@ def test_train_with_pad_axes_then_info_names_them_and_measures_them(tmp_path):
     result = run("train", songs, "--out", tmp_path / "run", "--pad-axes", "polyphony,register", *tiny)
     assert result.exit_code == 0, result.output
     assert re.search(r"pad axes: x \(polyphony: thinner → fuller\): rho [+-]\d\.\d\d along it", result.output), result.output
+    # judged by its names, not by the songs' plane's advice (--transpose 0, --input-dropout)
+    assert "the pad's axes do what they say" in result.output or "does not follow its name" in result.output
+    assert "--input-dropout" not in result.output
     plane = load_checkpoint(tmp_path / "run").latent_plane()
     assert plane.attributes == ("polyphony", "register") and np.array_equal(plane.axes, np.eye(2))
     result = run("info", tmp_path / "run", "--steering")

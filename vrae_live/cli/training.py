@@ -275,6 +275,9 @@ def _say_whether_the_pad_steers(ckpt, songs_dir: Path, cache_dir: Path | None) -
     contrast = measure_contrast([s.roll for s in songs], ckpt.pitches)
     if contrast is not None:
         log.info(f"songs: {contrast.line()}")
+    if axes is not None:  # a named pad is judged by its names; the songs' plane's advice does not apply
+        (log.info if axes.follows else log.warning)(axes.verdict(report.weaker))
+        return
     (log.info if report.steers else log.warning)(report.verdict(pad_preset=ckpt.config.model.z_every_step))
     if not report.steers and contrast is not None and contrast.caveat():
         log.warning(contrast.caveat())
