@@ -52,7 +52,7 @@ _LETTERS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 _ACCIDENTALS = {"#": 1, "♯": 1, "s": 1, "b": -1, "♭": -1, "": 0}
 
 CHORD_LEAN = 0.5  # beside a chord, a scale tone's odds at key strength 1 (its pitch classes lean hardest)
-DEFAULT_KEY_STRENGTH = 0.9  # measured by scripts/key_study.py (README, "Play in key")
+DEFAULT_KEY_STRENGTH = 0.95  # measured by scripts/key_study.py (README, "Play in key")
 
 
 def parse_key(name: str | int) -> int:
