@@ -60,6 +60,8 @@ def test_bench_live_prints_decode_times_and_pad_delay(capsys):
     assert "goal 8 voices <= 2x one voice" in out
     assert re.search(rf" 8 voices: loop p50 +{NUMBER} ms \(+{NUMBER}x one voice\).* MIDI messages a frame", out), out
     assert re.search(rf"loop 8 voices / one voice: {NUMBER}x on the median frame", out), out
+    assert re.search(rf" 8 voices in key: loop p50 +{NUMBER} ms", out), out
+    assert re.search(rf"in key / as the model plays, 8 voice\(s\): {NUMBER}x on the median frame", out), out
     assert "goal p99 < a quarter frame period" in out and "goal within 2 frames: met" in out
 
 

@@ -147,7 +147,7 @@ def report_loop(preset: str, device: torch.device, r: dict) -> None:
     print(f"  the whole play loop ({preset} on {device}; a frame's notes to MIDI messages, then the next frame's "
           f"controls and decode; {len(times[one])} frames per count, in turn; in key: D minor, a chord held):")
     for n in LOOPS:
-        print(f"  {n[0]:2d} voices{' in key' if n[1] else '       '}: loop p50 {1e3 * np.median(times[n]):6.3f} ms "
+        print(f"  {n[0]:2d} voices{' in key' if n[1] else ''}: loop p50 {1e3 * np.median(times[n]):6.3f} ms "
               f"({np.median(times[n]) / np.median(times[one]):4.2f}x one voice), per hop {1e3 * per_hop(times[n], hop):6.3f} "
               f"ms ({per_hop(times[n], hop) / per_hop(times[one], hop):4.2f}x), mean {1e3 * times[n].mean():6.2f} ms, "
               f"max {1e3 * times[n].max():6.2f} ms; {messages[n]:.1f} MIDI messages a frame")
