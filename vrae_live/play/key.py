@@ -98,10 +98,6 @@ class Lean:
     barred: np.ndarray
     outside: np.ndarray
 
-    @property
-    def neutral(self) -> bool:
-        return bool((self.weights == 1.0).all())
-
 
 def lean_for(pitches: Sequence[int], transpose: int, key: int | None, scale: str, strength: float,
              chord: frozenset[int] = frozenset()) -> Lean | None:
