@@ -90,6 +90,16 @@ def _options(*options):
     return add
 
 
+# Playing in key (play/key.py): serve, generate, interpolate, and info's --quality takes.
+_KEY = (
+    click.option("--key", type=KeyName(), help="Play in this key (C, F#, Bb, ...) [default: as the model plays]."),
+    click.option("--scale", type=click.Choice([*SCALES, *SCALE_ALIASES], case_sensitive=False), default="major",
+                 show_default=True, help="The key's scale."),
+    click.option("--key-strength", type=FiniteRange(0, 1), default=DEFAULT_KEY_STRENGTH, show_default=True,
+                 help="How hard notes lean to the key: 0 plays the model as it is, 1 only the scale's notes."),
+)
+key_options = _options(*_KEY)
+
 # The performance settings of serve, generate and interpolate: an offline take sounds like a live one.
 _PERFORMANCE = (
     seed_option(help="Seeds the sampling of notes (and generate's random z)."),
@@ -107,11 +117,7 @@ _PERFORMANCE = (
                  help="Frames a note sounds at least."),
     click.option("--max-len", type=click.IntRange(min=1),
                  help="Frames after which a note is released, at least --min-len [default: no limit]."),
-    click.option("--key", type=KeyName(), help="Play in this key (C, F#, Bb, ...) [default: as the model plays]."),
-    click.option("--scale", type=click.Choice([*SCALES, *SCALE_ALIASES], case_sensitive=False), default="major",
-                 show_default=True, help="The key's scale."),
-    click.option("--key-strength", type=FiniteRange(0, 1), default=DEFAULT_KEY_STRENGTH, show_default=True,
-                 help="How hard notes lean to the key: 0 plays the model as it is, 1 only the scale's notes."),
+    *_KEY,
 )
 
 live_options = _options(

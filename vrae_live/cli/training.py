@@ -11,7 +11,8 @@ from typing import Any
 import click
 
 from ..errors import VraeLiveError
-from .options import FiniteRange, device_option, seed_option, workers_option
+from ..play.key import DEFAULT_KEY_STRENGTH, parse_scale
+from .options import FiniteRange, device_option, key_options, seed_option, workers_option
 
 log = logging.getLogger("vrae_live")
 
@@ -302,11 +303,13 @@ def _say_whether_the_pad_steers(ckpt, songs_dir: Path, cache_dir: Path | None) -
               help="The takes' density for --quality; 0.5 plays the model as it is.")
 @click.option("--temperature", type=FiniteRange(min=0), default=1.0, show_default=True,
               help="The takes' temperature for --quality: 0 thresholds the probabilities; 1 samples them.")
+@key_options
 @seed_option(0, help="Seeds --quality's pad points, takes and split of the songs.")
 @workers_option
 def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool, songs_dir: Path | None,
          quality_dir: Path | None, takes: int, density: float, temperature: float, seed: int,
-         workers: int | None) -> None:
+         workers: int | None, key: int | None = None, scale: str = "major",
+         key_strength: float = DEFAULT_KEY_STRENGTH) -> None:
     """Say what a checkpoint is: model, data settings, pitches, timing, training."""
     from ..checkpoint import load_checkpoint
 
@@ -368,19 +371,22 @@ def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool, songs_dir
         if contrast is not None:
             lines.append(f"songs        {contrast.line()}")
     if quality_dir is not None:
-        lines += ["", _quality(ckpt, quality_dir, takes, density, temperature, seed, workers)]
+        lines += ["", _quality(ckpt, quality_dir, takes, density, temperature, seed, workers,
+                               dict(key=key, scale=parse_scale(scale), key_strength=key_strength))]
     click.echo("\n".join(lines))
 
 
 def _quality(ckpt, songs_dir: Path, takes: int, density: float, temperature: float, seed: int,
-             workers: int | None) -> str:
-    """``info --quality``: the MGEval table of the model against the songs of ``songs_dir``, and the verdict."""
+             workers: int | None, in_key: dict) -> str:
+    """``info --quality``: the MGEval table of the model against the songs of ``songs_dir``, and the verdict;
+    ``in_key``: the takes' key, scale and key strength (``play/key.py``)."""
     from ..errors import DataError
     from ..measure.quality import measure_quality
 
     rolls = _song_rolls(ckpt, songs_dir, workers=workers)
     try:
-        report = measure_quality(ckpt, rolls, takes=takes, seed=seed, density=density, temperature=temperature)
+        report = measure_quality(ckpt, rolls, takes=takes, seed=seed, density=density, temperature=temperature,
+                                 **in_key)
     except ValueError as err:
         raise DataError(f"{songs_dir}: {err}") from None
     return f"quality      MGEval overlap with the songs of {songs_dir}\n{report.table()}\n{report.verdict()}"

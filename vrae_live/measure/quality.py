@@ -280,6 +280,7 @@ class QualityReport:
     density: float
     temperature: float
     seconds: float  # what measuring took
+    key: str = ""  # the takes' key, "D minor at key strength 0.95"; "" as the model plays
 
     @staticmethod
     def _mean(row: tuple[float, ...]) -> float:
@@ -323,7 +324,8 @@ class QualityReport:
         rows.append(f"{'overall':<22} {self.overall:6.2f} {self.ceiling_overall:6.2f} {self.floor_overall:6.2f}")
         rows.append(f"{'model / songs':<22} {self.ratio:6.2f}")
         rows.append(f"({self.takes} takes of {self.take_beats} beats at density {self.density:g}, temperature "
-                    f"{self.temperature:g}; {self.songs} songs, {self.segments} segments of {SEGMENT_BEATS} beats; "
+                    f"{self.temperature:g}{', in ' + self.key if self.key else ''}; "
+                    f"{self.songs} songs, {self.segments} segments of {SEGMENT_BEATS} beats; "
                     f"songs: each half of them against the other; random: notes with the songs' counts, lengths and range; "
                     f"{self.seconds:.1f} s)")
         return "\n".join(rows)
@@ -365,6 +367,7 @@ def measure_quality(checkpoint: "Checkpoint", rolls: Sequence[np.ndarray], takes
     handed each take as it was played, for a caller that measures more of it.
     """
     from ..offline.render import TakeSettings, fixed_path, render_take
+    from ..play.key import key_name
 
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -411,4 +414,6 @@ def measure_quality(checkpoint: "Checkpoint", rolls: Sequence[np.ndarray], takes
     return QualityReport(model=tuple(float(v) for v in model), ceiling=tuple(float(v) for v in ceiling),
                          floor=tuple(float(v) for v in floor), songs=len(by_song), segments=len(reference),
                          takes=takes, take_beats=take_beats, density=density, temperature=temperature,
-                         seconds=time.perf_counter() - started)
+                         seconds=time.perf_counter() - started,
+                         key=f"{key_name(key, scale)} at key strength {key_strength:g}"
+                         if key is not None and key_strength > 0 else "")
