@@ -10,7 +10,14 @@ import pytest
 import torch
 
 from vrae_live.config import load_config
-from vrae_live.data.attributes import attributes, axis_words, pad_labels, starts_of, window_attributes
+from vrae_live.data.attributes import (
+    attributes,
+    axis_words,
+    pad_labels,
+    soft_attributes,
+    starts_of,
+    window_attributes,
+)
 from vrae_live.data.meter import meter_columns
 from vrae_live.errors import ConfigError
 from vrae_live.measure.axes import ranks, spearman
@@ -69,6 +76,35 @@ def test_windows_as_fed_give_the_same_attributes_as_their_parts():
     roll = window_attributes(sound, PITCHES, ["onsets"], onsets=False, steps_per_unit=4, steps_per_beat=None)
     assert roll[0, 0] == pytest.approx(2 / 16 * 4)
     assert starts_of(sound)[0, 0].sum() == 0
+
+
+def test_expected_attributes_of_certain_probabilities_are_the_attributes():
+    sound, struck = notes(16, [(0, 3, 1), (3, 1, 5), (6, 4, 7)])
+    for onsets, probs in ((True, torch.cat([sound, struck], 2)), (False, sound)):
+        soft = soft_attributes(probs, PITCHES, ["onsets", "register"], onsets, 4)
+        hard = window_attributes(probs, PITCHES, ["onsets", "register"], onsets, 4, None)
+        assert torch.allclose(soft, hard)
+    half = soft_attributes(torch.full((1, 8, 2 * len(PITCHES)), 0.5), PITCHES, ["onsets", "register"], True, 4)
+    assert half[0, 0] == pytest.approx(0.5 * len(PITCHES) * 4) and half[0, 1] == pytest.approx(np.mean(PITCHES))
+
+
+def test_the_decoders_term_teaches_the_decoder_not_the_codes():
+    from vrae_live.models import model_for
+    from vrae_live.training.axes import AxesLoss
+
+    config = load_config("live-2d", {"hidden": 16, "window": 16, "meter": False, "axes_decoder": 1.0})
+    torch.manual_seed(0)
+    model = model_for(config, len(PITCHES))
+    windows = (torch.rand(6, 16, 2 * len(PITCHES)) < 0.3).float()
+    z = torch.randn(6, 2, requires_grad=True)
+    loss = AxesLoss(config, PITCHES).decoder_term(model, z, windows, torch.randn(6, 2))
+    loss.backward()
+    assert loss > 0 and z.grad is None  # the codes are held; only the decoder moves
+    assert model.decoder.weight_ih_l0.grad.abs().sum() > 0 and model.encoder.weight_ih_l0.grad is None
+    with pytest.raises(ConfigError, match="not under torchrun"):
+        AxesLoss(config, PITCHES, distributed=True)
+    with pytest.raises(ConfigError, match="--axes-decoder measures onsets, register"):
+        AxesLoss(load_config("live-2d", {"pad_axes": ["range", "register"], "axes_decoder": 1.0}), PITCHES)
 
 
 def test_the_loss_is_small_when_the_codes_follow_the_attributes_and_pushes_them_to():

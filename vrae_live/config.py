@@ -250,6 +250,7 @@ class TrainConfig:
     weight_decay: Annotated[Float, Ge(0)] = 0.0  # decoupled weight decay (AdamW), per unit of learning rate
     axes_weight: Annotated[Float, Ge(0)] = 0.25  # with pad_axes: the weight of the axes' loss (AR-VAE's gamma), per step
     axes_sharpness: Annotated[Float, Gt(0)] = 10.0  # with pad_axes: AR-VAE's delta, how steeply tanh compares two codes
+    axes_decoder: Annotated[Float, Ge(0)] = 0.0  # with pad_axes: the weight of the decoder's term (training/axes.py), per step
     seed: Annotated[Int, Ge(0), Le(2**32 - 1)] = 0
     device: Str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Literal["fp32", "bf16"] = "fp32"  # of the training step's forward pass (autocast); docs/scale.md

@@ -86,6 +86,8 @@ def _pitch_range(ctx, param, value):
               help="What the pad's x and y follow, two of: onsets, register, range, polyphony, syncopation, "
                    "pitch-classes [default: the preset's; live-2d: onsets,register]; 'songs': the songs' main directions.")
 @click.option("--axes-weight", type=FiniteRange(min=0), help="Weight of the pad axes' loss (AR-VAE's gamma).")
+@click.option("--axes-decoder", type=FiniteRange(min=0),
+              help="Weight of the decoder's term: what it plays must follow each axis, the other attribute still.")
 @click.option("--input-dropout", type=SHARE, help="Share of decoder inputs blanked in training (makes z matter).")
 @click.option("--transpose", type=click.IntRange(0, 12),
               help="Move each training window by up to this many semitones either way, where its notes stay on the "

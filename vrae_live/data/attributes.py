@@ -116,6 +116,29 @@ def attributes(sound: torch.Tensor, struck: torch.Tensor, pitches: Sequence[int]
     return torch.stack(out, 1)
 
 
+SOFT = ("onsets", "register")  # the attributes soft_attributes measures
+
+
+def soft_attributes(probs: torch.Tensor, pitches: Sequence[int], names: Sequence[str], onsets: bool,
+                    steps_per_unit: float) -> torch.Tensor:
+    """The expected attributes ``names`` (onsets, register) of decoded probabilities ``(B, T, C)``,
+    differentiable: notes started per beat (the onsets' chances, or the chances of sounding that
+    rise for a binary roll), and the mean pitch weighted by the chances of sounding."""
+    p = len(pitches)
+    sound = probs[..., :p]
+    struck = probs[..., p:2 * p] if onsets else torch.relu(sound[:, 1:] - sound[:, :-1])
+    midi = torch.as_tensor(list(pitches), dtype=probs.dtype, device=probs.device)
+    out = []
+    for name in names:
+        if name == "onsets":
+            out.append(struck.sum((1, 2)) / sound.shape[1] * steps_per_unit)
+        elif name == "register":
+            out.append((sound * midi).sum((1, 2)) / sound.sum((1, 2)).clamp(min=1e-3))
+        else:
+            raise ConfigError(f"no expected {name!r} of probabilities; known: {', '.join(SOFT)}")
+    return torch.stack(out, 1)
+
+
 def starts_of(sound: torch.Tensor) -> torch.Tensor:
     """Where notes start in a binary roll ``(B, T, P)`` with no onsets: a frame sounding after one
     silent (the first frame's notes may have started before the window, and do not count)."""

@@ -112,7 +112,7 @@ class Trainer:
         self.batches = WindowBatches(data.train.x, self.device)
         columns = config.data.columns(len(data.pitches))  # of the frames; the meter after them is not moved
         self.transposer = Transposer(list(data.pitches), t.transpose, self.device, columns) if t.transpose else None
-        self.axes = AxesLoss(config, data.pitches) if config.model.pad_axes else None
+        self.axes = AxesLoss(config, data.pitches, self.world.distributed) if config.model.pad_axes else None
         self.measured_train = MeasuredWindows(data.train, config.data.hop, self.device)
         self.measured_val = (MeasuredWindows(data.val, config.data.hop, self.device)
                              if data.val is not None and len(data.val.x) else None)
@@ -241,7 +241,7 @@ class Trainer:
         with self.autocast():
             loss_terms = self.model.loss_terms if self.ddp is None else self.ddp
             terms = loss_terms(batch, self.noise, self.config.train.input_dropout)
-            axes = self.axes(terms.z, batch, self.world) if self.axes is not None else None
+            axes = self.axes(terms.z, batch, self.world, self.model) if self.axes is not None else None
         t = self.config.train
         return (terms, *training_loss(terms, n, self.kl_weight(self.progress.global_step), t.free_bits,
                                       self.config.model.bag_of_notes, self.world, axes))
