@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..play.key import DEFAULT_KEY_STRENGTH, parse_scale
+from ..play.key import DEFAULT_KEY_STRENGTH
 from .options import FiniteRange, OutputFile, live_options, note_settings
 
 MIDI_APIS = click.Choice(["auto", "alsa", "jack", "coremidi", "winmm"])
@@ -119,7 +119,7 @@ def serve(checkpoint_dir: Path, host: str, port: int, controller: str | None, fe
                      duration_s=duration, no_midi=no_midi, realtime=realtime, allow=allow,
                      sync=sync, clock_port=clock_port, quantum=quantum, send_clock=send_clock,
                      channel=channel, voice_ports=voice_ports,
-                     web_port=web_port, web_host=web_host, web_token=web_token, key=key, scale=parse_scale(scale),
+                     web_port=web_port, web_host=web_host, web_token=web_token, key=key, scale=scale,
                      key_strength=key_strength, follow=follow, follow_port=follow_port))
 
 

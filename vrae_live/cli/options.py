@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from ..errors import ConfigError
-from ..play.key import DEFAULT_KEY_STRENGTH, SCALE_ALIASES, SCALES, parse_key
+from ..play.key import DEFAULT_KEY_STRENGTH, SCALE_ALIASES, SCALES, parse_key, parse_scale
 
 
 class FiniteRange(click.FloatRange):
@@ -37,9 +37,8 @@ class KeyName(click.ParamType):
             return value
         try:
             return parse_key(value)
-        except ConfigError:
-            self.fail(f"{value!r} is not a key: C, C#, Db, D, D#, Eb, E, F, F#, Gb, G, G#, Ab, A, A#, Bb, B "
-                      "(or 0..11).", param, ctx)
+        except ConfigError as err:
+            self.fail(f"{err}.", param, ctx)
 
 
 MIN_BPM, MAX_BPM = 20, 400  # beyond these a beat-based model plays frames too long or too short to be music
@@ -94,7 +93,8 @@ def _options(*options):
 _KEY = (
     click.option("--key", type=KeyName(), help="Play in this key (C, F#, Bb, ...) [default: as the model plays]."),
     click.option("--scale", type=click.Choice([*SCALES, *SCALE_ALIASES], case_sensitive=False), default="major",
-                 show_default=True, help="The key's scale."),
+                 show_default=True, callback=lambda ctx, param, value: parse_scale(value),
+                 help="The key's scale."),
     click.option("--key-strength", type=FiniteRange(0, 1), default=DEFAULT_KEY_STRENGTH, show_default=True,
                  help="How hard notes lean to the key: 0 plays the model as it is, 1 only the scale's notes."),
 )

@@ -20,11 +20,10 @@ log = logging.getLogger("vrae_live")
 def _take_settings(seed, bpm, hop, density, temperature, on_threshold, off_threshold, polyphony, min_len, max_len,
                    key, scale, key_strength):
     from ..offline.render import TakeSettings
-    from ..play.key import parse_scale
 
     notes = note_settings(on_threshold, off_threshold, polyphony, min_len, max_len)
     return TakeSettings(bpm=bpm, density=density, temperature=temperature, hop=hop, notes=notes, seed=seed,
-                        key=key, scale=parse_scale(scale), key_strength=key_strength)
+                        key=key, scale=scale, key_strength=key_strength)
 
 
 def _load(checkpoint: Path, device: str):

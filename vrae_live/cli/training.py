@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from ..errors import VraeLiveError
-from ..play.key import DEFAULT_KEY_STRENGTH, parse_scale
+from ..play.key import DEFAULT_KEY_STRENGTH
 from .options import FiniteRange, device_option, key_options, seed_option, workers_option
 
 log = logging.getLogger("vrae_live")
@@ -374,7 +374,7 @@ def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool, songs_dir
             lines.append(f"songs        {contrast.line()}")
     if quality_dir is not None:
         lines += ["", _quality(ckpt, quality_dir, takes, density, temperature, seed, workers,
-                               dict(key=key, scale=parse_scale(scale), key_strength=key_strength))]
+                               dict(key=key, scale=scale, key_strength=key_strength))]
     click.echo("\n".join(lines))
 
 

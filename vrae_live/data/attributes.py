@@ -85,9 +85,9 @@ def attributes(sound: torch.Tensor, struck: torch.Tensor, pitches: Sequence[int]
     out = []
     for name in names:
         if name == "onsets":
-            value = struck.float().sum((1, 2)) / sound.shape[1] * steps_per_unit
+            value = _onsets(struck.float(), sound.shape[1], steps_per_unit)
         elif name == "register":
-            value = torch.where(heard > 0, (frames * midi).sum((1, 2)) / heard.clamp(min=1), nan)
+            value = torch.where(heard > 0, _register(frames, midi), nan)
         elif name == "range":
             any_frame = sound.any(1)  # (B, P)
             top = torch.where(any_frame, midi, -torch.inf).amax(1)
@@ -119,6 +119,16 @@ def attributes(sound: torch.Tensor, struck: torch.Tensor, pitches: Sequence[int]
 SOFT = ("onsets", "register")  # the attributes soft_attributes measures
 
 
+def _onsets(struck: torch.Tensor, frames: int, steps_per_unit: float) -> torch.Tensor:
+    """Notes started per beat of ``struck (B, T, P)`` (0/1, or the chances of a start) in a window of ``frames``."""
+    return struck.sum((1, 2)) / frames * steps_per_unit
+
+
+def _register(sound: torch.Tensor, midi: torch.Tensor) -> torch.Tensor:
+    """The mean pitch of ``sound (B, T, P)`` (0/1, or the chances of sounding), each note-frame counted."""
+    return (sound * midi).sum((1, 2)) / sound.sum((1, 2)).clamp(min=1e-3)
+
+
 def soft_attributes(probs: torch.Tensor, pitches: Sequence[int], names: Sequence[str], onsets: bool,
                     steps_per_unit: float) -> torch.Tensor:
     """The expected attributes ``names`` (onsets, register) of decoded probabilities ``(B, T, C)``,
@@ -131,9 +141,9 @@ def soft_attributes(probs: torch.Tensor, pitches: Sequence[int], names: Sequence
     out = []
     for name in names:
         if name == "onsets":
-            out.append(struck.sum((1, 2)) / sound.shape[1] * steps_per_unit)
+            out.append(_onsets(struck, sound.shape[1], steps_per_unit))
         elif name == "register":
-            out.append((sound * midi).sum((1, 2)) / sound.sum((1, 2)).clamp(min=1e-3))
+            out.append(_register(sound, midi))
         else:
             raise ConfigError(f"no expected {name!r} of probabilities; known: {', '.join(SOFT)}")
     return torch.stack(out, 1)

@@ -70,6 +70,13 @@ def _pca_2d(x: np.ndarray) -> np.ndarray:
     return centred @ vt[:2].T
 
 
+def _label_axes(ax, x: str, y: str, axis_names: Sequence[str]) -> None:
+    """``x`` and ``y`` on the axes, each followed by what it plays where the pad's axes are named."""
+    named = len(axis_names) == 2
+    ax.set_xlabel(x + (f": {axis_names[0]}" if named else ""))
+    ax.set_ylabel(y + (f": {axis_names[1]}" if named else ""))
+
+
 def plot_map(embedding: Embedding, labels: Sequence[str], out: str | Path, title: str = "",
              axis_names: Sequence[str] = ()) -> Path:
     """One marker per window at its embedded mean, coloured by label (paper Figure 1, right);
@@ -86,9 +93,7 @@ def plot_map(embedding: Embedding, labels: Sequence[str], out: str | Path, title
         ax.scatter(pts[:, 0], pts[:, 1], s=10, alpha=0.7, color=colour, marker=markers[i % len(markers)],
                    label=str(group), linewidths=0)
     axis = "z" if embedding.method == "latent means" else embedding.method
-    named = len(axis_names) == 2 and embedding.method in ("latent means", "pad")
-    ax.set_xlabel(f"{axis} 1" + (f": {axis_names[0]}" if named else ""))
-    ax.set_ylabel(f"{axis} 2" + (f": {axis_names[1]}" if named else ""))
+    _label_axes(ax, f"{axis} 1", f"{axis} 2", axis_names if embedding.method in ("latent means", "pad") else ())
     ax.set_title(title or f"encoded windows ({embedding.method})")
     if len(groups) <= MAX_LEGEND:
         ax.legend(fontsize=7, markerscale=1.5, loc="best", frameon=False)
@@ -146,8 +151,6 @@ def plot_window_map(window_map: dict[str, Any], color_by: str, out: str | Path, 
         fig.colorbar(shown, ax=ax, label="mean pitch (MIDI)" if color_by == "register" else "notes sounding a frame")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    named = len(axis_names) == 2
-    ax.set_xlabel("pad x" + (f": {axis_names[0]}" if named else ""))
-    ax.set_ylabel("pad y" + (f": {axis_names[1]}" if named else ""))
+    _label_axes(ax, "pad x", "pad y", axis_names)
     ax.set_title(title or "windows on the pad")
     return save_figure(fig, plt, out)

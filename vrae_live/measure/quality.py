@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
+from ..play.key import DEFAULT_KEY_STRENGTH, key_name
+
 if TYPE_CHECKING:
     from ..checkpoint import Checkpoint
     from ..config import FrameTiming
@@ -351,7 +353,7 @@ class QualityReport:
 def measure_quality(checkpoint: "Checkpoint", rolls: Sequence[np.ndarray], takes: int = TAKES,
                     take_beats: int = TAKE_BEATS, seed: int = 0, density: float = 0.5,
                     temperature: float = 1.0, splits: int = SPLITS, key: int | None = None, scale: str = "major",
-                    key_strength: float = 0.0, on_take: Callable[["Take"], None] | None = None) -> QualityReport:
+                    key_strength: float = DEFAULT_KEY_STRENGTH, on_take: Callable[["Take"], None] | None = None) -> QualityReport:
     """The model, the songs' ceiling and random notes, each against the songs ``rolls``.
 
     ``rolls``: one roll ``(T, P)`` per song on the checkpoint's pitches and frame timing, binary,
@@ -367,7 +369,6 @@ def measure_quality(checkpoint: "Checkpoint", rolls: Sequence[np.ndarray], takes
     handed each take as it was played, for a caller that measures more of it.
     """
     from ..offline.render import TakeSettings, fixed_path, render_take
-    from ..play.key import key_name
 
     started = time.perf_counter()
     rng = np.random.default_rng(seed)

@@ -50,6 +50,7 @@ SCALE_ALIASES = {"natural-minor": "minor", "pentatonic": "major-pentatonic"}
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 _LETTERS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 _ACCIDENTALS = {"#": 1, "♯": 1, "s": 1, "b": -1, "♭": -1, "": 0}
+KEY_SPELLINGS = "C, C#, Db, D, D#, Eb, E, F, F#, Gb, G, G#, Ab, A, A#, Bb, B (or 0..11)"
 
 CHORD_LEAN = 0.5  # beside a chord, a scale tone's odds at key strength 1 (its pitch classes lean hardest)
 DEFAULT_KEY_STRENGTH = 0.95  # measured by scripts/key_study.py (README, "Play in key")
@@ -66,7 +67,7 @@ def parse_key(name: str | int) -> int:
         return parse_key(int(text))
     letter, accidental = text[:1].upper(), text[1:]
     if letter not in _LETTERS or accidental not in _ACCIDENTALS:
-        raise ConfigError(f"unknown key {name!r}; a key is a note name: C, C#, Db, D, ..., B (or 0..11)")
+        raise ConfigError(f"unknown key {name!r}; a key is a note name: {KEY_SPELLINGS}")
     return (_LETTERS[letter] + _ACCIDENTALS[accidental]) % 12
 
 

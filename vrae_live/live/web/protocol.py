@@ -100,8 +100,8 @@ def controls_of(state: ControlState) -> dict[str, Any]:
 def hello(model: str, window_map: dict[str, Any] | None, status: dict[str, Any], state: ControlState,
           axes: dict[str, Any] | None = None) -> str:
     """``axes``: what the pad's edges play (``attributes.pad_labels``), None for a pad of the songs' directions."""
-    ranges = {name: list(CONTROL_RANGES[name.replace("-", "_")]) for name in SETTABLE
-              if name.replace("-", "_") in CONTROL_RANGES}
+    ranges = {name: list(CONTROL_RANGES[control]) for name in SETTABLE
+              if (control := name.replace("-", "_")) in CONTROL_RANGES}
     return json.dumps({"type": "hello", "model": model, "map": window_map, "ranges": ranges,
                        "controls": controls_of(state), "status": status, "axes": axes,
                        "keys": list(NOTE_NAMES), "scales": list(SCALES)})
