@@ -20,7 +20,7 @@ from vrae_live.checkpoint import load_checkpoint, save_checkpoint
 from vrae_live.config import load_config
 from vrae_live.data.corpus import prepare_data
 from vrae_live.measure.seams import measure_seams, note_starts
-from vrae_live.measure.steering import measure_steering
+from vrae_live.measure.steering import measure_steering, play_notes, play_takes
 from vrae_live.models import model_for
 from vrae_live.pad import LatentPlane
 from vrae_live.play.demo import DemoPath
@@ -314,3 +314,15 @@ def test_serve_demo_renders_a_take_and_sends_feedback_without_a_midi_port(checkp
     recorded = [m for m in mido.MidiFile(take) if m.type in ("note_on", "note_off")]
     assert sum(m.type == "note_on" and m.velocity > 0 for m in recorded) >= 4
     assert_nothing_hangs(recorded)
+
+
+def test_takes_played_together_are_the_takes_played_alone(checkpoint_dir):
+    """Measurements play their takes as voices of one stream: take k is the take seeded seed + k."""
+    ckpt = load_checkpoint(checkpoint_dir)
+    plane = ckpt.latent_plane()
+    zs = [plane.z_at(0.1, 0.1), plane.z_at(0.9, 0.9), plane.z_at(0.1, 0.1)]
+    together = play_takes(ckpt, zs, 96, seed=5)
+    for k, z in enumerate(zs):
+        alone, _ = play_notes(ckpt, z, 96, seed=5 + k)
+        assert np.array_equal(together[k][0], alone), k
+    assert not np.array_equal(together[0][0], together[2][0])  # the same z, its own dice

@@ -2,7 +2,7 @@
 
 For each axis, 9 points along it (0.1 to 0.9), the other axis at the pad's centre, each played
 from a cold start with several seeds through the stream and gate ``serve`` plays
-(``steering.play_notes``); each take's attributes are measured as training measured the
+(``steering.play_takes``); each take's attributes are measured as training measured the
 windows' (``data/attributes.py``), and each point's are the mean of its takes'. Reported per
 axis: Spearman's rho between the 9 positions and the axis's own attribute (1: it rises all
 along the axis), and |rho| of the other axis's attribute (the leak: 0 when moving along x
@@ -18,10 +18,10 @@ import torch
 
 from ..checkpoint import Checkpoint
 from ..data.attributes import attributes, axis_words, starts_of
-from .steering import play_notes
+from .steering import play_takes
 
 POINTS = np.linspace(0.1, 0.9, 9)
-SEEDS = 4
+SEEDS = 8
 FRAMES = 128
 FOLLOWS = 0.9  # an axis's own rho from which it follows its attribute all along (the issue's bar)
 
@@ -79,15 +79,17 @@ class AxesReport:
                 f"attributes with --pad-axes")
 
 
-def take_attributes(checkpoint: Checkpoint, names, z: np.ndarray, seed: int, frames: int = FRAMES) -> np.ndarray:
-    """The attributes ``names`` of one take at a fixed z ``(A,)``."""
-    sound, struck = play_notes(checkpoint, z, frames, seed)
-    sound_t = torch.as_tensor(sound[None], dtype=torch.float32)
-    struck_t = torch.as_tensor(struck[None], dtype=torch.float32) if struck is not None else starts_of(sound_t)
+def take_attributes(checkpoint: Checkpoint, names, zs: list[np.ndarray], seed: int = 0,
+                    frames: int = FRAMES) -> np.ndarray:
+    """The attributes ``names`` of a take at each fixed z ``(A,)`` of ``zs``: ``(len(zs), 2)``."""
+    played = play_takes(checkpoint, zs, frames, seed)
+    sound = torch.as_tensor(np.stack([s for s, _ in played]), dtype=torch.float32)
+    struck = (torch.as_tensor(np.stack([k for _, k in played]), dtype=torch.float32)
+              if played[0][1] is not None else starts_of(sound))
     timing = checkpoint.timing
     spb = timing.steps_per_beat
     step_in_beat = torch.arange(frames)[None] % spb if spb else None  # a take starts on a downbeat
-    return attributes(sound_t, struck_t, checkpoint.pitches, names, spb or timing.fs, step_in_beat)[0].numpy()
+    return attributes(sound, struck, checkpoint.pitches, names, spb or timing.fs, step_in_beat).numpy()
 
 
 def measure_axes(checkpoint: Checkpoint, seeds: int = SEEDS, frames: int = FRAMES) -> AxesReport | None:
@@ -98,12 +100,9 @@ def measure_axes(checkpoint: Checkpoint, seeds: int = SEEDS, frames: int = FRAME
         return None
     own, leak = [], []
     for k in range(2):
-        measured = []  # (points, 2): each point's attributes, the mean of its takes
-        for u in POINTS:
-            z = plane.z_at(*((u, 0.5) if k == 0 else (0.5, u)))
-            takes = np.array([take_attributes(checkpoint, names, z, seed, frames) for seed in range(seeds)])
-            measured.append(np.nanmean(takes, axis=0) if np.isfinite(takes).any() else takes[0])
-        measured = np.array(measured)
+        zs = [plane.z_at(*((u, 0.5) if k == 0 else (0.5, u))) for u in POINTS for _ in range(seeds)]
+        takes = take_attributes(checkpoint, names, zs, frames=frames).reshape(len(POINTS), seeds, -1)
+        measured = np.array([np.nanmean(point, axis=0) if np.isfinite(point).any() else point[0] for point in takes])
         own.append(spearman(POINTS, measured[:, k]))
         leak.append(abs(spearman(POINTS, measured[:, 1 - k])))
     return AxesReport(tuple(names), tuple(own), tuple(leak), seeds)

@@ -20,7 +20,7 @@ import torch
 from ..checkpoint import Checkpoint
 from ..data.corpus import Song, windows_for
 from ..training.evaluation import encode_means
-from .steering import music_features, play
+from .steering import music_features, play_takes
 
 
 @dataclass(frozen=True)
@@ -74,9 +74,8 @@ def measure_faithfulness(checkpoint: Checkpoint, songs: list[Song], clusters: in
         np.mean([music_features(w[:, :len(pitches)].astype(bool), pitches) for w in x[labels == j]], axis=0)
         for j in regions
     ])  # (regions, F)
+    played = play_takes(checkpoint, [plane.z_at(*centres[j]) for j in regions for _ in range(takes)], frames)
     hits = 0
-    for i, j in enumerate(regions):
-        for seed in range(takes):
-            played = music_features(play(checkpoint, plane.z_at(*centres[j]), frames, seed), pitches)
-            hits += int(np.abs(region_features - played).sum(1).argmin() == i)
+    for n, (sound, _) in enumerate(played):
+        hits += int(np.abs(region_features - music_features(sound, pitches)).sum(1).argmin() == n // takes)
     return FaithfulnessReport(hits / (len(regions) * takes), len(regions), takes, len(x))

@@ -23,6 +23,7 @@ along one diagonal and 1.0 along the other).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -51,10 +52,25 @@ def play(checkpoint: Checkpoint, z: np.ndarray, frames: int, seed: int, hop: int
 def play_notes(checkpoint: Checkpoint, z: np.ndarray, frames: int, seed: int,
                hop: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`play`'s frames, and where notes start ``(T, P)`` for a model of onsets (else None)."""
-    stream = live_stream(checkpoint, hop, seed=seed)
-    chunks = [stream.next_chunk(z, density=0.5, temperature=1.0) for _ in range(-(-frames // stream.hop))]
-    struck = np.concatenate([c.struck for c in chunks])[:frames] if stream.onsets else None
-    return np.concatenate([c.frames for c in chunks])[:frames], struck
+    return play_takes(checkpoint, [z], frames, seed, hop)[0]
+
+
+def play_takes(checkpoint: Checkpoint, zs: Sequence[np.ndarray], frames: int, seed: int = 0,
+               hop: int | None = None) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """Takes at fixed codes ``zs``, each from a cold start: take k is voice k of one stream seeded
+    ``seed`` (so drawn as a take of its own seeded ``seed + k``), all decoded together, a step a frame
+    for every take, as ``serve`` decodes its voices. Each take's :func:`play_notes`."""
+    stream = live_stream(checkpoint, hop, seed=seed, voices=len(zs))
+    for k in range(len(zs)):
+        stream.start(k)
+    codes = dict(enumerate(zs))
+    densities = dict.fromkeys(codes, 0.5)
+    decoded = [stream.step(codes, densities, temperature=1.0) for _ in range(frames)]
+    takes = []
+    for k in codes:
+        sound = np.stack([d[k].frame for d in decoded])
+        takes.append((sound, np.stack([d[k].struck for d in decoded]) if stream.onsets else None))
+    return takes
 
 
 STEERS = 1.5  # below this, along any direction, the pad changes little a listener could tell from chance
@@ -119,10 +135,9 @@ def measure_steering(checkpoint: Checkpoint, frames: int = 256, takes: int = TAK
     """
     plane = checkpoint.latent_plane()
     pitches = np.asarray(checkpoint.pitches)
-    features = {
-        corner: [music_features(play(checkpoint, plane.z_at(*corner), frames, seed, hop), pitches) for seed in range(takes)]
-        for corner in CORNERS
-    }
+    played = play_takes(checkpoint, [plane.z_at(*corner) for corner in CORNERS for _ in range(takes)], frames, hop=hop)
+    features = {corner: [music_features(sound, pitches) for sound, _ in played[c * takes:(c + 1) * takes]]
+                for c, corner in enumerate(CORNERS)}
 
     def distance(a: np.ndarray, b: np.ndarray) -> float:
         return float(np.abs(a - b).sum())
