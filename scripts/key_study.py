@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Playing in key, measured: what each key strength does to the notes and to the music.
 
-For each model, takes at random points of the pad (the quality measure's: 12 takes of 32 beats,
-over a minute and a half at 120 bpm) are played through the stream and gate `serve` plays, at each
+For each model, takes at random points of the pad (the quality measure's: 48 takes of 32 beats,
+13 minutes of music at 120 bpm) are played through the stream and gate `serve` plays, at each
 key strength, side by side in one run. For each strength the table gives the share of note-ons in
 the key's scale and the quality of the takes against songs the model did not train on
 (`vrae-live info --quality`: the MGEval overlap, as a share of the songs' own). The key is the

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from ..errors import VraeLiveError
+from ..measure.quality import TAKES as QUALITY_TAKES
 from ..play.key import DEFAULT_KEY_STRENGTH
 from .options import FiniteRange, device_option, key_options, seed_option, workers_option
 
@@ -300,7 +301,8 @@ def _say_whether_the_pad_steers(ckpt, songs_dir: Path, cache_dir: Path | None) -
 @click.option("--quality", "quality_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               metavar="SONGS_DIR", help="Also measure how much takes at random points of the pad play like the "
               "songs of SONGS_DIR (MGEval), against the songs' own halves and random notes.")
-@click.option("--takes", type=click.IntRange(min=1), default=12, show_default=True, help="Takes of 32 beats for --quality.")
+@click.option("--takes", type=click.IntRange(min=1), default=QUALITY_TAKES, show_default=True,
+              help="Takes of 32 beats for --quality.")
 @click.option("--density", type=FiniteRange(0, 1), default=0.5, show_default=True,
               help="The takes' density for --quality; 0.5 plays the model as it is.")
 @click.option("--temperature", type=FiniteRange(min=0), default=1.0, show_default=True,
