@@ -33,7 +33,7 @@ from vrae_live.checkpoint import load_checkpoint  # noqa: E402
 from vrae_live.data.corpus import load_songs  # noqa: E402
 from vrae_live.machine import machine_line  # noqa: E402
 from vrae_live.measure.quality import measure_quality, song_marks  # noqa: E402
-from vrae_live.play.key import DEFAULT_KEY_STRENGTH, NOTE_NAMES, parse_key, parse_scale, scale_classes  # noqa: E402
+from vrae_live.play.key import DEFAULT_KEY_STRENGTH, key_name, parse_key, parse_scale, scale_classes  # noqa: E402
 
 HELD_OUT = 40  # songs the model never trained on, at most
 
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             base = plain if key == own else play(ckpt, reference, None, scale, 0.0, args.seed)[0]
             for strength in strengths:
                 report, ons = (base, notes) if strength == 0 else play(ckpt, reference, key, scale, strength, args.seed)
-                print(f"| {name} | {NOTE_NAMES[key]} {scale} | {strength:g} | {len(ons)} | "
+                print(f"| {name} | {key_name(key, scale)} | {strength:g} | {len(ons)} | "
                       f"{100 * share_in(ons, key, scale):.1f} % | {report.ratio:.3f}x ({report.overall:.3f}) | "
                       f"{report.ratio - base.ratio:+.3f} |", flush=True)
         print(f"({name}: {len(rolls)} songs it did not train on, {plain.takes} takes of {plain.take_beats} beats a "

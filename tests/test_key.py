@@ -16,7 +16,7 @@ from vrae_live.errors import ConfigError
 from vrae_live.live.controls import Controls
 from vrae_live.live.midi.follow import ChordFollower
 from vrae_live.models import model_for
-from vrae_live.play.key import CHORD_LEAN, SCALES, lean_for, lean_probabilities, parse_key, parse_scale, scale_classes
+from vrae_live.play.key import CHORD_LEAN, SCALES, key_name, lean_for, lean_probabilities, parse_key, parse_scale, scale_classes
 from vrae_live.play.notes import Gate, NoteSettings
 from vrae_live.play.state import ControlState
 from vrae_live.testing.fake_time import FakeTime
@@ -288,3 +288,14 @@ def test_generate_plays_in_the_key_it_is_given(key_checkpoint, tmp_path):
     blues = scale_classes(3, "blues")
     assert len(takes["1"]) > 20 and share_in(takes["1"], blues) == 1.0
     assert share_in(takes["0"], blues) < 0.8
+
+
+@pytest.mark.parametrize("key, scale, name", [
+    (3, "major", "Eb major"), (3, "minor", "D# minor"), (0, "minor", "C minor"), (10, "minor", "Bb minor"),
+    (6, "major", "F# major"), (1, "major", "Db major"), (8, "minor", "G# minor"), (2, "dorian", "D dorian"),
+    (3, "dorian", "Eb dorian"), (8, "mixolydian", "Ab mixolydian"), (11, "locrian", "B locrian"),
+    (5, "lydian", "F lydian"), (10, "chromatic", "Bb chromatic"),
+])
+def test_a_key_is_spelt_as_its_signature_spells_it(key, scale, name):
+    assert key_name(key, scale) == name
+    assert parse_key(name.split()[0]) == key

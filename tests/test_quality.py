@@ -262,7 +262,7 @@ def test_info_quality_prints_the_table_and_the_verdict(beat_checkpoint, tmp_path
     assert re.search(r"^(plays like the songs|falls short): \d\.\d\d of the ceiling", out, re.M), out
     in_key = CliRunner().invoke(main, ["info", str(beat_checkpoint), "--quality", str(songs), "--takes", "3",
                                        "--key", "Eb", "--scale", "dorian", "--key-strength", "1"], catch_exceptions=False)
-    assert "3 takes of 32 beats at density 0.5, temperature 1, in D# dorian at key strength 1; 4 songs" in in_key.output
+    assert "3 takes of 32 beats at density 0.5, temperature 1, in Eb dorian at key strength 1; 4 songs" in in_key.output
 
 
 def test_songs_too_unlike_each_other_give_no_verdict(beat_checkpoint, tmp_path):

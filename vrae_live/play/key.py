@@ -46,8 +46,13 @@ SCALES: dict[str, tuple[int, ...]] = {
     "chromatic": tuple(range(12)),
 }
 SCALE_ALIASES = {"natural-minor": "minor", "pentatonic": "major-pentatonic"}
+# Semitones from a scale's tonic up to the tonic of the major key with its key signature (D dorian: C).
+_SIGNATURE = {"minor": 3, "harmonic-minor": 3, "melodic-minor": 3, "aeolian": 3, "minor-pentatonic": 3, "blues": 3,
+              "dorian": 10, "phrygian": 8, "lydian": 7, "mixolydian": 5, "locrian": 1}
+_FLAT_MAJORS = frozenset({5, 10, 3, 8, 1})  # F, Bb, Eb, Ab, Db: their key signatures have flats
 
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+FLAT_NAMES = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
 _LETTERS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 _ACCIDENTALS = {"#": 1, "♯": 1, "s": 1, "b": -1, "♭": -1, "": 0}
 KEY_SPELLINGS = "C, C#, Db, D, D#, Eb, E, F, F#, Gb, G, G#, Ab, A, A#, Bb, B (or 0..11)"
@@ -81,7 +86,10 @@ def parse_scale(name: str) -> str:
 
 
 def key_name(key: int, scale: str) -> str:
-    return f"{NOTE_NAMES[key]} {scale}"
+    """``Eb major``, ``D# minor``, ``C minor``: the tonic spelt as the key signature spells it (flats
+    where the major key of the same signature is F, Bb, Eb, Ab or Db)."""
+    flats = (key + _SIGNATURE.get(scale, 0)) % 12 in _FLAT_MAJORS
+    return f"{(FLAT_NAMES if flats else NOTE_NAMES)[key]} {scale}"
 
 
 def scale_classes(key: int, scale: str) -> frozenset[int]:
