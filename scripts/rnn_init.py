@@ -204,7 +204,7 @@ def section(results: dict, figures: list[Path], page: Path, results_path: Path) 
     lines = [
         "## Does a VRAE initialise a supervised RNN? (the paper's claim, measured)", "",
         f"Made by `{results['command']}` in {results['minutes']:.1f} min ({results['machine']}; "
-        "under `nice`, the machine shared with other jobs). Results, with every learning curve: "
+        "the machine shared with other jobs). Results, with every learning curve: "
         f"[{results_path.name}]({fig(results_path)}).", "",
         "The paper names as a contribution that a VRAE trained on unlabelled data \"can facilitate supervised "
         "training of RNNs by initialising the weights and network state\", with no figure. The closest measurement "
