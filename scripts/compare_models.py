@@ -13,7 +13,7 @@ time step (for the RNN both are its exact log-likelihood). The table goes into
 docs/models.md between the markers ``<!-- compare_models:begin -->`` and ``:end -->``.
 
     python scripts/export_corpus.py --out songs/bach        # once: Bach's chorales as .mid
-    python scripts/compare_models.py --songs songs/bach --epochs 50                 # the full comparison
+    python scripts/compare_models.py --songs songs/bach --epochs 30                 # the comparison in docs/models.md
     python scripts/compare_models.py --songs songs/bach --epochs 3 --hidden 64 --max-windows-per-song 8
     python scripts/compare_models.py --songs songs/bach --quick                     # checks the script runs
 
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--songs", type=Path, default=Path("songs/bach"), help="folder of .mid files [songs/bach]")
     parser.add_argument("--out", type=Path, default=Path("checkpoints/compare"), help="run directories go here")
-    parser.add_argument("--epochs", type=int, help="epochs per model [the presets' 50]")
+    parser.add_argument("--epochs", type=int, help="epochs per model [fitted to the presets' step budgets]")
     parser.add_argument("--hidden", type=int, help="hidden units of every model [the presets' 500]")
     parser.add_argument("--features", type=int, help="the VRNN's feature width [the preset's]")
     parser.add_argument("--max-windows-per-song", type=int, help="first N windows of each song [the presets' 520]")
