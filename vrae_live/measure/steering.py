@@ -58,8 +58,9 @@ def play_notes(checkpoint: Checkpoint, z: np.ndarray, frames: int, seed: int,
 def play_takes(checkpoint: Checkpoint, zs: Sequence[np.ndarray], frames: int, seed: int = 0,
                hop: int | None = None) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """Takes at fixed codes ``zs``, each from a cold start: take k is voice k of one stream seeded
-    ``seed`` (so drawn as a take of its own seeded ``seed + k``), all decoded together, a step a frame
-    for every take, as ``serve`` decodes its voices. Each take's :func:`play_notes`."""
+    ``seed``, all decoded together, a step a frame for every take, as ``serve`` decodes its voices.
+    The gate draws take k's notes as it would a take of its own seeded ``seed + k`` (a VRNN's own
+    noise is drawn for the batch). Each take's :func:`play_notes`."""
     stream = live_stream(checkpoint, hop, seed=seed, voices=len(zs))
     for k in range(len(zs)):
         stream.start(k)
