@@ -20,7 +20,7 @@ from vrae_live.checkpoint import load_checkpoint, save_checkpoint
 from vrae_live.config import load_config
 from vrae_live.data.corpus import prepare_data
 from vrae_live.measure.seams import measure_seams, note_starts
-from vrae_live.measure.steering import measure_steering, play_notes, play_takes
+from vrae_live.measure.steering import measure_steering, play_takes
 from vrae_live.models import model_for
 from vrae_live.pad import LatentPlane
 from vrae_live.play.demo import DemoPath
@@ -323,6 +323,6 @@ def test_takes_played_together_are_the_takes_played_alone(checkpoint_dir):
     zs = [plane.z_at(0.1, 0.1), plane.z_at(0.9, 0.9), plane.z_at(0.1, 0.1)]
     together = play_takes(ckpt, zs, 96, seed=5)
     for k, z in enumerate(zs):
-        alone, _ = play_notes(ckpt, z, 96, seed=5 + k)
+        alone, _ = play_takes(ckpt, [z], 96, seed=5 + k)[0]
         assert np.array_equal(together[k][0], alone), k
     assert not np.array_equal(together[0][0], together[2][0])  # the same z, its own dice

@@ -2,7 +2,7 @@
 
 The windows of the songs are encoded and placed on the pad (the map ``vrae-live map``
 draws), and grouped into ``clusters`` regions by k-means on their pad positions. The
-music played at each region's centre, through the live stream path (``steering.play``),
+music played at each region's centre, through the live stream path (``steering.play_takes``),
 is compared with the music of every region's windows by the same features as the
 steering measurement (mean pitch, notes per frame, pitch classes). The pad is faithful
 where a region's centre plays music closer to that region's own windows than to the

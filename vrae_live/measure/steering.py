@@ -44,23 +44,13 @@ def music_features(frames: np.ndarray, pitches: np.ndarray) -> np.ndarray:
     return np.concatenate([[mean_pitch, frames.sum(1).mean()], 4 * classes])
 
 
-def play(checkpoint: Checkpoint, z: np.ndarray, frames: int, seed: int, hop: int | None = None) -> np.ndarray:
-    """``frames`` bool frames ``(T, P)`` decoded at a fixed z as ``serve`` would (sampling, density 0.5)."""
-    return play_notes(checkpoint, z, frames, seed, hop)[0]
-
-
-def play_notes(checkpoint: Checkpoint, z: np.ndarray, frames: int, seed: int,
-               hop: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """:func:`play`'s frames, and where notes start ``(T, P)`` for a model of onsets (else None)."""
-    return play_takes(checkpoint, [z], frames, seed, hop)[0]
-
-
 def play_takes(checkpoint: Checkpoint, zs: Sequence[np.ndarray], frames: int, seed: int = 0,
                hop: int | None = None) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """Takes at fixed codes ``zs``, each from a cold start: take k is voice k of one stream seeded
     ``seed``, all decoded together, a step a frame for every take, as ``serve`` decodes its voices.
     The gate draws take k's notes as it would a take of its own seeded ``seed + k`` (a VRNN's own
-    noise is drawn for the batch). Each take's :func:`play_notes`."""
+    noise is drawn for the batch). Each take's frames ``(T, P)`` bool, and where its notes start
+    ``(T, P)`` for a model of onsets (else None)."""
     stream = live_stream(checkpoint, hop, seed=seed, voices=len(zs))
     for k in range(len(zs)):
         stream.start(k)
