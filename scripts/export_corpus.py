@@ -46,6 +46,16 @@ def export_one(job: tuple[str, str]) -> tuple[str, int, list[str]]:
     return source, written, errors
 
 
+def piece_name(path: Path, composer: str) -> str:
+    """The file's name without its format, with the folders under the composer's: Beethoven's
+    quartets are ``opus18no1/movement1.mxl``, ``opus59no1/movement1.mxl``, ..."""
+    parts = path.with_suffix("").parts
+    if composer not in parts:
+        return parts[-1]
+    last = len(parts) - 1 - parts[::-1].index(composer)
+    return "-".join(parts[last + 1:])
+
+
 def check_readable(path: Path) -> None:
     """Raise ValueError if ``train`` could not read the MIDI file at ``path``."""
     from vrae_live.data.pianoroll import read_midi
@@ -61,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--composer", action="append", help="music21 corpus composer (repeatable) [default: bach]")
     parser.add_argument("--out", type=Path, required=True, help="Output folder.")
     parser.add_argument("--limit", type=int, help="At most this many pieces per composer (the first, sorted).")
+    parser.add_argument("--match", help="Only the corpus files whose path contains this, e.g. 'han' for the Essen "
+                                        "collection's books of Chinese folk songs.")
     parser.add_argument("--jobs", type=int, default=2, help="Parallel processes.")
     args = parser.parse_args(argv)
 
@@ -68,13 +80,13 @@ def main(argv: list[str] | None = None) -> int:
 
     jobs = []
     for composer in args.composer or ["bach"]:
-        paths = sorted(corpus.getComposer(composer))
+        paths = sorted(p for p in corpus.getComposer(composer) if args.match is None or args.match in str(p))
         if not paths:
-            parser.error(f"music21's corpus has no pieces by {composer!r}")
+            parser.error(f"music21's corpus has no pieces by {composer!r}" + (f" matching {args.match!r}" if args.match else ""))
         folder = args.out / composer
         folder.mkdir(parents=True, exist_ok=True)
         for path in paths[: args.limit]:
-            target = folder / f"{Path(path).stem}.mid"  # a piece in two formats is exported once
+            target = folder / f"{piece_name(Path(path), composer)}.mid"  # a piece in two formats is exported once
             if not target.exists() and str(target) not in {t for _, t in jobs}:
                 jobs.append((str(path), str(target)))
 

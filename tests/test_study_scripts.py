@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import mido
 import pytest
@@ -91,3 +92,14 @@ def test_one_unreadable_tune_in_a_book_leaves_the_others_written(tmp_path, monke
     source, written, errors = export.export_one((str(book), str(tmp_path / "out" / "book.mid")))
     assert written == 1 and len(errors) == 1 and errors[0].startswith("book-2.mid: ValueError"), errors
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["book-1.mid"]  # no half-written file left
+
+
+def test_pieces_in_folders_of_their_own_keep_apart_when_exported():
+    export = load_script("export_corpus")
+    root = Path("/site-packages/music21/corpus")
+    # Beethoven's quartets are opus18no1/movement1.mxl, opus59no1/movement1.mxl, ...: named by the stem alone,
+    # each movement after the first would have been taken for the file already written.
+    names = [export.piece_name(root / "beethoven" / opus / "movement1.krn", "beethoven") for opus in ("opus18no1", "opus59no1")]
+    assert names == ["opus18no1-movement1", "opus59no1-movement1"]
+    assert export.piece_name(root / "bach" / "bwv1.6.mxl", "bach") == "bwv1.6"
+    assert export.piece_name(root / "essenFolksong" / "han1.abc", "essenFolksong") == "han1"
