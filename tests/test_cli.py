@@ -52,6 +52,7 @@ def test_train_info_eval(songs_dir, tmp_path):
     assert "vrae (rnn), hidden 16, latent 2" in result.output
     assert "20 frames per second" in result.output
     assert "2/2 epochs" in result.output
+    assert "held at the windows' mean code" not in result.output  # both latent units are the pad
     result = run("info", out, "--steering", "--seams")
     assert result.exit_code == 0, result.output
     assert "steering ratio" in result.output and "on hop boundaries" in result.output
@@ -107,6 +108,24 @@ def test_train_without_a_preset_uses_the_default_one(songs_dir, tmp_path):
     assert result.exit_code == 0, result.output
     saved = read_config(out)
     assert saved["data"]["steps_per_beat"] == 4 and saved["model"]["z_every_step"] is True
+
+
+def test_info_says_where_the_latent_units_off_the_pad_are_held(tmp_path):
+    import numpy as np
+
+    from vrae_live.checkpoint import save_checkpoint
+    from vrae_live.models import model_for
+    from vrae_live.pad import latent_plane
+
+    config = load_config(DEFAULT_PRESET, {"hidden": 8, "latent": 4})
+    codes = np.random.default_rng(0).normal(size=(40, 4))
+    plane = latent_plane(codes, np.arange(40) // 10, ["a", "b", "c", "d"], attributes=("onsets", "register"))
+    save_checkpoint(tmp_path / "run", model_for(config, 12), config, list(range(60, 72)), meta={"latent_plane": plane})
+    result = run("info", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"xy pad +x: sparser → busier \(onsets\); y: lower → higher \(register\); spans 4 training songs; "
+                     r"its other 2 latent dimensions held at the windows' mean code", result.output), result.output
+    assert np.allclose(load_checkpoint(tmp_path / "run").latent_plane().z_at(0.3, 0.7)[2:], codes.mean(0)[2:])
 
 
 def test_the_shipped_model_is_the_default_preset_trained():

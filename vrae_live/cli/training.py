@@ -349,7 +349,10 @@ def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool, songs_dir
             f"{len(t['val_songs'])} validation ({t['val_windows']} windows)",
         ]
     if ckpt.plane is not None:
-        lines.append(f"xy pad       {_pad_axes(ckpt.latent_plane().attributes)}; spans {len(ckpt.plane.songs)} training songs")
+        plane = ckpt.latent_plane()
+        rest = plane.latent_size - len(plane.lo)
+        held = f"; its other {rest} latent dimension{'s' if rest > 1 else ''} held at the windows' mean code" if rest else ""
+        lines.append(f"xy pad       {_pad_axes(plane.attributes)}; spans {len(ckpt.plane.songs)} training songs{held}")
     v = ckpt.versions
     lines.append(f"versions     vrae-live {v.get('vrae_live')}, torch {v.get('torch')}")
     if steering:
