@@ -79,6 +79,9 @@ def test_the_steering_measurement_tells_a_steerable_model_from_one_that_ignores_
     ckpt = load_checkpoint(checkpoint_dir)
     steered = measure_steering(ckpt)
     assert steered.ratio > 2, steered.line()
+    # the breakdown by feature adds up to the distances it breaks down
+    assert sum(steered.same_parts) == pytest.approx(steered.same) and len(steered.same_parts) == 3
+    assert sum(steered.opposite_parts) == pytest.approx(steered.opposite), steered.parts_line()
     with torch.no_grad():
         ckpt.model.to_h0.weight.zero_()  # h_0 no longer depends on z
         if ckpt.config.model.z_every_step:

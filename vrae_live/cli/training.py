@@ -359,7 +359,8 @@ def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool, songs_dir
         from ..measure.axes import measure_axes
         from ..measure.steering import measure_steering
 
-        lines.append(f"steering     {measure_steering(ckpt).line()}")
+        report = measure_steering(ckpt)
+        lines += [f"steering     {report.line()}", f"             {report.parts_line()}"]
         axes = measure_axes(ckpt)
         if axes is not None:
             lines += [f"axes         {line}" for line in axes.lines()]

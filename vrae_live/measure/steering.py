@@ -31,6 +31,8 @@ from ..checkpoint import Checkpoint
 from ..play.stream import live_stream
 
 CORNERS = ((0.1, 0.1), (0.9, 0.9), (0.1, 0.9), (0.9, 0.1))  # two opposite pairs, inset from the edge
+# The features in groups, for the distances' breakdown: columns of music_features.
+PARTS = {"mean pitch": slice(0, 1), "notes per frame": slice(1, 2), "pitch classes": slice(2, 14)}
 
 
 def music_features(frames: np.ndarray, pitches: np.ndarray) -> np.ndarray:
@@ -80,6 +82,9 @@ class SteeringReport:
     takes: int
     diagonals: tuple[float, float] = NAN2  # the ratio along (0.1, 0.1)-(0.9, 0.9), and along (0.1, 0.9)-(0.9, 0.1)
     axes: tuple[float, float] = NAN2  # the ratio across the pad (x), and up and down it (y)
+    # ``same`` and ``opposite`` by the features' groups (PARTS): what the dice move, and what the pad does
+    same_parts: tuple[float, ...] = ()
+    opposite_parts: tuple[float, ...] = ()
 
     @property
     def ratio(self) -> float:
@@ -98,6 +103,12 @@ class SteeringReport:
         return (f"steering ratio {self.ratio:.2f}: {self.axes[0]:.2f} across the pad, {self.axes[1]:.2f} up and "
                 f"down, {self.diagonals[0]:.2f} and {self.diagonals[1]:.2f} along its diagonals (opposite corners "
                 f"{self.opposite:.3f}, same corner twice {self.same:.3f}, {self.takes} takes per corner)")
+
+    def parts_line(self) -> str:
+        """The distances by feature: "same corner twice: mean pitch 0.05, ...; opposite corners: ..."."""
+        def listed(values):
+            return ", ".join(f"{name} {value:.2f}" for name, value in zip(PARTS, values))
+        return f"by feature, same corner twice: {listed(self.same_parts)}; opposite corners: {listed(self.opposite_parts)}"
 
     def verdict(self, pad_preset: bool = True) -> str:
         """What a musician should make of it, in a line or two; ``pad_preset``: whether the model is
@@ -130,15 +141,15 @@ def measure_steering(checkpoint: Checkpoint, frames: int = 256, takes: int = TAK
     features = {corner: [music_features(sound, pitches) for sound, _ in played[c * takes:(c + 1) * takes]]
                 for c, corner in enumerate(CORNERS)}
 
-    def distance(a: np.ndarray, b: np.ndarray) -> float:
-        return float(np.abs(a - b).sum())
+    def distance(a: np.ndarray, b: np.ndarray, part: slice = slice(None)) -> float:
+        return float(np.abs(a[part] - b[part]).sum())
 
-    def same_corner(corner) -> list[float]:
+    def same_corner(corner, part: slice = slice(None)) -> list[float]:
         f = features[corner]
-        return [distance(f[i], f[j]) for i in range(takes) for j in range(i + 1, takes)]
+        return [distance(f[i], f[j], part) for i in range(takes) for j in range(i + 1, takes)]
 
-    def opposite_corners(first, second) -> list[float]:
-        return [distance(a, b) for a in features[first] for b in features[second]]
+    def opposite_corners(first, second, part: slice = slice(None)) -> list[float]:
+        return [distance(a, b, part) for a in features[first] for b in features[second]]
 
     def along(pairs) -> float:
         """Mean distance between the corners of each pair, over the same corner played twice."""
@@ -147,10 +158,16 @@ def measure_steering(checkpoint: Checkpoint, frames: int = 256, takes: int = TAK
         same = [d for corner in corners for d in same_corner(corner)]
         return float(np.mean(opposite) / max(np.mean(same), 1e-12))
 
-    same = [d for corner in CORNERS for d in same_corner(corner)]
-    opposite = [d for i, j in DIAGONALS for d in opposite_corners(CORNERS[i], CORNERS[j])]
+    def same(part: slice = slice(None)) -> float:
+        return float(np.mean([d for corner in CORNERS for d in same_corner(corner, part)]))
+
+    def opposite(part: slice = slice(None)) -> float:
+        return float(np.mean([d for i, j in DIAGONALS for d in opposite_corners(CORNERS[i], CORNERS[j], part)]))
+
     return SteeringReport(
-        float(np.mean(same)), float(np.mean(opposite)), takes,
+        same(), opposite(), takes,
         diagonals=(along([DIAGONALS[0]]), along([DIAGONALS[1]])),
         axes=(along(ACROSS), along(UP_AND_DOWN)),
+        same_parts=tuple(same(part) for part in PARTS.values()),
+        opposite_parts=tuple(opposite(part) for part in PARTS.values()),
     )
