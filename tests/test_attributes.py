@@ -96,7 +96,7 @@ def test_the_decoders_term_teaches_the_decoder_not_the_codes():
     torch.manual_seed(0)
     model = model_for(config, len(PITCHES))
     windows = (torch.rand(6, 16, 2 * len(PITCHES)) < 0.3).float()
-    z = torch.randn(6, 2, requires_grad=True)
+    z = torch.randn(6, config.model.latent, requires_grad=True)
     loss = AxesLoss(config, PITCHES).decoder_term(model, z, windows, torch.randn(6, 2))
     loss.backward()
     assert loss > 0 and z.grad is None  # the codes are held; only the decoder moves

@@ -163,4 +163,4 @@ def test_every_model_is_fed_the_meter_and_predicts_only_the_frame(kind):
     terms = model.loss_terms(x)
     assert torch.isfinite(terms.rec).all() and terms.rec.shape == (2,)
     stream = Stream(model, window=16, hop=8, meter=(4, 16), onsets=True)
-    assert stream.next_chunk(np.zeros(2), temperature=1.0).frames.shape == (8, 3)
+    assert stream.next_chunk(np.zeros(config.model.latent), temperature=1.0).frames.shape == (8, 3)
