@@ -46,14 +46,19 @@ def export_one(job: tuple[str, str]) -> tuple[str, int, list[str]]:
     return source, written, errors
 
 
-def piece_name(path: Path, composer: str) -> str:
-    """The file's name without its format, with the folders under the composer's: Beethoven's
-    quartets are ``opus18no1/movement1.mxl``, ``opus59no1/movement1.mxl``, ..."""
-    parts = path.with_suffix("").parts
-    if composer not in parts:
-        return parts[-1]
-    last = len(parts) - 1 - parts[::-1].index(composer)
-    return "-".join(parts[last + 1:])
+def piece_names(paths: list[str], composer: str) -> dict[str, str]:
+    """Each corpus file's name for its .mid: its stem (a piece in two formats is exported once),
+    with the folders under the composer's where files in two folders share a stem (Beethoven's
+    quartets are ``opus18no1/movement1.mxl``, ``opus59no1/movement1.mxl``, ...)."""
+    def under(path: Path) -> tuple[str, ...]:
+        parts = path.with_suffix("").parts
+        return parts[len(parts) - parts[::-1].index(composer):] if composer in parts else parts[-1:]
+
+    folders: dict[str, set] = {}
+    for path in map(Path, paths):
+        folders.setdefault(path.stem, set()).add(path.parent)
+    return {path: "-".join(under(Path(path))) if len(folders[Path(path).stem]) > 1 else Path(path).stem
+            for path in paths}
 
 
 def check_readable(path: Path) -> None:
@@ -85,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"music21's corpus has no pieces by {composer!r}" + (f" matching {args.match!r}" if args.match else ""))
         folder = args.out / composer
         folder.mkdir(parents=True, exist_ok=True)
-        for path in paths[: args.limit]:
-            target = folder / f"{piece_name(Path(path), composer)}.mid"  # a piece in two formats is exported once
+        names = piece_names([str(path) for path in paths[: args.limit]], composer)
+        for path, name in names.items():
+            target = folder / f"{name}.mid"
             if not target.exists() and str(target) not in {t for _, t in jobs}:
                 jobs.append((str(path), str(target)))
 

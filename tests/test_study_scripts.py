@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import mido
 import pytest
@@ -96,10 +95,12 @@ def test_one_unreadable_tune_in_a_book_leaves_the_others_written(tmp_path, monke
 
 def test_pieces_in_folders_of_their_own_keep_apart_when_exported():
     export = load_script("export_corpus")
-    root = Path("/site-packages/music21/corpus")
-    # Beethoven's quartets are opus18no1/movement1.mxl, opus59no1/movement1.mxl, ...: named by the stem alone,
-    # each movement after the first would have been taken for the file already written.
-    names = [export.piece_name(root / "beethoven" / opus / "movement1.krn", "beethoven") for opus in ("opus18no1", "opus59no1")]
-    assert names == ["opus18no1-movement1", "opus59no1-movement1"]
-    assert export.piece_name(root / "bach" / "bwv1.6.mxl", "bach") == "bwv1.6"
-    assert export.piece_name(root / "essenFolksong" / "han1.abc", "essenFolksong") == "han1"
+    root = "/site-packages/music21/corpus"
+    # Beethoven's quartets are opus18no1/movement1.krn, opus59no1/movement1.krn, ...: named by the stem
+    # alone, each movement after the first would have been taken for the file already written.
+    quartets = [f"{root}/beethoven/{opus}/movement1.krn" for opus in ("opus18no1", "opus59no1")]
+    quartets.append(f"{root}/beethoven/opus132.mxl")
+    assert list(export.piece_names(quartets, "beethoven").values()) == ["opus18no1-movement1", "opus59no1-movement1", "opus132"]
+    # a stem in one folder keeps its name, in two formats too (exported once), as Bach's chorales always were
+    chorales = [f"{root}/bach/bwv277.krn", f"{root}/bach/bwv277.mxl", f"{root}/bach/choraleAnalyses/riemenschneider001.rntxt"]
+    assert list(export.piece_names(chorales, "bach").values()) == ["bwv277", "bwv277", "riemenschneider001"]
