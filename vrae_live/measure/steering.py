@@ -117,7 +117,9 @@ class SteeringReport:
             return f"the pad steers: opposite corners play clearly different music ({self.weaker:.2f} or more)"
         advice = ("train again with --transpose 0 if your songs differ by register or key (the synthetic styles "
                   "steered 2.18 so, 1.00 transposed), on more songs, or with --input-dropout 0.5: the decoder then "
-                  "leans on the pad, at a worse bound (Palestrina's masses steered past 2.0 so, 2 nats a step worse)")
+                  "leans on the pad, at a worse bound (Palestrina's masses steered past 2.0 so, 2 nats a step worse); "
+                  "--latent 4 holds one more unit still live, so a point keeps more to its key (8 songs of eight corpora: "
+                  "1.60 against 1.52 on average, 0.26 nats a step worse)")
         if not pad_preset:
             advice += "; or with the preset made for the pad (--preset live-2d: z fed at every step, whitened codes)"
         return f"the pad will change little (steering {self.weaker:.2f} along its weakest direction, below {STEERS}): {advice}"
