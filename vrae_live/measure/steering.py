@@ -143,33 +143,31 @@ def measure_steering(checkpoint: Checkpoint, frames: int = 256, takes: int = TAK
     features = {corner: [music_features(sound, pitches) for sound, _ in played[c * takes:(c + 1) * takes]]
                 for c, corner in enumerate(CORNERS)}
 
-    def distance(a: np.ndarray, b: np.ndarray, part: slice = slice(None)) -> float:
-        return float(np.abs(a[part] - b[part]).sum())
+    def distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``|a - b|`` summed within each group of PARTS: their sum is the whole distance."""
+        gaps = np.abs(a - b)
+        return np.array([gaps[part].sum() for part in PARTS.values()])
 
-    def same_corner(corner, part: slice = slice(None)) -> list[float]:
+    def same_corner(corner) -> list[np.ndarray]:
         f = features[corner]
-        return [distance(f[i], f[j], part) for i in range(takes) for j in range(i + 1, takes)]
+        return [distance(f[i], f[j]) for i in range(takes) for j in range(i + 1, takes)]
 
-    def opposite_corners(first, second, part: slice = slice(None)) -> list[float]:
-        return [distance(a, b, part) for a in features[first] for b in features[second]]
+    def opposite_corners(first, second) -> list[np.ndarray]:
+        return [distance(a, b) for a in features[first] for b in features[second]]
 
     def along(pairs) -> float:
         """Mean distance between the corners of each pair, over the same corner played twice."""
         corners = [CORNERS[i] for pair in pairs for i in pair]
         opposite = [d for i, j in pairs for d in opposite_corners(CORNERS[i], CORNERS[j])]
         same = [d for corner in corners for d in same_corner(corner)]
-        return float(np.mean(opposite) / max(np.mean(same), 1e-12))
+        return float(np.mean(opposite, 0).sum() / max(np.mean(same, 0).sum(), 1e-12))
 
-    def same(part: slice = slice(None)) -> float:
-        return float(np.mean([d for corner in CORNERS for d in same_corner(corner, part)]))
-
-    def opposite(part: slice = slice(None)) -> float:
-        return float(np.mean([d for i, j in DIAGONALS for d in opposite_corners(CORNERS[i], CORNERS[j], part)]))
-
+    same = np.mean([d for corner in CORNERS for d in same_corner(corner)], 0)  # by part
+    opposite = np.mean([d for i, j in DIAGONALS for d in opposite_corners(CORNERS[i], CORNERS[j])], 0)
     return SteeringReport(
-        same(), opposite(), takes,
+        float(same.sum()), float(opposite.sum()), takes,
         diagonals=(along([DIAGONALS[0]]), along([DIAGONALS[1]])),
         axes=(along(ACROSS), along(UP_AND_DOWN)),
-        same_parts=tuple(same(part) for part in PARTS.values()),
-        opposite_parts=tuple(opposite(part) for part in PARTS.values()),
+        same_parts=tuple(map(float, same)),
+        opposite_parts=tuple(map(float, opposite)),
     )
