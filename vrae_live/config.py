@@ -215,6 +215,9 @@ class ModelConfig:
     # VRAE only: the latent units the pad's x and y move, each taught to rise with an attribute of the
     # window (training/axes.py); () keeps the plane of the songs' codes (the paper's presets)
     pad_axes: PadAxes = ()
+    # VRAE only: > 1: the notes of a frame are drawn together, from one of this many frames the decoder
+    # offers (a mixture of products of Bernoullis, models/mixture.py); 1: each column on its own (the paper)
+    components: Annotated[Int, Ge(1)] = 1
     # VRNN only:
     features: Annotated[Int, Ge(1)] = 100  # width of phi_x, phi_z and of the prior, posterior and generation networks
 

@@ -68,6 +68,9 @@ def _pitch_range(ctx, param, value):
 @click.option("--meter/--no-meter", default=None,
               help="With --steps-per-beat: the model is told where each step falls in the beat and the bar (the "
                    "songs' time signatures; live, the clock's).")
+@click.option("--components", type=click.IntRange(min=1),
+              help="The notes of a frame are drawn together, from one of this many frames the decoder offers "
+                   "(1: each pitch on its own, the paper).")
 @click.option("--reverse-input/--no-reverse-input", default=None, help="The encoder reads each window backwards.")
 @click.option("--z-every-step/--no-z-every-step", default=None,
               help="Feed z to the decoder at every step, not only its first state.")
@@ -135,6 +138,8 @@ def train(songs_dir: Path, out_dir: Path | None, preset: str | None, resume: boo
         config = load_config(preset or DEFAULT_PRESET, settings)
         if config.model.model != "vrae" and config.model.pad_axes and settings.get("pad_axes") is None:
             config = with_changes(config, model={"pad_axes": ()})  # a preset's named axes are the VRAE's one code
+        if config.model.model != "vrae" and config.model.components > 1 and settings.get("components") is None:
+            config = with_changes(config, model={"components": 1})  # a preset's mixture is the VRAE's decoder's
         if settings.get("meter") and not config.data.fed_meter:
             raise ConfigError("--meter needs a beat grid (--steps-per-beat): frames in seconds have no beat")
 
@@ -337,7 +342,9 @@ def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool, songs_dir
         f"pitches      {len(ckpt.pitches)}: {_pitch_list(ckpt.pitches)}",
         "frames       " + ("each pitch sounding or not, and where its notes start (onsets)" if d.onsets
                            else "each pitch sounding or not (the paper's binary roll; a repeated note is one long note)")
-        + ("; fed with the meter (the step's place in the beat and the bar)" if d.fed_meter else ""),
+        + ("; fed with the meter (the step's place in the beat and the bar)" if d.fed_meter else "")
+        + (f"; a frame's notes drawn together, from one of {c.model.components} frames the decoder offers"
+           if c.model.components > 1 else ""),
     ]
     t = ckpt.training
     if t:

@@ -21,6 +21,8 @@ def build_model(n_columns: int, config: ModelConfig, n_inputs: int | None = None
         raise ValueError(f"unknown model {config.model!r}; known: {', '.join(MODELS)}") from None
     if config.bag_of_notes > 0 and config.model != "vrae":
         raise ConfigError(f"--bag-of-notes is for the vrae, whose one code holds a whole window; not the {config.model}")
+    if config.components > 1 and config.model != "vrae":
+        raise ConfigError(f"--components is for the vrae's decoder; the {config.model} draws each column on its own")
     return cls(n_columns, config, n_inputs)
 
 

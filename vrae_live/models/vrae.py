@@ -15,6 +15,9 @@ Decoder::
     h_{t+1} = tanh(W_dec h_t + W_x x_t + b_dec)
     x_t     = sigm(W_out h_t + b_out)
 
+With ``components`` K > 1 (not in the paper) the output is a mixture of K such frames, one
+chosen per frame, so the notes of a frame are chosen together (``mixture.py``).
+
 Frame t is predicted from h_t, and h_{t+1} is fed frame t. With ``z_every_step`` (not
 in the paper) the decoder is also fed z at every step, ``W_x [x_t; z]``, so z keeps its
 hold on frames far from h_0, which is where a live stream plays (``play/stream.py``).
@@ -41,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
+from .mixture import chosen_logits, frames_nll, marginal_logits
 from .whitening import BatchWhitening
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # (1, B, H), or (h, c) for the LSTM
@@ -140,7 +144,9 @@ class VRAE(FrameModel):
             self.mu_norm = BatchWhitening(latent) if config.mu_whiten else nn.BatchNorm1d(latent, affine=False)
         self.to_h0 = nn.Linear(latent, 2 * h if self.is_lstm else h)  # W_z, b_z
         self.decoder = cell(self.n_inputs + (latent if config.z_every_step else 0), h, batch_first=True)  # W_x, W_dec, b_dec
-        self.to_logits = nn.Linear(h, n_columns)  # W_out, b_out
+        # W_out, b_out; with a mixture (mixture.py), K frames' logits and the components' weights
+        self.to_logits = nn.Linear(h, config.components * n_columns)
+        self.to_weights = nn.Linear(h, config.components) if config.components > 1 else None
         # Bag of notes (the bag-of-words loss of Zhao et al. 2017): from z alone, a linear map
         # predicts the share of the window's frames each pitch sounds in, so the code must carry
         # the window's notes whatever the decoder makes of its past. Training only.
@@ -218,10 +224,20 @@ class VRAE(FrameModel):
             return (h.contiguous(), c.contiguous())
         return h0
 
-    def logits(self, state: State) -> torch.Tensor:
-        """The logits ``(B, P)`` of the frame predicted from the current state h_t."""
+    @property
+    def components(self) -> int:
+        """Frames the output mixes (``mixture.py``): 1 draws each column on its own."""
+        return self.config.components
+
+    def _output(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """States ``h (..., H)`` to the columns' logits ``(..., K * C)`` and the components' ``(..., K)`` (or None)."""
+        return self.to_logits(h), None if self.to_weights is None else self.to_weights(h)
+
+    def logits(self, state: State, pick: torch.Tensor | None = None) -> torch.Tensor:
+        """The logits ``(B, P)`` of the frame predicted from the current state h_t: of the component
+        ``pick (B,)`` chooses for a mixture (``FrameOutput.chosen_logits``)."""
         h = state[0] if self.is_lstm else state
-        return self.to_logits(h.squeeze(0))
+        return chosen_logits(*self._output(h.squeeze(0)), pick)
 
     def _run_decoder(self, frames: torch.Tensor, z: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """Feed frames ``(B, T, P)``: the hidden states ``(B, T, H)`` after each, and the last state."""
@@ -236,13 +252,20 @@ class VRAE(FrameModel):
         _, state = self._run_decoder(frames, z, state)
         return state
 
-    def decode(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced logits ``(B, T, P)`` of frames ``x (B, T, P)`` given ``z (B, L)``."""
+    def decode_states(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced decoder states ``(B, T, H)`` h_0 .. h_{T-1} of frames ``x (B, T, P)`` given ``z (B, L)``."""
         state = self.initial_state(z)
         h0 = state[0] if self.is_lstm else state  # (1, B, H)
         out, _ = self._run_decoder(x[:, :-1], z, state)  # (B, T-1, H): h_1 .. h_{T-1}, fed x_0 .. x_{T-2}
-        hs = torch.cat([h0.transpose(0, 1), out], dim=1)  # (B, T, H): h_0 .. h_{T-1}
-        return self.to_logits(hs)
+        return torch.cat([h0.transpose(0, 1), out], dim=1)  # (B, T, H): h_0 .. h_{T-1}
+
+    def decode(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits ``(B, T, P)`` of each column's own chance in frames ``x (B, T, P)`` given ``z (B, L)``."""
+        return marginal_logits(*self._output(self.decode_states(z, x)))
+
+    def reconstruction_nll(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """-log p(x|z) in nats ``(B,)``, teacher-forced, summed over time and columns."""
+        return frames_nll(*self._output(self.decode_states(z, x)), x[..., :self.n_columns]).sum(1)
 
     # -- objective -------------------------------------------------------------
 
@@ -262,9 +285,8 @@ class VRAE(FrameModel):
         if input_dropout > 0:
             keep = torch.rand(x.shape[:2], generator=generator) >= input_dropout  # (B, T)
             fed = x * keep.to(x.device, x.dtype).unsqueeze(-1)
-        logits = self.decode(z, fed)
         frames = x[..., :self.n_columns]  # what is predicted: not the meter fed beside each frame
-        rec = F.binary_cross_entropy_with_logits(logits, frames, reduction="none").sum(dim=(1, 2))
+        rec = frames_nll(*self._output(self.decode_states(z, fed)), frames).sum(1)
         return LossTerms(rec=rec, kl=gaussian_kl(mu, logvar), notes=self.bag_of_notes(z, frames), z=z)
 
     def bag_of_notes(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
@@ -287,8 +309,7 @@ class VRAE(FrameModel):
         log_w = []
         for _ in range(samples):
             z = self.sample(mu, logvar, generator)
-            log_px = -F.binary_cross_entropy_with_logits(self.decode(z, x), x[..., :self.n_columns],
-                                                         reduction="none").sum(dim=(1, 2))
+            log_px = -self.reconstruction_nll(z, x)
             log_pz = (-0.5 * (z.pow(2) + math.log(2 * math.pi))).sum(-1)
             log_qz = (-0.5 * ((z - mu).pow(2) / logvar.exp() + logvar + math.log(2 * math.pi))).sum(-1)
             log_w.append(log_px + log_pz - log_qz)

@@ -37,7 +37,12 @@ batched pass. A voice that starts mid-hop (a touch down) begins its first window
 context, and joins the grid at the next boundary: a window cut short, as a re-anchored one is.
 Voice k of a bank plays, draw for draw, what a bank of one seeded ``seed + k`` plays; its draws
 (one a pitch a frame) are read through a buffer of ``DRAW_ROWS`` frames. For a model of onsets
-a frame is the pitches and then their onsets (``notes.Gate``), and both are fed back.
+a frame is the pitches and then their onsets (``notes.Gate``), and both are fed back. For a model
+whose notes of a frame are chosen together (``models/mixture.py``) each voice draws two more
+numbers a frame: one picks the frame's component (the likeliest at temperature 0), and the gate,
+the density and the lean work on that component's chances; in a fade, the other picks which
+window's frame plays, the new one's with the fade's weight, so its notes are not averaged with
+another chord's (at temperature 0 the chances are cross-faded as for one component).
 
 Pure: torch and numpy, no IO. :func:`live_stream` builds a checkpoint's stream the one way
 ``serve``, offline takes and the measurements all use.
@@ -155,6 +160,9 @@ class Stream:
         self.n_columns = n = model.n_columns
         self.onsets = onsets
         self.n_pitches = p = n // 2 if onsets else n
+        self.mixture = getattr(model, "components", 1) > 1  # a frame's notes drawn from one of several frames
+        # a voice's draws a frame: one a pitch; for a mixture then the component's, and the window a fade plays
+        self.n_draws = p + 2 if self.mixture else p
         self.count = voices
         self.voices: list[VoiceStream | None] = [None] * voices
         self.frame = 0  # steps taken: the shared hop grid's clock
@@ -170,7 +178,7 @@ class Stream:
         self._anchor_z: np.ndarray | None = None  # (voices, L) the z each window's h_0 came from
         self._gates = Gate(voices, p, self.settings)
         self._rngs: list[np.random.Generator | None] = [None] * voices
-        self._draws = np.zeros((voices, DRAW_ROWS, p))  # each voice's next draws (one a pitch), from its own generator
+        self._draws = np.zeros((voices, DRAW_ROWS, self.n_draws))  # each voice's next draws, from its own generator
         self._drawn = np.full(voices, DRAW_ROWS)  # rows of `_draws` used
         self._ring = np.zeros((voices, max(self.context, 1), n), bool)  # the last `context` frames, a ring
         self._ring_at = 0  # the ring's next slot, the same for every voice (all started voices step together)
@@ -221,11 +229,13 @@ class Stream:
     # -- decoding
 
     def _draw(self, rows: np.ndarray) -> np.ndarray:
-        """The next frame of draws ``(B, P)`` of voices ``rows``, each from its own generator."""
+        """The next frame of draws ``(B, n_draws)`` of voices ``rows``, each from its own generator: one a
+        pitch, and for a mixture then one that picks the frame's component and one that picks the window a
+        fade plays (:meth:`step`)."""
         drawn = self._drawn[rows]
         if drawn.max() >= DRAW_ROWS:  # once every DRAW_ROWS frames of draws a voice
             for k in rows[drawn >= DRAW_ROWS]:
-                self._draws[k] = self._rngs[k].random((DRAW_ROWS, self.n_pitches))
+                self._draws[k] = self._rngs[k].random((DRAW_ROWS, self.n_draws))
                 self._drawn[k] = 0
             drawn = self._drawn[rows]
         draws = self._draws[rows, drawn]
@@ -249,6 +259,14 @@ class Stream:
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(array, dtype=torch.float32, device=self.device)
+
+    def _logits(self, state, draws: np.ndarray | None) -> torch.Tensor:
+        """The model's logits ``(B, C)`` for the next frame; of a mixture, the component the draws' column
+        ``P`` picks (the likeliest without draws)."""
+        if not self.mixture:
+            return self.model.logits(state)
+        pick = None if draws is None else torch.as_tensor(draws[:, -2], dtype=torch.float64, device=self.device)
+        return self.model.logits(state, pick)
 
     def _input(self, frames: np.ndarray, step: int) -> torch.Tensor:
         """What the model is fed: decided frames ``(B, C)`` or ``(B, T, C)``, the first of them the frame
@@ -310,7 +328,8 @@ class Stream:
             self._join_windows(active, joins, runs, z, bias, temperature, everyone)
 
         state = self._state if everyone else take_states(self._state, torch.as_tensor(active, device=self.device))
-        logits = model.logits(state)  # (B, P)
+        draws = self._draw(active) if temperature > 0 else None
+        logits = self._logits(state, draws)  # (B, C)
         self.model_calls += 1
         if len(bias) == 1 or (bias == bias[0]).all():  # one density for all: a scalar, none at 0.5 (sigmoid(-0.) = 0.5)
             logits = logits + float(bias[0]) if bias[0] else logits
@@ -323,14 +342,18 @@ class Stream:
             voices = active[fading]
             done = self._fade[voices]
             alpha = ((done + 1) / (self.blend + 1))[:, None]
-            probs[fading] = (1 - alpha) * self._tails[voices, done] + alpha * probs[fading]
+            if self.mixture and draws is not None:  # one window's frame or the other's, whole: its notes stay together
+                probs[fading] = np.where(draws[fading, -1:] < alpha, probs[fading], self._tails[voices, done])
+            else:
+                probs[fading] = (1 - alpha) * self._tails[voices, done] + alpha * probs[fading]
             self._fade[voices] = done + 1
             self._fading[voices] = done + 1 < self.blend
 
         barred = cutting = None
         if leans:
             barred, cutting = self._lean(order, rows, probs, leans, cut)
-        draws = self._draw(active) if temperature > 0 else None
+        if draws is not None:
+            draws = draws[:, :self.n_pitches]
         frames = self._gates.step(None if everyone else active, probs, temperature, draws, barred, cutting)  # (B, C)
         self._fed[rows] = frames
         if self.context:
@@ -415,11 +438,12 @@ class Stream:
         offsets = torch.as_tensor(bias[looking], dtype=torch.float32, device=self.device)[:, None]
         for i in range(self.blend):
             state = model.advance(self._input(frame, self.frame + i), state, zt)
-            p = torch.sigmoid(model.logits(state) + offsets).double().cpu().numpy()  # (B, P)
+            draws = self._draw(rows) if temperature > 0 else None
+            p = torch.sigmoid(self._logits(state, draws) + offsets).double().cpu().numpy()  # (B, C)
             self.model_calls += 2
             self._tails[rows, i] = p
             if temperature > 0:  # nothing is decided; a pitch's one draw serves its onset too
-                picks = np.tile(self._draw(rows), self.n_columns // self.n_pitches) < p
+                picks = np.tile(draws[:, :self.n_pitches], self.n_columns // self.n_pitches) < p
             else:
                 picks = p >= 0.5
             frame = picks
