@@ -75,6 +75,16 @@ def test_features_of_a_hand_built_segment():
     assert f["polyphony"] == pytest.approx([11 / 8])  # 2, 2, 1, 1, 1, 1, 2, 1 notes sounding
 
 
+def test_the_summary_counts_pitches_notes_short_notes_and_polyphony_per_segment():
+    pitches = np.array([60, 62, 64, 67])
+    first = roll_of(8, [(0, 0, 4), (2, 0, 2), (3, 4, 4), (1, 6, 1)], 4)  # 4 pitches, 4 notes, one a sixteenth
+    second = roll_of(8, [(0, 0, 1), (0, 2, 1), (0, 4, 4)], 4)  # one pitch, 3 notes, two of them sixteenths
+    pitch_count, notes, short, polyphony = SegmentSet.of([[first, second]], pitches, sixteenth=1.0).summary()
+    assert (pitch_count, notes) == (2.5, 3.5)
+    assert short == pytest.approx(3 / 7)  # of all the notes, not the mean of each segment's share
+    assert polyphony == pytest.approx((11 / 8 + 1) / 2)
+
+
 def test_note_lengths_are_counted_in_sixteenths_whatever_the_frame():
     pitches = np.array([60])
     quarter_at_20_fps = roll_of(40, [(0, 0, 10)], 1)  # 0.5 s: a quarter note at 120 bpm
@@ -229,6 +239,10 @@ def test_the_report_says_its_figures(motif_rolls):
     assert [row.split()[0] for row in table[1:9]] == [name.split()[0] for name in FEATURES]
     assert table[9].split()[1:] == [f"{v:.2f}" for v in (report.overall, report.ceiling_overall, report.floor_overall)]
     assert report.verdict().startswith("plays like the songs" if report.ratio >= quality.BAR else "falls short")
+    counted = table[11]
+    assert counted.startswith("per 8 beats, model (songs): distinct pitches ")
+    assert f"distinct pitches {report.played[0]:.1f} ({report.sung[0]:.1f})" in counted
+    assert f"one sixteenth long {100 * report.played[2]:.0f} % ({100 * report.sung[2]:.0f} %)" in counted
 
 
 def test_many_segments_are_thinned_to_a_sample(motif_rolls, monkeypatch):

@@ -52,6 +52,7 @@ LENGTH_EDGES = np.array([1.5, 2.5, 3.5, 4.5, 6.5, 9.5, 13.5, 23.5])
 BAR = 0.8  # a model whose overall overlap reaches this share of the ceiling plays like the songs
 TAKES, TAKE_BEATS = 48, 32  # with 12 one model read 0.80-0.90 of the ceiling over five seeds; with 48, 0.86-0.89
 SPLITS = 4
+SUMMARY = ("distinct pitches", "notes", "one sixteenth long", "polyphony")  # SegmentSet.summary, per 8 beats
 MAX_SEGMENTS = 1000  # of the songs, drawn at random from more
 
 
@@ -168,6 +169,13 @@ class SegmentSet:
     def subset(self, rows: np.ndarray) -> "SegmentSet":
         return SegmentSet([f[rows] for f in self.features], self.song[rows])
 
+    def summary(self) -> tuple[float, ...]:
+        """What a musician counts (``SUMMARY``): distinct pitches and notes per segment, the share of the
+        notes one sixteenth long (of all the segments' notes), and the mean polyphony."""
+        counts = self.features[4][:, 0]
+        short = float((self.features[6][:, 0] * counts).sum() / counts.sum()) if counts.sum() else float("nan")
+        return (float(self.features[0].mean()), float(counts.mean()), short, float(self.features[7].mean()))
+
 
 # -- distances and their overlap -----------------------------------------------------------
 
@@ -283,6 +291,8 @@ class QualityReport:
     temperature: float
     seconds: float  # what measuring took
     key: str = ""  # the takes' key, "D minor at key strength 0.95"; "" as the model plays
+    played: tuple[float, ...] = ()  # SUMMARY of the takes' segments
+    sung: tuple[float, ...] = ()  # SUMMARY of the songs' segments
 
     @staticmethod
     def _mean(row: tuple[float, ...]) -> float:
@@ -325,12 +335,18 @@ class QualityReport:
             rows.append(f"{name:<22} {self.model[i]:6.2f} {self.ceiling[i]:6.2f} {self.floor[i]:6.2f}")
         rows.append(f"{'overall':<22} {self.overall:6.2f} {self.ceiling_overall:6.2f} {self.floor_overall:6.2f}")
         rows.append(f"{'model / songs':<22} {self.ratio:6.2f}")
+        if self.played and self.sung:
+            rows.append(f"per {SEGMENT_BEATS} beats, model (songs): {self.summary_line()}")
         rows.append(f"({self.takes} takes of {self.take_beats} beats at density {self.density:g}, temperature "
                     f"{self.temperature:g}{', in ' + self.key if self.key else ''}; "
                     f"{self.songs} songs, {self.segments} segments of {SEGMENT_BEATS} beats; "
                     f"songs: each half of them against the other; random: notes with the songs' counts, lengths and range; "
                     f"{self.seconds:.1f} s)")
         return "\n".join(rows)
+
+    def summary_line(self) -> str:
+        return "; ".join(f"{name} {_counted(name, a)} ({_counted(name, b)})"
+                         for name, a, b in zip(SUMMARY, self.played, self.sung))
 
     def verdict(self) -> str:
         """What a musician should make of it, in a line."""
@@ -394,7 +410,8 @@ def measure_quality(checkpoint: "Checkpoint", rolls: Sequence[np.ndarray], takes
         if on_take is not None:
             on_take(take)
         played.append(segments_of(marked(take.frames, take.struck), frames, keep_silent=True))
-    model = overlaps(SegmentSet.of(played, pitches, sixteenth), reference)
+    takes_set = SegmentSet.of(played, pitches, sixteenth)
+    model = overlaps(takes_set, reference)
 
     ceiling = (float("nan"),) * len(FEATURES)
     songs = np.unique(reference.song)
@@ -417,4 +434,9 @@ def measure_quality(checkpoint: "Checkpoint", rolls: Sequence[np.ndarray], takes
                          takes=takes, take_beats=take_beats, density=density, temperature=temperature,
                          seconds=time.perf_counter() - started,
                          key=f"{key_name(key, scale)} at key strength {key_strength:g}"
-                         if key is not None and key_strength > 0 else "")
+                         if key is not None and key_strength > 0 else "",
+                         played=takes_set.summary(), sung=reference.summary())
+
+
+def _counted(name: str, value: float) -> str:
+    return f"{100 * value:.0f} %" if name == "one sixteenth long" else f"{value:.1f}"
