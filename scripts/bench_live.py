@@ -12,8 +12,9 @@ decode
     worst frame, against one frame period (the daemon decodes in the clock's own thread
     right after a tick, so a frame decoding longer than a period makes the next tick late)
     and the goal "p99 under a quarter of a frame period". The live-2d preset too, with random
-    weights, its frames as the binary roll and with onsets and the meter, and the second's
-    median frame against the first's.
+    weights: its frames as the binary roll, with onsets and the meter, and with onsets, the meter
+    and a frame's notes drawn together (a mixture of 8), and the median frame of each of the
+    last two against the first's.
 jitter
     ``vrae-live serve --midi-api jack`` as a subprocess, on a private JACK server (dummy
     driver, 48 kHz, 64-frame periods, so the floor is 1.3 ms), received by
@@ -135,10 +136,14 @@ def main(argv: list[str] | None = None) -> int:
         ckpts = {preset: make_checkpoint(preset, Path(tmp) / preset, hidden) for preset in PRESETS}
         if not args.quick and (SHIPPED / "config.json").exists():
             ckpts["shipped"] = SHIPPED
-        if "decode" in parts:  # and the live preset's frames: the binary roll against onsets and the meter
+        if "decode" in parts:  # and the live preset's frames: the binary roll against onsets and the meter, and
+            # a frame's notes each drawn on its own against drawn together (a mixture)
             frames = {"live-2d, binary roll": make_checkpoint("live-2d", Path(tmp) / "roll", hidden, onsets=False,
-                                                              meter=False),
-                      "live-2d, onsets and meter": make_checkpoint("live-2d", Path(tmp) / "onsets", hidden)}
+                                                              meter=False, components=1),
+                      "live-2d, onsets and meter": make_checkpoint("live-2d", Path(tmp) / "onsets", hidden,
+                                                                   components=1),
+                      "live-2d, notes chosen together": make_checkpoint("live-2d", Path(tmp) / "mixture", hidden,
+                                                                        components=8)}
             decode.run({**ckpts, **frames}, devices, args.hops, compare=tuple(frames))
         if "voices" in parts:
             voices.run(ckpts, devices, args.voice_frames)

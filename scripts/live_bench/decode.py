@@ -109,8 +109,8 @@ def report_decode(preset: str, device: torch.device, r: dict) -> None:
 
 
 def run(ckpts: dict[str, Path], devices: list[torch.device], hops: int,
-        compare: tuple[str, str] | None = None) -> None:
-    """Each model's figures; with ``compare`` (a reference and another), the other's median frame
+        compare: tuple[str, ...] | None = None) -> None:
+    """Each model's figures; with ``compare`` (a reference and others), each other's median frame
     against the reference's, on each device."""
     medians = {}
     for preset in ckpts:
@@ -119,6 +119,7 @@ def run(ckpts: dict[str, Path], devices: list[torch.device], hops: int,
             report_decode(preset, device, result)
             medians[preset, device] = float(np.median(result["times"]))
     for device in devices if compare else ():
-        reference, other = compare
-        ratio = medians[other, device] / medians[reference, device]
-        print(f"  {other} against {reference} on {device}: median frame x{ratio:.2f}")
+        reference, *others = compare
+        for other in others:
+            ratio = medians[other, device] / medians[reference, device]
+            print(f"  {other} against {reference} on {device}: median frame x{ratio:.2f}")

@@ -342,10 +342,14 @@ class Stream:
             voices = active[fading]
             done = self._fade[voices]
             alpha = ((done + 1) / (self.blend + 1))[:, None]
+            # for a model of onsets only where notes start fades: whether a sounding note holds is the new window's
+            # call, fed the frames played, where the look past, run blind, knows none of the notes struck since
+            fades = slice(self.n_pitches, None) if self.onsets else slice(None)
+            new, old = probs[fading, fades], self._tails[voices, done, fades]
             if self.mixture and draws is not None:  # one window's frame or the other's, whole: its notes stay together
-                probs[fading] = np.where(draws[fading, -1:] < alpha, probs[fading], self._tails[voices, done])
+                probs[fading, fades] = np.where(draws[fading, -1:] < alpha, new, old)
             else:
-                probs[fading] = (1 - alpha) * self._tails[voices, done] + alpha * probs[fading]
+                probs[fading, fades] = (1 - alpha) * old + alpha * new
             self._fade[voices] = done + 1
             self._fading[voices] = done + 1 < self.blend
 
