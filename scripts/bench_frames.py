@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-"""What the frames cost to train: the binary roll, with onsets, and with onsets and the meter.
+"""What the frames cost to train: the binary roll, with onsets, with onsets and the meter, and with
+a frame's notes chosen together (a mixture of 8 frames, models/mixture.py).
 
 The live-2d model (tanh RNN, hidden 500, latent 2, windows of 64 sixteenths, batch 100) is
 trained by the project's own Trainer on the same synthetic windows (50 pitches, density 0.1,
 seed 0), its frames in each of the three forms: the binary roll (``P`` columns), with each
 pitch's onset (``2P``), and with the meter of the next step fed beside each frame (``2P`` and
-12 columns of input, ``2P`` predicted). Runs alternate (roll, onsets, meter, roll, ...) so a
-noisy shared machine slows all alike; the figure is the median of the training seconds of the
-batches (the metrics' "seconds", without the end-of-epoch figures), and the ratios are against
-the binary roll's in the same run.
+12 columns of input, ``2P`` predicted), and the last with 8 components (``8 * 2P`` logits and 8
+weights predicted). Runs alternate (roll, onsets, meter, mixture, roll, ...) so a noisy shared
+machine slows all alike; the figure is the median of the training seconds of the batches (the
+metrics' "seconds", without the end-of-epoch figures), and the ratios are against the binary
+roll's and the onsets and meter's in the same run.
 
     python3 scripts/bench_frames.py                 # 3 repeats of one epoch each
     python3 scripts/bench_frames.py --quick         # a toy size: checks the script runs
@@ -36,7 +38,8 @@ from vrae_live.training.trainer import Trainer  # noqa: E402
 
 PITCHES = list(range(36, 86))  # 50 pitches, as 30 chorales keep
 FORMS = {"binary roll": {"onsets": False, "meter": False}, "onsets": {"onsets": True, "meter": False},
-         "onsets + meter": {"onsets": True, "meter": True}}
+         "onsets + meter": {"onsets": True, "meter": True},
+         "+ chosen together": {"onsets": True, "meter": True, "components": 8}}
 
 
 def windows_of(form: dict, roll: np.ndarray, onsets: np.ndarray) -> np.ndarray:
@@ -52,7 +55,7 @@ def windows_of(form: dict, roll: np.ndarray, onsets: np.ndarray) -> np.ndarray:
 def epoch_seconds(form: dict, x: np.ndarray, args, out_dir: Path) -> float:
     windows = WindowSet(x=x, song=np.zeros(len(x), dtype=np.int64), song_names=["synthetic"], dropped_notes=0)
     data = TrainingData(train=windows, val=None, pitches=PITCHES, songs_found=1, songs_used=1)
-    config = load_config("live-2d", {"hidden": args.hidden, "batch_size": args.batch_size, **form})
+    config = load_config("live-2d", {"hidden": args.hidden, "batch_size": args.batch_size, "components": 1, **form})
     config = with_changes(config, train={"epochs": 1})
     trainer = Trainer(config, data, out_dir, torch.device("cpu"))
     trainer.fit()
@@ -82,10 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         for run in range(args.repeats):
             for name, form in FORMS.items():
                 seconds[name].append(epoch_seconds(form, xs[name], args, Path(tmp) / f"{run}-{len(seconds[name])}"))
-    base = statistics.median(seconds["binary roll"])
+    base, meter = statistics.median(seconds["binary roll"]), statistics.median(seconds["onsets + meter"])
     for name in FORMS:
         median = statistics.median(seconds[name])
-        print(f"{name:15s} {median:7.2f} s/epoch  ({xs[name].shape[2]} columns fed)  x{median / base:.2f}")
+        print(f"{name:17s} {median:7.2f} s/epoch  ({xs[name].shape[2]} columns fed)  x{median / base:.2f} of the "
+              f"binary roll's, x{median / meter:.2f} of onsets + meter's")
     return 0
 
 
