@@ -117,3 +117,32 @@ def test_a_mixture_model_trains_on_its_bound():
 def test_only_the_vrae_mixes_frames():
     with pytest.raises(Exception, match="components"):
         build_model(12, ModelConfig(model="rnn", hidden=8, components=2))
+
+
+@pytest.mark.slow  # two trainings
+def test_the_default_trains_a_mixture_says_so_and_plays_every_note_to_its_end(songs_dir, tmp_path):
+    """`train` with the default preset (8 components), `info`'s words, and a take through the live path."""
+    import mido
+    from click.testing import CliRunner
+
+    from vrae_live.checkpoint import load_checkpoint
+    from vrae_live.cli import main
+
+    def run(*args):
+        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+    out = tmp_path / "run"
+    tiny = ["--hidden", "16", "--window", "16", "--hop", "8", "--batch-size", "16", "--epochs", "2", "-q"]
+    assert run("train", songs_dir, "--out", out, *tiny).exit_code == 0
+    ckpt = load_checkpoint(out)
+    assert ckpt.config.model.components == 8 and ckpt.model.to_weights.out_features == 8
+    assert "a frame's notes drawn together, from one of 8 frames" in run("info", out).output
+    take = tmp_path / "take.mid"
+    assert run("generate", out, "--out", take, "--steps", 96, "--density", 0.8).exit_code == 0
+    events = [m for m in mido.MidiFile(take) if m.type in ("note_on", "note_off")]
+    ons = sum(1 for m in events if m.type == "note_on" and m.velocity > 0)
+    assert ons and sum(1 for m in events if m.type == "note_off" or m.velocity == 0) == ons
+
+    rnn = tmp_path / "rnn"  # the preset's mixture is the VRAE's: the baseline draws each pitch on its own
+    assert run("train", songs_dir, "--out", rnn, "--model", "rnn", *tiny).exit_code == 0
+    assert load_checkpoint(rnn).config.model.components == 1

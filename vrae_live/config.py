@@ -381,11 +381,16 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML: {err}") from err
 
 
+VRAE_ONLY = {"pad_axes": (), "components": 1}  # model settings of the VRAE's code and decoder, and their values off
+
+
 def load_config(preset: str | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
     """Defaults, then the preset, then flat ``overrides`` (None values are ignored).
 
     Override keys are setting names without their section (``hidden``, ``fs``,
-    ``epochs``); setting ``fs`` clears ``steps_per_beat`` and the other way round.
+    ``epochs``); setting ``fs`` clears ``steps_per_beat`` and the other way round. For a model
+    other than the VRAE, a preset's VRAE-only settings (``VRAE_ONLY``) are turned off unless the
+    overrides set them (and then the model says they are not its own).
     """
     config = Config()
     if preset is not None:
@@ -399,7 +404,12 @@ def load_config(preset: str | None = None, overrides: Mapping[str, Any] | None =
         if key not in owner:
             raise ConfigError(f"command line: unknown setting {key!r}")
         changes.setdefault(owner[key], {})[key] = value
-    return _merge(config, changes, "command line") if changes else config
+    config = _merge(config, changes, "command line") if changes else config
+    if config.model.model != "vrae":  # a preset's named axes and mixture are the VRAE's, unless asked for
+        dropped = {key: value for key, value in VRAE_ONLY.items()
+                   if (overrides or {}).get(key) is None and getattr(config.model, key) != value}
+        config = _merge(config, {"model": dropped}) if dropped else config
+    return config
 
 
 def with_changes(config: Config, **sections: Mapping[str, Any]) -> Config:

@@ -136,10 +136,6 @@ def train(songs_dir: Path, out_dir: Path | None, preset: str | None, resume: boo
                 raise ConfigError(f"{out_dir} already holds a run: --resume it, --overwrite it, or choose another --out")
             clear_out_dir = True
         config = load_config(preset or DEFAULT_PRESET, settings)
-        if config.model.model != "vrae" and config.model.pad_axes and settings.get("pad_axes") is None:
-            config = with_changes(config, model={"pad_axes": ()})  # a preset's named axes are the VRAE's one code
-        if config.model.model != "vrae" and config.model.components > 1 and settings.get("components") is None:
-            config = with_changes(config, model={"components": 1})  # a preset's mixture is the VRAE's decoder's
         if settings.get("meter") and not config.data.fed_meter:
             raise ConfigError("--meter needs a beat grid (--steps-per-beat): frames in seconds have no beat")
 

@@ -32,8 +32,9 @@ def frames_nll(logits: torch.Tensor, weights: torch.Tensor | None, frames: torch
     if weights is None:
         return F.binary_cross_entropy_with_logits(logits, frames, reduction="none").sum(-1)
     by_component = logits.unflatten(-1, (weights.shape[-1], frames.shape[-1]))  # (..., K, C)
-    fits = -F.binary_cross_entropy_with_logits(
-        by_component, frames.unsqueeze(-2).expand_as(by_component), reduction="none").sum(-1)  # (..., K)
+    # log Bernoulli(x; sigmoid(l)) = x * l - softplus(l), summed over the columns: a product with the
+    # frame, not K copies of it
+    fits = (by_component @ frames.unsqueeze(-1)).squeeze(-1) - F.softplus(by_component).sum(-1)  # (..., K)
     return -torch.logsumexp(F.log_softmax(weights, -1) + fits, -1)
 
 
