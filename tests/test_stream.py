@@ -161,7 +161,6 @@ def test_a_model_of_onsets_streams_notes_that_start_on_onsets():
     np.testing.assert_array_equal(stream.voices[0].history, np.hstack([frames, struck])[-8:])
 
 
-
 def holds_what_sounds() -> torch.nn.Module:
     """A model of onsets of 2 pitches that holds a pitch while it is fed sounding (sustain ~1, else ~0), and
     strikes pitch 0 where it is silent once z's first unit is 1 (never at 0); pitch 1 never sounds."""

@@ -56,5 +56,6 @@ def chosen_logits(logits: torch.Tensor, weights: torch.Tensor | None, pick: torc
         chosen = weights.argmax(-1)
     else:
         edges = F.softmax(weights.double(), -1).cumsum(-1)  # (B, K)
-        chosen = torch.searchsorted(edges, pick.to(edges).unsqueeze(-1).contiguous()).squeeze(-1).clamp_max(weights.shape[-1] - 1)
+        chosen = torch.searchsorted(edges, pick.to(edges).unsqueeze(-1).contiguous()).squeeze(-1)
+        chosen = chosen.clamp_max(weights.shape[-1] - 1)  # a pick at the top of [0, 1) past rounding
     return logits.unflatten(-1, (weights.shape[-1], -1))[torch.arange(len(chosen), device=logits.device), chosen]

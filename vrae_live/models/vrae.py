@@ -235,7 +235,7 @@ class VRAE(FrameModel):
 
     def logits(self, state: State, pick: torch.Tensor | None = None) -> torch.Tensor:
         """The logits ``(B, P)`` of the frame predicted from the current state h_t: of the component
-        ``pick (B,)`` chooses for a mixture (``FrameOutput.chosen_logits``)."""
+        ``pick (B,)`` chooses for a mixture (``mixture.chosen_logits``)."""
         h = state[0] if self.is_lstm else state
         return chosen_logits(*self._output(h.squeeze(0)), pick)
 
@@ -263,9 +263,10 @@ class VRAE(FrameModel):
         """Teacher-forced logits ``(B, T, P)`` of each column's own chance in frames ``x (B, T, P)`` given ``z (B, L)``."""
         return marginal_logits(*self._output(self.decode_states(z, x)))
 
-    def reconstruction_nll(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """-log p(x|z) in nats ``(B,)``, teacher-forced, summed over time and columns."""
-        return frames_nll(*self._output(self.decode_states(z, x)), x[..., :self.n_columns]).sum(1)
+    def reconstruction_nll(self, z: torch.Tensor, x: torch.Tensor, fed: torch.Tensor | None = None) -> torch.Tensor:
+        """-log p(x|z) in nats ``(B,)``, teacher-forced on ``fed`` (default ``x``), summed over time and columns."""
+        states = self.decode_states(z, x if fed is None else fed)
+        return frames_nll(*self._output(states), x[..., :self.n_columns]).sum(1)
 
     # -- objective -------------------------------------------------------------
 
@@ -285,8 +286,8 @@ class VRAE(FrameModel):
         if input_dropout > 0:
             keep = torch.rand(x.shape[:2], generator=generator) >= input_dropout  # (B, T)
             fed = x * keep.to(x.device, x.dtype).unsqueeze(-1)
+        rec = self.reconstruction_nll(z, x, fed)
         frames = x[..., :self.n_columns]  # what is predicted: not the meter fed beside each frame
-        rec = frames_nll(*self._output(self.decode_states(z, fed)), frames).sum(1)
         return LossTerms(rec=rec, kl=gaussian_kl(mu, logvar), notes=self.bag_of_notes(z, frames), z=z)
 
     def bag_of_notes(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:

@@ -21,7 +21,8 @@ class Decoder(Protocol):
         """The state after feeding ``frames (B, C)`` (one step) or ``(B, T, C)`` (T steps)."""
 
     def logits(self, state: object) -> torch.Tensor:
-        """The next frame's logits ``(B, C)``."""
+        """The next frame's logits ``(B, C)``. A VRAE of ``components > 1`` (``models/mixture.py``) also takes
+        ``pick (B,)``, uniform draws that choose each row's frame (the likeliest without)."""
 
     def reseed(self, seed: int) -> None:
         """Restart any noise the model draws of its own (the VRNN's z_t), so a take repeats."""
