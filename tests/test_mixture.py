@@ -95,9 +95,21 @@ def test_a_model_of_one_component_keeps_the_papers_parameters():
     assert not any(name.startswith("to_weights") for name in model.state_dict())
 
 
-def test_a_mixture_model_trains_on_its_bound():
+def test_a_low_rank_mixture_reads_its_frames_from_that_many_numbers_of_the_state():
+    model = build_model(10, ModelConfig(hidden=16, latent=2, components=4, mixture_rank=3))
+    down, up = model.to_logits
+    assert (down.in_features, down.out_features, up.out_features) == (16, 3, 40)
+    weight = up.weight @ down.weight  # the (K * C, H) map the two make
+    assert torch.linalg.matrix_rank(weight) == 3
+    state = torch.randn(5, 16)
+    logits, weights = model._output(state)
+    assert torch.allclose(logits, state @ weight.T + up.bias, atol=1e-5) and weights.shape == (5, 4)
+
+
+@pytest.mark.parametrize("rank", [0, 3])
+def test_a_mixture_model_trains_on_its_bound(rank):
     torch.manual_seed(0)
-    model = build_model(10, ModelConfig(hidden=16, latent=2, components=4))
+    model = build_model(10, ModelConfig(hidden=16, latent=2, components=4, mixture_rank=rank))
     x = (torch.rand(8, 12, 10) < 0.3).float()
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
     first = None
@@ -117,6 +129,8 @@ def test_a_mixture_model_trains_on_its_bound():
 def test_only_the_vrae_mixes_frames():
     with pytest.raises(Exception, match="components"):
         build_model(12, ModelConfig(model="rnn", hidden=8, components=2))
+    with pytest.raises(Exception, match="mixture-rank"):
+        build_model(12, ModelConfig(model="vrnn", hidden=8, mixture_rank=4))
 
 
 @pytest.mark.slow  # two trainings

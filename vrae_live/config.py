@@ -218,6 +218,9 @@ class ModelConfig:
     # VRAE only: > 1: the notes of a frame are drawn together, from one of this many frames the decoder
     # offers (a mixture of products of Bernoullis, models/mixture.py); 1: each column on its own (the paper)
     components: Annotated[Int, Ge(1)] = 1
+    # VRAE only, with components > 1: > 0: the K frames' logits are read from this many numbers of the
+    # decoder's state, not from the whole state (a cheaper output layer, models/mixture.py); 0: the whole state
+    mixture_rank: Annotated[Int, Ge(0)] = 0
     # VRNN only:
     features: Annotated[Int, Ge(1)] = 100  # width of phi_x, phi_z and of the prior, posterior and generation networks
 
@@ -381,7 +384,7 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML: {err}") from err
 
 
-VRAE_ONLY = {"pad_axes": (), "components": 1}  # model settings of the VRAE's code and decoder, and their values off
+VRAE_ONLY = {"pad_axes": (), "components": 1, "mixture_rank": 0}  # model settings of the VRAE's code and decoder, and their values off
 
 
 def load_config(preset: str | None = None, overrides: Mapping[str, Any] | None = None) -> Config:

@@ -71,6 +71,9 @@ def _pitch_range(ctx, param, value):
 @click.option("--components", type=click.IntRange(min=1),
               help="The notes of a frame are drawn together, from one of this many frames the decoder offers "
                    "(1: each pitch on its own, the paper).")
+@click.option("--mixture-rank", type=click.IntRange(min=0),
+              help="With --components > 1: the frames' chances are read from this many numbers of the decoder's "
+                   "state, a cheaper output layer (0: from the whole state).")
 @click.option("--reverse-input/--no-reverse-input", default=None, help="The encoder reads each window backwards.")
 @click.option("--z-every-step/--no-z-every-step", default=None,
               help="Feed z to the decoder at every step, not only its first state.")

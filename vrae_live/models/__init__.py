@@ -23,6 +23,8 @@ def build_model(n_columns: int, config: ModelConfig, n_inputs: int | None = None
         raise ConfigError(f"--bag-of-notes is for the vrae, whose one code holds a whole window; not the {config.model}")
     if config.components > 1 and config.model != "vrae":
         raise ConfigError(f"--components is for the vrae's decoder; the {config.model} draws each column on its own")
+    if config.mixture_rank and config.model != "vrae":
+        raise ConfigError(f"--mixture-rank is for the vrae's decoder; the {config.model} draws each column on its own")
     return cls(n_columns, config, n_inputs)
 
 

@@ -144,8 +144,12 @@ class VRAE(FrameModel):
             self.mu_norm = BatchWhitening(latent) if config.mu_whiten else nn.BatchNorm1d(latent, affine=False)
         self.to_h0 = nn.Linear(latent, 2 * h if self.is_lstm else h)  # W_z, b_z
         self.decoder = cell(self.n_inputs + (latent if config.z_every_step else 0), h, batch_first=True)  # W_x, W_dec, b_dec
-        # W_out, b_out; with a mixture (mixture.py), K frames' logits and the components' weights
-        self.to_logits = nn.Linear(h, config.components * n_columns)
+        # W_out, b_out; with a mixture (mixture.py), K frames' logits and the components' weights. With a
+        # mixture_rank r, W_out is the product of an (r, H) and a (K * C, r) matrix: its cost grows with r, not H
+        k, rank = config.components, config.mixture_rank
+        self.to_logits: nn.Module = nn.Linear(h, k * n_columns)
+        if k > 1 and rank:
+            self.to_logits = nn.Sequential(nn.Linear(h, rank, bias=False), nn.Linear(rank, k * n_columns))
         self.to_weights = nn.Linear(h, config.components) if config.components > 1 else None
         # Bag of notes (the bag-of-words loss of Zhao et al. 2017): from z alone, a linear map
         # predicts the share of the window's frames each pitch sounds in, so the code must carry
