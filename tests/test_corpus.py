@@ -15,6 +15,7 @@ from vrae_live.data.corpus import (
     find_songs,
     load_songs,
     prepare_data,
+    songs_polyphony,
     split_by_song,
     windows_for,
 )
@@ -222,6 +223,29 @@ def test_prepare_data_splits_songs_and_takes_pitches_from_training_songs(tmp_pat
     again = prepare_data(tmp_path, data, seed=0, batch_size=8, cache_dir=tmp_path / "cache")
     assert again.val.song_names == result.val.song_names
     assert np.array_equal(again.train.x, result.train.x)
+
+
+def test_the_songs_polyphony_is_the_notes_at_once_of_nine_in_ten_sounding_frames():
+    assert songs_polyphony(np.array([50, 100])) == 1
+    assert songs_polyphony(np.array([0, 91, 9])) == 1  # a fiddle tune's double stops
+    assert songs_polyphony(np.array([0, 89, 11])) == 2
+    assert songs_polyphony(np.array([7, 2, 0, 10, 80, 6, 2])) == 4  # a chorale's four voices, now and then more
+    assert songs_polyphony(np.array([5, 0])) is None  # silence
+
+
+def test_prepare_data_counts_the_training_songs_notes_at_once(tmp_path):
+    """A melody (with one frame of two notes) and a song of chords: the training songs keep to one note
+    at once where the melody alone trains, to the chords' three where they do."""
+    melody = [(60 + i % 5, i * 0.5, i * 0.5 + 0.5) for i in range(20)] + [(72, 0.0, 0.05)]
+    write_song(tmp_path / "melodies" / "a.mid", melody)
+    write_song(tmp_path / "melodies" / "b.mid", melody[:-1])
+    chords = [(p + 2 * (i % 3), i * 1.0, i * 1.0 + 1.0) for i in range(10) for p in (60, 64, 67)]
+    write_song(tmp_path / "both" / "a.mid", melody)
+    write_song(tmp_path / "both" / "b.mid", chords)
+    data = DataConfig(window=10, hop=5, val_fraction=0.0)
+    melodies = prepare_data(tmp_path / "melodies", data, seed=0, batch_size=1, cache_dir=tmp_path / "cache")
+    both = prepare_data(tmp_path / "both", data, seed=0, batch_size=1, cache_dir=tmp_path / "cache")
+    assert (melodies.polyphony, both.polyphony) == (1, 3)
 
 
 def test_prepare_data_uses_a_given_pitch_range(tmp_path):

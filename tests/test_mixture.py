@@ -150,7 +150,10 @@ def test_the_default_trains_a_mixture_says_so_and_plays_every_note_to_its_end(so
     assert run("train", songs_dir, "--out", out, *tiny).exit_code == 0
     ckpt = load_checkpoint(out)
     assert ckpt.config.model.components == 8 and ckpt.model.to_weights.out_features == 8
-    assert "a frame's notes drawn together, from one of 8 frames" in run("info", out).output
+    described = run("info", out).output
+    assert "a frame's notes drawn together, from one of 8 frames" in described
+    polyphony = ckpt.training["polyphony"]
+    assert f"up to {polyphony} notes at once in 9 of 10 of their sounding steps" in described
     take = tmp_path / "take.mid"
     assert run("generate", out, "--out", take, "--steps", 96, "--density", 0.8).exit_code == 0
     events = [m for m in mido.MidiFile(take) if m.type in ("note_on", "note_off")]

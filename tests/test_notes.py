@@ -77,16 +77,28 @@ def test_polyphony_keeps_the_most_probable():
     assert out.tolist() == [False, True, False, True]
 
 
-def test_polyphony_lets_a_more_probable_candidate_take_a_voice_but_not_a_young_note():
+def test_polyphony_gives_a_new_note_the_voice_of_a_held_one_but_not_of_a_young_note():
     gate = Gate(1, 2, NoteSettings(polyphony=1, min_len=2))
     assert gate.step_frame(np.array([0.6, 0.0])).tolist() == [True, False]
-    # note 0 is one frame old: protected by min_len even against a stronger candidate
+    # note 0 is one frame old: protected by min_len even against a new note
     assert gate.step_frame(np.array([0.6, 0.9])).tolist() == [True, False]
-    assert gate.step_frame(np.array([0.6, 0.9])).tolist() == [False, True]
-    # an equally probable candidate does not take the voice
-    gate = Gate(1, 2, NoteSettings(polyphony=1))
-    gate.step_frame(np.array([0.7, 0.0]))
-    assert gate.step_frame(np.array([0.7, 0.7])).tolist() == [True, False]
+    # then a new note takes its voice, however likely note 0 is to hold
+    assert gate.step_frame(np.array([0.9, 0.6])).tolist() == [False, True]
+    # among new notes the most probable wins, the lower pitch on a tie
+    gate = Gate(1, 3, NoteSettings(polyphony=1))
+    gate.step_frame(np.array([0.9, 0.0, 0.0]))
+    assert gate.step_frame(np.array([0.9, 0.6, 0.7])).tolist() == [False, False, True]
+    assert Gate(1, 3, NoteSettings(polyphony=1)).step_frame(np.array([0.6, 0.6, 0.0])).tolist() == [True, False, False]
+
+
+def test_a_model_of_onsets_at_one_voice_plays_a_line():
+    """Each note ends where the next begins, the held one giving its voice to the one struck, and a note
+    struck again keeps its voice as a new note."""
+    gate = Gate(1, 3, NoteSettings(polyphony=1))
+    frame = lambda sound, onset: np.array(sound + onset, dtype=float)  # noqa: E731
+    assert gate.step_frame(frame([0.9, 0.0, 0.0], [0.9, 0.0, 0.0])).tolist() == [1, 0, 0, 1, 0, 0]
+    assert gate.step_frame(frame([0.9, 0.6, 0.0], [0.0, 0.6, 0.0])).tolist() == [0, 1, 0, 0, 1, 0]
+    assert gate.step_frame(frame([0.0, 0.9, 0.8], [0.0, 0.7, 0.0])).tolist() == [0, 1, 0, 0, 1, 0]
 
 
 def test_temper():

@@ -190,3 +190,23 @@ def test_a_note_struck_during_a_fade_holds_while_the_new_window_holds_it():
         assert first >= 17 and frames[first:].all()
         early += first <= 19  # its next frame weighs the look past at 13/17 or more
     assert early >= 3
+
+
+@pytest.mark.parametrize("songs, given, plays", [({"polyphony": 1}, None, 1), ({"polyphony": 4}, 6, 6), ({}, None, 8)],
+                         ids=["the songs' one note", "--polyphony over the songs'", "a checkpoint that does not say"])
+def test_the_live_stream_keeps_to_the_songs_notes_at_once_unless_told(tmp_path, songs, given, plays):
+    from vrae_live.checkpoint import load_checkpoint, save_checkpoint
+    from vrae_live.config import load_config
+    from vrae_live.models import model_for
+    from vrae_live.play.notes import NoteSettings
+    from vrae_live.play.stream import live_stream
+
+    config = load_config("live-2d", {"hidden": 8, "components": 1})
+    pitches = list(range(60, 72))
+    ckpt = load_checkpoint(save_checkpoint(tmp_path / "m", model_for(config, len(pitches)), config, pitches,
+                                           meta={"training": songs} if songs else None))
+    notes = NoteSettings() if given is None else NoteSettings(polyphony=given)
+    stream = live_stream(ckpt, notes=notes)
+    assert stream.settings.voice_limit == plays
+    frames = [stream.next_frame(np.zeros(ckpt.config.model.latent), 0.9, 1.0).frame for _ in range(48)]
+    assert max(int(f[:len(pitches)].sum()) for f in frames) <= plays

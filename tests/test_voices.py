@@ -41,9 +41,10 @@ RECORDED = Path(__file__).parent / "data" / "streams_before_one_class.npz"
 
 @pytest.mark.parametrize("every_step", [False, True], ids=["z in h0", "z every step"])
 def test_one_voice_plays_the_recorded_frames(every_step):
-    """A stream of one voice plays, frame for frame and draw for draw, what the one-voice stream
-    class played before the two stream classes became one (recorded from it: voices seeded 7 + k,
-    each from its own wandering z and density, polyphony and max_len at work, the last at temperature 0)."""
+    """A stream of one voice plays, frame for frame and draw for draw, what was recorded: from the
+    one-voice stream class before the two stream classes became one (voices seeded 7 + k, each from its
+    own wandering z and density, polyphony and max_len at work, the last at temperature 0), and
+    recorded again from this stream when the gate's polyphony began to give a new note a held one's voice."""
     model, recorded = model_of(every_step), np.load(RECORDED)
     settings_ = NoteSettings(on_threshold=0.3, off_threshold=0.2, polyphony=2, max_len=4)
     for k in range(4):

@@ -56,6 +56,7 @@ from .data.meter import DEFAULT_BAR_QUARTERS
 from .errors import CheckpointError
 from .models import model_for
 from .pad import LatentPlane
+from .play.notes import DEFAULT_POLYPHONY
 from .validation import error_message
 
 FORMAT = "vrae-live/1"
@@ -231,6 +232,13 @@ class Checkpoint:
         """Quarter notes in the bar a model of the meter plays in live: its training songs' most common
         (4/4 for a checkpoint that does not say)."""
         return float(self.training.get("bar_quarters", DEFAULT_BAR_QUARTERS))
+
+    @property
+    def polyphony(self) -> int:
+        """Most notes at once the gate plays by default: as many as the training songs keep to in 9 of
+        10 of their sounding frames (``data.corpus.songs_polyphony``); ``DEFAULT_POLYPHONY`` for a
+        checkpoint that does not say."""
+        return int(self.training.get("polyphony") or DEFAULT_POLYPHONY)
 
     def song_names(self, split: Literal["training", "validation"]) -> list[str]:
         """The songs the model was trained on, or held out to validate it; none without a summary."""

@@ -111,8 +111,9 @@ _PERFORMANCE = (
                  help="A silent pitch starts when its probability reaches this."),
     click.option("--off-threshold", type=FiniteRange(0, 1, max_open=True), default=0.35, show_default=True,
                  help="A sounding pitch stops when its probability falls below this; below --on-threshold."),
-    click.option("--polyphony", type=click.IntRange(1, 128), default=8, show_default=True,
-                 help="Most notes sounding at once."),
+    click.option("--polyphony", type=click.IntRange(1, 128),
+                 help="Most notes sounding at once; a new note takes a held one's voice [default: as many as the "
+                      "model's songs keep to, `info` says; 8 for a model that does not say]."),
     click.option("--min-len", type=click.IntRange(min=1), default=1, show_default=True,
                  help="Frames a note sounds at least."),
     click.option("--max-len", type=click.IntRange(min=1),
@@ -139,14 +140,14 @@ take_options = _options(
 """The same for an offline take (generate, interpolate), which also has --density and --temperature."""
 
 
-def note_settings(on_threshold: float, off_threshold: float, polyphony: int, min_len: int, max_len: int | None):
+def note_settings(on_threshold: float, off_threshold: float, polyphony: int | None, min_len: int, max_len: int | None):
     """The note options as NoteSettings; a check between two options fails as click's error naming one."""
     if off_threshold >= on_threshold:
         raise click.BadParameter(f"{off_threshold} must be below --on-threshold ({on_threshold}).",
                                  param_hint="'--off-threshold'")
     if max_len is not None and max_len < min_len:
         raise click.BadParameter(f"{max_len} must be at least --min-len ({min_len}).", param_hint="'--max-len'")
-    from ..play.notes import NoteSettings
+    from ..play.notes import SONGS, NoteSettings
 
     return NoteSettings(on_threshold=on_threshold, off_threshold=off_threshold, min_len=min_len,
-                        max_len=max_len, polyphony=polyphony)
+                        max_len=max_len, polyphony=SONGS if polyphony is None else polyphony)

@@ -352,7 +352,9 @@ def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool, songs_dir
             f"training     {t['epochs_done']}/{t['epochs']} epochs, {t['seconds']:.0f} s on {t['device']}; "
             f"best {t['bound_on']} bound {best} nats/step at epoch {t['best_epoch']}",
             f"songs        {len(t['train_songs'])} training ({t['train_windows']} windows), "
-            f"{len(t['val_songs'])} validation ({t['val_windows']} windows)",
+            f"{len(t['val_songs'])} validation ({t['val_windows']} windows)"
+            + (f"; up to {t['polyphony']} notes at once in 9 of 10 of their sounding steps (the live polyphony)"
+               if t.get("polyphony") else ""),
         ]
     if ckpt.plane is not None:
         plane = ckpt.latent_plane()

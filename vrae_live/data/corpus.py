@@ -77,6 +77,21 @@ class TrainingData:
     songs_found: int
     songs_used: int
     bar_quarters: float = DEFAULT_BAR_QUARTERS  # the training songs' most common bar: what a model of the meter plays in live
+    polyphony: int | None = None  # notes at once the training songs keep to (songs_polyphony): the live gate's limit
+
+
+# The share of the sounding frames whose notes at once the songs' polyphony covers: a chorale's four
+# voices (4 in 81 % of its frames, 5 or more in 6 %), a fiddle tune's one (2 in 6 %).
+POLYPHONY_SHARE = 0.9
+
+
+def songs_polyphony(notes_at_once: np.ndarray) -> int | None:
+    """The fewest notes at once that ``POLYPHONY_SHARE`` of the sounding frames keep to, from the counts
+    of frames with 0, 1, 2, ... notes (``RollStore.notes_at_once``); None where no note sounds."""
+    sounding = np.asarray(notes_at_once[1:], dtype=np.float64)
+    if not sounding.sum():
+        return None
+    return int(np.searchsorted(np.cumsum(sounding) / sounding.sum(), POLYPHONY_SHARE - 1e-9)) + 1
 
 
 def find_songs(folder: str | Path) -> list[Path]:
@@ -277,7 +292,8 @@ def prepare_data(
 
     bars, counts = np.unique(store.bars[train_songs], return_counts=True)
     return TrainingData(train=train, val=val, pitches=pitches, songs_found=store.files, songs_used=len(store),
-                        bar_quarters=float(bars[np.argmax(counts)]))
+                        bar_quarters=float(bars[np.argmax(counts)]),
+                        polyphony=songs_polyphony(store.notes_at_once(train_songs)))
 
 
 def _stored_windows(store: RollStore, songs: list[int], pitches: list[int], data: DataConfig) -> WindowSet:

@@ -44,6 +44,9 @@ ROLLS_FILE, INDEX_FILE, META_FILE = "rolls.u8", "index.npz", "store.json"
 GATHER_CHUNK = 2048  # windows unpacked at once: (2048, W, 256) bytes of scratch at most
 
 
+_BITS_SET = np.array([bin(byte).count("1") for byte in range(256)], dtype=np.int64)  # a packed byte's notes
+
+
 class RollStore:
     """The rolls of a corpus, memory-mapped. ``len(store)`` songs, ``store.names[i]`` each."""
 
@@ -86,6 +89,14 @@ class RollStore:
     def pitches_used(self, songs: Sequence[int]) -> np.ndarray:
         """``(128,)`` bool: the pitches any of ``songs`` plays."""
         return self.notes[np.asarray(songs, dtype=np.int64)].sum(axis=0) > 0
+
+    def notes_at_once(self, songs: Sequence[int]) -> np.ndarray:
+        """``(129,)`` int64: the frames of ``songs`` where 0, 1, ... 128 notes sound at once."""
+        counts = np.zeros(N_MIDI_PITCHES + 1, dtype=np.int64)
+        for song in songs:
+            packed = np.asarray(self.frames[self.offsets[song]:self.offsets[song + 1], :PACKED_WIDTH // 2])
+            counts += np.bincount(_BITS_SET[packed].sum(axis=1, dtype=np.int64), minlength=len(counts))
+        return counts
 
     def notes_outside(self, songs: Sequence[int], pitches: Sequence[int]) -> int:
         """Notes of ``songs`` on pitches not in ``pitches`` (``pianoroll.project_roll``'s dropped notes)."""

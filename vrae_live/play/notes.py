@@ -20,8 +20,8 @@ lengths below are counted in frames.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import NamedTuple, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal, NamedTuple, Sequence
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from ..errors import ConfigError
 # Probabilities are clipped this far from 0 and 1 before the logit, so a
 # decoder that outputs exactly 0 or 1 gives a finite logit.
 _PROB_EPS = 1e-6
+
+DEFAULT_POLYPHONY = 8  # most notes at once where no songs say how many (a checkpoint that does not)
+SONGS: Literal["songs"] = "songs"  # polyphony: as many as the model's training songs keep to (live_stream)
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,10 @@ class NoteSettings:
         A pitch released this way is locked until its probability falls below
         ``off_threshold``: a decoder stuck on a fixed point would otherwise
         turn a stuck note into a stuck repeated note.
-    polyphony: most pitches sounding at once, or None for no limit; the most
-        probable win (see :meth:`Gate.step`).
+    polyphony: most pitches sounding at once, or None for no limit; notes struck
+        now win over held ones, then the most probable (see :meth:`Gate.step`).
+        ``SONGS`` (the default): as many as the model's training songs keep to, which
+        ``live_stream`` reads from the checkpoint (``DEFAULT_POLYPHONY`` where nothing says).
     velocity_range: (low, high) MIDI velocities for velocity-from-probability:
         probability 0 maps to low, 1 to high, linearly.
     """
@@ -56,7 +61,7 @@ class NoteSettings:
     off_threshold: float = 0.35
     min_len: int = 1
     max_len: int | None = None
-    polyphony: int | None = 8
+    polyphony: int | Literal["songs"] | None = SONGS
     velocity_range: tuple[int, int] = (40, 110)
 
     def __post_init__(self) -> None:
@@ -70,11 +75,21 @@ class NoteSettings:
             raise ConfigError(f"min_len must be at least 1 frame, not {self.min_len}")
         if self.max_len is not None and self.max_len < self.min_len:
             raise ConfigError(f"max_len ({self.max_len}) must be at least min_len ({self.min_len})")
-        if self.polyphony is not None and self.polyphony < 1:
+        if self.polyphony not in (None, SONGS) and self.polyphony < 1:
             raise ConfigError(f"polyphony must be at least 1 (or None for no limit), not {self.polyphony}")
         low, high = self.velocity_range
         if not 1 <= low <= high <= 127:
             raise ConfigError(f"velocity range {low}-{high} must satisfy 1 <= LOW <= HIGH <= 127")
+
+
+    @property
+    def voice_limit(self) -> int | None:
+        """The polyphony the gate keeps to: ``DEFAULT_POLYPHONY`` for ``SONGS`` where no songs are known."""
+        return DEFAULT_POLYPHONY if self.polyphony == SONGS else self.polyphony
+
+    def for_songs(self, polyphony: int) -> "NoteSettings":
+        """These settings, with ``SONGS`` read as ``polyphony``: the notes at once of a model's songs."""
+        return replace(self, polyphony=polyphony) if self.polyphony == SONGS else self
 
 
 def temper(probs: np.ndarray, temperature: float) -> np.ndarray:
@@ -144,14 +159,16 @@ class Gate:
            ``q >= on_threshold`` (temperature 0), or when ``draw < q``
            (temperature > 0), so the output depends only on the draws and the inputs.
         5. Polyphony: pitches of rule 1 keep their voices; the remaining voices
-           go to the pitches of rules 3 and 4 in order of falling ``q``. On a
-           tie a sounding pitch beats a candidate, then the lower index wins,
-           so a candidate must be strictly more probable to take a voice.
+           go first to the pitches that start now (rule 4), then to those that
+           hold (rule 3), each in order of falling ``q``, the lower index first
+           on a tie: a new note takes the voice of a held one, as a synthesizer
+           steals its oldest voice, so a model of melodies at one voice plays a
+           line, each note ending where the next begins.
 
         With onsets, rule 4 reads the chance of a note starting, ``o``, in place of ``q``, and
         a sounding pitch past rule 1 and not stopped by rule 2 is struck again on the same test
-        (``draw < o``, or ``o >= on_threshold``): it sounds on with a new note. Candidates are
-        ranked by ``o``, sounding pitches by ``q``.
+        (``draw < o``, or ``o >= on_threshold``): it sounds on with a new note, and ranks in
+        rule 5 with the pitches that start. Candidates are ranked by ``o``, sounding pitches by ``q``.
 
         barred: ``(B, P)`` pitches that may not start, nor be struck again (a key at strength 1,
             ``key.py``); a barred pitch already sounding goes on by rules 1-3.
@@ -182,7 +199,7 @@ class Gate:
         sustaining = open_ & ~falling & ~again  # rule 3
         starting = ~on & ~locked & struck_now  # rule 4
         new_on = protected | sustaining | again | starting
-        self._limit(new_on, protected, sustaining | again, starting, on, np.where(on, sound, strike))  # rule 5
+        self._limit(new_on, protected, sustaining, again | starting, np.where(on, sound, strike))  # rule 5
         struck = new_on & (starting | again)
         age = np.where(new_on, np.where(on & ~struck, age + 1, 1), 0)
         return self._keep(rows, on, age, locked, new_on, np.concatenate([new_on, struck], axis=1) if onsets else new_on)
@@ -201,21 +218,21 @@ class Gate:
             raise ValueError("sampling (temperature > 0) needs a draw for every pitch of every row")
         return temperature > 0
 
-    def _limit(self, new_on: np.ndarray, protected: np.ndarray, sounding: np.ndarray, starting: np.ndarray,
-               on: np.ndarray, q: np.ndarray) -> None:
+    def _limit(self, new_on: np.ndarray, protected: np.ndarray, holding: np.ndarray, struck: np.ndarray,
+               q: np.ndarray) -> None:
         """Rule 5, polyphony, in place on ``new_on``."""
-        s = self.settings
-        if s.polyphony is None:
+        limit = self.settings.voice_limit
+        if limit is None:
             return
-        over = np.flatnonzero(new_on.sum(axis=1) > s.polyphony)
+        over = np.flatnonzero(new_on.sum(axis=1) > limit)
         if not len(over):
             return
         rows = slice(None) if len(over) == len(new_on) else over  # every row over (one voice): views, not copies
-        free = s.polyphony - protected[rows].sum(axis=1)  # voices left past rule 1, a row (none below 0)
-        row, col = np.nonzero(sounding[rows] | starting[rows])  # the competing pitches of the rows over the limit
+        free = limit - protected[rows].sum(axis=1)  # voices left past rule 1, a row (none below 0)
+        row, col = np.nonzero(holding[rows] | struck[rows])  # the competing pitches of the rows over the limit
         r = over[row]
-        keys = (col, ~on[r, col], -q[r, col])
-        # every row at once: lexsort sorts by the last key first: the row (of several), falling q, sounding first, index.
+        keys = (col, -q[r, col], ~struck[r, col])
+        # every row at once: lexsort sorts by the last key first: the row (of several), struck first, falling q, index.
         order = np.lexsort(keys + (row,) if len(over) > 1 else keys)
         row, col = row[order], col[order]
         win = np.arange(len(row)) - np.searchsorted(row, row) < free[row]  # its place among the row's competitors

@@ -499,8 +499,10 @@ def reanchor_distance(checkpoint: "Checkpoint") -> float:
 
 def live_stream(checkpoint: "Checkpoint", hop: int | None = None, notes: NoteSettings | None = None,
                 seed: int = 0, voices: int = 1) -> Stream:
-    """The stream ``serve`` plays from ``checkpoint``: its model and window, hop from :func:`live_hop`."""
+    """The stream ``serve`` plays from ``checkpoint``: its model and window, hop from :func:`live_hop`, and
+    ``notes`` whose polyphony, where it is ``SONGS``, is the checkpoint's songs' (``Checkpoint.polyphony``)."""
     data = checkpoint.config.data
     meter = (data.steps_per_beat, bar_steps(checkpoint.bar_quarters, data.steps_per_beat)) if data.fed_meter else None
-    return Stream(checkpoint.model, data.window, live_hop(checkpoint, hop), voices, notes or NoteSettings(), seed=seed,
+    notes = (notes or NoteSettings()).for_songs(checkpoint.polyphony)
+    return Stream(checkpoint.model, data.window, live_hop(checkpoint, hop), voices, notes, seed=seed,
                   reanchor_distance=reanchor_distance(checkpoint), onsets=data.onsets, meter=meter)

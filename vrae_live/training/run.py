@@ -56,6 +56,7 @@ def run_summary(trainer: "Trainer", interrupted: bool) -> dict[str, Any]:
         "bound_on": "validation" if trainer.measured_val is not None else "training",
         "copy_bound": trainer.copy_bound,
         "bar_quarters": d.bar_quarters,  # the training songs' most common bar (data/meter.py)
+        "polyphony": d.polyphony,  # the notes at once they keep to (data/corpus.songs_polyphony): the gate's limit
         "seconds": round(p.seconds, 2),
         "device": str(trainer.device),
         "processes": trainer.world.size,
