@@ -384,7 +384,8 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML: {err}") from err
 
 
-VRAE_ONLY = {"pad_axes": (), "components": 1, "mixture_rank": 0}  # model settings of the VRAE's code and decoder, and their values off
+# Model settings of the VRAE's code and decoder, and their values off.
+VRAE_ONLY = {"pad_axes": (), "components": 1, "mixture_rank": 0}
 
 
 def load_config(preset: str | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
