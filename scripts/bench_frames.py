@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """What the frames cost to train: the binary roll, with onsets, with onsets and the meter, and with
-a frame's notes chosen together (a mixture of 8 frames, models/mixture.py).
+a frame's notes chosen together (a mixture of 8 frames, models/mixture.py), its frames read from 64
+numbers of the decoder's state as the preset has it, and from all of the state (``--mixture-rank 0``).
 
 The live-2d model (tanh RNN, hidden 500, latent 2, windows of 64 sixteenths, batch 100) is
 trained by the project's own Trainer on the same synthetic windows (50 pitches, density 0.1,
@@ -39,7 +40,8 @@ from vrae_live.training.trainer import Trainer  # noqa: E402
 PITCHES = list(range(36, 86))  # 50 pitches, as 30 chorales keep
 FORMS = {"binary roll": {"onsets": False, "meter": False}, "onsets": {"onsets": True, "meter": False},
          "onsets + meter": {"onsets": True, "meter": True},
-         "+ chosen together": {"onsets": True, "meter": True, "components": 8}}
+         "+ chosen together": {"onsets": True, "meter": True, "components": 8},
+         "+ read from all h": {"onsets": True, "meter": True, "components": 8, "mixture_rank": 0}}
 
 
 def windows_of(form: dict, roll: np.ndarray, onsets: np.ndarray) -> np.ndarray:
