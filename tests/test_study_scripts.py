@@ -32,7 +32,8 @@ def test_the_steering_study_trains_measures_and_writes_a_row(tmp_path, capsys):
     # bound, copying, quality (x ceiling: nan where the held-out songs are too few for one), steering ...
     assert re.match(r"\| synth \| 6 \| toy \| 1/1 \| \d+ \| [\d.]+ \| -[\d.]+ \| -[\d.]+ \| [\d.]+ \(([\d.]+|nan)x\) \| "
                     r"[\d.]+ \| [\d.]+ \| [\d.]+ \| (?:[\d.]+ ){3}[\d.]+ \| "  # steering, weakest, strongest, 4 directions
-                    r"[+-][\d.]+ \([\d.]+\) / [+-][\d.]+ \([\d.]+\) \| "  # the named axes' rho and leak
+                    # the named axes' rho and leak (nan where the toy model's attribute does not move along the axis)
+                    r"[+-](?:[\d.]+|nan) \((?:[\d.]+|nan)\) / [+-](?:[\d.]+|nan) \((?:[\d.]+|nan)\) \| "
                     r"[\d.]+ \| [\d.]+ \([\d.]+\) \| [\d.]+ \|$", row), row
     assert study.main(["--corpus", f"synth={tmp_path / 'songs'}", "--size", "6", "--setting", "toy=",
                        "--work", str(tmp_path / "work"), "--measure-only"]) == 0  # measured again, no training
