@@ -5,7 +5,9 @@ Short takes read lower than the full measurement (the shipped model: 2.07 at 128
 4 takes a corner against 2.58 at 256 and 6), and cost about 0.7 s on the shipped model. They
 are noisy too: one check can read 1.98 where the full measure reads 1.23. So whether the pad
 steers is judged on the median of the last ``RECENT_CHECKS`` checks (``steers_lately``): one
-lucky check among low ones does not make an epoch the one to keep.
+lucky check among low ones does not make an epoch the one to keep. The seams are measured over
+``QUICK_HOPS`` hops (4 at each of a model of the meter's 8 shifts of the bar), a rougher figure than
+``info --seams``'s 200: it is printed, not used to keep an epoch.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from ..checkpoint import Checkpoint
 from .seams import measure_seams
 from .steering import STEERS, measure_steering
 
-QUICK_FRAMES, QUICK_TAKES, QUICK_HOPS = 128, 4, 60
+QUICK_FRAMES, QUICK_TAKES, QUICK_HOPS = 128, 4, 32
 RECENT_CHECKS = 3
 
 
