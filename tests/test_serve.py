@@ -234,6 +234,8 @@ def test_serve_end_to_end_on_jack(jack_server, checkpoint_dir, tmp_path):
     try:
         assert _read_until(proc.stdout, "ready", lines), "".join(lines)
         port = int(next(line for line in lines if "OSC in: send to" in line).rsplit(":", 1)[1].split(",")[0])
+        polyphony = load_checkpoint(checkpoint_dir).polyphony
+        assert any(f"up to {polyphony} notes at once (as its songs)" in line for line in lines), "".join(lines)
         drain = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
         drain.start()
         with MidiDump("vrae-live:vrae-live") as dump:

@@ -19,6 +19,7 @@ from ..device import resolve_device
 from ..errors import ConfigError, MidiPortError
 from ..play.clock import Clock, FrameClock
 from ..play.key import DEFAULT_KEY_STRENGTH, key_name
+from ..play.notes import SONGS
 from ..play.performer import PerformanceSettings, PerformanceStats, Performer
 from ..play.sink import MidiSink, TeeSink
 from ..play.smf import MidiFileRecorder
@@ -208,7 +209,9 @@ def _open_web(options, ckpt, checkpoint_dir, controls, opened):
 def _say_what_plays(echo, options, checkpoint_dir, ckpt, performer, ports, server, dialect, clock_in=None,
                     web=None, follow_in=None) -> None:
     echo(f"model {checkpoint_dir}: {ckpt.config.model.model} latent {ckpt.config.model.latent}, "
-         f"{ckpt.timing.describe()}, hop {performer.hop} frames, on {next(ckpt.model.parameters()).device}")
+         f"{ckpt.timing.describe()}, hop {performer.hop} frames, on {next(ckpt.model.parameters()).device}, "
+         f"up to {performer.bank.stream.settings.voice_limit} notes at once"
+         + (" (as its songs)" if options.performance.notes.polyphony == SONGS else ""))
     if options.voice_ports:
         echo(f"MIDI out: {len(ports)} voices on ports " + ", ".join(p.port_name for p in ports)
              + f" ({ports[0].api}), channel {options.channel}")
