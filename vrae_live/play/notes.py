@@ -81,7 +81,6 @@ class NoteSettings:
         if not 1 <= low <= high <= 127:
             raise ConfigError(f"velocity range {low}-{high} must satisfy 1 <= LOW <= HIGH <= 127")
 
-
     @property
     def voice_limit(self) -> int | None:
         """The polyphony the gate keeps to: ``DEFAULT_POLYPHONY`` for ``SONGS`` where no songs are known."""
