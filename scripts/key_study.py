@@ -38,11 +38,10 @@ from vrae_live.play.key import DEFAULT_KEY_STRENGTH, key_name, parse_key, parse_
 HELD_OUT = 40  # songs the model never trained on, at most
 
 
-def note_ons(take) -> np.ndarray:
-    """MIDI note numbers of the notes started in ``take`` (the struck columns of a model of onsets)."""
-    starts = take.struck if take.struck is not None else take.frames & ~np.vstack([np.zeros_like(take.frames[:1]),
-                                                                                     take.frames[:-1]])
-    return np.asarray(take.pitches)[np.nonzero(starts)[1]]
+def note_ons(frames: np.ndarray, struck: np.ndarray | None, pitches) -> np.ndarray:
+    """MIDI note numbers of the notes a take of ``frames (T, P)`` started (``struck``, for a model of onsets)."""
+    starts = struck if struck is not None else frames & ~np.vstack([np.zeros_like(frames[:1]), frames[:-1]])
+    return np.asarray(pitches)[np.nonzero(starts)[1]]
 
 
 def held_out(ckpt, songs: Path) -> list:
@@ -76,7 +75,7 @@ def play(ckpt, rolls, key, scale, strength, seed):
     """Quality of the takes in ``key`` at ``strength``, and the note-ons they played."""
     played = []
     report = measure_quality(ckpt, rolls, seed=seed, key=key, scale=scale, key_strength=strength,
-                             on_take=lambda take: played.append(note_ons(take)))
+                             on_take=lambda frames, struck: played.append(note_ons(frames, struck, ckpt.pitches)))
     return report, np.concatenate(played) if played else np.zeros(0, int)
 
 

@@ -198,31 +198,24 @@ def test_the_model_row_measures_what_the_takes_play(motif_rolls, monkeypatch):
     played = []
 
     def replay(source):
-        def render_take(checkpoint, z_path, steps, out=None, settings=None):
-            played.append((z_path(0), settings))
-            frames = source[len(played) % len(source)][:steps]
+        def play_takes(checkpoint, zs, steps, seed=0, hop=None, density=0.5, temperature=1.0, lean=None):
+            played.append((zs, density, temperature))
+            clips = [source[k % len(source)][:steps] for k in range(len(zs))]
+            return [(np.pad(c, ((0, steps - len(c)), (0, 0))), None) for c in clips]  # a model of the binary roll
 
-            class Take:
-                pass
+        return play_takes
 
-            take = Take()
-            take.frames = np.pad(frames, ((0, steps - len(frames)), (0, 0)))
-            take.struck = None  # a model of the binary roll
-            return take
+    import vrae_live.measure.steering as steering
 
-        return render_take
-
-    import vrae_live.offline.render as render
-
-    monkeypatch.setattr(render, "render_take", replay(rolls))
+    monkeypatch.setattr(steering, "play_takes", replay(rolls))
     echo = measure_quality(ckpt, rolls, takes=8, take_beats=32, density=0.3, temperature=0.5)
-    assert {(s.density, s.temperature) for _, s in played} == {(0.3, 0.5)}
-    assert len({s.seed for _, s in played}) == 8  # each take its own dice
-    assert len({tuple(z) for z, _ in played}) == 8  # and its own point of the pad
+    [(zs, density, temperature)] = played  # the takes played together, as voices of one stream
+    assert (density, temperature) == (0.3, 0.5)
+    assert len({tuple(z) for z in zs}) == 8  # each take its own point of the pad
     assert echo.overall > echo.floor_overall
     assert echo.overall > 0.8 * echo.ceiling_overall
 
-    monkeypatch.setattr(render, "render_take", replay([np.zeros_like(r) for r in rolls]))
+    monkeypatch.setattr(steering, "play_takes", replay([np.zeros_like(r) for r in rolls]))
     silent = measure_quality(ckpt, rolls, takes=4)
     assert silent.overall < silent.floor_overall
     assert not silent.plays_like_the_songs

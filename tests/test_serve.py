@@ -22,8 +22,10 @@ from vrae_live.data.corpus import prepare_data
 from vrae_live.measure.seams import measure_seams, note_starts
 from vrae_live.measure.steering import measure_steering, play_takes
 from vrae_live.models import model_for
+from vrae_live.offline.render import TakeSettings, fixed_path, render_take
 from vrae_live.pad import LatentPlane
 from vrae_live.play.demo import DemoPath
+from vrae_live.play.key import lean_for
 from vrae_live.play.stream import live_hop
 from vrae_live.testing.fake_time import FakeTime
 from vrae_live.testing.jack import MidiDump
@@ -331,3 +333,20 @@ def test_takes_played_together_are_the_takes_played_alone(checkpoint_dir):
         alone, _ = play_takes(ckpt, [z], 96, seed=5 + k)[0]
         assert np.array_equal(together[k][0], alone), k
     assert not np.array_equal(together[0][0], together[2][0])  # the same z, its own dice
+
+
+def test_takes_played_together_are_the_takes_render_take_plays(checkpoint_dir):
+    """What the measures play is what `generate` writes: voice k of the batch, in a key, is the take
+    rendered through serve's Performer seeded seed + k, at the same density and temperature."""
+    ckpt = load_checkpoint(checkpoint_dir)
+    plane = ckpt.latent_plane()
+    zs = [plane.z_at(0.2, 0.7), plane.z_at(0.8, 0.3)]
+    lean = lean_for(ckpt.pitches, 0, 2, "minor", 0.9)
+    together = play_takes(ckpt, zs, 80, seed=3, density=0.6, temperature=0.8, lean=lean)
+    for k, z in enumerate(zs):
+        settings = TakeSettings(density=0.6, temperature=0.8, seed=3 + k, key=2, scale="minor", key_strength=0.9)
+        alone = render_take(ckpt, fixed_path(z), 80, settings=settings)
+        assert np.array_equal(together[k][0], alone.frames), k
+        assert alone.frames.any(), k
+    unleaned = play_takes(ckpt, zs, 80, seed=3, density=0.6, temperature=0.8)
+    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(together, unleaned))  # the key did lean

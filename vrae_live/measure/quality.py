@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from ..checkpoint import Checkpoint
     from ..config import FrameTiming
     from ..data.corpus import Song
-    from ..offline.render import Take
 
 SEGMENT_BEATS = 8
 FS_BPM = 120.0  # the tempo at which a model on seconds is cut into beats
@@ -369,22 +368,27 @@ class QualityReport:
 def measure_quality(checkpoint: "Checkpoint", rolls: Sequence[np.ndarray], takes: int = TAKES,
                     take_beats: int = TAKE_BEATS, seed: int = 0, density: float = 0.5,
                     temperature: float = 1.0, splits: int = SPLITS, key: int | None = None, scale: str = "major",
-                    key_strength: float = DEFAULT_KEY_STRENGTH, on_take: Callable[["Take"], None] | None = None) -> QualityReport:
+                    key_strength: float = DEFAULT_KEY_STRENGTH,
+                    on_take: Callable[[np.ndarray, np.ndarray | None], None] | None = None) -> QualityReport:
     """The model, the songs' ceiling and random notes, each against the songs ``rolls``.
 
     ``rolls``: one roll ``(T, P)`` per song on the checkpoint's pitches and frame timing, binary,
     or :func:`marked` with the songs' onsets for a model of onsets.
     The model plays ``takes`` takes of ``take_beats`` beats, each at a point drawn uniformly on
-    the pad (seeded by ``seed``) through the stream and gate ``serve`` plays (``render_take``,
-    from a cold start, at ``density`` and ``temperature``); silent segments of a take count.
+    the pad (seeded by ``seed``) through the stream and gate ``serve`` plays, from a cold start,
+    at ``density`` and ``temperature``: take k is the take ``render_take`` plays seeded ``seed + k``,
+    all decoded together as voices of one stream (``steering.play_takes``); silent segments of a
+    take count.
     The ceiling splits the songs in two halves at random (``seed``), each half the reference of
     the other, and averages both directions of ``splits`` splits (one split's figure moves by up
     to 0.03 with the seed on 43 chorales). The songs' segments are thinned at random to
     ``MAX_SEGMENTS``. ValueError when no song has a segment of 8 beats.
     ``key``, ``scale``, ``key_strength``: the takes play in key (``play/key.py``); ``on_take`` is
-    handed each take as it was played, for a caller that measures more of it.
+    handed each take as it was played, its frames ``(T, P)`` and where its notes start (None for a
+    model of the binary roll), for a caller that measures more of it.
     """
-    from ..offline.render import TakeSettings, fixed_path, render_take
+    from ..play.key import lean_for
+    from .steering import play_takes
 
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -401,15 +405,13 @@ def measure_quality(checkpoint: "Checkpoint", rolls: Sequence[np.ndarray], takes
 
     plane = checkpoint.latent_plane()
     steps = max(frames, round(take_beats * frames / SEGMENT_BEATS))
+    zs = [plane.z_at(*rng.uniform(0.0, 1.0, 2)) for _ in range(takes)]
+    lean = lean_for(pitches, 0, key, scale, key_strength)
     played = []
-    for take in range(takes):
-        z = plane.z_at(*rng.uniform(0.0, 1.0, 2))
-        settings = TakeSettings(density=density, temperature=temperature, seed=seed + take, key=key, scale=scale,
-                                key_strength=key_strength)
-        take = render_take(checkpoint, fixed_path(z), steps, settings=settings)
+    for sound, struck in play_takes(checkpoint, zs, steps, seed, density=density, temperature=temperature, lean=lean):
         if on_take is not None:
-            on_take(take)
-        played.append(segments_of(marked(take.frames, take.struck), frames, keep_silent=True))
+            on_take(sound, struck)
+        played.append(segments_of(marked(sound, struck), frames, keep_silent=True))
     takes_set = SegmentSet.of(played, pitches, sixteenth)
     model = overlaps(takes_set, reference)
 
