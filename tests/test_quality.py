@@ -198,7 +198,7 @@ def test_the_model_row_measures_what_the_takes_play(motif_rolls, monkeypatch):
     played = []
 
     def replay(source):
-        def play_takes(checkpoint, zs, steps, seed=0, hop=None, density=0.5, temperature=1.0, lean=None):
+        def play_takes(checkpoint, zs, steps, seed=0, hop=None, density=0.5, temperature=1.0, **key):
             played.append((zs, density, temperature))
             clips = [source[k % len(source)][:steps] for k in range(len(zs))]
             return [(np.pad(c, ((0, steps - len(c)), (0, 0))), None) for c in clips]  # a model of the binary roll

@@ -25,7 +25,6 @@ from vrae_live.models import model_for
 from vrae_live.offline.render import TakeSettings, fixed_path, render_take
 from vrae_live.pad import LatentPlane
 from vrae_live.play.demo import DemoPath
-from vrae_live.play.key import lean_for
 from vrae_live.play.stream import live_hop
 from vrae_live.testing.fake_time import FakeTime
 from vrae_live.testing.jack import MidiDump
@@ -341,8 +340,7 @@ def test_takes_played_together_are_the_takes_render_take_plays(checkpoint_dir):
     ckpt = load_checkpoint(checkpoint_dir)
     plane = ckpt.latent_plane()
     zs = [plane.z_at(0.2, 0.7), plane.z_at(0.8, 0.3)]
-    lean = lean_for(ckpt.pitches, 0, 2, "minor", 0.9)
-    together = play_takes(ckpt, zs, 80, seed=3, density=0.6, temperature=0.8, lean=lean)
+    together = play_takes(ckpt, zs, 80, seed=3, density=0.6, temperature=0.8, key=2, scale="minor", key_strength=0.9)
     for k, z in enumerate(zs):
         settings = TakeSettings(density=0.6, temperature=0.8, seed=3 + k, key=2, scale="minor", key_strength=0.9)
         alone = render_take(ckpt, fixed_path(z), 80, settings=settings)

@@ -240,6 +240,13 @@ class Checkpoint:
         checkpoint that does not say."""
         return int(self.training.get("polyphony") or DEFAULT_POLYPHONY)
 
+    @property
+    def songs_key(self) -> int:
+        """The key signature (0..11, 0 is C major or A minor) most of the training windows keep to
+        (``models/keys.songs_key``): what a decoder told the key plays in unless given one; C for a
+        checkpoint that does not say."""
+        return int(self.training.get("key") or 0)
+
     def song_names(self, split: Literal["training", "validation"]) -> list[str]:
         """The songs the model was trained on, or held out to validate it; none without a summary."""
         return list(self.training.get("train_songs" if split == "training" else "val_songs", []))
@@ -346,7 +353,7 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
         weights = load_file(weights_path)
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{weights_path}: damaged ({err})") from err
-    model = model_for(config, len(pitches))
+    model = model_for(config, pitches)
     try:
         model.load_state_dict(weights)
     except RuntimeError as err:

@@ -221,6 +221,9 @@ class ModelConfig:
     # VRAE only, with components > 1: > 0: the K frames' logits are read from this many numbers of the
     # decoder's state, not from the whole state (a cheaper output layer, models/mixture.py); 0: the whole state
     mixture_rank: Annotated[Int, Ge(0)] = 0
+    # VRAE only: the decoder is told each window's key (a key signature, models/keys.py) beside its code, and
+    # live the key to play in (serve --key, or its songs' most common key), so the code need not carry it
+    key_input: Bool = False
     # VRNN only:
     features: Annotated[Int, Ge(1)] = 100  # width of phi_x, phi_z and of the prior, posterior and generation networks
 
@@ -385,7 +388,7 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 # Model settings of the VRAE's code and decoder, and their values off.
-VRAE_ONLY = {"pad_axes": (), "components": 1, "mixture_rank": 0}
+VRAE_ONLY = {"pad_axes": (), "components": 1, "mixture_rank": 0, "key_input": False}
 
 
 def load_config(preset: str | None = None, overrides: Mapping[str, Any] | None = None) -> Config:

@@ -12,7 +12,7 @@ import click
 
 from ..errors import VraeLiveError
 from ..measure.quality import TAKES as QUALITY_TAKES
-from ..play.key import DEFAULT_KEY_STRENGTH
+from ..play.key import DEFAULT_KEY_STRENGTH, key_name
 from .options import FiniteRange, device_option, key_options, seed_option, workers_option
 
 log = logging.getLogger("vrae_live")
@@ -74,6 +74,9 @@ def _pitch_range(ctx, param, value):
 @click.option("--mixture-rank", type=click.IntRange(min=0),
               help="With --components > 1: the frames' chances are read from this many numbers of the decoder's "
                    "state, a cheaper output layer (0: from the whole state).")
+@click.option("--key-input/--no-key-input", default=None,
+              help="The decoder is told each window's key beside its code, and live the key to play in (--key, or the "
+                   "key most of the songs are in), so the same point of the pad plays in one key.")
 @click.option("--reverse-input/--no-reverse-input", default=None, help="The encoder reads each window backwards.")
 @click.option("--z-every-step/--no-z-every-step", default=None,
               help="Feed z to the decoder at every step, not only its first state.")
@@ -343,7 +346,9 @@ def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool, songs_dir
                            else "each pitch sounding or not (the paper's binary roll; a repeated note is one long note)")
         + ("; fed with the meter (the step's place in the beat and the bar)" if d.fed_meter else "")
         + (f"; a frame's notes drawn together, from one of {c.model.components} frames the decoder offers"
-           if c.model.components > 1 else ""),
+           if c.model.components > 1 else "")
+        + (f"; the decoder is told the key, live {key_name(ckpt.songs_key, 'major')}'s signature unless --key says "
+           "another (most of its songs' windows are in it)" if c.model.key_input else ""),
     ]
     t = ckpt.training
     if t:

@@ -387,7 +387,6 @@ def measure_quality(checkpoint: "Checkpoint", rolls: Sequence[np.ndarray], takes
     handed each take as it was played, its frames ``(T, P)`` and where its notes start (None for a
     model of the binary roll), for a caller that measures more of it.
     """
-    from ..play.key import lean_for
     from .steering import play_takes
 
     started = time.perf_counter()
@@ -406,9 +405,9 @@ def measure_quality(checkpoint: "Checkpoint", rolls: Sequence[np.ndarray], takes
     plane = checkpoint.latent_plane()
     steps = max(frames, round(take_beats * frames / SEGMENT_BEATS))
     zs = [plane.z_at(*rng.uniform(0.0, 1.0, 2)) for _ in range(takes)]
-    lean = lean_for(pitches, 0, key, scale, key_strength)
     played = []
-    for sound, struck in play_takes(checkpoint, zs, steps, seed, density=density, temperature=temperature, lean=lean):
+    for sound, struck in play_takes(checkpoint, zs, steps, seed, density=density, temperature=temperature, key=key,
+                                    scale=scale, key_strength=key_strength):
         if on_take is not None:
             on_take(sound, struck)
         played.append(segments_of(marked(sound, struck), frames, keep_silent=True))

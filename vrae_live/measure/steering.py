@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from ..checkpoint import Checkpoint
-from ..play.key import Lean
+from ..play.key import DEFAULT_KEY_STRENGTH, lean_for, signature
 from ..play.stream import live_stream
 
 CORNERS = ((0.1, 0.1), (0.9, 0.9), (0.1, 0.9), (0.9, 0.1))  # two opposite pairs, inset from the edge
@@ -48,13 +48,13 @@ def music_features(frames: np.ndarray, pitches: np.ndarray) -> np.ndarray:
 
 
 def play_takes(checkpoint: Checkpoint, zs: Sequence[np.ndarray], frames: int, seed: int = 0,
-               hop: int | None = None, density: float = 0.5, temperature: float = 1.0,
-               lean: Lean | None = None) -> list[tuple[np.ndarray, np.ndarray | None]]:
+               hop: int | None = None, density: float = 0.5, temperature: float = 1.0, key: int | None = None,
+               scale: str = "major", key_strength: float = DEFAULT_KEY_STRENGTH) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """Takes at fixed codes ``zs``, each from a cold start: take k is voice k of one stream seeded
     ``seed``, all decoded together, a step a frame for every take, as ``serve`` decodes its voices.
     The gate draws take k's notes as it would a take of its own seeded ``seed + k`` (a VRNN's own
     noise is drawn for the batch), and the take is the one ``render_take`` plays at the same z,
-    seed, ``density``, ``temperature`` and key (``lean``: ``key.lean_for`` of the key, or None).
+    seed, ``density``, ``temperature``, ``key``, ``scale`` and ``key_strength`` (``play/key.py``).
     Each take's frames ``(T, P)`` bool, and where its notes start ``(T, P)`` for a model of onsets
     (else None)."""
     stream = live_stream(checkpoint, hop, seed=seed, voices=len(zs))
@@ -62,7 +62,11 @@ def play_takes(checkpoint: Checkpoint, zs: Sequence[np.ndarray], frames: int, se
         stream.start(k)
     codes = dict(enumerate(zs))
     densities = dict.fromkeys(codes, density)
+    lean = lean_for(checkpoint.pitches, 0, key, scale, key_strength)
     leans = dict.fromkeys(codes, lean) if lean is not None else None
+    if key is not None:
+        for k in codes:
+            stream.set_key(k, signature(key, scale))
     decoded = [stream.step(codes, densities, temperature=temperature, leans=leans) for _ in range(frames)]
     takes = []
     for k in codes:

@@ -1,6 +1,8 @@
 """Models: one interface (encode, loss_terms, importance_weighted_bound, initial_state /
 logits / advance, generate) for the VRAE, the VRNN and a plain RNN baseline."""
 
+from typing import Sequence
+
 from torch import nn
 
 from ..config import Config, ModelConfig
@@ -25,12 +27,19 @@ def build_model(n_columns: int, config: ModelConfig, n_inputs: int | None = None
         raise ConfigError(f"--components is for the vrae's decoder; the {config.model} draws each column on its own")
     if config.mixture_rank and config.model != "vrae":
         raise ConfigError(f"--mixture-rank is for the vrae's decoder; the {config.model} draws each column on its own")
+    if config.key_input and config.model != "vrae":
+        raise ConfigError(f"--key-input is for the vrae's decoder, told a window's key beside its one code; not the {config.model}")
     return cls(n_columns, config, n_inputs)
 
 
-def model_for(config: Config, pitches: int) -> nn.Module:
-    """The model of ``config`` (its model and data settings) for ``pitches`` pitches."""
-    return build_model(config.data.columns(pitches), config.model, config.data.inputs(pitches))
+def model_for(config: Config, pitches: int | Sequence[int]) -> nn.Module:
+    """The model of ``config`` (its model and data settings) for ``pitches``: the MIDI pitches of its
+    columns, or how many (a decoder told the key then has no key to find until ``set_pitches``)."""
+    count = pitches if isinstance(pitches, int) else len(pitches)
+    model = build_model(config.data.columns(count), config.model, config.data.inputs(count))
+    if not isinstance(pitches, int) and hasattr(model, "set_pitches"):
+        model.set_pitches(pitches)
+    return model
 
 
 __all__ = ["MODELS", "RNN", "VRAE", "VRNN", "LossTerms", "build_model", "gaussian_kl"]

@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
+from .keys import KEYS, key_columns, window_keys
 from .mixture import chosen_logits, frames_nll, marginal_logits
 from .whitening import BatchWhitening
 
@@ -142,8 +143,13 @@ class VRAE(FrameModel):
         self.mu_norm = None
         if config.mu_batchnorm > 0:
             self.mu_norm = BatchWhitening(latent) if config.mu_whiten else nn.BatchNorm1d(latent, affine=False)
-        self.to_h0 = nn.Linear(latent, 2 * h if self.is_lstm else h)  # W_z, b_z
-        self.decoder = cell(self.n_inputs + (latent if config.z_every_step else 0), h, batch_first=True)  # W_x, W_dec, b_dec
+        # with key_input, the decoder's code is z and the window's key, one-hot (keys.py): what h_0 and each step see
+        self.keyed = config.key_input
+        code = latent + (KEYS if self.keyed else 0)
+        self.to_h0 = nn.Linear(code, 2 * h if self.is_lstm else h)  # W_z, b_z
+        self.decoder = cell(self.n_inputs + (code if config.z_every_step else 0), h, batch_first=True)  # W_x, W_dec, b_dec
+        # the pitch classes of the frame's columns, to find a window's key (set_pitches); not saved with the weights
+        self.register_buffer("pitch_classes", torch.zeros(0, dtype=torch.long), persistent=False)
         # W_out, b_out; with a mixture (mixture.py), K frames' logits and the components' weights. With a
         # mixture_rank r, W_out is the product of an (r, H) and a (K * C, r) matrix: its cost grows with r, not H
         k, rank = config.components, config.mixture_rank
@@ -159,6 +165,23 @@ class VRAE(FrameModel):
     @property
     def latent_size(self) -> int:
         return self.config.latent
+
+    def set_pitches(self, pitches) -> None:
+        """The MIDI pitches of the frame's columns, in order: a decoder told the key finds each window's from them."""
+        self.pitch_classes = torch.as_tensor(list(pitches), dtype=torch.long, device=self.to_h0.weight.device) % 12
+
+    def code(self, z: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """What the decoder is given for ``z (B, L)`` in keys ``(B,)``: z itself, or z and the key's columns."""
+        return torch.cat([z, key_columns(keys, z.dtype).to(z.device)], -1) if self.keyed else z
+
+    def coded(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``code`` for windows ``x (B, T, C)`` in the keys their notes keep to (``keys.window_keys``);
+        ``z`` as it is where it already is a code (or the decoder is not told the key)."""
+        if not self.keyed or z.shape[-1] != self.config.latent:
+            return z
+        if len(self.pitch_classes) == 0:
+            raise ValueError("a decoder told the key needs its pitches: set_pitches()")
+        return self.code(z, window_keys(x[..., :len(self.pitch_classes)], self.pitch_classes))
 
     @property
     def z_fed_every_step(self) -> bool:
@@ -221,7 +244,8 @@ class VRAE(FrameModel):
     # -- decoder ---------------------------------------------------------------
 
     def initial_state(self, z: torch.Tensor) -> State:
-        """``z (B, L)`` to the decoder's h_0 = tanh(W_z z + b_z), shaped ``(1, B, H)``."""
+        """``z (B, L)`` (a ``code`` of it, for a decoder told the key) to the decoder's h_0 = tanh(W_z z + b_z),
+        shaped ``(1, B, H)``."""
         h0 = torch.tanh(self.to_h0(z)).unsqueeze(0)
         if self.is_lstm:
             h, c = h0.chunk(2, dim=-1)
@@ -257,7 +281,9 @@ class VRAE(FrameModel):
         return state
 
     def decode_states(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced decoder states ``(B, T, H)`` h_0 .. h_{T-1} of frames ``x (B, T, P)`` given ``z (B, L)``."""
+        """Teacher-forced decoder states ``(B, T, H)`` h_0 .. h_{T-1} of frames ``x (B, T, P)`` given ``z (B, L)``
+        (for a decoder told the key, in the key of ``x`` unless ``z`` is already a ``code``)."""
+        z = self.coded(z, x)
         state = self.initial_state(z)
         h0 = state[0] if self.is_lstm else state  # (1, B, H)
         out, _ = self._run_decoder(x[:, :-1], z, state)  # (B, T-1, H): h_1 .. h_{T-1}, fed x_0 .. x_{T-2}
@@ -269,7 +295,7 @@ class VRAE(FrameModel):
 
     def reconstruction_nll(self, z: torch.Tensor, x: torch.Tensor, fed: torch.Tensor | None = None) -> torch.Tensor:
         """-log p(x|z) in nats ``(B,)``, teacher-forced on ``fed`` (default ``x``), summed over time and columns."""
-        states = self.decode_states(z, x if fed is None else fed)
+        states = self.decode_states(self.coded(z, x), x if fed is None else fed)  # the key of x, not of what is fed
         return frames_nll(*self._output(states), x[..., :self.n_columns]).sum(1)
 
     # -- objective -------------------------------------------------------------

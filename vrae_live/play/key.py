@@ -85,10 +85,16 @@ def parse_scale(name: str) -> str:
     return text
 
 
+def signature(key: int, scale: str) -> int:
+    """The major key with the key signature of ``key`` in ``scale`` (A minor and D dorian: 0, C major's):
+    what a decoder told the key is told (``models/keys.py``)."""
+    return (key + _SIGNATURE.get(scale, 0)) % 12
+
+
 def key_name(key: int, scale: str) -> str:
     """``Eb major``, ``D# minor``, ``C minor``: the tonic spelt as the key signature spells it (flats
     where the major key of the same signature is F, Bb, Eb, Ab or Db)."""
-    flats = (key + _SIGNATURE.get(scale, 0)) % 12 in _FLAT_MAJORS
+    flats = signature(key, scale) in _FLAT_MAJORS
     return f"{(FLAT_NAMES if flats else NOTE_NAMES)[key]} {scale}"
 
 

@@ -69,6 +69,7 @@ if TYPE_CHECKING:
 DENSITY_RANGE = 4.0  # logits added at density 0 or 1 (0.5 adds none)
 REANCHOR_SHARE = 0.02  # a pad move of this share of the pad's diagonal re-anchors an h_0-only model mid-hop
 DRAW_ROWS = 64  # frames of draws buffered per voice
+_KEY_COLUMNS = np.eye(12)  # a key signature's one-hot columns, for a decoder told the key
 _JOINS = (None, "hop", "move")  # a voice's join code this step: 0 runs on, 1 a window on the grid, 2 re-anchored
 _RUN, _HOP, _MOVE = 0, 1, 2
 
@@ -140,7 +141,8 @@ class Stream:
 
     def __init__(self, model: Decoder, window: int, hop: int, voices: int = 1,
                  settings: NoteSettings | None = None, blend: int | None = None, seed: int = 0,
-                 reanchor_distance: float = 0.0, onsets: bool = False, meter: tuple[int, int] | None = None):
+                 reanchor_distance: float = 0.0, onsets: bool = False, meter: tuple[int, int] | None = None,
+                 key: int = 0):
         if not 1 <= hop <= window:
             raise ValueError(f"hop must be 1..window ({window}), not {hop}")
         if voices < 1:
@@ -168,6 +170,10 @@ class Stream:
         self.frame = 0  # steps taken: the shared hop grid's clock
         # a model of the meter: (steps a beat, steps a bar), and the step of the song at frame 0 (align())
         self.meter, self.first_step = meter, 0
+        # a decoder told the key (models/keys.py): the key signature each voice plays in, `key` unless set_key
+        self.keyed = bool(getattr(model, "keyed", False))
+        self.key = key
+        self._keys = np.full(voices, key, np.int64)
         self.model_calls = 0  # batched calls to the model, for tests and the benchmark
         # every voice's part of the stream, one row a voice
         self._started = np.zeros(voices, bool)
@@ -208,6 +214,11 @@ class Stream:
         self.voices[k] = None
         self._started[k] = False
         self._active = np.flatnonzero(self._started)
+
+    def set_key(self, k: int, key: int | None) -> None:
+        """Voice ``k`` plays in key signature ``key`` (0..11, 0 is C major or A minor; None: the stream's
+        own) from its next frame, for a decoder told the key; a decoder that is not, plays as it would."""
+        self._keys[k] = self.key if key is None else int(key) % 12
 
     def active(self) -> list[int]:
         return self._active.tolist()
@@ -301,6 +312,8 @@ class Stream:
             self.frame += 1
             return {}
         z = np.array([zs[k] for k in order], dtype=np.float64)  # (B, L)
+        if self.keyed:  # the decoder's code: z and the voice's key (a new key reaches the next frame, as a new z)
+            z = np.concatenate([z, _KEY_COLUMNS[self._keys[active]]], axis=1)
         densities = densities or {}
         bias = np.array([density_bias(densities.get(k, 0.5)) for k in order])  # (B,)
         if self._anchor_z is None:
@@ -505,4 +518,5 @@ def live_stream(checkpoint: "Checkpoint", hop: int | None = None, notes: NoteSet
     meter = (data.steps_per_beat, bar_steps(checkpoint.bar_quarters, data.steps_per_beat)) if data.fed_meter else None
     notes = (notes or NoteSettings()).for_songs(checkpoint.polyphony)
     return Stream(checkpoint.model, data.window, live_hop(checkpoint, hop), voices, notes, seed=seed,
-                  reanchor_distance=reanchor_distance(checkpoint), onsets=data.onsets, meter=meter)
+                  reanchor_distance=reanchor_distance(checkpoint), onsets=data.onsets, meter=meter,
+                  key=checkpoint.songs_key)

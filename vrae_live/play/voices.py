@@ -29,7 +29,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from ..pad import Glide, LatentPlane
-from .key import Lean, lean_for
+from .key import Lean, lean_for, signature
 from .notes import NoteEmitter, NoteEvent, NoteSettings
 from .state import ControlState, Voice
 from .stream import DecodedFrame, Stream
@@ -202,6 +202,8 @@ class VoiceBank:
             return lean, False
         lean = lean_for(self.pitches, voice.transpose, voice.key, voice.scale, state.key_strength, state.chord)
         self._leans[k] = (now, lean)
+        # a decoder told the key plays in the key of the notes sent, before the voice's transpose
+        self.stream.set_key(k, None if voice.key is None else signature(voice.key - voice.transpose, voice.scale))
         return lean, bool(asked) and now[:3] != asked[:3]
 
     def _target(self, k: int, voice: Voice) -> np.ndarray:

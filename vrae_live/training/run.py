@@ -57,6 +57,7 @@ def run_summary(trainer: "Trainer", interrupted: bool) -> dict[str, Any]:
         "copy_bound": trainer.copy_bound,
         "bar_quarters": d.bar_quarters,  # the training songs' most common bar (data/meter.py)
         "polyphony": d.polyphony,  # the notes at once they keep to (data/corpus.songs_polyphony): the gate's limit
+        "key": trainer.songs_key,  # the key signature most of their windows keep to (models/keys.py): the live key
         "seconds": round(p.seconds, 2),
         "device": str(trainer.device),
         "processes": trainer.world.size,

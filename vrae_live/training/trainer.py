@@ -36,6 +36,7 @@ from ..config import Config
 from ..data.corpus import TrainingData
 from ..errors import CheckpointError, ConfigError, TrainingError
 from ..models import model_for
+from ..models.keys import songs_key
 from ..pad import latent_plane
 from ..songmap import map_of_windows
 from .aggressive import EncoderCatchUp
@@ -98,7 +99,7 @@ class Trainer:
         self.stop_requested = False
         self.progress = Progress()
         torch.manual_seed(config.train.seed)
-        self.model = model_for(config, len(data.pitches)).to(self.device)
+        self.model = model_for(config, data.pitches).to(self.device)
         self.ddp = self.world.ddp(self.model)  # under torchrun: the model's loss_terms, wrapped
         self.autocast = lambda: autocast(config.train.precision, self.device)
         t = config.train
@@ -119,6 +120,7 @@ class Trainer:
         self.copy_bound = copy_bound(  # the figure to beat: copying the last frame, where the bound is measured
             self.measured_train.x[..., :columns], (self.measured_val or self.measured_train).x[..., :columns],
             len(data.pitches))
+        self.songs_key = songs_key(self.measured_train.x, data.pitches)  # what a decoder told the key plays in live
         # Under torchrun a last batch too small to share among the processes is left out (World.min_batch).
         self.min_batch = self.world.min_batch(self.model)
         full, last = divmod(len(self.batches), t.batch_size)
@@ -429,8 +431,9 @@ class Trainer:
         started = time.perf_counter()
         was_training = self.model.training
         try:
-            figures = self.pad_check(Checkpoint(self.model, self.config, list(self.data.pitches),
-                                                {"latent_plane": plane}), self.progress.checked_weakest)
+            meta = {"latent_plane": plane, "training": {"key": self.songs_key}}  # a decoder told the key plays in it
+            figures = self.pad_check(Checkpoint(self.model, self.config, list(self.data.pitches), meta),
+                                     self.progress.checked_weakest)
         finally:
             self.model.train(was_training)
         self.progress.checked_weakest.append(figures["steering_weaker"])
