@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from click.testing import CliRunner
 
 from vrae_live.checkpoint import load_checkpoint

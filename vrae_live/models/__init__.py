@@ -28,7 +28,7 @@ def build_model(n_columns: int, config: ModelConfig, n_inputs: int | None = None
     if config.mixture_rank and config.model != "vrae":
         raise ConfigError(f"--mixture-rank is for the vrae's decoder; the {config.model} draws each column on its own")
     if config.key_input and config.model != "vrae":
-        raise ConfigError(f"--key-input is for the vrae's decoder, told a window's key beside its one code; not the {config.model}")
+        raise ConfigError(f"--key-input is for the vrae, whose decoder is told a window's key; not the {config.model}")
     return cls(n_columns, config, n_inputs)
 
 
