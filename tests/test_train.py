@@ -330,6 +330,16 @@ def test_the_pad_check_is_given_the_earlier_checks_and_they_survive_a_resume(son
     assert [row["steers"] for row in read_metrics(tmp_path / "run")] == [False, True, True, True]
 
 
+def test_the_pad_check_plays_the_model_as_serve_will(songs_dir, tmp_path):
+    """In the songs' bar, as many notes at once as they keep to, and in their key (for a decoder told it)."""
+    checked = []
+    trainer = make_trainer(songs_dir, tmp_path / "run", epochs=2)
+    trainer.data.bar_quarters, trainer.data.polyphony = 3.0, 2  # a waltz in two voices
+    trainer.pad_check = lambda checkpoint, earlier: checked.append(checkpoint) or {"steering_weaker": 1.0, "seams": 1.0}
+    trainer.fit()
+    assert checked and all((c.bar_quarters, c.polyphony, c.songs_key) == (3.0, 2, trainer.songs_key) for c in checked)
+
+
 def test_the_encoder_catches_up_alone_in_the_first_quarter_of_the_run(songs_dir, tmp_path):
     """Aggressive training of the encoder (He et al. 2019): its own steps move q(z|x) and leave the
     decoder as it was, and they come before the steps of the first quarter of the run only."""

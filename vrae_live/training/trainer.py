@@ -431,7 +431,9 @@ class Trainer:
         started = time.perf_counter()
         was_training = self.model.training
         try:
-            meta = {"latent_plane": plane, "training": {"key": self.songs_key}}  # a decoder told the key plays in it
+            # played as serve will play it: in the songs' bar, notes at once and key (for a decoder told the key)
+            songs = {"bar_quarters": self.data.bar_quarters, "polyphony": self.data.polyphony, "key": self.songs_key}
+            meta = {"latent_plane": plane, "training": songs}
             figures = self.pad_check(Checkpoint(self.model, self.config, list(self.data.pitches), meta),
                                      self.progress.checked_weakest)
         finally:
