@@ -1,9 +1,12 @@
 """Following chords on a real JACK server: a separate JACK client holds chords on `vrae-live follow`
 while `serve --key C --key-strength 1 --follow` plays, and another records both, as a DAW would:
 every note-on is in the key or the chord held, a chord's own notes come in the frame decoded after
-it arrives, and nothing hangs at a change or at the stop."""
+it arrives, and nothing hangs at a change or at the stop. And a decoder told the key (`--key-input`)
+plays in the key serve is given, and in the one /vrae/key sends while it plays."""
 
 from __future__ import annotations
+
+import subprocess
 
 import pytest
 import torch
@@ -115,3 +118,49 @@ def test_serve_follows_the_chords_held_on_its_follow_input(jack_server, eager_ch
     assert set(before) <= C_MAJOR
     assert hanging(played(events)) == set()
     assert "chord changes" in daemon.output, daemon.output
+
+
+@pytest.fixture(scope="module")
+def tonic_checkpoint(tmp_path_factory):
+    """A VRAE told the key whose frame is its key's tonic alone, from the octave above middle C; its songs
+    were in G major."""
+    config = load_config(None, {"hidden": 12, "latent": 2, "z_every_step": True, "key_input": True,
+                                "steps_per_beat": 4})
+    model = model_for(config, list(range(60, 72)))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.to_h0.weight[:, 2:] = 5 * torch.eye(12)  # h_0 is the key, and so is every step's state
+        model.decoder.weight_ih_l0[:, 12 + 2:] = 5 * torch.eye(12)
+        model.to_logits.weight.copy_(40 * torch.eye(12))
+        model.to_logits.bias.fill_(-20.0)
+    return save_checkpoint(tmp_path_factory.mktemp("tonic") / "model", model.eval(), config, list(range(60, 72)),
+                           {"training": {"key": 7}})
+
+
+@pytest.mark.slow
+@pytest.mark.jack
+def test_serve_tells_a_decoder_told_the_key_the_key_it_is_given(jack_server, tonic_checkpoint):
+    """--key D --scale minor reaches the decoder (F major's signature: it holds F), and the keys /vrae/key
+    sends while it plays, from an independent OSC client: A (minor: C major's signature, so C), then D again."""
+    daemon = ServeProcess(tonic_checkpoint, "--key", "D", "--scale", "minor", env=jack_server.env)
+
+    def send_key(name: str) -> None:
+        subprocess.run(["oscsend", "127.0.0.1", str(daemon.osc_port), "/vrae/key", "s", name], check=True)
+
+    try:
+        assert "told the key: G major's signature unless --key says another" in daemon.output, daemon.output
+        with MidiDump(PORT) as dump:  # F sounds already, held since serve started
+            send_key("A")
+            dump.wait_until(lambda ev: [e.data[1] for e in note_ons(ev)] == [60], timeout=30)
+            send_key("D")
+            dump.wait_until(lambda ev: [e.data[1] for e in note_ons(ev)] == [60, 65], timeout=30)
+            daemon.proc.terminate()
+            assert daemon.wait(timeout=30) == 0, daemon.output
+            events = dump.wait_until(lambda ev: all_notes_off(ev), timeout=10)
+    finally:
+        daemon.kill()
+    offs = [e.data[1] for e in events if e.data[0] & 0xF0 == 0x80 or (e.data[0] & 0xF0 == 0x90 and e.data[2] == 0)]
+    assert offs[:2] == [65, 60]  # the F that --key D minor played, then the C of A minor
+    assert [e.data[1] for e in note_ons(events)] == [60, 65]  # nothing else
+    assert hanging(events) == set()

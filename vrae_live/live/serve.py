@@ -211,7 +211,9 @@ def _say_what_plays(echo, options, checkpoint_dir, ckpt, performer, ports, serve
     echo(f"model {checkpoint_dir}: {ckpt.config.model.model} latent {ckpt.config.model.latent}, "
          f"{ckpt.timing.describe()}, hop {performer.hop} frames, on {next(ckpt.model.parameters()).device}, "
          f"up to {performer.bank.stream.settings.voice_limit} notes at once"
-         + (" (as its songs)" if options.performance.notes.polyphony == SONGS else ""))
+         + (" (as its songs)" if options.performance.notes.polyphony == SONGS else "")
+         + (f", told the key: {key_name(ckpt.songs_key, 'major')}'s signature unless --key says another"
+            if performer.bank.stream.keyed else ""))
     if options.voice_ports:
         echo(f"MIDI out: {len(ports)} voices on ports " + ", ".join(p.port_name for p in ports)
              + f" ({ports[0].api}), channel {options.channel}")
