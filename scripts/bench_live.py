@@ -13,8 +13,8 @@ decode
     right after a tick, so a frame decoding longer than a period makes the next tick late)
     and the goal "p99 under a quarter of a frame period". The live-2d preset too, with random
     weights: its frames as the binary roll, with onsets and the meter, and with onsets, the meter
-    and a frame's notes drawn together (a mixture of 8), and the median frame of each of the
-    last two against the first's.
+    and a frame's notes drawn together (a mixture of 8), and with the decoder told the key too
+    (``--key-input``), and the median frame of each of the last three against the first's.
 jitter
     ``vrae-live serve --midi-api jack`` as a subprocess, on a private JACK server (dummy
     driver, 48 kHz, 64-frame periods, so the floor is 1.3 ms), received by
@@ -143,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
                       "live-2d, onsets and meter": make_checkpoint("live-2d", Path(tmp) / "onsets", hidden,
                                                                    components=1),
                       "live-2d, notes chosen together": make_checkpoint("live-2d", Path(tmp) / "mixture", hidden,
-                                                                        components=8)}
+                                                                        components=8),
+                      "live-2d, told the key": make_checkpoint("live-2d", Path(tmp) / "keyed", hidden, components=8,
+                                                               key_input=True)}
             decode.run({**ckpts, **frames}, devices, args.hops, compare=tuple(frames))
         if "voices" in parts:
             voices.run(ckpts, devices, args.voice_frames)
