@@ -154,3 +154,16 @@ def test_a_keyed_model_trains_saves_and_tells_its_songs_key(songs_dir, tmp_path)
     assert ckpt.training["key"] == ckpt.songs_key
     info = CliRunner().invoke(main, ["info", str(tmp_path / "run")], catch_exceptions=False).output
     assert f"the decoder is told the key, live {key_name(ckpt.songs_key, 'major')}'s signature" in info
+
+
+def test_a_checkpoint_that_does_not_say_its_songs_key_plays_in_c(tmp_path):
+    from vrae_live.checkpoint import save_checkpoint
+    from vrae_live.play.stream import live_stream
+
+    config = load_config(None, {"hidden": 12, "latent": 2, "z_every_step": True, "key_input": True})
+    model = build_model(12, config.model)
+    save_checkpoint(tmp_path / "model", model.eval(), config, list(range(60, 72)))
+    ckpt = load_checkpoint(tmp_path / "model")
+    assert ckpt.songs_key == 0 and live_stream(ckpt).key == 0
+    save_checkpoint(tmp_path / "told", model.eval(), config, list(range(60, 72)), {"training": {"key": 9}})
+    assert live_stream(load_checkpoint(tmp_path / "told")).key == 9
