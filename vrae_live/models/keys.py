@@ -33,17 +33,18 @@ def _profiles() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack(columns, 1), signatures
 
 
+PROFILES, SIGNATURES = _profiles()  # made once: window_keys runs on every training batch of a decoder told the key
+
+
 def window_keys(frames: torch.Tensor, pitch_classes: torch.Tensor) -> torch.Tensor:
     """The key signature ``(B,)`` (long, 0..11) of each window of ``frames (B, T, P)`` (what sounds,
     0/1), whose columns are pitches of classes ``pitch_classes (P,)``."""
     counts = frames.to(torch.float64).sum(1)  # (B, P)
     classes = torch.zeros(counts.shape[0], KEYS, dtype=torch.float64, device=counts.device)
     classes.index_add_(1, pitch_classes.to(counts.device), counts)  # (B, 12)
-    profiles, signatures = _profiles()
     centred = classes - classes.mean(1, keepdim=True)
-    scores = centred @ profiles.to(counts.device)  # (B, 24): the correlation's numerator; its denominator is one per window
-    best = scores.argmax(1)
-    keys = signatures.to(counts.device)[best]
+    scores = centred @ PROFILES.to(counts.device)  # (B, 24): the correlation's numerator; its denominator is one per window
+    keys = SIGNATURES.to(counts.device)[scores.argmax(1)]
     return torch.where(counts.sum(1) > 0, keys, torch.zeros_like(keys))
 
 
