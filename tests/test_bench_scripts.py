@@ -91,3 +91,23 @@ def test_bench_parse_prints_both_parsers_and_no_difference(tmp_path, capsys):
     assert re.search(rf"symusic: +{NUMBER} files/s/core", out), out
     assert re.search(rf"^ratio = {NUMBER}", out, re.MULTILINE), out
     assert "rolls that differ from pretty_midi's: 0 of 2" in out
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+def test_code_worth_reads_each_window_under_its_own_code_and_another(tmp_path, songs_dir, cell, capsys):
+    from vrae_live.config import load_config
+    from vrae_live.data.corpus import prepare_data
+    from vrae_live.training.trainer import Trainer
+
+    config = load_config("live-2d", {"epochs": 1, "cell": cell, "hidden": 16, "window": 16, "hop": 8, "batch_size": 8,
+                                     "seed": 0})
+    Trainer(config, prepare_data(songs_dir, config.data, seed=0, batch_size=8), tmp_path / "run").fit()
+    assert load_script("code_worth").main([str(tmp_path / "run"), str(songs_dir)]) == 0
+    out = capsys.readouterr().out
+    value = r"(-?\d+\.\d+)"
+    found = re.search(rf"(\d+) training windows; -log p a step {value} under their own codes, {value} under "
+                      rf"another window's: the code is worth {value} nats a step", out)
+    assert found, out
+    own, other, worth = map(float, found.groups()[1:])
+    assert int(found.group(1)) > 1 and own > 0 and worth == pytest.approx(other - own, abs=2e-3)
+    assert ("tanh states past 0.99" in out) == (cell == "rnn")
