@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reproduce the shipped model, checkpoints/default, from a clean machine.
 
-    python scripts/train_default.py                 # about 50 s export + 1,530 steps (8 minutes of one CPU core)
+    python scripts/train_default.py                 # about 50 s export + 1,224 steps (8 minutes on two CPU cores)
 
 1. exports Bach's chorales from music21's corpus (installed offline with the ``dev``
    extra) to ``--songs`` (not to the repository: the corpus is made, not committed);

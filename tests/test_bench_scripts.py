@@ -39,6 +39,7 @@ def test_bench_frames_prints_each_form_against_the_binary_roll(capsys):
     assert out.startswith("machine: ")
     assert "binary roll" in out and "(100 columns fed)" in out and "(112 columns fed)" in out
     assert "x1.00" in out
+    assert re.search(rf"^a GRU of 224 .* x{NUMBER} of chosen together's$", out, re.MULTILINE), out
 
 
 def test_bench_train_notes_a_missing_gpu(capsys):
@@ -63,6 +64,7 @@ def test_bench_live_prints_decode_times_and_pad_delay(capsys):
     assert re.search(rf" 8 voices in key: loop p50 +{NUMBER} ms", out), out
     assert re.search(rf"in key / as the model plays, 8 voice\(s\): {NUMBER}x on the median frame", out), out
     assert "goal p99 < a quarter frame period" in out and "goal within 2 frames: met" in out
+    assert re.search(rf"live-2d, GRU 224 against live-2d before, tanh RNN 384 on cpu: median frame x{NUMBER}", out), out
 
 
 @pytest.mark.slow
