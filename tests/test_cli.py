@@ -49,7 +49,7 @@ def test_train_info_eval(songs_dir, tmp_path):
 
     result = run("info", out)
     assert result.exit_code == 0, result.output
-    assert "vrae (rnn), hidden 16, latent 2" in result.output
+    assert "vrae (gru), hidden 16, latent 2" in result.output  # live-2d's cell
     assert "20 frames per second" in result.output
     assert "2/2 epochs" in result.output
     assert "held at the windows' mean code" not in result.output  # both latent units are the pad

@@ -58,8 +58,11 @@ class AxesReport:
         out = []
         for k, axis in enumerate("xy"):
             other = self.names[1 - k]
-            out.append(f"{axis} ({self.names[k]}: {axis_words(self.names[k])}): rho {self.own[k]:+.2f} along it, "
-                       f"{other} leaks {self.leak[k]:.2f}")
+            own = (f"rho {self.own[k]:+.2f} along it" if np.isfinite(self.own[k])
+                   else f"rho undefined along it (its {self.names[k]} is the same at every point)")
+            leak = (f"{other} leaks {self.leak[k]:.2f}" if np.isfinite(self.leak[k])
+                    else f"{other} does not change along it")
+            out.append(f"{axis} ({self.names[k]}: {axis_words(self.names[k])}): {own}, {leak}")
         return out
 
     @property
