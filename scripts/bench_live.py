@@ -12,10 +12,10 @@ decode
     worst frame, against one frame period (the daemon decodes in the clock's own thread
     right after a tick, so a frame decoding longer than a period makes the next tick late)
     and the goal "p99 under a quarter of a frame period". The live-2d preset too, with random
-    weights: as it was, a tanh RNN of 384 units, and as it is, a GRU of 224; its frames as the
-    binary roll, with onsets and the meter, and with onsets, the meter and a frame's notes drawn
-    together (a mixture of 8), and with the decoder told the key too (``--key-input``); and the
-    median frame of each against the tanh RNN's.
+    weights: as it was, a tanh RNN of 384 units, and as it is, a GRU of 224 with onsets, the meter
+    and a frame's notes drawn together (a mixture of 8); its frames as the binary roll, and with
+    onsets and the meter, each pitch drawn on its own; and with the decoder told the key too
+    (``--key-input``); and the median frame of each against the tanh RNN's.
 jitter
     ``vrae-live serve --midi-api jack`` as a subprocess, on a private JACK server (dummy
     driver, 48 kHz, 64-frame periods, so the floor is 1.3 ms), received by
@@ -137,20 +137,16 @@ def main(argv: list[str] | None = None) -> int:
         ckpts = {preset: make_checkpoint(preset, Path(tmp) / preset, hidden) for preset in PRESETS}
         if not args.quick and (SHIPPED / "config.json").exists():
             ckpts["shipped"] = SHIPPED
-        if "decode" in parts:  # and the live preset's frames: the binary roll, onsets and the meter, a frame's
-            # notes each drawn on its own and drawn together (a mixture), told the key; against the preset before
-            # the live-2d of before, a tanh RNN of 384 units, against the GRU of 224 it has now, both of the mixture
-            frames = {"live-2d before, tanh RNN 384": make_checkpoint("live-2d", Path(tmp) / "rnn", hidden or 384, cell="rnn",
-                                                                     components=8),
-                      "live-2d, GRU 224": make_checkpoint("live-2d", Path(tmp) / "gru", hidden, components=8),
+        if "decode" in parts:  # and the live preset as it was, a tanh RNN of 384 units, against the preset as it
+            # is (a GRU of 224, its notes drawn together from a mixture), its frames as the binary roll, with onsets and
+            # the meter with each pitch drawn on its own, and told the key
+            frames = {"live-2d before, tanh RNN 384": make_checkpoint("live-2d", Path(tmp) / "rnn", hidden or 384, cell="rnn"),
+                      "live-2d, GRU 224": make_checkpoint("live-2d", Path(tmp) / "gru", hidden),
                       "live-2d, binary roll": make_checkpoint("live-2d", Path(tmp) / "roll", hidden, onsets=False,
                                                               meter=False, components=1),
                       "live-2d, onsets and meter": make_checkpoint("live-2d", Path(tmp) / "onsets", hidden,
                                                                    components=1),
-                      "live-2d, notes chosen together": make_checkpoint("live-2d", Path(tmp) / "mixture", hidden,
-                                                                        components=8),
-                      "live-2d, told the key": make_checkpoint("live-2d", Path(tmp) / "keyed", hidden, components=8,
-                                                               key_input=True)}
+                      "live-2d, told the key": make_checkpoint("live-2d", Path(tmp) / "keyed", hidden, key_input=True)}
             decode.run({**ckpts, **frames}, devices, args.hops, compare=tuple(frames))
         if "voices" in parts:
             voices.run(ckpts, devices, args.voice_frames)
