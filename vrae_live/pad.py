@@ -19,8 +19,9 @@ class LatentPlane:
     """``z = origin + sum_i (lo_i + u_i (hi_i - lo_i)) axes_i`` for pad coordinates u in [0, 1]^2.
 
     Fitted at training time (:func:`latent_plane`) and stored in the checkpoint: the plane
-    of the two main directions of the encoded songs around their centre, scaled so that the
-    songs fill it.
+    of the two main directions of the encoded songs around their centre (or of the two units
+    taught the pad's named attributes, x leaning on y's unit where the pad is levelled), scaled
+    so that the songs fill it. The axes need not be orthogonal.
     """
 
     origin: np.ndarray  # (L,)
@@ -58,7 +59,7 @@ class LatentPlane:
 
     def position_of(self, z: np.ndarray) -> tuple[float, float]:
         """The pad position nearest to ``z`` (clipped to the pad), for feedback."""
-        u = ((np.asarray(z) - self.origin) @ self.axes.T - self.lo) / (self.hi - self.lo)
+        u = (plane_coordinates(z, self.origin, self.axes) - self.lo) / (self.hi - self.lo)
         u = np.clip(u, 0.0, 1.0)
         return float(u[0]), float(u[1]) if len(u) > 1 else 0.5
 
@@ -86,27 +87,42 @@ class Glide:
         return self.value.copy()
 
 
+def plane_coordinates(z: np.ndarray, origin: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    """Latent vectors ``(..., L)`` as coordinates ``(..., A)`` along the plane's ``axes (A, L)`` from
+    ``origin``: those of the nearest point of the plane (least squares), so axes that are not
+    orthogonal (a levelled pad's) are read back as ``z_at`` wrote them."""
+    return (np.asarray(z, dtype=np.float64) - origin) @ np.linalg.pinv(np.asarray(axes, dtype=np.float64))
+
+
 def latent_plane(
     means: np.ndarray, song: np.ndarray, song_names: list[str], min_extent: float = 0.0,
-    attributes: Sequence[str] = (),
+    attributes: Sequence[str] = (), lean: float = 0.0,
 ) -> dict[str, Any]:
     """The part of latent space an XY pad spans, from the training songs' encoded means.
 
     ``z = origin + (lo_i + u_i (hi_i - lo_i)) axes_i`` for pad coordinates ``u`` in
     [0, 1]^2. With ``attributes`` (a model trained with ``--pad-axes``) the axes are the
     first two latent units, which were taught to follow them (``training/axes.py``), and the
-    other units stay at the windows' mean code. Without, the axes are the two main directions along which the songs differ (the
-    scatter of the songs' mean codes, :func:`song_axes`), for a 2-D latent as for more:
-    where two latent units carry nearly the same variable, the songs lie along one diagonal
-    of the raw axes, and a pad on those axes would leave two of its corners far from any song.
-    x is the direction along which the songs differ most. The 2nd to 98th percentile of the
-    windows along each axis makes the pad's edges, widened to at least ``-min_extent ..
+    other units stay at the windows' mean code; ``lean`` tilts x's direction towards y's unit
+    (``lean`` of it for each unit of x's own), so that y's attribute stays level along x where the
+    decoder would let it drift (``measure/axes.level_lean``). Without, the axes are the two main
+    directions along which the songs differ (the scatter of the songs' mean codes,
+    :func:`song_axes`), for a 2-D latent as for more: where two latent units carry nearly the same
+    variable, the songs lie along one diagonal of the raw axes, and a pad on those axes would leave
+    two of its corners far from any song. x is the direction along which the songs differ most.
+    The 2nd to 98th percentile of the windows along each axis (their coordinates on the plane,
+    :func:`plane_coordinates`) makes the pad's edges, widened to at least ``-min_extent ..
     +min_extent`` around the origin.
     """
     means = np.asarray(means, dtype=np.float64)  # (N, L)
     origin = means.mean(axis=0)
-    axes = np.eye(means.shape[1])[:len(attributes)] if attributes else song_axes(means, np.asarray(song))
-    coords = (means - origin) @ axes.T  # (N, A)
+    if attributes:
+        axes = np.eye(means.shape[1])[:len(attributes)]
+        if len(axes) == 2:
+            axes[0, 1] = lean
+    else:
+        axes = song_axes(means, np.asarray(song))
+    coords = plane_coordinates(means, origin, axes)  # (N, A)
     lo, hi = np.percentile(coords, 2, axis=0), np.percentile(coords, 98, axis=0)
     lo, hi = np.minimum(lo, -min_extent), np.maximum(hi, min_extent)
     hi = np.where(hi - lo < 1e-6, lo + 1e-6, hi)

@@ -19,6 +19,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .pad import plane_coordinates
+
 MAX_POINTS = 3000  # a few thousand dots: enough to see the regions, small enough for config.json and a phone
 
 # Krumhansl & Kessler (1982): how well each pitch class fits a key, from the tonic upwards.
@@ -82,9 +84,8 @@ def pad_coordinates(means: np.ndarray, plane: dict[str, Any]) -> np.ndarray:
 
     The inverse of ``LatentPlane.z_at`` for points on the plane; a 1-D latent sits at v = 0.5.
     """
-    origin, axes = np.asarray(plane["origin"]), np.asarray(plane["axes"])
     lo, hi = np.asarray(plane["lo"]), np.asarray(plane["hi"])
-    uv = ((np.asarray(means, dtype=np.float64) - origin) @ axes.T - lo) / (hi - lo)  # (N, A)
+    uv = (plane_coordinates(means, np.asarray(plane["origin"]), np.asarray(plane["axes"])) - lo) / (hi - lo)  # (N, A)
     return uv if uv.shape[1] == 2 else np.column_stack([uv, np.full(len(uv), 0.5)])
 
 

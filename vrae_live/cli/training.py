@@ -211,6 +211,12 @@ def _train(songs_dir: Path, out_dir: Path, resume: bool, clear_out_dir: bool, ca
         from ..training.run import read_metrics
 
         _say_whether_it_beats_copying(summary, config.data.onsets, read_metrics(out_dir))
+        if pad_check is not None:
+            from ..measure.axes import level_lean
+
+            levelling = trainer.level_pad(level_lean)
+            if levelling is not None:
+                log.info(f"pad axes: {levelling.line()}")
         kept = load_checkpoint(out_dir)
         _say_how_it_plays(kept, songs_dir, cache_dir)
         if pad_check is not None:

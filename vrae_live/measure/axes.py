@@ -18,12 +18,15 @@ import torch
 
 from ..checkpoint import Checkpoint
 from ..data.attributes import attributes, axis_words, starts_of
+from ..pad import plane_coordinates
 from .steering import play_takes
 
 POINTS = np.linspace(0.1, 0.9, 9)
 SEEDS = 8
 FRAMES = 128
 FOLLOWS = 0.9  # an axis's own rho from which it follows its attribute all along (the issue's bar)
+LEVEL_SEEDS = 16  # takes a point for levelling the pad
+LEVEL_SEED = 5000  # their first seed: other dice than measure_axes's
 
 
 def ranks(values: np.ndarray) -> np.ndarray:
@@ -109,3 +112,70 @@ def measure_axes(checkpoint: Checkpoint, seeds: int = SEEDS, frames: int = FRAME
         own.append(spearman(POINTS, measured[:, k]))
         leak.append(abs(spearman(POINTS, measured[:, 1 - k])))
     return AxesReport(tuple(names), tuple(own), tuple(leak), seeds)
+
+
+@dataclass(frozen=True)
+class Levelling:
+    """How a pad of named axes is levelled (:func:`level_lean`)."""
+
+    names: tuple[str, str]
+    lean: float  # x's direction takes this much of y's unit for each unit of its own (0: not tilted)
+    drift: float  # y's attribute's change along x, as a share of its change along y, on the pad measured
+    clear: bool = True  # whether the drift was told from the dice (else x was left as it was)
+
+    def line(self) -> str:
+        if not np.isfinite(self.drift):
+            return f"not levelled: {self.names[1]} does not rise along y, so y's unit cannot hold it level along x"
+        moved = f"{self.names[1]} moved {self.drift:+.0%} as far along x as along y"
+        if not self.clear:
+            return f"level: {moved}, not told from the dice"
+        return f"levelled: {moved}; x now leans {self.lean:+.3f} of y's unit, so that it stays level"
+
+
+def slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """The least-squares slope of ``y`` on ``x`` over the finite pairs, and its standard error (nan, nan
+    with fewer than 3 pairs or one x)."""
+    known = np.isfinite(x) & np.isfinite(y)
+    x, y = np.asarray(x, dtype=np.float64)[known], np.asarray(y, dtype=np.float64)[known]
+    spread = np.square(x - x.mean()).sum() if len(x) else 0.0
+    if len(x) < 3 or spread == 0:
+        return float("nan"), float("nan")
+    b = float(((x - x.mean()) * (y - y.mean())).sum() / spread)
+    residual = y - y.mean() - b * (x - x.mean())
+    return b, float(np.sqrt(np.square(residual).sum() / (len(x) - 2) / spread))
+
+
+CLEAR = 2.0  # standard errors: a slope smaller than this is not told from the dice, and nothing is levelled for it
+
+
+def level_lean(checkpoint: Checkpoint, seeds: int = LEVEL_SEEDS, seed: int = LEVEL_SEED,
+               frames: int = FRAMES) -> Levelling | None:
+    """How far the pad's x should lean on y's latent unit for y's attribute to stay level along x.
+
+    The decoder couples the attributes: on 8 of Bach's chorales the register rose 1.7 semitones
+    along x (busier) where y moved it 7.1. Takes along each axis's centre line (the points
+    :func:`measure_axes` plays, with other dice) give y's attribute's slope along x (its drift)
+    and along y (its gain), each per unit of the latent coordinate; x leaning ``-drift / gain`` of
+    y's unit cancels the drift to first order (``pad.latent_plane``'s ``lean``, added to the
+    lean the pad already has). A drift within ``CLEAR`` standard errors of none is left alone, and
+    so is every drift where y's attribute does not clearly rise along y (drift nan then).
+    Only x is levelled: along y the busyness rises and falls again on the corpora measured
+    (docs/models.md), which no tilt of a straight axis takes out. None for a pad without named axes.
+    """
+    plane = checkpoint.latent_plane()
+    names = plane.attributes
+    if len(names) != 2:
+        return None
+    found, spans = [], []
+    for k in range(2):
+        zs = [plane.z_at(*((u, 0.5) if k == 0 else (0.5, u))) for u in POINTS]
+        where = plane_coordinates(np.array(zs), plane.origin, plane.axes)[:, k]
+        played = take_attributes(checkpoint, names, [z for z in zs for _ in range(seeds)], seed + 1000 * k, frames)
+        found.append(slope(np.repeat(where, seeds), played[:, 1]))
+        spans.append(float(np.ptp(where)))
+    (drift, drift_error), (gain, gain_error) = found
+    lean = float(plane.axes[0, 1])
+    if not gain > CLEAR * gain_error:
+        return Levelling(tuple(names), lean, float("nan"))
+    clear = abs(drift) > CLEAR * drift_error
+    return Levelling(tuple(names), lean - drift / gain if clear else lean, drift * spans[0] / (gain * spans[1]), clear)

@@ -445,12 +445,33 @@ class Trainer:
         """The run directory's top: the weights, the pad's plane fitted to the songs' codes, and the
         map of the training windows on it (``means``: their codes, as encoded for the plane)."""
         self._check_weights_are_finite()
+        self._save_top(self.model, plane, means, self.summary(interrupted=False))
+
+    def _save_top(self, model: torch.nn.Module, plane: dict[str, Any], means: torch.Tensor,
+                  training: dict[str, Any]) -> None:
         measured = self.measured_train
         window_map = map_of_windows(lambda keep: means[keep].double().numpy(), measured.array, measured.song,
                                     self.data.train.song_names, self.data.pitches, plane, self.config.data,
                                     starts=measured.starts)
-        meta = {"training": self.summary(interrupted=False), "latent_plane": plane, "window_map": window_map}
-        save_checkpoint(self.out_dir, self.model, self.config, self.data.pitches, meta)
+        meta = {"training": training, "latent_plane": plane, "window_map": window_map}
+        save_checkpoint(self.out_dir, model, self.config, self.data.pitches, meta)
+
+    def level_pad(self, level: Callable[[Checkpoint], Any]) -> Any:
+        """The kept checkpoint's pad of named axes, levelled by what its decoder plays: ``level(checkpoint)``
+        (``measure.axes.level_lean``) says how far x leans on y's unit, and the pad's plane and the map
+        of the windows on it are fitted again with that lean. Returns what ``level`` said; None for a
+        run with no kept epoch or no named axes."""
+        if not self.config.model.pad_axes or self.progress.best_epoch <= 0:
+            return None
+        kept = load_checkpoint(self.out_dir, self.device)
+        levelling = level(kept)
+        if levelling is None or levelling.lean == kept.plane.axes[0][1]:
+            return levelling
+        means = settled_means(kept.model, self.measured_train.x)  # the codes the kept plane was fitted to
+        plane = latent_plane(means.numpy(), self.measured_train.song, self.data.train.song_names,
+                             getattr(kept.model, "pad_min_extent", 0.0), self.config.model.pad_axes, levelling.lean)
+        self._save_top(kept.model, plane, means, kept.training)
+        return levelling
 
     def summary(self, interrupted: bool) -> dict[str, Any]:
         return run_summary(self, interrupted)
