@@ -20,8 +20,9 @@ from vrae_live.data.attributes import (
 )
 from vrae_live.data.meter import meter_columns
 from vrae_live.errors import ConfigError
-from vrae_live.measure.axes import ranks, spearman
+from vrae_live.measure.axes import Levelling, ranks, slope, spearman
 from vrae_live.pad import LatentPlane, latent_plane
+from vrae_live.songmap import pad_coordinates
 from vrae_live.training.axes import attribute_loss
 
 PITCHES = [60, 62, 64, 65, 67, 69, 71, 72]  # C major, C4 to C5
@@ -145,6 +146,48 @@ def test_a_plane_of_named_axes_moves_the_first_two_units_and_holds_the_rest_at_t
     assert LatentPlane.from_meta(latent_plane(means, song, list("abcd"))).attributes == ()
 
 
+def test_a_levelled_plane_leans_x_on_y_and_reads_its_points_back():
+    rng = np.random.default_rng(0)
+    means = rng.normal(size=(2000, 3)) * [1.0, 2.0, 0.5]
+    meta = latent_plane(means, np.repeat(np.arange(4), 500), list("abcd"), attributes=("onsets", "register"), lean=-0.3)
+    plane = LatentPlane.from_meta(meta)
+    assert np.allclose(plane.axes, [[1.0, -0.3, 0.0], [0.0, 1.0, 0.0]])
+    step = plane.z_at(0.8, 0.5) - plane.z_at(0.2, 0.5)
+    assert step[0] > 0 and step[1] == pytest.approx(-0.3 * step[0]) and step[2] == 0  # right is busier and a little lower
+    for u, v in [(0.2, 0.7), (0.5, 0.5), (0.9, 0.1)]:
+        z = plane.z_at(u, v)
+        assert plane.position_of(z) == pytest.approx((u, v))
+        assert pad_coordinates(z[None], meta)[0] == pytest.approx([u, v])
+    # the pad spans the windows on its tilted coordinates: 2 % of them past each edge of y
+    v = pad_coordinates(means, meta)[:, 1]
+    assert np.mean(v < 0) == pytest.approx(0.02, abs=0.002) and np.mean(v > 1) == pytest.approx(0.02, abs=0.002)
+    # untilted, the plane is the units themselves, as every plane of named axes was before levelling
+    assert np.array_equal(latent_plane(means, np.zeros(2000), ["a"], attributes=("onsets", "register"))["axes"],
+                          np.eye(3)[:2])
+
+
+def test_a_slope_and_its_standard_error():
+    rng = np.random.default_rng(1)
+    x = np.repeat(np.linspace(-2, 2, 9), 16)
+    y = 0.5 * x + rng.normal(scale=0.4, size=len(x))
+    b, error = slope(x, y)
+    assert b == pytest.approx(np.polyfit(x, y, 1)[0]) and abs(b - 0.5) < 3 * error
+    assert error == pytest.approx(0.4 / np.sqrt(np.square(x - x.mean()).sum()), rel=0.2)
+    assert slope(x, 2 * x)[1] == pytest.approx(0.0, abs=1e-12)
+    assert slope(np.append(x, 1.0), np.append(2 * x, np.nan))[0] == pytest.approx(2.0)  # a take with no notes is left out
+    assert all(np.isnan(slope(np.array([0.0, 1.0]), np.array([0.0, 1.0]))))
+    assert all(np.isnan(slope(np.ones(5), np.arange(5.0))))
+
+
+def test_what_a_levelling_says():
+    names = ("onsets", "register")
+    assert Levelling(names, -0.204, 0.24).line() == (
+        "levelled: register moved +24% as far along x as along y; x now leans -0.204 of y's unit, so that it stays level")
+    assert Levelling(names, 0.0, -0.01, clear=False).line() == "level: register moved -1% as far along x as along y, " \
+        "not told from the dice"
+    assert "not levelled: register does not rise along y" in Levelling(names, 0.0, float("nan")).line()
+
+
 def test_what_the_musician_reads():
     assert axis_words("onsets") == "sparser → busier"
     assert pad_labels(("onsets", "register"))["y"] == {"name": "register", "low": "lower", "high": "higher"}
@@ -200,7 +243,13 @@ def test_train_with_pad_axes_then_info_names_them_and_measures_them(tmp_path):
     assert "the pad's axes do what they say" in result.output or "does not follow its name" in result.output
     assert "--input-dropout" not in result.output
     plane = load_checkpoint(tmp_path / "run").latent_plane()
-    assert plane.attributes == ("polyphony", "register") and np.array_equal(plane.axes, np.eye(3)[:2])  # the first two units
+    assert plane.attributes == ("polyphony", "register")
+    # the first two units, x leaning on y's as the levelling said (or not at all)
+    assert np.array_equal(np.delete(plane.axes, 1, axis=1), np.eye(3)[:2][:, [0, 2]]) and plane.axes[1, 1] == 1
+    levelled = re.search(r"pad axes: (levelled: .* leans ([+-]\d\.\d+)|level: |not levelled: )", result.output)
+    assert levelled, result.output
+    lean = float(levelled.group(2)) if levelled.group(2) else 0.0
+    assert plane.axes[0, 1] == pytest.approx(lean, abs=5e-4)
     result = run("info", tmp_path / "run", "--steering")
     assert result.exit_code == 0, result.output
     assert "x: thinner → fuller (polyphony); y: lower → higher (register)" in result.output

@@ -153,7 +153,7 @@ def level_lean(checkpoint: Checkpoint, seeds: int = LEVEL_SEEDS, seed: int = LEV
     """How far the pad's x should lean on y's latent unit for y's attribute to stay level along x.
 
     The decoder couples the attributes: on 8 of Bach's chorales the register rose 1.7 semitones
-    along x (busier) where y moved it 7.1. Takes along each axis's centre line (the points
+    across the pad along x (busier) where y raised it 7.1. Takes along each axis's centre line (the points
     :func:`measure_axes` plays, with other dice) give y's attribute's slope along x (its drift)
     and along y (its gain), each per unit of the latent coordinate; x leaning ``-drift / gain`` of
     y's unit cancels the drift to first order (``pad.latent_plane``'s ``lean``, added to the
