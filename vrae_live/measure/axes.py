@@ -98,6 +98,11 @@ def take_attributes(checkpoint: Checkpoint, names, zs: list[np.ndarray], seed: i
     return attributes(sound, struck, checkpoint.pitches, names, spb or timing.fs, step_in_beat).numpy()
 
 
+def centre_line(plane, k: int) -> list[np.ndarray]:
+    """The z under each of ``POINTS`` along axis ``k`` (0: x, 1: y) of ``plane``, the other axis at the pad's centre."""
+    return [plane.z_at(*((u, 0.5) if k == 0 else (0.5, u))) for u in POINTS]
+
+
 def measure_axes(checkpoint: Checkpoint, seeds: int = SEEDS, frames: int = FRAMES) -> AxesReport | None:
     """Controllability along each named axis (see the module's doc); None for a pad without named axes."""
     plane = checkpoint.latent_plane()
@@ -106,7 +111,7 @@ def measure_axes(checkpoint: Checkpoint, seeds: int = SEEDS, frames: int = FRAME
         return None
     own, leak = [], []
     for k in range(2):
-        zs = [plane.z_at(*((u, 0.5) if k == 0 else (0.5, u))) for u in POINTS for _ in range(seeds)]
+        zs = [z for z in centre_line(plane, k) for _ in range(seeds)]
         takes = take_attributes(checkpoint, names, zs, frames=frames).reshape(len(POINTS), seeds, -1)
         measured = np.array([np.nanmean(point, axis=0) if np.isfinite(point).any() else point[0] for point in takes])
         own.append(spearman(POINTS, measured[:, k]))
@@ -168,7 +173,7 @@ def level_lean(checkpoint: Checkpoint, seeds: int = LEVEL_SEEDS, seed: int = LEV
         return None
     found, spans = [], []
     for k in range(2):
-        zs = [plane.z_at(*((u, 0.5) if k == 0 else (0.5, u))) for u in POINTS]
+        zs = centre_line(plane, k)
         where = plane_coordinates(np.array(zs), plane.origin, plane.axes)[:, k]
         played = take_attributes(checkpoint, names, [z for z in zs for _ in range(seeds)], seed + 1000 * k, frames)
         found.append(slope(np.repeat(where, seeds), played[:, 1]))
