@@ -126,6 +126,12 @@ def test_info_says_where_the_latent_units_off_the_pad_are_held(tmp_path):
     assert re.search(r"xy pad +x: sparser → busier \(onsets\); y: lower → higher \(register\); spans 4 training songs; "
                      r"its other 2 latent dimensions held at the windows' mean code", result.output), result.output
     assert np.allclose(load_checkpoint(tmp_path / "run").latent_plane().z_at(0.3, 0.7)[2:], codes.mean(0)[2:])
+    # a levelled pad says how x leans
+    plane = latent_plane(codes, np.arange(40) // 10, ["a", "b", "c", "d"], attributes=("onsets", "register"), lean=-0.2)
+    save_checkpoint(tmp_path / "run", model_for(config, 12), config, list(range(60, 72)), meta={"latent_plane": plane})
+    result = run("info", tmp_path / "run")
+    assert re.search(r"xy pad +x: sparser → busier \(onsets\); y: lower → higher \(register\); x leans -0.200 of y's "
+                     r"unit, so that register stays level along it; spans 4", result.output), result.output
 
 
 def test_the_shipped_model_is_the_default_preset_trained():

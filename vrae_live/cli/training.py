@@ -371,7 +371,11 @@ def info(checkpoint: Path, as_json: bool, steering: bool, seams: bool, songs_dir
         plane = ckpt.latent_plane()
         rest = plane.latent_size - len(plane.lo)
         held = f"; its other {rest} latent dimension{'s' if rest > 1 else ''} held at the windows' mean code" if rest else ""
-        lines.append(f"xy pad       {_pad_axes(plane.attributes)}; spans {len(ckpt.plane.songs)} training songs{held}")
+        lean = float(plane.axes[0, 1]) if len(plane.attributes) == 2 else 0.0
+        levelled = (f"; x leans {lean:+.3f} of y's unit, so that {plane.attributes[1]} stays level along it"
+                    if lean else "")
+        lines.append(f"xy pad       {_pad_axes(plane.attributes)}{levelled}; spans {len(ckpt.plane.songs)} training "
+                     f"songs{held}")
     v = ckpt.versions
     lines.append(f"versions     vrae-live {v.get('vrae_live')}, torch {v.get('torch')}")
     if steering:
