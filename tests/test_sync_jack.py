@@ -90,9 +90,13 @@ def test_serve_counts_in_ticks_the_clock_lost_and_stays_on_the_transports_sixtee
     assert take["ticks"] > max(drop) and sum(n for _, n in gaps) >= len(drop), gaps
     assert len(errors) >= 30, output
     tick_s = tick_frames(bpm) / SAMPLE_RATE
-    # 3 ms where the machine is quiet; a third of a tick where it is loaded (the test above says why).
-    loaded = os.getloadavg()[0] >= (os.cpu_count() or 1)
-    within = tick_s / 3 if loaded else 0.003
+    # Within a third of a tick, as the test above and for its reasons: how precisely the notes land is
+    # the benchmark's to measure. 3 ms (what this test asked of a quiet machine) measured the dummy
+    # driver, not the lost ticks: on a quiet 2-core VM a clean take of jack_midi_clock at 100 bpm, no
+    # tick lost, put 83 % of its note-ons within 3 ms, p99 6.00 ms (`scripts/bench_live.py --parts
+    # clock`), and this take put 74-86 % there in six runs, before the levelled pad as after it.
+    # Before the fix every note after a gap was a whole tick (25 ms) off: a third of a tick fails it.
+    within = tick_s / 3
     share = np.mean(np.abs(errors) <= within)
     print(f"{lost} ticks missing at frames {gaps}; {100 * share:.1f} % of {len(errors)} note-ons within "
           f"{1000 * within:.1f} ms of the transport's sixteenths (load average {os.getloadavg()[0]:.1f})")
