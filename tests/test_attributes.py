@@ -250,6 +250,12 @@ def test_train_with_pad_axes_then_info_names_them_and_measures_them(tmp_path):
     assert levelled, result.output
     lean = float(levelled.group(2)) if levelled.group(2) else 0.0
     assert plane.axes[0, 1] == pytest.approx(lean, abs=5e-4)
+    # a set of dice of its own, the same each time it is asked for (to average several when comparing pads)
+    from vrae_live.measure.axes import measure_axes
+
+    kept = load_checkpoint(tmp_path / "run")
+    first, again = (measure_axes(kept, seeds=2, seed=100) for _ in range(2))
+    assert np.array_equal(first.own + first.leak, again.own + again.leak, equal_nan=True)  # nan: a flat attribute
     result = run("info", tmp_path / "run", "--steering")
     assert result.exit_code == 0, result.output
     assert "x: thinner → fuller (polyphony); y: lower → higher (register)" in result.output

@@ -103,8 +103,10 @@ def centre_line(plane, k: int) -> list[np.ndarray]:
     return [plane.z_at(*((u, 0.5) if k == 0 else (0.5, u))) for u in POINTS]
 
 
-def measure_axes(checkpoint: Checkpoint, seeds: int = SEEDS, frames: int = FRAMES) -> AxesReport | None:
-    """Controllability along each named axis (see the module's doc); None for a pad without named axes."""
+def measure_axes(checkpoint: Checkpoint, seeds: int = SEEDS, frames: int = FRAMES, seed: int = 0) -> AxesReport | None:
+    """Controllability along each named axis (see the module's doc), the takes' dice from ``seed`` on; None
+    for a pad without named axes. One set of dice reads a leak up to 0.5 off another's (docs/models.md,
+    "A level pad"): average several ``seed`` (0, 100, 200, ...) to compare two pads."""
     plane = checkpoint.latent_plane()
     names = plane.attributes
     if len(names) != 2:
@@ -112,7 +114,7 @@ def measure_axes(checkpoint: Checkpoint, seeds: int = SEEDS, frames: int = FRAME
     own, leak = [], []
     for k in range(2):
         zs = [z for z in centre_line(plane, k) for _ in range(seeds)]
-        takes = take_attributes(checkpoint, names, zs, frames=frames).reshape(len(POINTS), seeds, -1)
+        takes = take_attributes(checkpoint, names, zs, seed, frames).reshape(len(POINTS), seeds, -1)
         measured = np.array([np.nanmean(point, axis=0) if np.isfinite(point).any() else point[0] for point in takes])
         own.append(spearman(POINTS, measured[:, k]))
         leak.append(abs(spearman(POINTS, measured[:, 1 - k])))
