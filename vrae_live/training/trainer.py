@@ -364,8 +364,7 @@ class Trainer:
         self.world.broadcast_buffers(self.model)  # the same already; rank 0's makes sure of it
         improved, score = False, 0.0
         if self.world.is_main:
-            plane = latent_plane(means.numpy(), self.measured_train.song, self.data.train.song_names,
-                                 getattr(self.model, "pad_min_extent", 0.0), self.config.model.pad_axes)
+            plane = self._plane(self.model, means)
             row = self._epoch_row(means, p.row_seconds)
             epoch = self.progress.epoch + 1
             if epoch % self.pad_check_every == 0 or epoch == self.config.train.epochs:
@@ -468,10 +467,13 @@ class Trainer:
         if levelling is None or levelling.lean == kept.plane.axes[0][1]:
             return levelling
         means = settled_means(kept.model, self.measured_train.x)  # the codes the kept plane was fitted to
-        plane = latent_plane(means.numpy(), self.measured_train.song, self.data.train.song_names,
-                             getattr(kept.model, "pad_min_extent", 0.0), self.config.model.pad_axes, levelling.lean)
-        self._save_top(kept.model, plane, means, kept.training)
+        self._save_top(kept.model, self._plane(kept.model, means, levelling.lean), means, kept.training)
         return levelling
+
+    def _plane(self, model: torch.nn.Module, means: torch.Tensor, lean: float = 0.0) -> dict[str, Any]:
+        """The pad's plane fitted to ``means``, the codes of the measured training windows (``pad.latent_plane``)."""
+        return latent_plane(means.numpy(), self.measured_train.song, self.data.train.song_names,
+                            getattr(model, "pad_min_extent", 0.0), self.config.model.pad_axes, lean)
 
     def summary(self, interrupted: bool) -> dict[str, Any]:
         return run_summary(self, interrupted)
