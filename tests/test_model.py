@@ -14,11 +14,12 @@ from vrae_live.models.vrae import gaussian_kl
 P, T, H, L = 7, 9, 11, 3
 
 
-def tiny(cell="rnn", reverse_input=False, seed=0, mu_batchnorm=0.0, z_every_step=False, mu_whiten=False):
+def tiny(cell="rnn", reverse_input=False, seed=0, mu_batchnorm=0.0, z_every_step=False, mu_whiten=False,
+         z_skip=False):
     """The paper's model exactly: no reversed input, no batch-normalised mu, z only into h_0, unless asked."""
     torch.manual_seed(seed)
     config = ModelConfig(cell=cell, hidden=H, latent=L, reverse_input=reverse_input, mu_batchnorm=mu_batchnorm,
-                         mu_whiten=mu_whiten, z_every_step=z_every_step)
+                         mu_whiten=mu_whiten, z_every_step=z_every_step, z_skip=z_skip)
     return build_model(P, config)
 
 
@@ -73,12 +74,12 @@ def test_training_feeds_the_previous_true_frame(cell, z_every_step):
     assert not torch.allclose(out[0, 5], base[0, 5])
 
 
-@pytest.mark.parametrize("z_every_step", [False, True])
+@pytest.mark.parametrize("z_every_step,z_skip", [(False, False), (True, False), (True, True)])
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 @torch.no_grad()
-def test_teacher_forced_decode_equals_the_step_api(cell, z_every_step):
+def test_teacher_forced_decode_equals_the_step_api(cell, z_every_step, z_skip):
     """``initial_state``/``logits``/``advance`` (generation) and ``decode`` (training) agree."""
-    model, x = tiny(cell, z_every_step=z_every_step), rolls()
+    model, x = tiny(cell, z_every_step=z_every_step, z_skip=z_skip), rolls()
     z = torch.randn(len(x), L)
     state = model.initial_state(z)
     stepped = []
@@ -98,6 +99,29 @@ def test_z_every_step_reaches_frames_the_initial_state_alone_has_forgotten():
         z = torch.zeros(1, L)
         shift = model.decode(z + 3.0, x)[0, -1] - model.decode(z, x)[0, -1]
         assert bool(shift.abs().max() > 1e-3) is moves
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@torch.no_grad()
+def test_a_skip_decoder_reads_its_code_beside_its_state(cell):
+    """With z_skip the output reads z itself: the same recurrent state under another code gives other
+    logits, and a z handed to advance is the one the next frame reads. Without it, the state alone."""
+    model, x = tiny(cell, z_every_step=True, z_skip=True), rolls(batch=2)
+    assert model.to_logits.in_features == H + L
+    z = torch.randn(2, L)
+    state = model.advance(x[:, 0], model.initial_state(z), z)
+    other = model.advance(x[:, 0], model.initial_state(z), z + 1.0)
+    recurrent = model._recurrent(state)
+    swapped = model._with_code(recurrent, z + 1.0)
+    assert not torch.allclose(model.logits(swapped), model.logits(state))
+    # the state's code is the one advance was given; only it differs from the run at z + 1 in what the output reads
+    torch.testing.assert_close(other[-1], swapped[-1])
+    assert tiny(cell, z_every_step=True).to_logits.in_features == H
+
+
+def test_only_the_vrae_reads_its_code_beside_its_state():
+    with pytest.raises(Exception, match="z-skip"):
+        build_model(P, ModelConfig(model="vrnn", hidden=8, z_skip=True))
 
 
 @torch.no_grad()

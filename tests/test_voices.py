@@ -18,9 +18,10 @@ from vrae_live.play.stream import Stream
 from vrae_live.play.voices import VoiceNotes, VoiceOutput, play_voices, voice_channel
 
 
-def model_of(every_step: bool, components: int = 1):
+def model_of(every_step: bool, components: int = 1, skip: bool = False):
     torch.manual_seed(0)
-    return build_model(12, ModelConfig(hidden=24, latent=2, z_every_step=every_step, components=components))
+    return build_model(12, ModelConfig(hidden=24, latent=2, z_every_step=every_step, components=components,
+                                       z_skip=skip))
 
 
 def z_path(k: int, frames: int) -> list[np.ndarray]:
@@ -57,13 +58,14 @@ def test_one_voice_plays_the_recorded_frames(every_step):
         assert [{None: 0, "hop": 1, "move": 2}[d.join] for d in decoded] == recorded[f"joins_{tag}"].tolist()
 
 
-@pytest.mark.parametrize("every_step, components", [(False, 1), (True, 1), (True, 3)],
-                         ids=["z in h0", "z every step", "notes chosen together"])
-def test_each_voice_plays_what_a_lone_stream_plays(every_step, components):
+@pytest.mark.parametrize("every_step, components, skip", [(False, 1, False), (True, 1, False), (True, 3, False),
+                                                          (True, 3, True)],
+                         ids=["z in h0", "z every step", "notes chosen together", "z read by the output"])
+def test_each_voice_plays_what_a_lone_stream_plays(every_step, components, skip):
     """Four voices decoded together, each from its own wandering z and density: voice k's
     frames are those of a stream of one voice seeded seed + k, frame for frame and draw for draw
     (for a mixture, its component's and its fade's draws too)."""
-    model, frames, voices = model_of(every_step, components), 60, 4
+    model, frames, voices = model_of(every_step, components, skip), 60, 4
     settings_ = NoteSettings(on_threshold=0.3, off_threshold=0.2)
     bank = Stream(model, window=16, hop=6, voices=voices, settings=settings_, seed=7, reanchor_distance=0.5)
     lone = [Stream(model, 16, 6, settings=settings_, seed=7 + k, reanchor_distance=0.5) for k in range(voices)]

@@ -224,6 +224,9 @@ class ModelConfig:
     # VRAE only: the decoder is told each window's key (a key signature, models/keys.py) beside its code, and
     # live the key to play in (serve --key, or its songs' most common key), so the code need not carry it
     key_input: Bool = False
+    # VRAE only: the decoder's output reads the code beside its state at every step (a generative skip,
+    # Dieng et al. 2019), so what is played depends on z directly, not only through the recurrence
+    z_skip: Bool = False
     # VRNN only:
     features: Annotated[Int, Ge(1)] = 100  # width of phi_x, phi_z and of the prior, posterior and generation networks
 
@@ -388,7 +391,7 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 # Model settings of the VRAE's code and decoder, and their values off.
-VRAE_ONLY = {"pad_axes": (), "components": 1, "mixture_rank": 0, "key_input": False}
+VRAE_ONLY = {"pad_axes": (), "components": 1, "mixture_rank": 0, "key_input": False, "z_skip": False}
 
 
 def load_config(preset: str | None = None, overrides: Mapping[str, Any] | None = None) -> Config:

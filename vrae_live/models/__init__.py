@@ -29,6 +29,8 @@ def build_model(n_columns: int, config: ModelConfig, n_inputs: int | None = None
         raise ConfigError(f"--mixture-rank is for the vrae's decoder; the {config.model} draws each column on its own")
     if config.key_input and config.model != "vrae":
         raise ConfigError(f"--key-input is for the vrae, whose decoder is told a window's key; not the {config.model}")
+    if config.z_skip and config.model != "vrae":
+        raise ConfigError(f"--z-skip is for the vrae, whose output reads its one code; not the {config.model}")
     return cls(n_columns, config, n_inputs)
 
 

@@ -152,11 +152,14 @@ class VRAE(FrameModel):
         self.register_buffer("pitch_classes", torch.zeros(0, dtype=torch.long), persistent=False)
         # W_out, b_out; with a mixture (mixture.py), K frames' logits and the components' weights. With a
         # mixture_rank r, W_out is the product of an (r, H) and a (K * C, r) matrix: its cost grows with r, not H
+        # With z_skip the output reads the code beside h_t (a generative skip), and the decoder's state carries it.
         k, rank = config.components, config.mixture_rank
-        self.to_logits: nn.Module = nn.Linear(h, k * n_columns)
+        self.skip = config.z_skip
+        read = h + (code if self.skip else 0)
+        self.to_logits: nn.Module = nn.Linear(read, k * n_columns)
         if k > 1 and rank:
-            self.to_logits = nn.Sequential(nn.Linear(h, rank, bias=False), nn.Linear(rank, k * n_columns))
-        self.to_weights = nn.Linear(h, config.components) if config.components > 1 else None
+            self.to_logits = nn.Sequential(nn.Linear(read, rank, bias=False), nn.Linear(rank, k * n_columns))
+        self.to_weights = nn.Linear(read, config.components) if config.components > 1 else None
         # Bag of notes (the bag-of-words loss of Zhao et al. 2017): from z alone, a linear map
         # predicts the share of the window's frames each pitch sounds in, so the code must carry
         # the window's notes whatever the decoder makes of its past. Training only.
@@ -245,58 +248,77 @@ class VRAE(FrameModel):
 
     def initial_state(self, z: torch.Tensor) -> State:
         """``z (B, L)`` (a ``code`` of it, for a decoder told the key) to the decoder's h_0 = tanh(W_z z + b_z),
-        shaped ``(1, B, H)``."""
+        shaped ``(1, B, H)`` (an LSTM's pair of them; with ``z_skip``, the code ``(1, B, L)`` after them)."""
         h0 = torch.tanh(self.to_h0(z)).unsqueeze(0)
         if self.is_lstm:
             h, c = h0.chunk(2, dim=-1)
-            return (h.contiguous(), c.contiguous())
-        return h0
+            return self._with_code((h.contiguous(), c.contiguous()), z)
+        return self._with_code(h0, z)
+
+    def _with_code(self, recurrent: State, z: torch.Tensor) -> State:
+        """The decoder's state: its recurrent state, and with ``z_skip`` the code ``z (B, L)`` its output reads."""
+        if not self.skip:
+            return recurrent
+        return (*recurrent, z.unsqueeze(0)) if self.is_lstm else (recurrent, z.unsqueeze(0))
+
+    def _recurrent(self, state: State) -> State:
+        """The recurrent part of the decoder's state: h, or an LSTM's (h, c)."""
+        if not self.skip:
+            return state
+        return state[:2] if self.is_lstm else state[0]
 
     @property
     def components(self) -> int:
         """Frames the output mixes (``mixture.py``): 1 draws each column on its own."""
         return self.config.components
 
-    def _output(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """States ``h (..., H)`` to the columns' logits ``(..., K * C)`` and the components' ``(..., K)`` (or None)."""
+    def _output(self, h: torch.Tensor, code: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """States ``h (..., H)`` to the columns' logits ``(..., K * C)`` and the components' ``(..., K)`` (or None);
+        with ``z_skip``, read beside the ``code (B, L)`` of each row (``h`` is ``(B, H)`` or ``(B, T, H)``)."""
+        if self.skip:
+            code = code if h.dim() == 2 else code.unsqueeze(1).expand(-1, h.shape[1], -1)
+            h = torch.cat([h, code], -1)
         return self.to_logits(h), None if self.to_weights is None else self.to_weights(h)
 
     def logits(self, state: State, pick: torch.Tensor | None = None) -> torch.Tensor:
         """The logits ``(B, P)`` of the frame predicted from the current state h_t: of the component
         ``pick (B,)`` chooses for a mixture (``mixture.chosen_logits``)."""
-        h = state[0] if self.is_lstm else state
-        return chosen_logits(*self._output(h.squeeze(0)), pick)
+        h = state[0] if self.is_lstm or self.skip else state
+        return chosen_logits(*self._output(h.squeeze(0), state[-1].squeeze(0) if self.skip else None), pick)
 
     def _run_decoder(self, frames: torch.Tensor, z: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """Feed frames ``(B, T, P)``: the hidden states ``(B, T, H)`` after each, and the last state."""
         if self.config.z_every_step:
             frames = torch.cat([frames, z.unsqueeze(1).expand(-1, frames.shape[1], -1)], dim=-1)  # (B, T, P+L)
-        return self.decoder(frames, state)
+        return self.decoder(frames, self._recurrent(state))
 
     def advance(self, frames: torch.Tensor, state: State, z: torch.Tensor) -> State:
-        """Feed frame x_t ``(B, P)`` (or frames ``(B, T, P)`` in turn) to move h_t on, given ``z (B, L)``."""
+        """Feed frame x_t ``(B, P)`` (or frames ``(B, T, P)`` in turn) to move h_t on, given ``z (B, L)``
+        (with ``z_skip`` the output reads this z from now on)."""
         if frames.dim() == 2:  # one frame, as generation feeds them
-            return rnn_step(self.decoder, torch.cat([frames, z], -1) if self.config.z_every_step else frames, state)
-        _, state = self._run_decoder(frames, z, state)
-        return state
+            fed = torch.cat([frames, z], -1) if self.config.z_every_step else frames
+            return self._with_code(rnn_step(self.decoder, fed, self._recurrent(state)), z)
+        _, recurrent = self._run_decoder(frames, z, state)
+        return self._with_code(recurrent, z)
 
     def decode_states(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Teacher-forced decoder states ``(B, T, H)`` h_0 .. h_{T-1} of frames ``x (B, T, P)`` given ``z (B, L)``
         (for a decoder told the key, in the key of ``x`` unless ``z`` is already a ``code``)."""
         z = self.coded(z, x)
         state = self.initial_state(z)
-        h0 = state[0] if self.is_lstm else state  # (1, B, H)
+        h0 = state[0] if self.is_lstm or self.skip else state  # (1, B, H)
         out, _ = self._run_decoder(x[:, :-1], z, state)  # (B, T-1, H): h_1 .. h_{T-1}, fed x_0 .. x_{T-2}
         return torch.cat([h0.transpose(0, 1), out], dim=1)  # (B, T, H): h_0 .. h_{T-1}
 
     def decode(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits ``(B, T, P)`` of each column's own chance in frames ``x (B, T, P)`` given ``z (B, L)``."""
-        return marginal_logits(*self._output(self.decode_states(z, x)))
+        return marginal_logits(*self._output(self.decode_states(z, x), self.coded(z, x)))
 
     def reconstruction_nll(self, z: torch.Tensor, x: torch.Tensor, fed: torch.Tensor | None = None) -> torch.Tensor:
         """-log p(x|z) in nats ``(B,)``, teacher-forced on ``fed`` (default ``x``), summed over time and columns."""
-        states = self.decode_states(self.coded(z, x), x if fed is None else fed)  # the key of x, not of what is fed
-        return frames_nll(*self._output(states), x[..., :self.n_columns]).sum(1)
+        code = self.coded(z, x)  # the key of x, not of what is fed
+        return frames_nll(*self._output(self.decode_states(code, x if fed is None else fed), code),
+                          x[..., :self.n_columns]).sum(1)
 
     # -- objective -------------------------------------------------------------
 
