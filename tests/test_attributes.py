@@ -223,6 +223,26 @@ def test_an_axis_whose_attribute_never_changes_says_so_not_nan():
     assert not flat.follows and "nan" not in " ".join(flat.lines())
 
 
+def test_each_axis_says_how_far_it_moves_its_attribute_against_the_dice():
+    from vrae_live.measure.axes import AxesReport, _spread
+
+    report = AxesReport(("onsets", "register"), (1.0, 0.98), (0.1, 0.2), 8, ends=((1.0, 3.0), (57.2, 64.4)),
+                        spread=(0.5, 2.0))
+    assert report.reach(0) == pytest.approx(4.0) and report.reach(1) == pytest.approx(3.6)
+    x, y = report.lines()
+    assert x.endswith("; 1.0 → 3.0 notes started a beat end to end, 4.0 times the dice's spread at a point")
+    assert y.endswith("; 57 → 64 (mean MIDI pitch) end to end, 3.6 times the dice's spread at a point")
+    seconds = AxesReport(("onsets", "range"), (1.0, 1.0), (0.1, 0.2), 8, ((2.0, 1.0), (3, 9)), (0.5, 1.5), False)
+    assert "2.0 → 1.0 notes started a second end to end, 2.0 times" in seconds.lines()[0]
+    assert "3 → 9 semitones end to end" in seconds.lines()[1]
+    # the spread: each point's standard deviation over its takes, a take with nothing to measure left out
+    points = np.array([[1.0, 3.0, np.nan], [2.0, 2.0, 2.0], [np.nan, np.nan, 5.0]])
+    assert _spread(points) == pytest.approx((np.sqrt(2) + 0.0) / 2)
+    assert np.isnan(_spread(np.full((3, 2), np.nan)))
+    unmeasured = AxesReport(("onsets", "register"), (1.0, 0.98), (0.1, 0.2), 8)  # no spread: no reach said
+    assert "end to end" not in " ".join(unmeasured.lines())
+
+
 @pytest.mark.slow
 def test_train_with_pad_axes_then_info_names_them_and_measures_them(tmp_path):
     from click.testing import CliRunner
@@ -260,6 +280,9 @@ def test_train_with_pad_axes_then_info_names_them_and_measures_them(tmp_path):
     assert result.exit_code == 0, result.output
     assert "x: thinner → fuller (polyphony); y: lower → higher (register)" in result.output
     assert re.search(rf"axes +x \(polyphony: thinner → fuller\): {said}, register leaks \d\.\d\d", result.output), result.output
+    # and how far y moves the register from one end to the other, against the dice
+    assert re.search(r"axes +y \(register: .*; \d+ → \d+ \(mean MIDI pitch\) end to end, \d+\.\d times", result.output), \
+        result.output
     # a model with no code to teach, and a model of seconds asked for syncopation, are told why not
     result = run("train", songs, "--out", tmp_path / "rnn", "--model", "rnn", "--pad-axes", "onsets,register", *tiny)
     assert result.exit_code != 0 and "--pad-axes is for the VRAE" in result.output

@@ -37,15 +37,17 @@ class Attribute:
     name: str
     low: str  # what the pad's low end plays, in a word: "sparser"
     high: str  # and its high end: "busier"
+    unit: str  # what a value of it counts, after the number: "notes started a beat"
+    digits: int = 1  # decimals worth showing
 
 
 ATTRIBUTES = {a.name: a for a in (
-    Attribute("onsets", "sparser", "busier"),
-    Attribute("register", "lower", "higher"),
-    Attribute("range", "narrower", "wider"),
-    Attribute("polyphony", "thinner", "fuller"),
-    Attribute("syncopation", "on the beat", "off the beat"),
-    Attribute("pitch-classes", "fewer keys", "more keys"),
+    Attribute("onsets", "sparser", "busier", "notes started a beat"),
+    Attribute("register", "lower", "higher", "(mean MIDI pitch)", 0),
+    Attribute("range", "narrower", "wider", "semitones", 0),
+    Attribute("polyphony", "thinner", "fuller", "notes at once"),
+    Attribute("syncopation", "on the beat", "off the beat", "of the notes off the beat", 2),
+    Attribute("pitch-classes", "fewer keys", "more keys", "bits of pitch-class spread"),
 )}
 assert tuple(ATTRIBUTES) == PAD_ATTRIBUTES  # the names config.py checks --pad-axes against
 
@@ -54,6 +56,14 @@ def axis_words(name: str) -> str:
     """How an axis reads on the pad: "sparser → busier"."""
     a = ATTRIBUTES[name]
     return f"{a.low} → {a.high}"
+
+
+def amounts(name: str, values: Sequence[float], per_beat: bool = True) -> str:
+    """Values of attribute ``name`` with its unit: "1.9 → 3.6 notes started a beat" (a second, for a
+    model of seconds)."""
+    a = ATTRIBUTES[name]
+    unit = a.unit if per_beat else a.unit.replace("a beat", "a second")
+    return f"{' → '.join(f'{v:.{a.digits}f}' for v in values)} {unit}"
 
 
 def axis_title(name: str) -> str:

@@ -6,7 +6,10 @@ from a cold start with several seeds through the stream and gate ``serve`` plays
 windows' (``data/attributes.py``), and each point's are the mean of its takes'. Reported per
 axis: Spearman's rho between the 9 positions and the axis's own attribute (1: it rises all
 along the axis), and |rho| of the other axis's attribute (the leak: 0 when moving along x
-leaves y's attribute alone).
+leaves y's attribute alone); and how far the own attribute moves from one end to the other, in
+its own units and as a multiple of its spread from take to take at one point (its reach: the
+steering ratio of that attribute alone, which the corners' ratio, weighing the pitch classes'
+dice most, does not show).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import Checkpoint
-from ..data.attributes import attributes, axis_words, starts_of
+from ..data.attributes import amounts, attributes, axis_words, starts_of
 from ..pad import plane_coordinates
 from .steering import play_takes
 
@@ -50,12 +53,22 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
+NAN2 = (float("nan"), float("nan"))
+
+
 @dataclass(frozen=True)
 class AxesReport:
     names: tuple[str, str]
     own: tuple[float, float]  # rho of each axis's own attribute along it
     leak: tuple[float, float]  # |rho| of the other axis's attribute along it
     seeds: int
+    ends: tuple[tuple[float, float], tuple[float, float]] = (NAN2, NAN2)  # each axis's own attribute at 0.1 and 0.9
+    spread: tuple[float, float] = NAN2  # its standard deviation over the takes at one point, the points' mean
+    per_beat: bool = True  # onsets counted a beat (a second for a model of seconds)
+
+    def reach(self, k: int) -> float:
+        """How far axis ``k`` moves its own attribute end to end, in its spread from the dice at one point."""
+        return abs(self.ends[k][1] - self.ends[k][0]) / self.spread[k] if self.spread[k] > 0 else float("nan")
 
     def lines(self) -> list[str]:
         out = []
@@ -65,7 +78,11 @@ class AxesReport:
                    else f"rho undefined along it (its {self.names[k]} is the same at every point)")
             leak = (f"{other} leaks {self.leak[k]:.2f}" if np.isfinite(self.leak[k])
                     else f"{other} does not change along it")
-            out.append(f"{axis} ({self.names[k]}: {axis_words(self.names[k])}): {own}, {leak}")
+            line = f"{axis} ({self.names[k]}: {axis_words(self.names[k])}): {own}, {leak}"
+            if np.isfinite(self.reach(k)):
+                line += (f"; {amounts(self.names[k], self.ends[k], self.per_beat)} end to end, "
+                         f"{self.reach(k):.1f} times the dice's spread at a point")
+            out.append(line)
         return out
 
     @property
@@ -111,14 +128,24 @@ def measure_axes(checkpoint: Checkpoint, seeds: int = SEEDS, frames: int = FRAME
     names = plane.attributes
     if len(names) != 2:
         return None
-    own, leak = [], []
+    own, leak, ends, spread = [], [], [], []
     for k in range(2):
         zs = [z for z in centre_line(plane, k) for _ in range(seeds)]
         takes = take_attributes(checkpoint, names, zs, seed, frames).reshape(len(POINTS), seeds, -1)
         measured = np.array([np.nanmean(point, axis=0) if np.isfinite(point).any() else point[0] for point in takes])
         own.append(spearman(POINTS, measured[:, k]))
         leak.append(abs(spearman(POINTS, measured[:, 1 - k])))
-    return AxesReport(tuple(names), tuple(own), tuple(leak), seeds)
+        ends.append((float(measured[0, k]), float(measured[-1, k])))
+        spread.append(_spread(takes[..., k]))
+    return AxesReport(tuple(names), tuple(own), tuple(leak), seeds, tuple(ends), tuple(spread),
+                      per_beat=checkpoint.timing.steps_per_beat is not None)
+
+
+def _spread(values: np.ndarray) -> float:
+    """The standard deviation of ``values (points, takes)`` over each point's takes, the points' mean
+    (nan where no point has two takes with a value)."""
+    deviations = [np.std(v[np.isfinite(v)], ddof=1) for v in values if np.isfinite(v).sum() >= 2]
+    return float(np.mean(deviations)) if deviations else float("nan")
 
 
 @dataclass(frozen=True)
