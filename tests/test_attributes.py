@@ -230,6 +230,7 @@ def test_each_axis_says_how_far_it_moves_its_attribute_against_the_dice():
                         spread=(0.5, 2.0))
     assert report.reach(0) == pytest.approx(4.0) and report.reach(1) == pytest.approx(3.6)
     x, y = report.lines()
+    assert "(rho 1.00 and 0.98, 4.0 and 3.6 times as far as the dice spread them at a point)" in report.verdict(1.4)
     assert x.endswith("; 1.0 → 3.0 notes started a beat end to end, 4.0 times the dice's spread at a point")
     assert y.endswith("; 57 → 64 (mean MIDI pitch) end to end, 3.6 times the dice's spread at a point")
     seconds = AxesReport(("onsets", "range"), (1.0, 1.0), (0.1, 0.2), 8, ((2.0, 1.0), (3, 9)), (0.5, 1.5), False)

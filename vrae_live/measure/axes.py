@@ -93,8 +93,10 @@ class AxesReport:
     def verdict(self, weaker: float) -> str:
         """What a musician should make of a pad of named axes, beside the corners' ``weaker`` steering ratio."""
         if self.follows:
+            reach = (f", {self.reach(0):.1f} and {self.reach(1):.1f} times as far as the dice spread them at a point"
+                     if np.isfinite(self.reach(0)) and np.isfinite(self.reach(1)) else "")
             return (f"the pad's axes do what they say: {self.names[0]} rises along x, {self.names[1]} along y "
-                    f"(rho {self.own[0]:.2f} and {self.own[1]:.2f}); its weakest direction steers {weaker:.2f}")
+                    f"(rho {self.own[0]:.2f} and {self.own[1]:.2f}{reach}); its weakest direction steers {weaker:.2f}")
         weak = ", ".join(f"{axis} ({self.names[k]}) rho {self.own[k]:.2f}" for k, axis in enumerate("xy")
                          if self.own[k] < FOLLOWS)
         return (f"an axis of the pad does not follow its name all along ({weak}, under {FOLLOWS}): train on more "
