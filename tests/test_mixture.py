@@ -102,7 +102,7 @@ def test_a_low_rank_mixture_reads_its_frames_from_that_many_numbers_of_the_state
     weight = up.weight @ down.weight  # the (K * C, H) map the two make
     assert torch.linalg.matrix_rank(weight) == 3
     state = torch.randn(5, 16)
-    logits, weights = model._output(state, None)
+    logits, weights = model._output(state, None, None)
     assert torch.allclose(logits, state @ weight.T + up.bias, atol=1e-5) and weights.shape == (5, 4)
 
 

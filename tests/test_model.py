@@ -112,16 +112,58 @@ def test_a_skip_decoder_reads_its_code_beside_its_state(cell):
     state = model.advance(x[:, 0], model.initial_state(z), z)
     other = model.advance(x[:, 0], model.initial_state(z), z + 1.0)
     recurrent = model._recurrent(state)
-    swapped = model._with_code(recurrent, z + 1.0)
+    swapped = model._carry(recurrent, z + 1.0, x[:, 0])
     assert not torch.allclose(model.logits(swapped), model.logits(state))
     # the state's code is the one advance was given; only it differs from the run at z + 1 in what the output reads
-    torch.testing.assert_close(other[-1], swapped[-1])
+    torch.testing.assert_close(model._carried(other)[0], model._carried(swapped)[0])
     assert tiny(cell, z_every_step=True).to_logits.in_features == H
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("skip", [False, True])
+@torch.no_grad()
+def test_a_hold_gate_moves_each_column_by_its_own_value_in_the_frame_before(cell, skip):
+    """With hold_gate a column's logit moves by its group's gate where that column was on in the frame
+    fed last, and nowhere else; teacher-forced decoding and the step API agree, from silence before the
+    first frame."""
+    torch.manual_seed(0)
+    model = build_model(2 * P, ModelConfig(cell=cell, hidden=H, latent=L, z_every_step=True, z_skip=skip,
+                                           hold_gate=True, components=3), groups=2)
+    assert model.to_hold.out_features == 3 * 2
+    x, z = (torch.rand(3, T, 2 * P) < 0.4).float(), torch.randn(3, L)
+    state = model.initial_state(z)
+    assert not model._carried(state)[1].any()  # nothing sounds before the first frame
+    stepped = []
+    for t in range(T):
+        stepped.append(model.decode(z, x)[:, t] if t == 0 else marginal_step(model, state))
+        state = model.advance(x[:, t], state, z)
+    torch.testing.assert_close(torch.stack(stepped[1:], 1), model.decode(z, x)[:, 1:], atol=1e-5, rtol=1e-5)
+    # one column on in the frame before: only it moves, by its group's gate in each component
+    h, code = model._recurrent(state), model._carried(state)[0]
+    h = (h[0] if cell == "lstm" else h).squeeze(0)
+    silent, one = torch.zeros(3, 2 * P), torch.zeros(3, 2 * P)
+    one[:, P + 2] = 1.0  # a note struck on the third pitch
+    base, moved = model._output(h, code, silent)[0], model._output(h, code, one)[0]
+    gates = model.to_hold(torch.cat([h, code], -1) if skip else h).unflatten(-1, (3, 2))
+    shift = (moved - base).unflatten(-1, (3, 2 * P))
+    torch.testing.assert_close(shift[..., P + 2], gates[..., 1])
+    shift[..., P + 2] = 0
+    assert not shift.any()
+
+
+def marginal_step(model, state):
+    from vrae_live.models.mixture import marginal_logits
+
+    h = model._recurrent(state)
+    h = (h[0] if model.is_lstm else h).squeeze(0)
+    return marginal_logits(*model._output(h, *model._carried(state)))
 
 
 def test_only_the_vrae_reads_its_code_beside_its_state():
     with pytest.raises(Exception, match="z-skip"):
         build_model(P, ModelConfig(model="vrnn", hidden=8, z_skip=True))
+    with pytest.raises(Exception, match="hold-gate"):
+        build_model(P, ModelConfig(model="rnn", hidden=8, hold_gate=True))
 
 
 @torch.no_grad()

@@ -21,7 +21,7 @@ from vrae_live.play.voices import VoiceNotes, VoiceOutput, play_voices, voice_ch
 def model_of(every_step: bool, components: int = 1, skip: bool = False):
     torch.manual_seed(0)
     return build_model(12, ModelConfig(hidden=24, latent=2, z_every_step=every_step, components=components,
-                                       z_skip=skip))
+                                       z_skip=skip, hold_gate=skip))
 
 
 def z_path(k: int, frames: int) -> list[np.ndarray]:
@@ -60,7 +60,7 @@ def test_one_voice_plays_the_recorded_frames(every_step):
 
 @pytest.mark.parametrize("every_step, components, skip", [(False, 1, False), (True, 1, False), (True, 3, False),
                                                           (True, 3, True)],
-                         ids=["z in h0", "z every step", "notes chosen together", "z read by the output"])
+                         ids=["z in h0", "z every step", "notes chosen together", "z and the frame before read by the output"])
 def test_each_voice_plays_what_a_lone_stream_plays(every_step, components, skip):
     """Four voices decoded together, each from its own wandering z and density: voice k's
     frames are those of a stream of one voice seeded seed + k, frame for frame and draw for draw

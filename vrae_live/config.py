@@ -227,6 +227,9 @@ class ModelConfig:
     # VRAE only: the decoder's output reads the code beside its state at every step (a generative skip,
     # Dieng et al. 2019), so what is played depends on z directly, not only through the recurrence
     z_skip: Bool = False
+    # VRAE only: each column of the frame before moves its own column's chance by a gate the decoder's state sets,
+    # the same for every pitch (models/vrae.py), so whether a sounding note goes on is learnt once for all pitches
+    hold_gate: Bool = False
     # VRNN only:
     features: Annotated[Int, Ge(1)] = 100  # width of phi_x, phi_z and of the prior, posterior and generation networks
 
@@ -391,7 +394,8 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 # Model settings of the VRAE's code and decoder, and their values off.
-VRAE_ONLY = {"pad_axes": (), "components": 1, "mixture_rank": 0, "key_input": False, "z_skip": False}
+VRAE_ONLY = {"pad_axes": (), "components": 1, "mixture_rank": 0, "key_input": False, "z_skip": False,
+             "hold_gate": False}
 
 
 def load_config(preset: str | None = None, overrides: Mapping[str, Any] | None = None) -> Config:

@@ -77,6 +77,9 @@ def _pitch_range(ctx, param, value):
 @click.option("--key-input/--no-key-input", default=None,
               help="The decoder is told each window's key beside its code, and live the key to play in (--key, or the "
                    "key most of the songs are in), so the same point of the pad plays in one key.")
+@click.option("--hold-gate/--no-hold-gate", default=None,
+              help="Each pitch's column of the frame before moves its own chance by a gate the decoder's state sets, "
+                   "the same for every pitch, so holding a note is learnt once for all pitches.")
 @click.option("--z-skip/--no-z-skip", default=None,
               help="The decoder's output reads z beside its state at every step (a generative skip), so what "
                    "plays follows the pad directly, not only through the recurrence.")

@@ -14,9 +14,9 @@ from .vrnn import VRNN
 MODELS = {"vrae": VRAE, "vrnn": VRNN, "rnn": RNN}
 
 
-def build_model(n_columns: int, config: ModelConfig, n_inputs: int | None = None) -> nn.Module:
+def build_model(n_columns: int, config: ModelConfig, n_inputs: int | None = None, groups: int = 1) -> nn.Module:
     """The model a config names, for frames of ``n_columns`` columns (the pitches, and their onsets for a
-    model of onsets), fed ``n_inputs`` columns a step (a frame and the next step's meter; default: a frame)."""
+    model of onsets: ``groups`` 2), fed ``n_inputs`` columns a step (a frame and the next step's meter; default: a frame)."""
     try:
         cls = MODELS[config.model]
     except KeyError:
@@ -31,6 +31,10 @@ def build_model(n_columns: int, config: ModelConfig, n_inputs: int | None = None
         raise ConfigError(f"--key-input is for the vrae, whose decoder is told a window's key; not the {config.model}")
     if config.z_skip and config.model != "vrae":
         raise ConfigError(f"--z-skip is for the vrae, whose output reads its one code; not the {config.model}")
+    if config.hold_gate and config.model != "vrae":
+        raise ConfigError(f"--hold-gate is for the vrae's decoder; not the {config.model}")
+    if config.model == "vrae":
+        return cls(n_columns, config, n_inputs, groups)
     return cls(n_columns, config, n_inputs)
 
 
@@ -38,7 +42,8 @@ def model_for(config: Config, pitches: int | Sequence[int]) -> nn.Module:
     """The model of ``config`` (its model and data settings) for ``pitches``: the MIDI pitches of its
     columns, or how many (a decoder told the key then has no key to find until ``set_pitches``)."""
     count = pitches if isinstance(pitches, int) else len(pitches)
-    model = build_model(config.data.columns(count), config.model, config.data.inputs(count))
+    model = build_model(config.data.columns(count), config.model, config.data.inputs(count),
+                        groups=config.data.columns(count) // count if count else 1)
     if not isinstance(pitches, int) and hasattr(model, "set_pitches"):
         model.set_pitches(pitches)
     return model

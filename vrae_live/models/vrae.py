@@ -129,7 +129,7 @@ class FrameModel(nn.Module):
 
 
 class VRAE(FrameModel):
-    def __init__(self, n_columns: int, config: ModelConfig, n_inputs: int | None = None):
+    def __init__(self, n_columns: int, config: ModelConfig, n_inputs: int | None = None, groups: int = 1):
         super().__init__(n_columns, config, n_inputs)
         cell = CELLS[config.cell]
         h, latent = config.hidden, config.latent
@@ -152,14 +152,19 @@ class VRAE(FrameModel):
         self.register_buffer("pitch_classes", torch.zeros(0, dtype=torch.long), persistent=False)
         # W_out, b_out; with a mixture (mixture.py), K frames' logits and the components' weights. With a
         # mixture_rank r, W_out is the product of an (r, H) and a (K * C, r) matrix: its cost grows with r, not H
-        # With z_skip the output reads the code beside h_t (a generative skip), and the decoder's state carries it.
+        # With z_skip the output reads the code beside h_t (a generative skip). With hold_gate each column of the
+        # frame before adds to its own column's logit by a gate h_t sets, one for each component and each group of
+        # columns (``groups``: sounding, and where notes start for a model of onsets), the same for every pitch:
+        # whether a sounding note goes on is learnt once for all pitches. The decoder's state carries what the
+        # output reads beside h_t.
         k, rank = config.components, config.mixture_rank
-        self.skip = config.z_skip
+        self.skip, self.held, self.groups = config.z_skip, config.hold_gate, groups
         read = h + (code if self.skip else 0)
         self.to_logits: nn.Module = nn.Linear(read, k * n_columns)
         if k > 1 and rank:
             self.to_logits = nn.Sequential(nn.Linear(read, rank, bias=False), nn.Linear(rank, k * n_columns))
         self.to_weights = nn.Linear(read, config.components) if config.components > 1 else None
+        self.to_hold = nn.Linear(read, k * groups) if self.held else None
         # Bag of notes (the bag-of-words loss of Zhao et al. 2017): from z alone, a linear map
         # predicts the share of the window's frames each pitch sounds in, so the code must carry
         # the window's notes whatever the decoder makes of its past. Training only.
@@ -250,41 +255,72 @@ class VRAE(FrameModel):
         """``z (B, L)`` (a ``code`` of it, for a decoder told the key) to the decoder's h_0 = tanh(W_z z + b_z),
         shaped ``(1, B, H)`` (an LSTM's pair of them; with ``z_skip``, the code ``(1, B, L)`` after them)."""
         h0 = torch.tanh(self.to_h0(z)).unsqueeze(0)
+        silence = z.new_zeros(z.shape[0], self.n_columns)  # the frame before the first: nothing sounds
         if self.is_lstm:
             h, c = h0.chunk(2, dim=-1)
-            return self._with_code((h.contiguous(), c.contiguous()), z)
-        return self._with_code(h0, z)
+            return self._carry((h.contiguous(), c.contiguous()), z, silence)
+        return self._carry(h0, z, silence)
 
-    def _with_code(self, recurrent: State, z: torch.Tensor) -> State:
-        """The decoder's state: its recurrent state, and with ``z_skip`` the code ``z (B, L)`` its output reads."""
-        if not self.skip:
+    @property
+    def _carries(self) -> bool:
+        return self.skip or self.held
+
+    def _carry(self, recurrent: State, z: torch.Tensor, frame: torch.Tensor) -> State:
+        """The decoder's state: its recurrent state, then what its output reads beside h_t, each ``(1, B, ...)``:
+        with ``z_skip`` the code ``z (B, L)``, with ``hold_gate`` the frame fed last ``(B, C)``."""
+        if not self._carries:
             return recurrent
-        return (*recurrent, z.unsqueeze(0)) if self.is_lstm else (recurrent, z.unsqueeze(0))
+        parts = [*recurrent] if self.is_lstm else [recurrent]
+        parts += [z.unsqueeze(0)] if self.skip else []
+        parts += [frame.unsqueeze(0)] if self.held else []
+        return tuple(parts)
 
     def _recurrent(self, state: State) -> State:
         """The recurrent part of the decoder's state: h, or an LSTM's (h, c)."""
-        if not self.skip:
+        if not self._carries:
             return state
         return state[:2] if self.is_lstm else state[0]
+
+    def _carried(self, state: State) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The code and the frame fed last ``(B, ...)`` that the state carries (None where it carries none)."""
+        if not self._carries:
+            return None, None
+        rest = [part.squeeze(0) for part in state[2 if self.is_lstm else 1:]]
+        return (rest.pop(0) if self.skip else None), (rest.pop(0) if self.held else None)
 
     @property
     def components(self) -> int:
         """Frames the output mixes (``mixture.py``): 1 draws each column on its own."""
         return self.config.components
 
-    def _output(self, h: torch.Tensor, code: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _output(self, h: torch.Tensor, code: torch.Tensor | None,
+                before: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """States ``h (..., H)`` to the columns' logits ``(..., K * C)`` and the components' ``(..., K)`` (or None);
-        with ``z_skip``, read beside the ``code (B, L)`` of each row (``h`` is ``(B, H)`` or ``(B, T, H)``)."""
+        with ``z_skip``, read beside the ``code (B, L)`` of each row (``h`` is ``(B, H)`` or ``(B, T, H)``); with
+        ``hold_gate``, each column moved by its gate times its value in ``before (..., C)``, the frame fed last."""
         if self.skip:
             code = code if h.dim() == 2 else code.unsqueeze(1).expand(-1, h.shape[1], -1)
             h = torch.cat([h, code], -1)
-        return self.to_logits(h), None if self.to_weights is None else self.to_weights(h)
+        logits = self.to_logits(h)
+        if self.held:
+            k = self.config.components
+            gates = self.to_hold(h).unflatten(-1, (k, self.groups, 1))  # (..., K, G, 1)
+            logits = (logits.unflatten(-1, (k, self.groups, -1)) + gates * before.unflatten(-1, (1, self.groups, -1))
+                      ).flatten(-3)
+        return logits, None if self.to_weights is None else self.to_weights(h)
 
     def logits(self, state: State, pick: torch.Tensor | None = None) -> torch.Tensor:
         """The logits ``(B, P)`` of the frame predicted from the current state h_t: of the component
         ``pick (B,)`` chooses for a mixture (``mixture.chosen_logits``)."""
-        h = state[0] if self.is_lstm or self.skip else state
-        return chosen_logits(*self._output(h.squeeze(0), state[-1].squeeze(0) if self.skip else None), pick)
+        h = state[0] if self.is_lstm or self._carries else state
+        return chosen_logits(*self._output(h.squeeze(0), *self._carried(state)), pick)
+
+    def _before(self, fed: torch.Tensor) -> torch.Tensor | None:
+        """For ``hold_gate``: the frame fed before each of frames ``fed (B, T, ...)``, ``(B, T, C)``, silence first."""
+        if not self.held:
+            return None
+        frames = fed[..., :self.n_columns]
+        return torch.cat([torch.zeros_like(frames[:, :1]), frames[:, :-1]], 1)
 
     def _run_decoder(self, frames: torch.Tensor, z: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """Feed frames ``(B, T, P)``: the hidden states ``(B, T, H)`` after each, and the last state."""
@@ -297,27 +333,28 @@ class VRAE(FrameModel):
         (with ``z_skip`` the output reads this z from now on)."""
         if frames.dim() == 2:  # one frame, as generation feeds them
             fed = torch.cat([frames, z], -1) if self.config.z_every_step else frames
-            return self._with_code(rnn_step(self.decoder, fed, self._recurrent(state)), z)
+            return self._carry(rnn_step(self.decoder, fed, self._recurrent(state)), z, frames[:, :self.n_columns])
         _, recurrent = self._run_decoder(frames, z, state)
-        return self._with_code(recurrent, z)
+        return self._carry(recurrent, z, frames[:, -1, :self.n_columns])
 
     def decode_states(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Teacher-forced decoder states ``(B, T, H)`` h_0 .. h_{T-1} of frames ``x (B, T, P)`` given ``z (B, L)``
         (for a decoder told the key, in the key of ``x`` unless ``z`` is already a ``code``)."""
         z = self.coded(z, x)
         state = self.initial_state(z)
-        h0 = state[0] if self.is_lstm or self.skip else state  # (1, B, H)
+        h0 = state[0] if self.is_lstm or self._carries else state  # (1, B, H)
         out, _ = self._run_decoder(x[:, :-1], z, state)  # (B, T-1, H): h_1 .. h_{T-1}, fed x_0 .. x_{T-2}
         return torch.cat([h0.transpose(0, 1), out], dim=1)  # (B, T, H): h_0 .. h_{T-1}
 
     def decode(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits ``(B, T, P)`` of each column's own chance in frames ``x (B, T, P)`` given ``z (B, L)``."""
-        return marginal_logits(*self._output(self.decode_states(z, x), self.coded(z, x)))
+        return marginal_logits(*self._output(self.decode_states(z, x), self.coded(z, x), self._before(x)))
 
     def reconstruction_nll(self, z: torch.Tensor, x: torch.Tensor, fed: torch.Tensor | None = None) -> torch.Tensor:
         """-log p(x|z) in nats ``(B,)``, teacher-forced on ``fed`` (default ``x``), summed over time and columns."""
         code = self.coded(z, x)  # the key of x, not of what is fed
-        return frames_nll(*self._output(self.decode_states(code, x if fed is None else fed), code),
+        fed = x if fed is None else fed
+        return frames_nll(*self._output(self.decode_states(code, fed), code, self._before(fed)),
                           x[..., :self.n_columns]).sum(1)
 
     # -- objective -------------------------------------------------------------
