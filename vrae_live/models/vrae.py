@@ -253,7 +253,8 @@ class VRAE(FrameModel):
 
     def initial_state(self, z: torch.Tensor) -> State:
         """``z (B, L)`` (a ``code`` of it, for a decoder told the key) to the decoder's h_0 = tanh(W_z z + b_z),
-        shaped ``(1, B, H)`` (an LSTM's pair of them; with ``z_skip``, the code ``(1, B, L)`` after them)."""
+        shaped ``(1, B, H)`` (an LSTM's pair of them), then what ``_carry`` adds: the code, and silence as the
+        frame before the first."""
         h0 = torch.tanh(self.to_h0(z)).unsqueeze(0)
         silence = z.new_zeros(z.shape[0], self.n_columns)  # the frame before the first: nothing sounds
         if self.is_lstm:
