@@ -33,9 +33,7 @@ def build_model(n_columns: int, config: ModelConfig, n_inputs: int | None = None
         raise ConfigError(f"--z-skip is for the vrae, whose output reads its one code; not the {config.model}")
     if config.hold_gate and config.model != "vrae":
         raise ConfigError(f"--hold-gate is for the vrae's decoder; not the {config.model}")
-    if config.model == "vrae":
-        return cls(n_columns, config, n_inputs, groups)
-    return cls(n_columns, config, n_inputs)
+    return cls(n_columns, config, n_inputs, groups)
 
 
 def model_for(config: Config, pitches: int | Sequence[int]) -> nn.Module:
@@ -43,7 +41,7 @@ def model_for(config: Config, pitches: int | Sequence[int]) -> nn.Module:
     columns, or how many (a decoder told the key then has no key to find until ``set_pitches``)."""
     count = pitches if isinstance(pitches, int) else len(pitches)
     model = build_model(config.data.columns(count), config.model, config.data.inputs(count),
-                        groups=config.data.columns(count) // count if count else 1)
+                        groups=config.data.columns(1))
     if not isinstance(pitches, int) and hasattr(model, "set_pitches"):
         model.set_pitches(pitches)
     return model

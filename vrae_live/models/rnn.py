@@ -25,8 +25,8 @@ from .vrae import CELLS, FrameModel, LossTerms, State, _batched, free_run, rnn_s
 
 
 class RNN(FrameModel):
-    def __init__(self, n_columns: int, config: ModelConfig, n_inputs: int | None = None):
-        super().__init__(n_columns, config, n_inputs)
+    def __init__(self, n_columns: int, config: ModelConfig, n_inputs: int | None = None, groups: int = 1):
+        super().__init__(n_columns, config, n_inputs, groups)
         h = config.hidden
         self.h0 = nn.Parameter(torch.zeros(2 * h if self.is_lstm else h))  # b_0
         self.rnn = CELLS[config.cell](self.n_inputs, h, batch_first=True)

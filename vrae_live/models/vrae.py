@@ -120,9 +120,10 @@ def free_run(model: nn.Module, z: torch.Tensor, steps: int, choose: Callable[[to
 class FrameModel(nn.Module):
     """What every model (the VRAE, the VRNN, the plain RNN) keeps of its frames and its config."""
 
-    def __init__(self, n_columns: int, config: ModelConfig, n_inputs: int | None = None):
+    def __init__(self, n_columns: int, config: ModelConfig, n_inputs: int | None = None, groups: int = 1):
         super().__init__()
         self.n_columns = n_columns  # of a frame, predicted
+        self.groups = groups  # columns a pitch has in a frame: its sounding, and where it is struck for a model of onsets
         self.n_inputs = n_inputs or n_columns  # of what it is fed each step: a frame, and the next step's meter
         self.config = config
         self.is_lstm = config.cell == "lstm"
@@ -130,7 +131,7 @@ class FrameModel(nn.Module):
 
 class VRAE(FrameModel):
     def __init__(self, n_columns: int, config: ModelConfig, n_inputs: int | None = None, groups: int = 1):
-        super().__init__(n_columns, config, n_inputs)
+        super().__init__(n_columns, config, n_inputs, groups)
         cell = CELLS[config.cell]
         h, latent = config.hidden, config.latent
         self.encoder = cell(self.n_inputs, h, batch_first=True)  # W_in, W_enc, b_enc
@@ -153,12 +154,12 @@ class VRAE(FrameModel):
         # W_out, b_out; with a mixture (mixture.py), K frames' logits and the components' weights. With a
         # mixture_rank r, W_out is the product of an (r, H) and a (K * C, r) matrix: its cost grows with r, not H
         # With z_skip the output reads the code beside h_t (a generative skip). With hold_gate each column of the
-        # frame before adds to its own column's logit by a gate h_t sets, one for each component and each group of
-        # columns (``groups``: sounding, and where notes start for a model of onsets), the same for every pitch:
+        # frame before adds to its own column's logit by a gate h_t sets, one for each component and each of a
+        # pitch's ``groups`` of columns, the same for every pitch:
         # whether a sounding note goes on is learnt once for all pitches. The decoder's state carries what the
         # output reads beside h_t.
         k, rank = config.components, config.mixture_rank
-        self.skip, self.held, self.groups = config.z_skip, config.hold_gate, groups
+        self.skip, self.held = config.z_skip, config.hold_gate
         read = h + (code if self.skip else 0)
         self.to_logits: nn.Module = nn.Linear(read, k * n_columns)
         if k > 1 and rank:
@@ -282,6 +283,10 @@ class VRAE(FrameModel):
             return state
         return state[:2] if self.is_lstm else state[0]
 
+    def _hidden(self, state: State) -> torch.Tensor:
+        """h_t ``(1, B, H)`` of the decoder's state."""
+        return state[0] if self.is_lstm or self._carries else state
+
     def _carried(self, state: State) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """The code and the frame fed last ``(B, ...)`` that the state carries (None where it carries none)."""
         if not self._carries:
@@ -313,8 +318,7 @@ class VRAE(FrameModel):
     def logits(self, state: State, pick: torch.Tensor | None = None) -> torch.Tensor:
         """The logits ``(B, P)`` of the frame predicted from the current state h_t: of the component
         ``pick (B,)`` chooses for a mixture (``mixture.chosen_logits``)."""
-        h = state[0] if self.is_lstm or self._carries else state
-        return chosen_logits(*self._output(h.squeeze(0), *self._carried(state)), pick)
+        return chosen_logits(*self._output(self._hidden(state).squeeze(0), *self._carried(state)), pick)
 
     def _before(self, fed: torch.Tensor) -> torch.Tensor | None:
         """For ``hold_gate``: the frame fed before each of frames ``fed (B, T, ...)``, ``(B, T, C)``, silence first."""
@@ -343,7 +347,7 @@ class VRAE(FrameModel):
         (for a decoder told the key, in the key of ``x`` unless ``z`` is already a ``code``)."""
         z = self.coded(z, x)
         state = self.initial_state(z)
-        h0 = state[0] if self.is_lstm or self._carries else state  # (1, B, H)
+        h0 = self._hidden(state)  # (1, B, H)
         out, _ = self._run_decoder(x[:, :-1], z, state)  # (B, T-1, H): h_1 .. h_{T-1}, fed x_0 .. x_{T-2}
         return torch.cat([h0.transpose(0, 1), out], dim=1)  # (B, T, H): h_0 .. h_{T-1}
 

@@ -107,8 +107,8 @@ class VRNN(FrameModel):
     # way (measured on Bach after 10 epochs: steering ratio 0.85 on the songs' span, 1.69 on +-2).
     pad_min_extent = 2.0
 
-    def __init__(self, n_columns: int, config: ModelConfig, n_inputs: int | None = None):
-        super().__init__(n_columns, config, n_inputs)
+    def __init__(self, n_columns: int, config: ModelConfig, n_inputs: int | None = None, groups: int = 1):
+        super().__init__(n_columns, config, n_inputs, groups)
         p, h, f, latent = n_columns, config.hidden, config.features, config.latent
         self.phi_x = nn.Linear(self.n_inputs, f)  # W_x, b_x
         self.phi_z = nn.Linear(latent, f)  # W_z, b_z
