@@ -261,6 +261,8 @@ class TrainConfig:
     encoder_steps: Annotated[Int, Ge(0)] = 0
     # share of teacher-forced decoder inputs blanked, so z must carry the music
     input_dropout: Annotated[Float, Ge(0), Lt(1)] = 0.0
+    # share of the frames fed back as the decoder itself drew them (a VRAE only; models/vrae.py, _own_frames)
+    own_frames: Annotated[Float, Ge(0), Lt(1)] = 0.0
     transpose: Annotated[Int, Ge(0), Le(12)] = 0  # > 0: each training window moved by up to this many semitones either way
     weight_decay: Annotated[Float, Ge(0)] = 0.0  # decoupled weight decay (AdamW), per unit of learning rate
     axes_weight: Annotated[Float, Ge(0)] = 0.25  # with pad_axes: the weight of the axes' loss (AR-VAE's gamma), per step

@@ -105,6 +105,8 @@ def _pitch_range(ctx, param, value):
 @click.option("--axes-decoder", type=FiniteRange(min=0),
               help="Weight of the decoder's term: what it plays must follow each axis, the other attribute still.")
 @click.option("--input-dropout", type=SHARE, help="Share of decoder inputs blanked in training (makes z matter).")
+@click.option("--own-frames", type=SHARE,
+              help="Share of the frames fed back in training drawn by the decoder itself, as live (a VRAE only).")
 @click.option("--transpose", type=click.IntRange(0, 12),
               help="Move each training window by up to this many semitones either way, where its notes stay on the "
                    "model's pitches (0: off).")
@@ -150,6 +152,8 @@ def train(songs_dir: Path, out_dir: Path | None, preset: str | None, resume: boo
         config = load_config(preset or DEFAULT_PRESET, settings)
         if settings.get("meter") and not config.data.fed_meter:
             raise ConfigError("--meter needs a beat grid (--steps-per-beat): frames in seconds have no beat")
+        if config.train.own_frames and config.model.model != "vrae":
+            raise ConfigError(f"--own-frames is for the vrae's decoder; not the {config.model.model}")
 
     world = join_world(config.train.device)  # under torchrun: this process's rank, device and group
     try:

@@ -365,24 +365,49 @@ class VRAE(FrameModel):
     # -- objective -------------------------------------------------------------
 
     def loss_terms(
-        self, x: torch.Tensor, generator: torch.Generator | None = None, input_dropout: float = 0.0
+        self, x: torch.Tensor, generator: torch.Generator | None = None, input_dropout: float = 0.0,
+        own_frames: float = 0.0,
     ) -> LossTerms:
         """One-sample SGVB estimate of the negative ELBO's terms for frames ``x (B, T, P)``.
 
         ``input_dropout`` blanks that share of the frames the decoder is fed (not of the
         frames it must predict), so it cannot get by on the past alone and must use z
-        (the "word dropout" of Bowman et al. 2016). Training only.
+        (the "word dropout" of Bowman et al. 2016). ``own_frames`` feeds that share of the
+        frames as the decoder itself drew them (``_own_frames``). Training only.
         """
         x, _ = _batched(x)
         mu, logvar = self.encode(x)
         z = self.sample(mu, logvar, generator)
-        fed = x
+        fed = self._own_frames(z, x, own_frames, generator) if own_frames > 0 else x
         if input_dropout > 0:
             keep = torch.rand(x.shape[:2], generator=generator) >= input_dropout  # (B, T)
-            fed = x * keep.to(x.device, x.dtype).unsqueeze(-1)
+            fed = fed * keep.to(x.device, x.dtype).unsqueeze(-1)
         rec = self.reconstruction_nll(z, x, fed)
         frames = x[..., :self.n_columns]  # what is predicted: not the meter fed beside each frame
         return LossTerms(rec=rec, kl=gaussian_kl(mu, logvar), notes=self.bag_of_notes(z, frames), z=z)
+
+    @torch.no_grad()
+    def _own_frames(self, z: torch.Tensor, x: torch.Tensor, share: float,
+                    generator: torch.Generator | None) -> torch.Tensor:
+        """Windows ``x (B, T, ...)`` with ``share`` of their frames, at random, replaced by frames the decoder
+        draws, as the stream draws them, from its teacher-forced prediction of each given ``z``: one pass more,
+        without gradient (parallel scheduled sampling, Duckworth et al. 2019). Fed these, the decoder learns
+        to go on from its own slips, as it must live; the meter fed beside each frame stays the window's."""
+        code = self.coded(z, x)
+        logits, weights = self._output(self.decode_states(code, x), code, self._before(x))
+        b, t = x.shape[:2]
+        if weights is not None:
+            pick = torch.rand(b * t, generator=generator, dtype=torch.float64).to(x.device)
+            logits = chosen_logits(logits.flatten(0, 1), weights.flatten(0, 1), pick).unflatten(0, (b, t))
+        chance = torch.sigmoid(logits.float())
+        drawn = (torch.rand(chance.shape, generator=generator).to(x.device) < chance).to(x.dtype)
+        frames = x[..., :self.n_columns]
+        if self.groups == 2:  # a note struck sounds, and a note that sounds where none sounded before is struck
+            sound, struck = drawn.chunk(2, -1)
+            heard = torch.cat([torch.zeros_like(sound[:, :1]), frames[:, :-1, :sound.shape[-1]]], 1)
+            drawn = torch.cat([sound, torch.maximum(struck * sound, sound * (1 - heard))], -1)
+        own = (torch.rand((b, t), generator=generator) < share).to(x.device).unsqueeze(-1)
+        return torch.cat([torch.where(own, drawn, frames), x[..., self.n_columns:]], -1)
 
     def bag_of_notes(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
         """Cross-entropy (nats, summed over pitches) of each pitch's share of the frames ``x (B, T, P)``

@@ -168,8 +168,8 @@ class _LossTermsForward(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator, input_dropout: float = 0.0):
-        return self.model.loss_terms(x, generator, input_dropout)
+    def forward(self, x: torch.Tensor, generator: torch.Generator, input_dropout: float = 0.0, **options: float):
+        return self.model.loss_terms(x, generator, input_dropout, **options)
 
 
 # -- joining and leaving ----------------------------------------------------------

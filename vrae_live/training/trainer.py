@@ -242,9 +242,10 @@ class Trainer:
         """The terms, training loss and figure of this process's share ``batch`` of ``n`` windows (``training_loss``)."""
         with self.autocast():
             loss_terms = self.model.loss_terms if self.ddp is None else self.ddp
-            terms = loss_terms(batch, self.noise, self.config.train.input_dropout)
+            t = self.config.train
+            own = {"own_frames": t.own_frames} if t.own_frames > 0 else {}  # a VRAE's alone
+            terms = loss_terms(batch, self.noise, t.input_dropout, **own)
             axes = self.axes(terms.z, batch, self.world, self.model) if self.axes is not None else None
-        t = self.config.train
         return (terms, *training_loss(terms, n, self.kl_weight(self.progress.global_step), t.free_bits,
                                       self.config.model.bag_of_notes, self.world, axes))
 
