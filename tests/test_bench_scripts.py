@@ -42,6 +42,14 @@ def test_bench_frames_prints_each_form_against_the_binary_roll(capsys):
     assert re.search(rf"^a GRU of 224 .* x{NUMBER} of chosen together's$", out, re.MULTILINE), out
 
 
+def test_bench_options_prints_each_option_against_the_preset(capsys):
+    assert load_script("bench_options").main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("machine: ")
+    for option in ("--own-frames 0.25", "--hold-gate", "--z-skip"):
+        assert re.search(rf"^{option} +{NUMBER} s/epoch  x{NUMBER} of the preset's$", out, re.MULTILINE), out
+
+
 def test_bench_train_notes_a_missing_gpu(capsys):
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():

@@ -96,6 +96,13 @@ def test_generate_from_a_passage_past_the_songs_end(trained, tmp_path):
     assert result.exit_code == 1 and "no window of 16 frames starts at 99 s" in result.output
 
 
+def test_own_frames_are_for_the_vrae_alone_in_one_line(tmp_path):
+    write_motif_songs(tmp_path / "songs", 2)
+    result = run("train", tmp_path / "songs", "--out", tmp_path / "rnn", "--model", "rnn", "--own-frames", "0.25", *TINY)
+    assert result.exit_code == 1 and "--own-frames is for the vrae's decoder; not the rnn" in result.output
+    assert not (tmp_path / "rnn").exists()
+
+
 def test_missing_checkpoint_is_one_line(tmp_path):
     result = run("generate", tmp_path / "nothing", "--out", tmp_path / "x.mid")
     assert result.exit_code == 1 and "no such checkpoint directory" in result.output

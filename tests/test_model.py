@@ -262,6 +262,54 @@ def test_loss_terms_match_a_hand_computation():
             assert terms.kl[b, j].item() == pytest.approx(kl, rel=1e-4, abs=1e-6)
 
 
+@torch.no_grad()
+@pytest.mark.parametrize("components", [1, 3])
+def test_own_frames_feed_the_decoders_draws_in_place_of_a_share_of_the_frames(components):
+    """``own_frames`` swaps a share of the frames fed for frames the decoder draws from its own prediction
+    of them: the meter fed beside them stays, a drawn note struck sounds, and a drawn note that sounds where
+    the frame before was silent is struck, as the stream's gate plays them."""
+    meter = 3
+    model = build_model(2 * P, ModelConfig(hidden=H, latent=L, z_every_step=True, components=components),
+                        n_inputs=2 * P + meter, groups=2)
+    x = (torch.rand(64, T, 2 * P + meter, generator=torch.Generator().manual_seed(2)) < 0.3).float()
+    z = torch.randn(64, L)
+    assert torch.equal(model._own_frames(z, x, 0.0, torch.Generator().manual_seed(0)), x)
+    fed = model._own_frames(z, x, 0.5, torch.Generator().manual_seed(0))
+    assert torch.equal(fed[..., 2 * P:], x[..., 2 * P:])  # the meter is the window's
+    swapped = (fed != x).any(-1).float().mean().item()
+    assert 0.35 < swapped < 0.6  # about half the frames, each at random (a draw may equal the true frame)
+    # where every column is sure to be drawn on, a swapped frame sounds every pitch and strikes only the
+    # pitches it struck by its draw, here all of them
+    model.to_logits.bias.data.fill_(50.0)
+    model.to_logits.weight.data.zero_()
+    fed = model._own_frames(z, x, 0.5, torch.Generator().manual_seed(0))
+    drawn = (fed[..., :2 * P] != x[..., :2 * P]).any(-1)
+    assert drawn.any()
+    assert fed[..., :2 * P][drawn].eq(1).all()
+    # where only sounding is sure, a note is struck exactly where the true frame before it was silent
+    model.to_logits.bias.data[...] = -50.0
+    for k in range(components):
+        model.to_logits.bias.data[k * 2 * P:k * 2 * P + P] = 50.0
+    fed = model._own_frames(z, x, 0.5, torch.Generator().manual_seed(0))
+    drawn = (fed[..., :P] != x[..., :P]).any(-1) | (fed[..., P:2 * P] != x[..., P:2 * P]).any(-1)
+    before = torch.cat([torch.zeros_like(x[:, :1, :P]), x[:, :-1, :P]], 1)
+    assert drawn.any()
+    assert torch.equal(fed[..., :P][drawn], torch.ones_like(fed[..., :P][drawn]))
+    assert torch.equal(fed[..., P:2 * P][drawn], 1 - before[drawn])
+
+
+def test_own_frames_change_the_loss_and_train_only_through_the_true_frames_predicted():
+    """The frames drawn are fed, not predicted: the loss still scores the window's own frames, with a
+    gradient, and differs from teacher forcing only by what was fed."""
+    model = build_model(P, ModelConfig(hidden=H, latent=L, z_every_step=True))
+    x = rolls(batch=8)
+    forced = model.loss_terms(x, torch.Generator().manual_seed(5))
+    own = model.loss_terms(x, torch.Generator().manual_seed(5), own_frames=0.9)
+    assert not torch.allclose(forced.rec, own.rec)
+    own.rec.sum().backward()
+    assert model.to_logits.weight.grad.abs().sum() > 0
+
+
 def test_gaussian_kl_is_zero_only_at_the_prior():
     assert gaussian_kl(torch.zeros(3), torch.zeros(3)).abs().max() == 0
     assert (gaussian_kl(torch.tensor([0.5, 0.0]), torch.tensor([0.0, -1.0])) > 0).all()
