@@ -58,14 +58,26 @@ def windows_of(form: dict, roll: np.ndarray, onsets: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate(parts, axis=2))
 
 
-def epoch_seconds(form: dict, x: np.ndarray, args, out_dir: Path) -> float:
+def synthetic_rolls(windows: int) -> tuple[np.ndarray, np.ndarray]:
+    """``windows`` windows of 64 steps on ``PITCHES`` (density 0.1, seed 0), and their onsets (half the frames sounding)."""
+    rng = np.random.default_rng(0)
+    roll = (rng.random((windows, 64, len(PITCHES))) < 0.1).astype(np.uint8)
+    return roll, roll & (rng.random(roll.shape) < 0.5).astype(np.uint8)
+
+
+def trained_epoch_seconds(settings: dict, x: np.ndarray, out_dir: Path) -> float:
+    """The training seconds of one epoch of the live-2d preset with ``settings`` on windows ``x``, by the Trainer."""
     windows = WindowSet(x=x, song=np.zeros(len(x), dtype=np.int64), song_names=["synthetic"], dropped_notes=0)
     data = TrainingData(train=windows, val=None, pitches=PITCHES, songs_found=1, songs_used=1)
-    config = load_config("live-2d", {"hidden": args.hidden, "batch_size": args.batch_size, "components": 1, **CELL, **form})
-    config = with_changes(config, train={"epochs": 1})
+    config = with_changes(load_config("live-2d", settings), train={"epochs": 1})
     trainer = Trainer(config, data, out_dir, torch.device("cpu"))
     trainer.fit()
     return trainer.progress.seconds
+
+
+def epoch_seconds(form: dict, x: np.ndarray, args, out_dir: Path) -> float:
+    settings = {"hidden": args.hidden, "batch_size": args.batch_size, "components": 1, **CELL, **form}
+    return trained_epoch_seconds(settings, x, out_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,9 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.repeats, args.windows, args.hidden, args.batch_size = 1, 20, 16, 10
     torch.set_num_threads(1)
-    rng = np.random.default_rng(0)
-    roll = (rng.random((args.windows, 64, len(PITCHES))) < 0.1).astype(np.uint8)
-    onsets = roll & (rng.random(roll.shape) < 0.5).astype(np.uint8)
+    roll, onsets = synthetic_rolls(args.windows)
     xs = {name: windows_of(form, roll, onsets) for name, form in FORMS.items()}
     forms = {name: {**form, "hidden": args.hidden} if args.quick and "hidden" in form else form for name, form in FORMS.items()}
     print(machine_line(torch.device("cpu")))

@@ -20,32 +20,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's vrae_live
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_frames import PITCHES, windows_of  # noqa: E402
+from bench_frames import PITCHES, synthetic_rolls, trained_epoch_seconds, windows_of  # noqa: E402
 
-from vrae_live.config import load_config, with_changes  # noqa: E402
-from vrae_live.data.corpus import TrainingData, WindowSet  # noqa: E402
 from vrae_live.machine import machine_line  # noqa: E402
-from vrae_live.training.trainer import Trainer  # noqa: E402
 
 OPTIONS = {"live-2d": {}, "--own-frames 0.25": {"own_frames": 0.25}, "--hold-gate": {"hold_gate": True},
            "--z-skip": {"z_skip": True}}
-
-
-def epoch_seconds(option: dict, x: np.ndarray, args, out_dir: Path) -> float:
-    windows = WindowSet(x=x, song=np.zeros(len(x), dtype=np.int64), song_names=["synthetic"], dropped_notes=0)
-    data = TrainingData(train=windows, val=None, pitches=PITCHES, songs_found=1, songs_used=1)
-    sizes = {"hidden": 16} if args.quick else {}
-    config = load_config("live-2d", {"batch_size": args.batch_size, **sizes, **option})
-    trainer = Trainer(with_changes(config, train={"epochs": 1}), data, out_dir, torch.device("cpu"))
-    trainer.fit()
-    return trainer.progress.seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,10 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.repeats, args.windows, args.batch_size = 1, 20, 10
     torch.set_num_threads(1)
-    rng = np.random.default_rng(0)
-    roll = (rng.random((args.windows, 64, len(PITCHES))) < 0.1).astype(np.uint8)
-    onsets = roll & (rng.random(roll.shape) < 0.5).astype(np.uint8)
-    x = windows_of({"onsets": True, "meter": True}, roll, onsets)
+    x = windows_of({"onsets": True, "meter": True}, *synthetic_rolls(args.windows))
     print(machine_line(torch.device("cpu")))
     print(f"live-2d, batch {args.batch_size}, {args.windows} windows of 64 steps, {len(PITCHES)} pitches; "
           f"one thread; {args.repeats} repeats, interleaved")
@@ -69,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-options-") as tmp:
         for run in range(args.repeats):
             for k, (name, option) in enumerate(OPTIONS.items()):
-                seconds[name].append(epoch_seconds(option, x, args, Path(tmp) / f"{run}-{k}"))
+                settings = {"batch_size": args.batch_size, **({"hidden": 16} if args.quick else {}), **option}
+                seconds[name].append(trained_epoch_seconds(settings, x, Path(tmp) / f"{run}-{k}"))
     base = statistics.median(seconds["live-2d"])
     for name in OPTIONS:
         median = statistics.median(seconds[name])
